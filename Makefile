@@ -1,0 +1,44 @@
+# mbdata — one entry point for a fresh machine: `make demo`, `make test`.
+SWIFT        ?= swift
+SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
+OUT          ?= out
+RELEASE_BIN  := .build/release/mbdata
+
+.PHONY: all deps build release test demo bench-ingest clean
+
+all: build
+
+# Installs the system libraries and tools the build and the demo need, when missing.
+deps:
+	@missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Ingests the bundled digits dataset (JSONL and NPY), inspects and verifies it, queries it with sqlite3.
+demo: release
+	@rm -rf $(OUT)/demo && mkdir -p $(OUT)/demo
+	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl
+	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --val-fraction 0.2 \
+		id=samples/digits/ids.npy image=samples/digits/images.npy label=samples/digits/labels.npy
+	$(RELEASE_BIN) inspect $(OUT)/demo/digits.mbdb
+	$(RELEASE_BIN) verify $(OUT)/demo/digits.mbdb
+	sqlite3 $(OUT)/demo/digits.mbdb 'select label, count(*) from samples group by 1'
+
+bench-ingest: release
+	bash Benchmarks/ingest/run.sh
+
+clean:
+	rm -rf .build $(OUT)

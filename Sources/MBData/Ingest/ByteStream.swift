@@ -1,0 +1,156 @@
+import CZlib
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A forward-only source of bytes: a file, a region of a file, stdin, or an inflated zip entry.
+protocol ByteStream {
+    /// Reads up to `buffer.count` bytes; returns 0 only at the end.
+    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+extension ByteStream {
+    /// Fills `buffer` completely, or returns how many bytes came before the end.
+    mutating func readFully(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
+    /// Reads exactly `count` bytes or fails with `truncated`.
+    mutating func readExactly(_ count: Int, source: String, what: String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = try bytes.withUnsafeMutableBytes { try readFully(into: $0) }
+        guard got == count else {
+            throw MBDataError(
+                .malformedRecord, "truncated \(what): expected \(count) bytes, found \(got)", source: source)
+        }
+        return bytes
+    }
+}
+
+/// A file descriptor read with `read(2)`, optionally limited to a byte range; every byte read
+/// goes into the source's content hash.
+final class FileByteStream: ByteStream {
+    let path: String
+    private let fd: Int32
+    private let ownsDescriptor: Bool
+    private var remaining: Int?
+    private(set) var bytesRead = 0
+    private(set) var hash = XXH64()
+
+    /// Opens `path`, or stdin for `-`.
+    init(path: String, offset: Int = 0, length: Int? = nil) throws {
+        self.path = path
+        if path == "-" {
+            fd = 0
+            ownsDescriptor = false
+        } else {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw MBDataError(.unreadableSource, "cannot open: \(String(cString: strerror(errno)))", source: path)
+            }
+            ownsDescriptor = true
+            var info = stat()
+            if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+                close(fd)
+                throw MBDataError(.unreadableSource, "is a directory, expected a file", source: path)
+            }
+            if offset > 0 && lseek(fd, off_t(offset), SEEK_SET) < 0 {
+                close(fd)
+                throw MBDataError(.unreadableSource, "cannot seek: \(String(cString: strerror(errno)))", source: path)
+            }
+        }
+        remaining = length
+    }
+
+    deinit {
+        if ownsDescriptor { close(fd) }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var wanted = buffer.count
+        if let remaining { wanted = min(wanted, remaining) }
+        guard wanted > 0 else { return 0 }
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, wanted)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw MBDataError(.unreadableSource, "read failed: \(String(cString: strerror(errno)))", source: path)
+            }
+            if n > 0 {
+                hash.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
+                bytesRead += n
+                if remaining != nil { remaining! -= n }
+            }
+            return n
+        }
+    }
+
+    /// The size of a regular file, or nil for pipes and stdin.
+    static func size(of path: String) -> Int? {
+        guard path != "-" else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(info.st_size)
+    }
+}
+
+/// Raw-deflate decompression (zip method 8) of another stream.
+final class InflateByteStream: ByteStream {
+    private var inner: any ByteStream
+    private let source: String
+    private var stream = z_stream()
+    private var input = [UInt8](repeating: 0, count: 1 << 16)
+    private var inputStart = 0
+    private var inputEnd = 0
+    private var finished = false
+
+    init(_ inner: any ByteStream, source: String) throws {
+        self.inner = inner
+        self.source = source
+        let status = inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard status == Z_OK else {
+            throw MBDataError(.storage, "zlib inflateInit failed (\(status))", source: source)
+        }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard !finished, buffer.count > 0 else { return 0 }
+        while true {
+            if inputStart == inputEnd {
+                inputEnd = try input.withUnsafeMutableBytes { try inner.read(into: $0) }
+                inputStart = 0
+            }
+            let available = inputEnd - inputStart
+            let (status, produced, consumed) = input.withUnsafeMutableBytes { inBytes -> (Int32, Int, Int) in
+                stream.next_in = inBytes.baseAddress!.assumingMemoryBound(to: Bytef.self) + inputStart
+                stream.avail_in = uInt(available)
+                stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(buffer.count)
+                let status = inflate(&stream, Z_NO_FLUSH)
+                return (status, buffer.count - Int(stream.avail_out), available - Int(stream.avail_in))
+            }
+            inputStart += consumed
+            if status == Z_STREAM_END {
+                finished = true
+                return produced
+            }
+            guard status == Z_OK || status == Z_BUF_ERROR else {
+                throw MBDataError(.malformedRecord, "corrupt deflate data (zlib error \(status))", source: source)
+            }
+            if produced > 0 { return produced }
+            if available == 0 {
+                throw MBDataError(.malformedRecord, "truncated deflate data", source: source)
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+/// CSV per RFC 4180: a header row of field names (any order, each field once), then one
+/// sample per record. Quoted cells may hold commas, doubled quotes and line breaks.
+final class CSVSource: SampleSource {
+    let name: String
+    let format = SourceFormat.csv
+    let expectedRecords: Int? = nil
+    let expectedBytes: Int?
+    private let stream: FileByteStream
+    private var lines: LineReader
+    private let schema: Schema
+    /// For each column, the schema field index it fills.
+    private var columnFields: [Int] = []
+
+    init(path: String, schema: Schema) throws {
+        name = path
+        self.schema = schema
+        stream = try FileByteStream(path: path)
+        expectedBytes = FileByteStream.size(of: path)
+        lines = LineReader(stream, source: path)
+        try readHeader()
+    }
+
+    var bytesRead: Int { stream.bytesRead }
+    var contentHash: String { stream.hash.hexDigest }
+
+    private func readHeader() throws {
+        guard let (firstCells, line) = try nextRecord() else {
+            throw MBDataError(.emptySource, "empty file: expected a header row of field names", source: name)
+        }
+        var cells = firstCells
+        if let first = cells.first, first.starts(with: [0xEF, 0xBB, 0xBF]) { cells[0] = Array(first.dropFirst(3)) }
+        var seen = Set<Int>()
+        for cell in cells {
+            let header = String(decoding: cell, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            guard let index = schema.index(of: header) else {
+                throw MBDataError(
+                    .schemaMismatch,
+                    "header names unknown field \"\(header)\"; the schema has: \(schema.fields.map(\.name).joined(separator: ", "))",
+                    source: name, location: "line \(line)", field: header)
+            }
+            guard seen.insert(index).inserted else {
+                throw MBDataError(.malformedRecord, "header names the field twice", source: name, location: "line \(line)", field: header)
+            }
+            columnFields.append(index)
+        }
+        if let missing = schema.fields.indices.first(where: { !seen.contains($0) }) {
+            throw MBDataError(
+                .schemaMismatch, "header lacks a column for the field", source: name, location: "line \(line)",
+                field: schema.fields[missing].name)
+        }
+    }
+
+    func next() throws -> SourceItem? {
+        while true {
+            let record: ([[UInt8]], Int)?
+            do {
+                record = try nextRecord()
+            } catch let error as MBDataError {
+                return .invalid(error)
+            }
+            guard let (cells, line) = record else { return nil }
+            if cells.count == 1 && cells[0].isEmpty { continue }
+            let location = "line \(line)"
+            guard cells.count == columnFields.count else {
+                return .invalid(
+                    MBDataError(
+                        .malformedRecord, "expected \(columnFields.count) cells as in the header, got \(cells.count)",
+                        source: name, location: location))
+            }
+            var values = [SampleValue](repeating: .integer(0), count: schema.fields.count)
+            for (column, cell) in cells.enumerated() {
+                let field = schema.fields[columnFields[column]]
+                do {
+                    values[columnFields[column]] = try TextCellDecoder.value(of: field, cell: cell)
+                } catch let error as MBDataError {
+                    return .invalid(error.located(source: name, location: location, field: field.name))
+                }
+            }
+            return .sample(values)
+        }
+    }
+
+    /// The cells of the next record and the line it starts on.
+    private func nextRecord() throws -> ([[UInt8]], Int)? {
+        var cells: [[UInt8]] = []
+        var cell: [UInt8] = []
+        var inQuotes = false
+        var afterQuote = false
+        var startLine = 0
+        var started = false
+        while true {
+            let lineNumber = lines.lineNumber + 1
+            let more: Bool? = try lines.next { line in
+                if !started {
+                    started = true
+                    startLine = lineNumber
+                } else {
+                    cell.append(0x0A)
+                }
+                var i = 0
+                while i < line.count {
+                    let c = line[i]
+                    if inQuotes {
+                        if c == 0x22 {
+                            if i + 1 < line.count && line[i + 1] == 0x22 {
+                                cell.append(0x22)
+                                i += 1
+                            } else {
+                                inQuotes = false
+                                afterQuote = true
+                            }
+                        } else {
+                            cell.append(c)
+                        }
+                    } else if c == 0x2C {
+                        cells.append(cell)
+                        cell = []
+                        afterQuote = false
+                    } else if c == 0x22 && cell.isEmpty && !afterQuote {
+                        inQuotes = true
+                    } else if afterQuote {
+                        throw MBDataError(
+                            .malformedRecord, "unexpected character after a closing quote at column \(i + 1)",
+                            source: name, location: "line \(lineNumber)")
+                    } else {
+                        cell.append(c)
+                    }
+                    i += 1
+                }
+                return inQuotes
+            }
+            guard let stillQuoted = more else {
+                if !started { return nil }
+                throw MBDataError(
+                    .malformedRecord, "unterminated quoted cell at end of file", source: name, location: "line \(startLine)")
+            }
+            if !stillQuoted { break }
+        }
+        cells.append(cell)
+        return (cells, startLine)
+    }
+}
+
+import Foundation

@@ -1,0 +1,85 @@
+/// How `ingest` treats its sources.
+public struct IngestOptions: Sendable, Hashable {
+    public enum ErrorPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Stop at the first bad record; the transaction holding it is rolled back, earlier ones stay.
+        case fail
+        /// Pass over bad records (counted and listed) until more than `maxErrors`.
+        case skip
+    }
+
+    /// Default `.fail`.
+    public var onError: ErrorPolicy = .fail
+    /// With `.skip`: the run fails once more than this many records were bad. Default 100.
+    public var maxErrors: Int = 100
+    /// Source records per committed transaction. Default 10,000.
+    public var rowsPerTransaction: Int = 10_000
+    /// Puts every sample in this split. Default: `train` (unless `validationFraction` is set).
+    public var split: String?
+    /// Puts this fraction of samples in `val` and the rest in `train`, decided by a hash of
+    /// the key (or of the whole sample without a key), so a re-run assigns the same split.
+    public var validationFraction: Double?
+    /// Ingest a source again even when the log says the same file was fully ingested. Default false.
+    public var force: Bool = false
+
+    public init() {}
+
+    func validate() throws {
+        guard rowsPerTransaction > 0 else {
+            throw MBDataError(.invalidArgument, "--batch-rows must be positive, got \(rowsPerTransaction)")
+        }
+        guard maxErrors >= 0 else { throw MBDataError(.invalidArgument, "--max-errors must be ≥ 0, got \(maxErrors)") }
+        if split != nil && validationFraction != nil {
+            throw MBDataError(.invalidArgument, "give either --split or --val-fraction, not both")
+        }
+        if let split, split.isEmpty || split.count > 64 || split.contains(where: { $0.isWhitespace }) {
+            throw MBDataError(.invalidArgument, "--split must be a short name without spaces, got \"\(split)\"")
+        }
+        if let fraction = validationFraction, !(0...1).contains(fraction) {
+            throw MBDataError(.invalidArgument, "--val-fraction must be within 0…1, got \(fraction)")
+        }
+    }
+
+    var optionsDescription: String {
+        var parts = ["on_error=\(onError.rawValue)", "batch_rows=\(rowsPerTransaction)"]
+        if onError == .skip { parts.append("max_errors=\(maxErrors)") }
+        if let split { parts.append("split=\(split)") }
+        if let validationFraction { parts.append("val_fraction=\(validationFraction)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Where an ingest stands, reported after every committed chunk.
+public struct IngestProgress: Sendable {
+    public var source: String
+    public var recordsRead: Int
+    public var rowsAdded: Int
+    public var bytesRead: Int
+    public var expectedRecords: Int?
+    public var expectedBytes: Int?
+    public var elapsedSeconds: Double
+}
+
+/// What one source added.
+public struct IngestSummary: Sendable, Codable, Hashable {
+    public var source: String
+    public var format: String
+    public var ingestID: Int64?
+    public var recordsRead: Int = 0
+    public var rowsAdded: Int = 0
+    /// Records whose key was already in the dataset.
+    public var rowsSkipped: Int = 0
+    /// Bad records passed over under `--on-error skip`.
+    public var rowsFailed: Int = 0
+    public var bytesRead: Int = 0
+    public var payloadBytes: Int = 0
+    public var seconds: Double = 0
+    public var contentHash: String?
+    public var datasetVersion: Int = 0
+    /// The log entry of an interrupted run this one continued.
+    public var resumedFrom: Int64?
+    /// The same file was already fully ingested; nothing was read.
+    public var alreadyIngested: Bool = false
+    public var notes: [String] = []
+    /// The first bad records passed over.
+    public var errors: [String] = []
+}

@@ -1,0 +1,221 @@
+/// A cursor over the bytes of one JSON text with the lexical pieces the parsers need.
+/// Errors say what was expected and what was found, at a 1-based column.
+struct JSONScanner {
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var isAtEnd: Bool { position >= bytes.count }
+
+    @inline(__always) var current: UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    @inline(__always) mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    func error(_ expected: String) -> MBDataError {
+        MBDataError(.malformedRecord, "invalid JSON at column \(position + 1): expected \(expected), got \(foundDescription)")
+    }
+
+    var foundDescription: String {
+        guard let c = current else { return "end of line" }
+        if c >= 0x20 && c < 0x7F { return "'\(Character(Unicode.Scalar(c)))'" }
+        return "byte 0x\(String(c, radix: 16))"
+    }
+
+    @inline(__always) mutating func expect(_ byte: UInt8, _ what: String) throws {
+        skipWhitespace()
+        guard current == byte else { throw error(what) }
+        position += 1
+    }
+
+    /// Consumes `byte` if it is next (after whitespace).
+    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        if current == byte {
+            position += 1
+            return true
+        }
+        return false
+    }
+
+    mutating func expectEnd() throws {
+        skipWhitespace()
+        guard isAtEnd else { throw error("end of line after the object") }
+    }
+
+    mutating func literal(_ word: StaticString) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= bytes.count else { return false }
+        for i in 0..<count where bytes[position + i] != word.utf8Start[i] { return false }
+        position += count
+        return true
+    }
+
+    /// A JSON number; integers that fit are kept exact.
+    mutating func number() throws -> ElementEncoding.Number {
+        skipWhitespace()
+        let start = position
+        var negative = false
+        if current == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        var magnitude: UInt64 = 0
+        var digits = 0
+        var overflow = false
+        while let c = current, c >= 0x30, c <= 0x39 {
+            let (m1, o1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (m2, o2) = m1.addingReportingOverflow(UInt64(c - 0x30))
+            if o1 || o2 { overflow = true }
+            magnitude = m2
+            digits += 1
+            position += 1
+        }
+        guard digits > 0 else {
+            position = start
+            throw error("a number")
+        }
+        var isInteger = true
+        if current == UInt8(ascii: ".") {
+            isInteger = false
+            position += 1
+            let fractionStart = position
+            while let c = current, c >= 0x30, c <= 0x39 { position += 1 }
+            guard position > fractionStart else { throw error("digits after '.'") }
+        }
+        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+            isInteger = false
+            position += 1
+            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
+            let exponentStart = position
+            while let c = current, c >= 0x30, c <= 0x39 { position += 1 }
+            guard position > exponentStart else { throw error("exponent digits") }
+        }
+        if isInteger && !overflow {
+            if negative {
+                if magnitude <= UInt64(Int64.max) { return .integer(-Int64(magnitude)) }
+                if magnitude == UInt64(Int64.max) + 1 { return .integer(Int64.min) }
+            } else if magnitude <= UInt64(Int64.max) {
+                return .integer(Int64(magnitude))
+            }
+        }
+        return .real(Self.parseDouble(UnsafeRawBufferPointer(rebasing: bytes[start..<position])))
+    }
+
+    /// `strtod` over a small copy, so the text needs no terminator.
+    static func parseDouble(_ text: UnsafeRawBufferPointer) -> Double {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: text.count + 1) { buffer in
+            for i in 0..<text.count { buffer[i] = CChar(bitPattern: text[i]) }
+            buffer[text.count] = 0
+            return strtod(buffer.baseAddress!, nil)
+        }
+    }
+
+    /// A JSON string's raw bytes between the quotes, with escapes decoded and UTF-8 checked.
+    mutating func stringBytes() throws -> [UInt8] {
+        try expect(UInt8(ascii: "\""), "a string")
+        var out: [UInt8] = []
+        var runStart = position
+        while true {
+            guard let c = current else { throw error("closing '\"'") }
+            if c == UInt8(ascii: "\"") {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                position += 1
+                break
+            }
+            if c < 0x20 { throw error("no control character inside a string") }
+            if c == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                position += 1
+                try escape(into: &out)
+                runStart = position
+                continue
+            }
+            position += 1
+        }
+        return out
+    }
+
+    /// A JSON string as text; invalid UTF-8 is refused.
+    mutating func string() throws -> String {
+        let start = position
+        let raw = try stringBytes()
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            position = start
+            throw MBDataError(.malformedRecord, "string at column \(start + 1) is not valid UTF-8")
+        }
+        return text
+    }
+
+    private mutating func escape(into out: inout [UInt8]) throws {
+        guard let c = current else { throw error("an escape character") }
+        position += 1
+        switch c {
+        case UInt8(ascii: "\""): out.append(0x22)
+        case UInt8(ascii: "\\"): out.append(0x5C)
+        case UInt8(ascii: "/"): out.append(0x2F)
+        case UInt8(ascii: "b"): out.append(0x08)
+        case UInt8(ascii: "f"): out.append(0x0C)
+        case UInt8(ascii: "n"): out.append(0x0A)
+        case UInt8(ascii: "r"): out.append(0x0D)
+        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "u"):
+            var scalar = try hex4()
+            if (0xD800...0xDBFF).contains(scalar) {
+                guard literal("\\u") else { throw error("a low surrogate after a high surrogate") }
+                let low = try hex4()
+                guard (0xDC00...0xDFFF).contains(low) else { throw error("a low surrogate") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            }
+            guard let unicode = Unicode.Scalar(scalar) else { throw error("a valid unicode escape") }
+            out.append(contentsOf: Array(String(Character(unicode)).utf8))
+        default:
+            position -= 1
+            throw error("a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)")
+        }
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            guard let c = current, let digit = Self.hexValue(c) else { throw error("4 hex digits") }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x41...0x46: c - 0x41 + 10
+        case 0x61...0x66: c - 0x61 + 10
+        default: nil
+        }
+    }
+
+    /// A short name for the kind of the next value, for "expected X, got Y" messages.
+    mutating func peekKind() -> String {
+        skipWhitespace()
+        switch current {
+        case UInt8(ascii: "\""): return "a string"
+        case UInt8(ascii: "["): return "an array"
+        case UInt8(ascii: "{"): return "an object"
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
+        case UInt8(ascii: "n"): return "null"
+        case .none: return "end of line"
+        default: return "a number"
+        }
+    }
+}
+
+#if canImport(Glibc)
+    import Glibc
+#endif

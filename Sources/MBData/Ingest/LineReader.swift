@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Splits a byte stream into lines (`\n`, with a trailing `\r` removed), numbering them from 1.
+/// A line is handed out as a buffer that is valid until the next call.
+struct LineReader {
+    private var stream: any ByteStream
+    private var buffer: [UInt8]
+    private var start = 0
+    private var end = 0
+    private var atEnd = false
+    private(set) var lineNumber = 0
+    /// Refuse lines longer than this rather than grow without bound.
+    let maxLineLength: Int
+    let source: String
+
+    init(_ stream: any ByteStream, source: String, maxLineLength: Int = 1 << 30) {
+        self.stream = stream
+        self.source = source
+        self.maxLineLength = maxLineLength
+        buffer = [UInt8](repeating: 0, count: 1 << 20)
+    }
+
+    /// Calls `body` with the next line, or returns nil at the end of the stream.
+    mutating func next<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        while true {
+            if let newline = findNewline() {
+                lineNumber += 1
+                var lineEnd = newline
+                if lineEnd > start && buffer[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                let lineStart = start
+                start = newline + 1
+                return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[lineStart..<lineEnd])) }
+            }
+            if atEnd {
+                guard start < end else { return nil }
+                lineNumber += 1
+                var lineEnd = end
+                if buffer[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+                let lineStart = start
+                start = end
+                return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[lineStart..<lineEnd])) }
+            }
+            try refill()
+        }
+    }
+
+    private func findNewline() -> Int? {
+        guard end > start else { return nil }
+        return buffer.withUnsafeBytes { raw -> Int? in
+            guard let found = memchr(raw.baseAddress! + start, Int32(UInt8(ascii: "\n")), end - start) else { return nil }
+            return UnsafeRawPointer(found) - raw.baseAddress!
+        }
+    }
+
+    private mutating func refill() throws {
+        if start > 0 {
+            buffer.withUnsafeMutableBytes { raw in
+                let count = end - start
+                if count > 0 { raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: count) }
+            }
+            end -= start
+            start = 0
+        }
+        if end == buffer.count {
+            guard buffer.count < maxLineLength else {
+                throw MBDataError(
+                    .malformedRecord, "line longer than \(maxLineLength) bytes", source: source,
+                    location: "line \(lineNumber + 1)")
+            }
+            buffer.append(contentsOf: repeatElement(0, count: buffer.count))
+        }
+        let n = try buffer.withUnsafeMutableBytes { raw in
+            try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+        }
+        if n == 0 { atEnd = true }
+        end += n
+    }
+}

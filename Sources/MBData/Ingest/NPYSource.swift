@@ -1,0 +1,140 @@
+/// Samples from NumPy arrays: `FIELD=path.npy` pairs or the members of an `.npz`
+/// (member names are field names). Every array has the same leading (sample) dimension.
+final class NPYSource: SampleSource {
+    let name: String
+    let format: SourceFormat
+    let expectedRecords: Int?
+    let expectedBytes: Int?
+    private var columns: [NPYColumn] = []
+    private var files: [FileByteStream] = []
+    private var row = 0
+
+    /// One `.npy` per field.
+    init(pairs: [String], schema: Schema) throws {
+        name = pairs.joined(separator: " ")
+        format = .npy
+        var byField: [Int: NPYColumn] = [:]
+        var bytes = 0
+        for pair in pairs {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw MBDataError(.invalidArgument, "expected FIELD=path.npy, got \"\(pair)\"")
+            }
+            let (fieldName, path) = (parts[0], parts[1])
+            guard let index = schema.index(of: fieldName) else {
+                throw MBDataError(
+                    .schemaMismatch, "unknown field; the schema has: \(schema.fields.map(\.name).joined(separator: ", "))",
+                    source: path, field: fieldName)
+            }
+            guard byField[index] == nil else {
+                throw MBDataError(.invalidArgument, "field given twice", source: path, field: fieldName)
+            }
+            var stream = try FileByteStream(path: path)
+            let header = try NPYHeader.read(from: &stream, source: path)
+            if let size = FileByteStream.size(of: path), size < header.dataOffset + header.dataByteCount {
+                throw MBDataError(
+                    .malformedRecord,
+                    "truncated: header declares \(header.shapeDescription) \(header.descr) = \(header.dataByteCount) data bytes, the file holds \(size - header.dataOffset)",
+                    source: path, field: fieldName)
+            }
+            bytes += FileByteStream.size(of: path) ?? 0
+            files.append(stream)
+            byField[index] = try NPYColumn(header: header, stream: stream, field: schema.fields[index], source: path)
+        }
+        expectedBytes = bytes
+        columns = try Self.ordered(byField, schema: schema, source: name)
+        expectedRecords = try Self.commonRowCount(columns)
+    }
+
+    /// The members of an `.npz` archive, stored or deflated.
+    init(npz path: String, schema: Schema) throws {
+        name = path
+        format = .npz
+        let zip = try ZipDirectory(path: path)
+        var byField: [Int: NPYColumn] = [:]
+        for entry in zip.entries {
+            let member = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+            let source = "\(path):\(entry.name)"
+            guard let index = schema.index(of: member) else {
+                throw MBDataError(
+                    .schemaMismatch,
+                    "array \"\(member)\" is not a field; the schema has: \(schema.fields.map(\.name).joined(separator: ", "))",
+                    source: source, field: member)
+            }
+            var stream = try zip.open(entry)
+            let header = try NPYHeader.read(from: &stream, source: source)
+            if entry.uncompressedSize < header.dataOffset + header.dataByteCount {
+                throw MBDataError(
+                    .malformedRecord,
+                    "truncated: header declares \(header.dataByteCount) data bytes, the member holds \(entry.uncompressedSize - header.dataOffset)",
+                    source: source, field: member)
+            }
+            byField[index] = try NPYColumn(header: header, stream: stream, field: schema.fields[index], source: source)
+        }
+        expectedBytes = FileByteStream.size(of: path)
+        columns = try Self.ordered(byField, schema: schema, source: path)
+        expectedRecords = try Self.commonRowCount(columns)
+        npzHash = try Self.hashFile(path)
+    }
+
+    private var npzHash: String?
+
+    private static func ordered(_ byField: [Int: NPYColumn], schema: Schema, source: String) throws -> [NPYColumn] {
+        if let missing = schema.fields.indices.first(where: { byField[$0] == nil }) {
+            throw MBDataError(
+                .schemaMismatch, "no array for the field (expected \(schema.fields[missing].typeDescription))", source: source,
+                field: schema.fields[missing].name)
+        }
+        return schema.fields.indices.map { byField[$0]! }
+    }
+
+    private static func commonRowCount(_ columns: [NPYColumn]) throws -> Int {
+        let first = columns[0]
+        for column in columns.dropFirst() where column.header.rowCount != first.header.rowCount {
+            throw MBDataError(
+                .schemaMismatch,
+                "arrays disagree on the sample count: \(first.source) has \(first.header.rowCount), \(column.source) has \(column.header.rowCount)",
+                source: column.source, field: column.field.name)
+        }
+        return first.header.rowCount
+    }
+
+    private static func hashFile(_ path: String) throws -> String {
+        let stream = try FileByteStream(path: path)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while try buffer.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
+        return stream.hash.hexDigest
+    }
+
+    var bytesRead: Int {
+        if format == .npz {
+            return Int(Double(expectedBytes ?? 0) * Double(row) / Double(max(1, expectedRecords ?? 1)))
+        }
+        return files.reduce(0) { $0 + $1.bytesRead }
+    }
+
+    var contentHash: String {
+        if let npzHash { return npzHash }
+        var combined = XXH64()
+        for file in files { combined.update(Array(file.hash.hexDigest.utf8)) }
+        return combined.hexDigest
+    }
+
+    func next() throws -> SourceItem? {
+        guard row < expectedRecords! else { return nil }
+        defer { row += 1 }
+        var values: [SampleValue] = []
+        values.reserveCapacity(columns.count)
+        var failure: MBDataError?
+        for column in columns {
+            switch try column.next(row: row) {
+            case .success(let value): values.append(value)
+            case .failure(let error):
+                if failure == nil { failure = error }
+                values.append(.integer(0))
+            }
+        }
+        if let failure { return .invalid(failure) }
+        return .sample(values)
+    }
+}

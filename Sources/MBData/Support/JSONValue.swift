@@ -1,0 +1,81 @@
+/// A parsed JSON document, for small configuration files such as schemas.
+enum JSONValue: Equatable {
+    case null
+    case bool(Bool)
+    case number(ElementEncoding.Number)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case (.bool(let x), .bool(let y)): x == y
+        case (.number(let x), .number(let y)): x.text == y.text
+        case (.string(let x), .string(let y)): x == y
+        case (.array(let x), .array(let y)): x == y
+        case (.object(let x), .object(let y)): x.map(\.0) == y.map(\.0) && x.map(\.1) == y.map(\.1)
+        default: false
+        }
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        try bytes.withUnsafeBytes { raw in
+            var scanner = JSONScanner(raw)
+            let value = try parseValue(&scanner, depth: 0)
+            scanner.skipWhitespace()
+            guard scanner.isAtEnd else { throw scanner.error("end of document") }
+            return value
+        }
+    }
+
+    private static func parseValue(_ scanner: inout JSONScanner, depth: Int) throws -> JSONValue {
+        guard depth < 64 else { throw scanner.error("less nesting") }
+        scanner.skipWhitespace()
+        switch scanner.current ?? 0 {
+        case UInt8(ascii: "{"):
+            scanner.position += 1
+            var members: [(String, JSONValue)] = []
+            if scanner.consume(UInt8(ascii: "}")) { return .object(members) }
+            repeat {
+                let key = try scanner.string()
+                try scanner.expect(UInt8(ascii: ":"), "':'")
+                members.append((key, try parseValue(&scanner, depth: depth + 1)))
+            } while scanner.consume(UInt8(ascii: ","))
+            try scanner.expect(UInt8(ascii: "}"), "',' or '}'")
+            return .object(members)
+        case UInt8(ascii: "["):
+            scanner.position += 1
+            var elements: [JSONValue] = []
+            if scanner.consume(UInt8(ascii: "]")) { return .array(elements) }
+            repeat {
+                elements.append(try parseValue(&scanner, depth: depth + 1))
+            } while scanner.consume(UInt8(ascii: ","))
+            try scanner.expect(UInt8(ascii: "]"), "',' or ']'")
+            return .array(elements)
+        case UInt8(ascii: "\""):
+            return .string(try scanner.string())
+        case UInt8(ascii: "t") where scanner.literal("true"): return .bool(true)
+        case UInt8(ascii: "f") where scanner.literal("false"): return .bool(false)
+        case UInt8(ascii: "n") where scanner.literal("null"): return .null
+        default:
+            return .number(try scanner.number())
+        }
+    }
+
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.0 == key }?.1
+    }
+
+    var kindDescription: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}

@@ -1,0 +1,74 @@
+/// The one error type of the library.
+///
+/// An error carries a growable ``Code``, a message saying what was expected and what was
+/// found, and — where it applies — the source, the record within it and the field, so the
+/// user can go straight to the bad input.
+public struct MBDataError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure this is. New codes can be added without breaking callers.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A schema document is not valid JSON or breaks the schema format.
+        public static let invalidSchema = Code("invalidSchema")
+        /// A source record is malformed (bad JSON, bad CSV quoting, bad base64, truncated file…).
+        public static let malformedRecord = Code("malformedRecord")
+        /// A record is well formed but does not fit the schema (shape, dtype, range, missing or unknown field).
+        public static let schemaMismatch = Code("schemaMismatch")
+        /// A source file cannot be opened or read.
+        public static let unreadableSource = Code("unreadableSource")
+        /// A source is empty or holds no records.
+        public static let emptySource = Code("emptySource")
+        /// The command line or API call asked for something inconsistent.
+        public static let invalidArgument = Code("invalidArgument")
+        /// The dataset file is not an mbdata dataset, is from a newer format, or is damaged.
+        public static let invalidDataset = Code("invalidDataset")
+        /// Too many bad records under `--on-error skip`.
+        public static let tooManyErrors = Code("tooManyErrors")
+        /// SQLite or the file system failed.
+        public static let storage = Code("storage")
+    }
+
+    public var code: Code
+    public var message: String
+    /// The source the error is about: a file path, `-` for stdin, or a dataset path.
+    public var source: String?
+    /// Where in the source: `line 12`, `record 7`, `row 3`.
+    public var location: String?
+    /// The schema field the error is about.
+    public var field: String?
+    /// The underlying error, if any.
+    public var cause: (any Error & Sendable)?
+
+    public init(
+        _ code: Code, _ message: String, source: String? = nil, location: String? = nil,
+        field: String? = nil, cause: (any Error & Sendable)? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.source = source
+        self.location = location
+        self.field = field
+        self.cause = cause
+    }
+
+    /// `source:location: field 'f': message`, with absent parts left out.
+    public var description: String {
+        var prefix = [source, location].compactMap { $0 }.joined(separator: ":")
+        if !prefix.isEmpty { prefix += ": " }
+        if let field { prefix += "field '\(field)': " }
+        var text = prefix + message
+        if let cause { text += " (\(cause))" }
+        return text
+    }
+
+    /// The same error with context filled in where it was still missing.
+    func located(source: String? = nil, location: String? = nil, field: String? = nil) -> MBDataError {
+        var copy = self
+        if copy.source == nil { copy.source = source }
+        if copy.location == nil { copy.location = location }
+        if copy.field == nil { copy.field = field }
+        return copy
+    }
+}

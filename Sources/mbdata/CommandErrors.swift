@@ -1,0 +1,52 @@
+import ArgumentParser
+import MBData
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The documented exit status of each kind of failure (sysexits.h numbers).
+enum ExitStatus {
+    static let problemsFound: Int32 = 1
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let noInput: Int32 = 66
+    static let ioError: Int32 = 74
+
+    static func code(for error: MBDataError) -> Int32 {
+        switch error.code {
+        case .invalidArgument: usage
+        case .unreadableSource: noInput
+        case .storage: ioError
+        default: dataError
+        }
+    }
+}
+
+/// Runs a command body, turning library errors into one clear line on stderr and the
+/// documented exit status.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as MBDataError {
+        printError("error: \(error)")
+        throw ExitCode(ExitStatus.code(for: error))
+    }
+}
+
+func printError(_ text: String) {
+    writeStandardError(text + "\n")
+}
+
+/// Writes straight to file descriptor 2 (unbuffered, safe from any thread).
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        if n <= 0 { return }
+        offset += n
+    }
+}
+
+var standardErrorIsTerminal: Bool { isatty(2) == 1 }

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import MBData
+
+struct InspectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Show a dataset's schema, counts per split, size, version and ingest log.")
+
+    @Argument(help: "The dataset file.")
+    var dataset: String
+
+    @Flag(help: "Print JSON for scripts.")
+    var json = false
+
+    func run() async throws {
+        try await reportingErrors {
+            let info = try await Dataset(path: dataset).info()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(info), as: UTF8.self))
+            } else {
+                print(Self.render(info))
+            }
+        }
+    }
+
+    static func render(_ info: DatasetInfo) -> String {
+        var lines: [String] = []
+        lines.append("dataset  \(info.path)")
+        lines.append("format   \(info.formatVersion)    version \(info.datasetVersion)    size \(String(format: "%.2f MB", Double(info.sizeOnDisk) / 1e6))")
+        if let schema = info.schema {
+            lines.append("schema   \(schema.name)" + (schema.key.map { "  (key: \($0))" } ?? ""))
+            let width = schema.fields.map(\.name.count).max() ?? 0
+            for field in schema.fields {
+                lines.append("  " + field.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + field.typeDescription)
+            }
+        } else {
+            lines.append("schema   (none yet: nothing ingested)")
+        }
+        lines.append("samples  \(info.sampleCount)")
+        for (split, count) in info.splits.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(split): \(count)")
+        }
+        if let classes = info.classes {
+            lines.append("classes  " + classes.enumerated().map { "\($0.offset)=\($0.element)" }.joined(separator: " "))
+        }
+        lines.append("ingests  \(info.ingests.count)")
+        for entry in info.ingests {
+            var line = "  #\(entry.id) \(entry.startedAt) \(entry.status) \(entry.format) \(entry.source): "
+            line += "\(entry.rowsAdded) added, \(entry.rowsSkipped) known keys, \(entry.rowsFailed) bad, "
+            line += String(format: "%.1f MB, %.2f s", Double(entry.bytes) / 1e6, entry.seconds)
+            if let hash = entry.contentHash { line += ", \(hash)" }
+            if let message = entry.message { line += " — \(message)" }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+}
