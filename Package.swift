@@ -52,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "mbdataTests",
-            dependencies: ["MBData"],
+            dependencies: ["MBData", "mbdata"],
             swiftSettings: strictSettings
         ),
     ],

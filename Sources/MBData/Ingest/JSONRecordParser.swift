@@ -87,8 +87,10 @@ struct JSONRecordParser {
         case UInt8(ascii: "t") where dtype == .bool && scanner.literal("true"): return .integer(1)
         case UInt8(ascii: "f") where dtype == .bool && scanner.literal("false"): return .integer(0)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try scanner.number()
-        default:
+        case UInt8(ascii: "\""), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             throw MBDataError(.schemaMismatch, "expected \(dtype.rawValue), got \(scanner.peekKind())")
+        default:
+            throw scanner.error("a value")
         }
     }
 

@@ -204,14 +204,15 @@ struct JSONScanner {
     /// A short name for the kind of the next value, for "expected X, got Y" messages.
     mutating func peekKind() -> String {
         skipWhitespace()
-        switch current {
+        switch current ?? 0 {
         case UInt8(ascii: "\""): return "a string"
         case UInt8(ascii: "["): return "an array"
         case UInt8(ascii: "{"): return "an object"
         case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a boolean"
         case UInt8(ascii: "n"): return "null"
-        case .none: return "end of line"
-        default: return "a number"
+        case 0 where isAtEnd: return "end of line"
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return "a number"
+        default: return foundDescription
         }
     }
 }
