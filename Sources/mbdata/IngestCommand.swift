@@ -79,6 +79,7 @@ struct IngestCommand: AsyncParsableCommand {
             let spec = SourceSpec(
                 paths: sources, format: format, sequenceLength: seqLen, tokenByteWidth: tokenDtype == "uint32" ? 4 : 2)
 
+            let isNew = !FileManager.default.fileExists(atPath: dataset)
             let store = try Dataset(path: dataset, create: true)
             let progress = ProgressLine()
             let summaries: [IngestSummary]
@@ -87,6 +88,8 @@ struct IngestCommand: AsyncParsableCommand {
                 progress.finish()
             } catch {
                 progress.finish()
+                // A dataset this command created and filled with nothing is not left behind.
+                if isNew, (try? await store.info().sampleCount) == 0 { Dataset.removeFiles(at: dataset) }
                 throw error
             }
             if json {

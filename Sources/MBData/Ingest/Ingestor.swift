@@ -15,11 +15,13 @@ extension Dataset {
     ) async throws -> [IngestSummary] {
         try options.validate()
         let path = self.path
+        let sources = try spec.sources()
+        for source in sources { _ = try source.resolvedFormat() }
         do {
             return try await pool.writeWithoutTransaction { db in
                 let schema = try Self.establishSchema(db, given: schema, path: path)
                 var summaries: [IngestSummary] = []
-                for source in try spec.sources() {
+                for source in sources {
                     let ingestor = Ingestor(db: db, schema: schema, spec: source, options: options, progress: progress)
                     summaries.append(try ingestor.run())
                 }
@@ -148,7 +150,7 @@ final class Ingestor {
             parserDone.wait()
         }
 
-        let insert = try db.makeStatement(sql: SampleTable.insertSQL(for: schema))
+        let inserter = try SampleInserter(db: db, sql: SampleTable.insertSQL(for: schema))
         var inTransaction = false
         var pending = IngestSummary(source: "", format: "")
         do {
@@ -160,13 +162,11 @@ final class Ingestor {
                         inTransaction = true
                     }
                     for row in block.rows {
-                        var arguments = [DatabaseValue]()
-                        arguments.reserveCapacity(row.values.count + 1)
-                        arguments.append(row.split.databaseValue)
-                        for value in row.values { arguments.append(value.databaseValue) }
-                        insert.setUncheckedArguments(StatementArguments(arguments))
-                        try insert.execute()
-                        if db.changesCount > 0 { pending.rowsAdded += 1 } else { pending.rowsSkipped += 1 }
+                        if try inserter.insert(split: row.split, values: row.values) {
+                            pending.rowsAdded += 1
+                        } else {
+                            pending.rowsSkipped += 1
+                        }
                     }
                     pending.recordsRead += block.recordsConsumed
                     pending.rowsFailed += block.badRecords.count

@@ -92,15 +92,18 @@ public struct SourceSpec: Sendable, Hashable {
         return result
     }
 
-    /// The resolved format of a single-source spec.
+    /// The resolved format of a single-source spec; fails when a path does not exist.
     func resolvedFormat() throws -> SourceFormat {
+        var isDirectory: ObjCBool = false
+        for raw in paths where raw != "-" {
+            let path = raw.contains("=") ? String(raw.split(separator: "=", maxSplits: 1).last ?? "") : raw
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw MBDataError(.unreadableSource, "no such file or directory", source: path)
+            }
+        }
         if let format { return format }
         let path = paths[0]
         if path == "-" { return .jsonl }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path.split(separator: "=", maxSplits: 1).last.map(String.init) ?? path, isDirectory: &isDirectory) else {
-            throw MBDataError(.unreadableSource, "no such file or directory", source: path)
-        }
         guard let format = SourceFormat.infer(from: path, isDirectory: isDirectory.boolValue) else {
             throw MBDataError(
                 .invalidArgument,

@@ -102,6 +102,11 @@ public final class Dataset: Sendable {
             arguments: [key, value])
     }
 
+    /// Deletes a dataset file with its WAL and shared-memory files.
+    public static func removeFiles(at path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
     /// The number that grows with every committed ingest chunk; a plan pins one.
     public func version() async throws -> Int {
         try await read { db in Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0 }

@@ -1,0 +1,230 @@
+import Foundation
+import Testing
+
+/// The documented exit statuses (0 ok, 1 verify found problems, 64 usage, 65 data, 66 no
+/// input) and messages that point at the bad input.
+@Suite("CLI exit codes and messages")
+struct CLIExitCodeTests {
+    static let tabularSchema = CLI.sample("formats/tabular.schema.json")
+
+    static func good(_ id: Int) -> String {
+        "{\"id\": \(id), \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": \(id % 3)}"
+    }
+
+    @Test("a record that breaks the schema: exit 65 naming file, line and field; earlier chunks stay")
+    func badRecord() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("bad.mbdb")
+        var lines = (1...4).map(Self.good)
+        lines.append("{\"id\": 5, \"features\": [1.0, 2.0, 3.0], \"label\": 0}")  // line 5: 3 of 4 features
+        lines.append(Self.good(6))
+        let source = try dir.write("bad-record.jsonl", lines.joined(separator: "\n") + "\n")
+
+        let result = try await CLI.mbdata(
+            ["ingest", db.path, "--schema", Self.tabularSchema.path, source.path, "--batch-rows", "2"], in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("bad-record.jsonl"), "stderr should name the file: \(result.stderr)")
+        #expect(result.stderr.contains("line 5"), "stderr should name the line: \(result.stderr)")
+        #expect(result.stderr.contains("features"), "stderr should name the field: \(result.stderr)")
+
+        // --on-error fail: the chunk holding the bad record is rolled back, the ones before it stay.
+        let verify = try await CLI.mbdata(["verify", db.path], in: dir)
+        #expect(verify.status == 0, "verify after a failed ingest: \(verify)")
+        if CLI.hasSQLite3 {
+            #expect(try await CLI.sampleCount(db, in: dir) == 4)
+        }
+    }
+
+    @Test("malformed JSON: exit 65 naming file and line")
+    func malformedJSON() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("bad.mbdb")
+        let text = Self.good(1) + "\n" + Self.good(2) + "\n" + "{\"id\": 3, \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": 0\n"
+        let source = try dir.write("broken.jsonl", text)
+        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source.path], in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("broken.jsonl") && result.stderr.contains("line 3"), "\(result.stderr)")
+    }
+
+    @Test("a wrong type: exit 65 naming the field")
+    func wrongType() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("bad.mbdb")
+        let text = Self.good(1) + "\n" + "{\"id\": 2, \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": \"two\"}\n"
+        let source = try dir.write("types.jsonl", text)
+        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source.path], in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("types.jsonl") && result.stderr.contains("line 2") && result.stderr.contains("label"), "\(result.stderr)")
+    }
+
+    @Test("a missing source file: exit 66 naming it")
+    func missingSource() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let missing = dir.file("no-such-file.jsonl")
+        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, missing.path], in: dir)
+        #expect(result.status == 66 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("no-such-file.jsonl"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("x.mbdb").path), "no dataset is left behind")
+    }
+
+    @Test("a missing schema file: exit 66")
+    func missingSchema() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let source = try dir.write("ok.jsonl", Self.good(1) + "\n")
+        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", dir.file("nope.schema.json").path, source.path], in: dir)
+        #expect(result.status == 66 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("nope.schema.json"), "\(result.stderr)")
+    }
+
+    @Test(
+        "a bad command line: exit 64",
+        arguments: [
+            ["ingest", "DB", "--schema", "S", "data.jsonl", "--bogus"],
+            ["ingest"],
+            ["frobnicate", "DB"],
+            ["ingest", "DB", "--schema", "S", "data.jsonl", "--on-error", "sometimes"],
+            ["ingest", "DB", "--schema", "S", "data.jsonl", "--batch-rows", "many"],
+        ])
+    func usageErrors(arguments: [String]) async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let result = try await CLI.mbdata(arguments, in: dir)
+        #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
+        #expect(!result.stderr.isEmpty)
+        // Nothing was created for a command that was refused.
+        #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
+    }
+
+    @Test("--batch-rows 0 is refused with exit 64")
+    func zeroBatchRows() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let source = try dir.write("ok.jsonl", Self.good(1) + "\n")
+        let result = try await CLI.mbdata(
+            ["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, source.path, "--batch-rows", "0"], in: dir)
+        #expect(result.status == 64 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("--batch-rows"), "\(result.stderr)")
+    }
+
+    @Test("verify finds a blob corrupted by hand: exit 1 naming the sample and field", .enabled(if: CLI.hasSQLite3))
+    func verifyFindsCorruption() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("digits.mbdb")
+        let ingest = try await CLI.mbdata(
+            ["ingest", db.path, "--schema", CLI.sample("digits/digits.schema.json").path, CLI.sample("digits/digits.jsonl").path], in: dir)
+        try #require(ingest.status == 0, "ingest: \(ingest)")
+        let clean = try await CLI.mbdata(["verify", db.path], in: dir)
+        try #require(clean.status == 0, "verify before corruption: \(clean)")
+
+        _ = try await CLI.sqlite(db, "update samples set image = x'00' where _id = 3", in: dir)
+        let verify = try await CLI.mbdata(["verify", db.path], in: dir)
+        #expect(verify.status == 1 && !verify.signaled, "\(verify)")
+        let output = verify.stdout + verify.stderr
+        #expect(output.contains("sample 3") && output.contains("image"), "verify should name sample 3 and field image: \(output)")
+        #expect(!output.contains("sample 4"), "only sample 3 is damaged: \(output)")
+
+        let json = try await CLI.mbdata(["verify", "--json", db.path], in: dir)
+        #expect(json.status == 1, "\(json)")
+        let report = try CLI.jsonObject(json.stdout)
+        let problems = report["problems"] as? [String] ?? []
+        #expect(problems.count == 1 && problems.first?.contains("sample 3") == true, "verify --json: \(json.stdout)")
+        #expect(report["samplesChecked"] as? Int == 1797)
+    }
+
+    @Test("inspect, verify and ingest on a file that is not SQLite: exit 65, the file untouched")
+    func notADataset() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        // The classic slip: the data file where the dataset goes.
+        let notDB = dir.file("digits.jsonl")
+        try FileManager.default.copyItem(at: CLI.sample("digits/digits.jsonl"), to: notDB)
+        let original = try Data(contentsOf: notDB)
+        let attributes = try FileManager.default.attributesOfItem(atPath: notDB.path)
+
+        for arguments in [
+            ["inspect", notDB.path],
+            ["verify", notDB.path],
+            ["ingest", notDB.path, "--schema", CLI.sample("digits/digits.schema.json").path, CLI.sample("digits/digits.jsonl").path],
+        ] {
+            let result = try await CLI.mbdata(arguments, in: dir)
+            #expect(result.status == 65 && !result.signaled, "mbdata \(arguments[0]): \(result)")
+            #expect(result.stderr.contains("digits.jsonl"), "the message should name the file: \(result.stderr)")
+            #expect(
+                result.stderr.localizedCaseInsensitiveContains("sqlite") || result.stderr.contains("not a database")
+                    || result.stderr.contains("dataset"),
+                "the message should say it is not a dataset: \(result.stderr)")
+            #expect(try Data(contentsOf: notDB) == original, "mbdata \(arguments[0]) modified the file")
+        }
+        let after = try FileManager.default.attributesOfItem(atPath: notDB.path)
+        #expect(after[.size] as? NSNumber == attributes[.size] as? NSNumber)
+        #expect(after[.modificationDate] as? Date == attributes[.modificationDate] as? Date)
+    }
+
+    @Test("inspect on a missing dataset: exit 65 naming it, nothing created")
+    func inspectMissing() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("absent.mbdb")
+        let result = try await CLI.mbdata(["inspect", db.path], in: dir)
+        #expect(result.status != 0 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("absent.mbdb"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: db.path))
+    }
+}
+
+@Suite("--on-error skip / --max-errors")
+struct SkipErrorsTests {
+    /// 10 records; `bad` lists the 1-based lines made bad, each a different way.
+    static func source(badLines: [Int]) -> String {
+        (1...10).map { line in
+            guard let index = badLines.firstIndex(of: line) else { return CLIExitCodeTests.good(line) }
+            switch index % 3 {
+            case 0: return "{\"id\": \(line), \"features\": [1.0, 2.0, 3.0], \"label\": 0}"
+            case 1: return "{\"id\": \(line), \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": \"x\"}"
+            default: return "{\"id\": \(line), \"features\": [1.0, 2.0, 3.0, 4.0]}"
+            }
+        }.joined(separator: "\n") + "\n"
+    }
+
+    @Test("2 bad records with --max-errors 2: exit 0, both listed, the rest ingested")
+    func withinLimit() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("skip.mbdb")
+        let source = try dir.write("two-bad.jsonl", Self.source(badLines: [3, 8]))
+        let result = try await CLI.mbdata(
+            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source.path, "--on-error", "skip", "--max-errors", "2"],
+            in: dir)
+        #expect(result.status == 0 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("line 3") && result.stderr.contains("line 8"), "stderr should list both bad lines: \(result.stderr)")
+        #expect(result.stderr.contains("8 rows added") && result.stderr.contains("2 bad records skipped"), "\(result.stderr)")
+        let info = try CLI.jsonObject(try await CLI.mbdata(["inspect", "--json", db.path], in: dir).stdout)
+        #expect(info["sampleCount"] as? Int == 8)
+        if CLI.hasSQLite3 {
+            #expect(try await CLI.sqlite(db, "select count(*) from samples where id in (3, 8)", in: dir) == "0")
+        }
+        #expect(try await CLI.mbdata(["verify", db.path], in: dir).status == 0)
+    }
+
+    @Test("3 bad records with --max-errors 2: exit 65")
+    func overLimit() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let db = dir.file("skip.mbdb")
+        let source = try dir.write("three-bad.jsonl", Self.source(badLines: [2, 5, 9]))
+        let result = try await CLI.mbdata(
+            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source.path, "--on-error", "skip", "--max-errors", "2"],
+            in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("max-errors"), "\(result.stderr)")
+        #expect(result.stderr.contains("line 9"), "the message should name the record that went over the limit: \(result.stderr)")
+        // Nothing was committed (the 10 records are one transaction), so the new dataset is not left behind.
+        #expect(!FileManager.default.fileExists(atPath: db.path))
+    }
+}
