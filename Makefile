@@ -4,7 +4,7 @@ SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
 
-.PHONY: all deps build release test demo bench-ingest clean
+.PHONY: all deps build release test demo bench-ingest bench-insert clean
 
 all: build
 
@@ -39,6 +39,10 @@ demo: release
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh
+
+bench-insert: deps
+	$(SWIFT) build -c release --product mbdata-insert-bench
+	.build/release/mbdata-insert-bench 200000 3072
 
 clean:
 	rm -rf .build $(OUT)

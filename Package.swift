@@ -45,6 +45,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "mbdata-insert-bench",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            path: "Benchmarks/insert-path",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "MBDataTests",
             dependencies: ["MBData"],

@@ -61,52 +61,60 @@ struct JSONScanner {
     /// A JSON number; integers that fit are kept exact.
     mutating func number() throws -> ElementEncoding.Number {
         skipWhitespace()
+        guard let base = bytes.baseAddress else { throw error("a number") }
+        let end = bytes.count
         let start = position
+        var i = position
+        @inline(__always) func byte(_ i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
         var negative = false
-        if current == UInt8(ascii: "-") {
+        if i < end && byte(i) == UInt8(ascii: "-") {
             negative = true
-            position += 1
+            i += 1
         }
         var magnitude: UInt64 = 0
-        var digits = 0
-        var overflow = false
-        while let c = current, c >= 0x30, c <= 0x39 {
-            let (m1, o1) = magnitude.multipliedReportingOverflow(by: 10)
-            let (m2, o2) = m1.addingReportingOverflow(UInt64(c - 0x30))
-            if o1 || o2 { overflow = true }
-            magnitude = m2
-            digits += 1
-            position += 1
+        let digitsStart = i
+        while i < end {
+            let digit = byte(i) &- 0x30
+            if digit > 9 { break }
+            magnitude = magnitude &* 10 &+ UInt64(digit)
+            i += 1
         }
+        let digits = i - digitsStart
         guard digits > 0 else {
             position = start
             throw error("a number")
         }
         var isInteger = true
-        if current == UInt8(ascii: ".") {
+        if i < end && byte(i) == UInt8(ascii: ".") {
             isInteger = false
-            position += 1
-            let fractionStart = position
-            while let c = current, c >= 0x30, c <= 0x39 { position += 1 }
-            guard position > fractionStart else { throw error("digits after '.'") }
-        }
-        if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
-            isInteger = false
-            position += 1
-            if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
-            let exponentStart = position
-            while let c = current, c >= 0x30, c <= 0x39 { position += 1 }
-            guard position > exponentStart else { throw error("exponent digits") }
-        }
-        if isInteger && !overflow {
-            if negative {
-                if magnitude <= UInt64(Int64.max) { return .integer(-Int64(magnitude)) }
-                if magnitude == UInt64(Int64.max) + 1 { return .integer(Int64.min) }
-            } else if magnitude <= UInt64(Int64.max) {
-                return .integer(Int64(magnitude))
+            i += 1
+            let fractionStart = i
+            while i < end, byte(i) &- 0x30 <= 9 { i += 1 }
+            guard i > fractionStart else {
+                position = i
+                throw error("digits after '.'")
             }
         }
-        return .real(Self.parseDouble(UnsafeRawBufferPointer(rebasing: bytes[start..<position])))
+        if i < end && (byte(i) | 0x20) == UInt8(ascii: "e") {
+            isInteger = false
+            i += 1
+            if i < end && (byte(i) == UInt8(ascii: "+") || byte(i) == UInt8(ascii: "-")) { i += 1 }
+            let exponentStart = i
+            while i < end, byte(i) &- 0x30 <= 9 { i += 1 }
+            guard i > exponentStart else {
+                position = i
+                throw error("exponent digits")
+            }
+        }
+        position = i
+        // Up to 18 digits cannot overflow; longer integers take the exact, checked path.
+        if isInteger && digits <= 18 {
+            return .integer(negative ? -Int64(magnitude) : Int64(magnitude))
+        }
+        if isInteger, let exact = Int64(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) {
+            return .integer(exact)
+        }
+        return .real(Self.parseDouble(UnsafeRawBufferPointer(rebasing: bytes[start..<i])))
     }
 
     /// `strtod` over a small copy, so the text needs no terminator.

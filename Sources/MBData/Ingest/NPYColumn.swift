@@ -18,7 +18,8 @@ final class NPYColumn {
         self.stream = stream
         self.field = field
         self.source = source
-        if header.fortranOrder && header.shape.count > 2 {
+        // Column-major data is laid out differently unless at most one dimension exceeds 1.
+        if header.fortranOrder && header.shape.filter({ $0 > 1 }).count > 1 {
             throw MBDataError(
                 .schemaMismatch, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray", source: source,
                 field: field.name)

@@ -4,11 +4,10 @@ import GRDBSQLite
 /// The ingest hot path: binds a sample's values straight from Swift memory with SQLite's C
 /// API (`SQLITE_STATIC`, no copy before SQLite builds the record) and steps the statement.
 ///
-/// Why the raw API: on 3 KiB blob rows, binding through GRDB's `StatementArguments` copies
-/// each blob twice more (`[UInt8]` → `Data` → `SQLITE_TRANSIENT`) and allocates per row;
-/// `Benchmarks/insert-path` measures both ways on the same rows (results in
-/// Benchmarks/README.md), and this path was the faster by the margin the project requires
-/// (≥ 1.5×) for leaving GRDB.
+/// Why the raw API: binding through GRDB's `StatementArguments` copies each blob twice more
+/// (`[UInt8]` → `Data` → `SQLITE_TRANSIENT`) and allocates per row. `Benchmarks/insert-path`
+/// (`make bench-insert`) inserts the same 200,000 rows of 3 KiB both ways: 106.6k rows/s
+/// here against 60.6k with GRDB, 1.76× — above the 1.5× the project asks before leaving GRDB.
 struct SampleInserter {
     private let statement: Statement
     private let db: Database
