@@ -4,9 +4,10 @@ import MBData
 
 struct InspectCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect", abstract: "Show a dataset's schema, counts per split, size, version and ingest log.")
+        commandName: "inspect",
+        abstract: "Show a dataset (schema, splits, size, version, ingest log) or a shard directory (batches, compression, plan, checksums).")
 
-    @Argument(help: "The dataset file.")
+    @Argument(help: "A dataset file or a shard directory.")
     var dataset: String
 
     @Flag(help: "Print JSON for scripts.")
@@ -14,6 +15,15 @@ struct InspectCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            if isDirectory(dataset) {
+                let shards = try ShardSet(directory: dataset)
+                if json {
+                    print(String(decoding: try ShardSummary.encoder.encode(ShardSummary(shards)), as: UTF8.self))
+                } else {
+                    print(ShardSummary(shards).rendered)
+                }
+                return
+            }
             let info = try await Dataset(path: dataset).info()
             if json {
                 let encoder = JSONEncoder()

@@ -46,6 +46,27 @@ final class ProgressLine: Sendable {
         writeStandardError("\r\u{1B}[K" + line)
     }
 
+    /// A generic counter line: `label: [####....]  42% 420/1000 unit, detail, ETA 3s`.
+    func show(label: String, done: Int, total: Int, unit: String, detail: String, elapsed: Double) {
+        guard enabled, due() else { return }
+        let fraction = total > 0 ? Double(done) / Double(total) : 0
+        let width = 24
+        let filled = min(width, Int(fraction * Double(width)))
+        var line = "\(label): [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+        line += String(format: "%3.0f%% ", fraction * 100) + "\(done)/\(total) \(unit), \(detail)"
+        if fraction > 0.001 { line += String(format: ", ETA %.0fs", elapsed * (1 - fraction) / fraction) }
+        writeStandardError("\r\u{1B}[K" + line)
+    }
+
+    private func due() -> Bool {
+        let now = Date().timeIntervalSince1970
+        return lastDraw.withLock { last in
+            guard now - last >= 0.1 else { return false }
+            last = now
+            return true
+        }
+    }
+
     func finish() {
         guard enabled else { return }
         writeStandardError("\r\u{1B}[K")

@@ -5,17 +5,24 @@ import MBData
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check a dataset: SQLite integrity and every stored value against the schema.",
+        abstract: "Check a dataset (SQLite integrity, every value against the schema) or a shard directory (hashes, frames, coverage).",
         discussion: "Exits 1 and lists the first problems when any are found.")
 
-    @Argument(help: "The dataset file.")
+    @Argument(help: "A dataset file or a shard directory.")
     var dataset: String
+
+    @Option(name: .customLong("dataset"), help: "With a shard directory: also check that the shards match this dataset's current version.")
+    var against: String?
 
     @Flag(help: "Print the report as JSON.")
     var json = false
 
     func run() async throws {
         try await reportingErrors {
+            if isDirectory(dataset) {
+                try await verifyShards()
+                return
+            }
             let report = try await Dataset(path: dataset).verify()
             if json {
                 let encoder = JSONEncoder()
@@ -30,5 +37,25 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             if !report.isValid { throw ExitCode(ExitStatus.problemsFound) }
         }
+    }
+
+    private func verifyShards() async throws {
+        let shards = try ShardSet(directory: dataset)
+        if let against {
+            let plan = try await Dataset(path: against).plan(shards.manifest.plan.parameters)
+            try shards.check(matches: plan)
+        }
+        let report = try await shards.verify()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else if report.isValid {
+            print("\(dataset): ok (\(report.batchesChecked) batches, \(report.samplesChecked) samples; every epoch covers each sample once)")
+        } else {
+            print("\(dataset): \(report.problems.count) problems (\(report.batchesChecked) batches checked)")
+            for problem in report.problems { print("  \(problem)") }
+        }
+        if !report.isValid { throw ExitCode(ExitStatus.problemsFound) }
     }
 }

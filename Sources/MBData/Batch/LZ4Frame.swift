@@ -1,0 +1,92 @@
+import CLZ4
+
+/// One batch ↔ one standard LZ4 frame (content size and content checksum on), through the
+/// system liblz4, so `lz4 -d` and Python's `lz4.frame` read what this writes.
+public enum LZ4Frame {
+    /// Compresses `input` into one frame. Level 0 (default) is LZ4's fast mode; 1–12 are HC levels.
+    public static func compress(_ input: [UInt8], level: Int32 = 0) throws -> [UInt8] {
+        var preferences = LZ4F_preferences_t()
+        preferences.frameInfo.contentSize = UInt64(input.count)
+        preferences.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        preferences.frameInfo.blockSizeID = LZ4F_max4MB
+        preferences.compressionLevel = level
+        let bound = LZ4F_compressFrameBound(input.count, &preferences)
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = input.withUnsafeBytes { source in
+            output.withUnsafeMutableBytes { target in
+                LZ4F_compressFrame(target.baseAddress, bound, source.baseAddress, input.count, &preferences)
+            }
+        }
+        guard LZ4F_isError(written) == 0 else {
+            throw MBDataError(.storage, "LZ4 compression failed: \(String(cString: LZ4F_getErrorName(written)))")
+        }
+        output.removeSubrange(written...)
+        return output
+    }
+
+    /// The content size a frame declares, read from its header without decoding.
+    public static func contentSize(of frame: UnsafeRawBufferPointer) throws -> Int {
+        var context: OpaquePointer?
+        guard LZ4F_isError(LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))) == 0, let context else {
+            throw MBDataError(.storage, "cannot create an LZ4 decompression context")
+        }
+        defer { LZ4F_freeDecompressionContext(context) }
+        var info = LZ4F_frameInfo_t()
+        var consumed = frame.count
+        let result = LZ4F_getFrameInfo(context, &info, frame.baseAddress, &consumed)
+        guard LZ4F_isError(result) == 0 else {
+            throw MBDataError(.malformedRecord, "not an LZ4 frame: \(String(cString: LZ4F_getErrorName(result)))")
+        }
+        guard info.contentSize > 0 || frame.count == 0 else {
+            throw MBDataError(.malformedRecord, "LZ4 frame declares no content size")
+        }
+        return Int(info.contentSize)
+    }
+
+    /// Decodes one frame straight into `output`, which must be exactly the declared content
+    /// size; the content checksum is verified by liblz4.
+    public static func decompress(_ frame: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        var context: OpaquePointer?
+        guard LZ4F_isError(LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))) == 0, let context else {
+            throw MBDataError(.storage, "cannot create an LZ4 decompression context")
+        }
+        defer { LZ4F_freeDecompressionContext(context) }
+        var sourceOffset = 0
+        var produced = 0
+        while true {
+            var sourceSize = frame.count - sourceOffset
+            var targetSize = output.count - produced
+            let hint = LZ4F_decompress(
+                context, output.baseAddress.map { $0 + produced }, &targetSize, frame.baseAddress.map { $0 + sourceOffset },
+                &sourceSize, nil)
+            guard LZ4F_isError(hint) == 0 else {
+                throw MBDataError(.malformedRecord, "corrupt LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))")
+            }
+            sourceOffset += sourceSize
+            produced += targetSize
+            if hint == 0 { break }
+            if sourceSize == 0 && targetSize == 0 {
+                throw MBDataError(.malformedRecord, "truncated LZ4 frame after \(sourceOffset) of \(frame.count) bytes")
+            }
+        }
+        guard produced == output.count else {
+            throw MBDataError(.malformedRecord, "LZ4 frame decoded to \(produced) bytes, declared \(output.count)")
+        }
+        guard sourceOffset == frame.count else {
+            throw MBDataError(.malformedRecord, "\(frame.count - sourceOffset) bytes follow the end of the LZ4 frame")
+        }
+    }
+
+    /// Decodes one frame into a new buffer, refusing a declared size above `limit`.
+    public static func decompress(_ frame: [UInt8], limit: Int = 1 << 31) throws -> [UInt8] {
+        try frame.withUnsafeBytes { raw in
+            let size = try contentSize(of: raw)
+            guard size <= limit else {
+                throw MBDataError(.malformedRecord, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
+            }
+            var output = [UInt8](repeating: 0, count: size)
+            try output.withUnsafeMutableBytes { try decompress(raw, into: $0) }
+            return output
+        }
+    }
+}

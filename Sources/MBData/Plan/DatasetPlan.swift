@@ -1,0 +1,58 @@
+import GRDB
+
+/// An epoch plan pinned to one dataset version: the ids of the plan's split as they were at
+/// that version, so an ingest running beside a reader never changes an epoch in flight.
+public struct DatasetPlan: Sendable, Hashable {
+    public let plan: EpochPlan
+    public let datasetVersion: Int
+    /// The largest sample id at that version; later samples are not in the plan.
+    public let maxID: Int64
+    /// Sample ids of the split at that version, ascending; the plan's indices point here.
+    public let ids: [Int64]
+    /// Identifies the dataset content and plan: schema, version, ids and parameters.
+    public let fingerprint: String
+
+    public var parameters: PlanParameters { plan.parameters }
+
+    /// The sample ids of rank `rank`'s part of global batch `batch` of `epoch`; nil is padding.
+    public func sampleIDs(epoch: Int, batch: Int, rank: Int = 0, permutation: IndexPermutation? = nil) -> [Int64?] {
+        plan.indices(epoch: epoch, batch: batch, rank: rank, permutation: permutation).map { $0.map { ids[$0] } }
+    }
+}
+
+extension Dataset {
+    /// Pins a plan to the dataset's current version (or an earlier `version`).
+    public func plan(_ parameters: PlanParameters, version: Int? = nil) async throws -> DatasetPlan {
+        try parameters.validate()
+        let path = self.path
+        return try await read { db in
+            guard let schema = try Self.storedSchema(db) else {
+                throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: path)
+            }
+            let current = Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0
+            let pinned = version ?? current
+            guard pinned >= 1, pinned <= current else {
+                throw MBDataError(.invalidArgument, "dataset version \(pinned) does not exist (current: \(current))", source: path)
+            }
+            guard let maxID = try Int64.fetchOne(db, sql: "SELECT max_id FROM mbdata_versions WHERE version = ?", arguments: [pinned]) else {
+                throw MBDataError(.invalidDataset, "the version log has no entry for version \(pinned)", source: path)
+            }
+            var ids: [Int64]
+            if let split = parameters.split {
+                ids = try Int64.fetchAll(
+                    db, sql: "SELECT _id FROM samples WHERE _split = ? AND _id <= ? ORDER BY _id", arguments: [split, maxID])
+            } else {
+                ids = try Int64.fetchAll(db, sql: "SELECT _id FROM samples WHERE _id <= ? ORDER BY _id", arguments: [maxID])
+            }
+            guard !ids.isEmpty else {
+                throw MBDataError(.invalidArgument, "split \(parameters.split ?? "(all)") has no samples at version \(pinned)", source: path)
+            }
+            let plan = try EpochPlan(parameters: parameters, sampleCount: ids.count)
+            var hash = XXH64()
+            hash.update(Array(schema.canonicalJSON().utf8))
+            ids.withUnsafeBytes { hash.update($0) }
+            hash.update(Array("\(pinned)|\(maxID)|\(parameters.seed)|\(parameters.batchSize)|\(parameters.world)|\(parameters.tail.rawValue)|\(parameters.split ?? "")|\(parameters.shuffle)".utf8))
+            return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: hash.hexDigest)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/// A pseudo-random permutation of `0..<count`, computed one index at a time.
+///
+/// A balanced Feistel network over the smallest even number of bits that covers `count`,
+/// with cycle walking to stay inside the domain: `index(at:)` is O(1) expected time
+/// (fewer than 4 rounds of walking on average, as the domain is under 4 × count) and the
+/// permutation needs O(1) memory — no shuffle buffer, and seeking to any position is free.
+public struct IndexPermutation: Sendable, Hashable {
+    public let count: Int
+    private let halfBits: UInt64
+    private let halfMask: UInt64
+    private let keys: [UInt64]
+
+    /// The permutation for `(seed, epoch)`; different epochs give independent orders.
+    public init(count: Int, seed: UInt64, epoch: Int, rounds: Int = 6) {
+        precondition(count >= 0)
+        self.count = count
+        var bits: UInt64 = 2
+        while bits < 64 && (UInt64(1) << bits) < UInt64(max(count, 1)) { bits += 2 }
+        halfBits = bits / 2
+        halfMask = (UInt64(1) << halfBits) - 1
+        var state = seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0x9E37_79B9_7F4A_7C15)
+        keys = (0..<rounds).map { _ in SplitMix64.next(&state) }
+    }
+
+    /// The sample index at `position` of the shuffled order.
+    public func index(at position: Int) -> Int {
+        precondition(position >= 0 && position < count, "position \(position) outside 0..<\(count)")
+        var value = UInt64(position)
+        repeat {
+            value = encrypt(value)
+        } while value >= UInt64(count)
+        return Int(value)
+    }
+
+    @inline(__always)
+    private func encrypt(_ value: UInt64) -> UInt64 {
+        var left = value >> halfBits
+        var right = value & halfMask
+        for key in keys {
+            let mixed = left ^ (SplitMix64.mix(right ^ key) & halfMask)
+            left = right
+            right = mixed
+        }
+        return (left << halfBits) | right
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed 64-bit generator and finalizer.
+enum SplitMix64 {
+    static func next(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return mix(state)
+    }
+
+    @inline(__always)
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,35 @@
+import GRDB
+
+/// Reads the rows of one batch with one query (ids sorted for locality), then puts them
+/// back in plan order.
+struct SampleReader {
+    let fieldCount: Int
+
+    init(schema: Schema) {
+        fieldCount = schema.fields.count
+    }
+
+    /// Rows for `ids` in the same order; nil ids (padding) stay nil.
+    func rows(_ db: Database, ids: [Int64?]) throws -> [BatchCollator.Row] {
+        let wanted = ids.compactMap { $0 }.sorted()
+        var byID: [Int64: [SampleValue]] = [:]
+        byID.reserveCapacity(wanted.count)
+        for chunk in stride(from: 0, to: wanted.count, by: 30_000) {
+            let part = Array(wanted[chunk..<min(chunk + 30_000, wanted.count)])
+            let placeholders = Array(repeating: "?", count: part.count).joined(separator: ",")
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT * FROM samples WHERE _id IN (\(placeholders)) ORDER BY _id", arguments: StatementArguments(part))
+            while let row = try cursor.next() {
+                let id: Int64 = row[0]
+                byID[id] = (0..<fieldCount).map { SampleValue(row[$0 + 2] as DatabaseValue) }
+            }
+        }
+        return try ids.map { id in
+            guard let id else { return nil }
+            guard let values = byID[id] else {
+                throw MBDataError(.invalidDataset, "sample \(id) of the plan is missing from the dataset")
+            }
+            return (id, values)
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// Writes the batches of a prefetcher into a shard directory: shard files of about
+/// `targetShardBytes` each (frames, footer, trailer; written atomically), then
+/// `manifest.json`. An existing manifest is removed first, so a half-replaced set is never
+/// mistaken for a whole one.
+public enum ShardWriter {
+    public struct Progress: Sendable {
+        public var batches: Int
+        public var totalBatches: Int
+        public var uncompressedBytes: Int
+        public var compressedBytes: Int
+        public var elapsedSeconds: Double
+    }
+
+    public static func write(
+        _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int = 256 << 20,
+        progress: (@Sendable (Progress) -> Void)? = nil
+    ) async throws -> ShardManifest {
+        let handOff = UncheckedSendable(prefetcher)
+        return try await runOnThread {
+            try writeBlocking(handOff.value, schema: schema, to: directory, targetShardBytes: targetShardBytes, progress: progress)
+        }
+    }
+
+    private static func writeBlocking(
+        _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int,
+        progress: (@Sendable (Progress) -> Void)?
+    ) throws -> ShardManifest {
+        let started = Date()
+        let manager = FileManager.default
+        try ShardDirectory.prepare(directory)
+        let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
+        if manager.fileExists(atPath: manifestPath) {
+            try manager.removeItem(atPath: manifestPath)
+            AtomicFile.syncDirectory(of: manifestPath)
+        }
+        var shards: [ShardManifest.Shard] = []
+        var totals = ShardManifest.Totals(batches: 0, samples: 0, uncompressedBytes: 0, compressedBytes: 0)
+        var file: AtomicFile?
+        var entries: [ShardFormat.Entry] = []
+
+        func finishShard() throws {
+            guard let current = file else { return }
+            let footer = ShardFormat.encodeFooter(entries)
+            try current.write(footer)
+            try current.write(ShardFormat.encodeTrailer(footer: footer))
+            try current.commit()
+            shards.append(
+                ShardManifest.Shard(
+                    file: URL(fileURLWithPath: current.path).lastPathComponent, bytes: current.size, xxh64: current.digest,
+                    batches: entries.count))
+            file = nil
+            entries = []
+        }
+
+        while let batch = try prefetcher.next() {
+            if file == nil {
+                let name = String(format: "shard-%05d.%@", shards.count, ShardFormat.fileExtension)
+                file = try AtomicFile(path: (directory as NSString).appendingPathComponent(name))
+            }
+            let offset = UInt64(file!.size)
+            try file!.write(batch.frame)
+            entries.append(
+                ShardFormat.Entry(
+                    offset: offset, length: UInt64(batch.frame.count), uncompressed: UInt64(batch.uncompressedSize),
+                    epoch: UInt32(batch.epoch), batch: UInt32(batch.batch), rank: UInt32(batch.rank), samples: UInt32(batch.sampleCount),
+                    checksum: ShardFormat.xxh64(batch.frame)))
+            totals.batches += 1
+            totals.samples += batch.sampleCount
+            totals.uncompressedBytes += batch.uncompressedSize
+            totals.compressedBytes += batch.frame.count
+            if file!.size >= targetShardBytes { try finishShard() }
+            progress?(
+                Progress(
+                    batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
+                    compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
+        }
+        try finishShard()
+
+        let plan = prefetcher.plan
+        let manifest = ShardManifest(
+            dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
+            schema: schema,
+            plan: .init(
+                parameters: plan.parameters, firstEpoch: prefetcher.epochs.lowerBound, epochs: prefetcher.epochs.count,
+                batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
+                padLengths: prefetcher.configuration.padLengths),
+            compression: "lz4-frame level \(prefetcher.configuration.compressionLevel)", shards: shards, totals: totals,
+            createdAt: Timestamp.now())
+        try AtomicFile.write(try ShardManifest.encoder.encode(manifest).map { $0 } + [0x0A], to: manifestPath)
+        try ShardDirectory.removeUnlisted(in: directory, keeping: Set(shards.map(\.file)))
+        return manifest
+    }
+}
+
+extension ShardManifest {
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}
+
+/// The files of a shard directory.
+enum ShardDirectory {
+    /// Creates the directory, or accepts an existing one that is empty or holds a shard set.
+    static func prepare(_ directory: String) throws {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw MBDataError(.invalidArgument, "exists and is not a directory", source: directory)
+            }
+            let foreign = try manager.contentsOfDirectory(atPath: directory).filter {
+                !$0.hasPrefix(".") && $0 != ShardManifest.fileName && !$0.hasSuffix("." + ShardFormat.fileExtension)
+            }
+            guard foreign.isEmpty else {
+                throw MBDataError(
+                    .invalidArgument, "holds files that are not shards (\(foreign.prefix(3).joined(separator: ", "))); choose an empty or shard directory",
+                    source: directory)
+            }
+        } else {
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+    }
+
+    static func removeUnlisted(in directory: String, keeping: Set<String>) throws {
+        let manager = FileManager.default
+        for name in try manager.contentsOfDirectory(atPath: directory)
+        where name.hasSuffix("." + ShardFormat.fileExtension) && !keeping.contains(name) {
+            try manager.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import MBData
+
+struct ShardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shard",
+        abstract: "Write a plan's batches as LZ4-compressed safetensors frames into shard files.",
+        discussion: """
+            Epochs E…E+N-1 of the plan (seed, global batch size, world, tail policy, split) over the \
+            dataset's current version. Frames are ordered by epoch, batch, rank. Re-running with \
+            the same dataset version and plan finds the shards up to date.
+            """)
+
+    @Argument(help: "The dataset file.")
+    var dataset: String
+
+    @Option(help: "The shard directory (created; must be empty or hold shards).")
+    var out: String
+
+    @Option(name: .customLong("batch-size"), help: "Global batch size G (samples per step across all ranks).")
+    var batchSize: Int
+
+    @Option(help: "Number of epochs.")
+    var epochs: Int = 1
+
+    @Option(name: .customLong("first-epoch"), help: "The first epoch's number.")
+    var firstEpoch: Int = 0
+
+    @Option(help: "Shuffle seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Ranks sharing each global batch; must divide the batch size.")
+    var world: Int = 1
+
+    @Option(help: "Draw from this split only (default: every sample).")
+    var split: String?
+
+    @Flag(name: .customLong("drop-last"), help: "Drop the tail shorter than a global batch (default).")
+    var dropLast = false
+
+    @Flag(help: "Pad the last batch with rows flagged invalid in _valid.")
+    var pad = false
+
+    @Flag(name: .customLong("no-shuffle"), help: "Keep ingest order.")
+    var noShuffle = false
+
+    @Option(name: .customLong("pad-to"), help: "FIELD=LENGTH: pad a variable-length field to a fixed length (repeatable).")
+    var padTo: [String] = []
+
+    @Option(help: "LZ4 level: 0 fast (default), 1–12 high compression.")
+    var level: Int32 = 0
+
+    @Option(help: "Prefetch depth: batches held ahead of the writer.")
+    var depth: Int = 8
+
+    @Option(name: .customLong("shard-mb"), help: "Target shard file size in MB.")
+    var shardMB: Int = 256
+
+    func validate() throws {
+        if dropLast && pad { throw ValidationError("--drop-last and --pad exclude each other") }
+        if epochs < 1 || firstEpoch < 0 { throw ValidationError("--epochs must be ≥ 1 and --first-epoch ≥ 0") }
+        if shardMB < 1 { throw ValidationError("--shard-mb must be ≥ 1") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            var padLengths: [String: Int] = [:]
+            for item in padTo {
+                let parts = item.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, let length = Int(parts[1]) else {
+                    throw MBDataError(.invalidArgument, "--pad-to expects FIELD=LENGTH, got \(item)")
+                }
+                padLengths[String(parts[0])] = length
+            }
+            let store = try Dataset(path: dataset)
+            guard let schema = try await store.schema() else {
+                throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: dataset)
+            }
+            let parameters = PlanParameters(
+                seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
+            let plan = try await store.plan(parameters)
+            let epochRange = firstEpoch..<(firstEpoch + epochs)
+            if let existing = try? ShardSet(directory: out), (try? existing.check(matches: plan, epochs: epochRange)) != nil,
+                existing.manifest.plan.firstEpoch == firstEpoch, existing.manifest.plan.epochs == epochs,
+                existing.manifest.plan.padLengths == padLengths, existing.manifest.compression == "lz4-frame level \(level)"
+            {
+                printError("\(out): up to date (dataset version \(plan.datasetVersion), \(existing.manifest.totals.batches) batches)")
+                return
+            }
+            var configuration = PrefetchConfiguration()
+            configuration.depth = depth
+            configuration.compressionLevel = level
+            configuration.padLengths = padLengths
+            let prefetcher = try await Prefetcher(dataset: store, plan: plan, epochs: epochRange, configuration: configuration)
+            let line = ProgressLine()
+            let started = Date()
+            let manifest = try await ShardWriter.write(prefetcher, schema: schema, to: out, targetShardBytes: shardMB * 1_000_000) { p in
+                line.show(
+                    label: out, done: p.batches, total: p.totalBatches, unit: "batches",
+                    detail: String(format: "%.1f MB in, %.1f MB out", Double(p.uncompressedBytes) / 1e6, Double(p.compressedBytes) / 1e6),
+                    elapsed: p.elapsedSeconds)
+            }
+            line.finish()
+            let seconds = Date().timeIntervalSince(started)
+            let totals = manifest.totals
+            var summary = "\(out): \(totals.batches) batches, \(totals.samples) samples in \(manifest.shards.count) shards; "
+            summary += String(
+                format: "%.1f MB → %.1f MB (ratio %.2f) in %.2f s (%.0f batches/s, %.1f MB/s); dataset version %d",
+                Double(totals.uncompressedBytes) / 1e6, Double(totals.compressedBytes) / 1e6,
+                Double(totals.uncompressedBytes) / Double(max(totals.compressedBytes, 1)), seconds, Double(totals.batches) / seconds,
+                Double(totals.uncompressedBytes) / 1e6 / seconds, plan.datasetVersion)
+            if plan.plan.droppedPerEpoch > 0 { summary += "\n  note: \(plan.plan.droppedPerEpoch) samples dropped per epoch (tail shorter than a batch; --pad keeps them)" }
+            printError(summary)
+        }
+    }
+}
