@@ -3,8 +3,10 @@ SWIFT        ?= swift
 SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
+VENV         := .venv
+PYTHON       ?= python3
 
-.PHONY: all deps build release test demo bench-ingest bench-insert clean
+.PHONY: all deps venv build release test test-swift test-interop demo bench-ingest bench-insert clean
 
 all: build
 
@@ -23,9 +25,25 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-test: deps
+# The interop tests' Python packages (numpy, lz4, safetensors, pytest) go into a local virtualenv.
+venv: $(VENV)/.installed
+$(VENV)/.installed: Tests/interop/requirements.txt
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV) || { \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r Tests/interop/requirements.txt
+	@touch $@
+
+test: test-swift test-interop
+
+test-swift: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Third-party readers (lz4 CLI, Python lz4.frame, safetensors.numpy) against what mbdata writes.
+test-interop: deps venv
+	$(SWIFT) build --product mbdata
+	MBDATA_BINARY=.build/debug/mbdata $(VENV)/bin/python -m pytest Tests/interop -q
 
 # Ingests the bundled digits dataset (JSONL and NPY), inspects and verifies it, queries it with sqlite3.
 demo: release

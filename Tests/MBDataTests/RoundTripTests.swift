@@ -98,6 +98,14 @@ import Testing
         }
     }
 
+    @Test func stringsKeepEmbeddedNULs() async throws {
+        let dir = try TemporaryDirectory()
+        let path = try dir.write("nul.jsonl", "{\"s\": \"a\\u0000b\"}\n{\"s\": \"\\u0000\"}\n")
+        let dataset = try Dataset(path: dir.path("n.mbdb"), create: true)
+        try await ingest(dataset, [path], schema: try schema(#"{"name": "n", "fields": [{"name": "s", "dtype": "string"}]}"#))
+        #expect(try await dataset.samples().map(\.values) == [[.text("a\u{0}b")], [.text("\u{0}")]])
+    }
+
     @Test func tabularSampleIsTheSameFromEveryFormat() async throws {
         let dir = try TemporaryDirectory()
         let sources: [(String, [String])] = [

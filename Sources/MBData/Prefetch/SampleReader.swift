@@ -17,11 +17,10 @@ struct SampleReader {
         for chunk in stride(from: 0, to: wanted.count, by: 30_000) {
             let part = Array(wanted[chunk..<min(chunk + 30_000, wanted.count)])
             let placeholders = Array(repeating: "?", count: part.count).joined(separator: ",")
-            let cursor = try Row.fetchCursor(
-                db, sql: "SELECT * FROM samples WHERE _id IN (\(placeholders)) ORDER BY _id", arguments: StatementArguments(part))
-            while let row = try cursor.next() {
-                let id: Int64 = row[0]
-                byID[id] = (0..<fieldCount).map { SampleValue(row[$0 + 2] as DatabaseValue) }
+            try SampleRowDecoder.forEachRow(
+                db, sql: "SELECT * FROM samples WHERE _id IN (\(placeholders)) ORDER BY _id", arguments: part, fieldCount: fieldCount
+            ) { id, _, values in
+                byID[id] = values
             }
         }
         return try ids.map { id in

@@ -15,27 +15,14 @@ extension Dataset {
         try await read { db in
             guard let schema = try Self.storedSchema(db) else { return [] }
             let filter = split == nil ? "" : "WHERE _split = ?"
-            let rows = try Row.fetchAll(
+            var samples: [StoredSample] = []
+            try SampleRowDecoder.forEachRow(
                 db, sql: "SELECT * FROM samples \(filter) ORDER BY _id LIMIT ?",
-                arguments: StatementArguments(
-                    (split.map { [$0.databaseValue] } ?? []) + [Int64(clamping: limit).databaseValue]))
-            return rows.map { row in
-                StoredSample(
-                    id: row["_id"], split: row["_split"],
-                    values: schema.fields.indices.map { SampleValue(row[$0 + 2] as DatabaseValue) })
+                arguments: (split.map { [$0] } ?? []) + [Int64(clamping: limit)], fieldCount: schema.fields.count
+            ) { id, split, values in
+                samples.append(StoredSample(id: id, split: split, values: values))
             }
-        }
-    }
-}
-
-extension SampleValue {
-    init(_ value: DatabaseValue) {
-        switch value.storage {
-        case .int64(let i): self = .integer(i)
-        case .double(let d): self = .real(d)
-        case .string(let s): self = .text(s)
-        case .blob(let data): self = .blob([UInt8](data))
-        case .null: self = .blob([])
+            return samples
         }
     }
 }

@@ -1,0 +1,49 @@
+import GRDB
+import GRDBSQLite
+
+/// Reads a sample row straight from a stepped SQLite statement.
+///
+/// TEXT is read by its byte length, not as a C string: GRDB's `DatabaseValue` stops a
+/// string at its first NUL, and a `string` field may hold U+0000.
+enum SampleRowDecoder {
+    /// Runs `sql` and calls `body` with each row's `_id` and field values (columns 2…).
+    static func forEachRow(
+        _ db: Database, sql: String, arguments: [any DatabaseValueConvertible], fieldCount: Int,
+        _ body: (Int64, String, [SampleValue]) throws -> Void
+    ) throws {
+        let statement = try db.makeStatement(sql: sql)
+        try statement.setArguments(StatementArguments(arguments))
+        let handle = statement.sqliteStatement
+        defer { sqlite3_reset(handle) }
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage) }
+            let id = sqlite3_column_int64(handle, 0)
+            let split = text(handle, 1)
+            var values: [SampleValue] = []
+            values.reserveCapacity(fieldCount)
+            for column in 2..<(2 + Int32(fieldCount)) {
+                switch sqlite3_column_type(handle, column) {
+                case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(handle, column)))
+                case SQLITE_FLOAT: values.append(.real(sqlite3_column_double(handle, column)))
+                case SQLITE_TEXT: values.append(.text(text(handle, column)))
+                default:
+                    let count = Int(sqlite3_column_bytes(handle, column))
+                    if let pointer = sqlite3_column_blob(handle, column), count > 0 {
+                        values.append(.blob(Array(UnsafeRawBufferPointer(start: pointer, count: count))))
+                    } else {
+                        values.append(.blob([]))
+                    }
+                }
+            }
+            try body(id, split, values)
+        }
+    }
+
+    private static func text(_ handle: OpaquePointer, _ column: Int32) -> String {
+        guard let pointer = sqlite3_column_text(handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+}
