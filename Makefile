@@ -45,7 +45,8 @@ test-interop: deps venv
 	$(SWIFT) build --product mbdata
 	MBDATA_BINARY=.build/debug/mbdata $(VENV)/bin/python -m pytest Tests/interop -q
 
-# Ingests the bundled digits dataset (JSONL and NPY), inspects and verifies it, queries it with sqlite3.
+# Ingests the bundled digits dataset (JSONL and NPY), inspects, verifies and queries it, then
+# writes three shuffled epochs of batches for 4 ranks into shards and verifies them.
 demo: release
 	@rm -rf $(OUT)/demo && mkdir -p $(OUT)/demo
 	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl
@@ -54,6 +55,9 @@ demo: release
 	$(RELEASE_BIN) inspect $(OUT)/demo/digits.mbdb
 	$(RELEASE_BIN) verify $(OUT)/demo/digits.mbdb
 	sqlite3 $(OUT)/demo/digits.mbdb 'select label, count(*) from samples group by 1'
+	$(RELEASE_BIN) shard $(OUT)/demo/digits.mbdb --out $(OUT)/demo/shards --split train --batch-size 64 --world 4 --epochs 3 --seed 7
+	$(RELEASE_BIN) inspect $(OUT)/demo/shards
+	$(RELEASE_BIN) verify $(OUT)/demo/shards --dataset $(OUT)/demo/digits.mbdb
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh

@@ -161,6 +161,22 @@ import Testing
         #expect(report.problems[1].contains("sample 4: field 'label': expected INTEGER"))
     }
 
+    @Test func bulkIngestReturnsToWALAndAnOpenReaderKeepsWAL() async throws {
+        let dir = try TemporaryDirectory()
+        let path = try dir.write("d.jsonl", Self.lines(0..<25))
+        let dataset = try Dataset(path: dir.path("d.mbdb"), create: true)
+        try await ingest(dataset, [path], schema: try schema(tabularSchemaJSON), options: options())
+        #expect(try await dataset.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+
+        // Another process-like reader holds the file open: the ingest must not need exclusive access.
+        let reader = try Dataset(path: dir.path("d.mbdb"))
+        #expect(try await reader.samples().count == 25)
+        let more = try dir.write("e.jsonl", Self.lines(25..<40))
+        #expect(try await ingest(dataset, [more], options: options()).rowsAdded == 15)
+        #expect(try await reader.samples().count == 40)
+        #expect(try await reader.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+    }
+
     @Test func stdinNeedsNoExtensionAndReadsJSONL() throws {
         #expect(SourceFormat.infer(from: "x.ndjson", isDirectory: false) == .jsonl)
         #expect(SourceFormat.infer(from: "x.npz", isDirectory: false) == .npz)

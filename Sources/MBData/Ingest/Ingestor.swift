@@ -17,15 +17,18 @@ extension Dataset {
         let path = self.path
         let sources = try spec.sources()
         for source in sources { _ = try source.resolvedFormat() }
+        // Idle reader connections of this process would keep the bulk journal mode out.
+        pool.releaseMemory()
         do {
             return try await pool.writeWithoutTransaction { db in
                 let schema = try Self.establishSchema(db, given: schema, path: path)
+                let bulk = try BulkLoadMode.enter(db)
+                defer { BulkLoadMode.leave(db, entered: bulk) }
                 var summaries: [IngestSummary] = []
                 for source in sources {
                     let ingestor = Ingestor(db: db, schema: schema, spec: source, options: options, progress: progress)
                     summaries.append(try ingestor.run())
                 }
-                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                 return summaries
             }
         } catch let error as MBDataError {
