@@ -29,6 +29,26 @@ public struct PrefetchConfiguration: Sendable, Hashable {
     public init() {}
 }
 
+/// One batch of a plan to produce: which epoch, global batch and rank.
+public struct PlanItem: Sendable, Hashable, Codable {
+    public var epoch: Int
+    public var batch: Int
+    public var rank: Int
+
+    public init(epoch: Int, batch: Int, rank: Int) {
+        self.epoch = epoch
+        self.batch = batch
+        self.rank = rank
+    }
+
+    /// Every batch of `epochs` for `ranks`, ordered by epoch, then batch, then rank.
+    public static func all(of plan: EpochPlan, epochs: Range<Int>, ranks: [Int]) -> [PlanItem] {
+        epochs.flatMap { epoch in
+            (0..<plan.batchesPerEpoch).flatMap { batch in ranks.map { PlanItem(epoch: epoch, batch: batch, rank: $0) } }
+        }
+    }
+}
+
 /// Produces the batches of a plan in order — epoch, then batch, then rank — with one SQL
 /// query per batch, collation and LZ4 compression spread over `workers` threads, and at
 /// most `depth` batches held ahead of the consumer. Memory is bounded by
@@ -36,27 +56,31 @@ public struct PrefetchConfiguration: Sendable, Hashable {
 ///
 /// `next()` blocks; call it from a thread of your own (not the cooperative pool), or use
 /// `batches()` from async code. `cancel()` (or deinit) stops the workers.
-public final class Prefetcher: @unchecked Sendable {
+public final class Prefetcher: Sendable {
     public let plan: DatasetPlan
     public let epochs: Range<Int>
-    public let ranks: [Int]
+    public let items: [PlanItem]
     public let configuration: PrefetchConfiguration
-    public var totalBatches: Int { epochs.count * plan.plan.batchesPerEpoch * ranks.count }
+    public var totalBatches: Int { items.count }
+    private let pool: OrderedWorkPool<ReadyBatch>
 
-    private let pool: DatabasePool
-    private let collator: BatchCollator
-    private let reader: SampleReader
-    private let condition = NSCondition()
-    private var ready: [Int: ReadyBatch] = [:]
-    private var nextToClaim = 0
-    private var delivered = 0
-    private var failure: (any Error)?
-    private var cancelled = false
-    private var running = 0
-    private let stopped = DispatchGroup()
-
-    public init(
+    /// Every batch of `epochs` for `ranks` (default: all ranks).
+    public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, ranks: [Int]? = nil,
+        configuration: PrefetchConfiguration = PrefetchConfiguration()
+    ) async throws {
+        let ranks = ranks ?? Array(0..<plan.parameters.world)
+        guard ranks.allSatisfy({ (0..<plan.parameters.world).contains($0) }) else {
+            throw MBDataError(.invalidArgument, "ranks \(ranks) outside 0..<\(plan.parameters.world)")
+        }
+        try await self.init(
+            dataset: dataset, plan: plan, epochs: epochs, items: PlanItem.all(of: plan.plan, epochs: epochs, ranks: ranks),
+            configuration: configuration)
+    }
+
+    /// The given batches, in the given order (a resumed run passes the unfinished ones).
+    public init(
+        dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem],
         configuration: PrefetchConfiguration = PrefetchConfiguration()
     ) async throws {
         guard let schema = try await dataset.schema() else {
@@ -65,126 +89,34 @@ public final class Prefetcher: @unchecked Sendable {
         guard configuration.depth > 0, configuration.workers > 0 else {
             throw MBDataError(.invalidArgument, "prefetch depth and workers must be positive")
         }
-        let ranks = ranks ?? Array(0..<plan.parameters.world)
-        guard ranks.allSatisfy({ (0..<plan.parameters.world).contains($0) }) else {
-            throw MBDataError(.invalidArgument, "ranks \(ranks) outside 0..<\(plan.parameters.world)")
-        }
         self.plan = plan
         self.epochs = epochs
-        self.ranks = ranks
+        self.items = items
         self.configuration = configuration
-        pool = dataset.pool
-        collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
-        reader = SampleReader(schema: schema)
-        for _ in 0..<min(configuration.workers, max(totalBatches, 1)) {
-            stopped.enter()
-            running += 1
-            let thread = Thread { [self] in
-                work()
-                condition.lock()
-                running -= 1
-                condition.broadcast()
-                condition.unlock()
-                stopped.leave()
-            }
-            thread.start()
+        let collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
+        let reader = SampleReader(schema: schema)
+        let database = dataset.pool
+        let level = configuration.compressionLevel
+        pool = OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.depth) { index in
+            let item = items[index]
+            let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+            let rows = try database.read { db in try reader.rows(db, ids: ids) }
+            let buffer = collator.collate(
+                rows,
+                metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
+            let frame = try LZ4Frame.compress(buffer, level: level)
+            return ReadyBatch(
+                epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.compactMap { $0 }.count,
+                uncompressedSize: buffer.count, frame: frame)
         }
-    }
-
-    deinit {
-        cancel()
     }
 
     /// Stops the workers; `next()` then returns nil.
-    public func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-        stopped.wait()
-    }
+    public func cancel() { pool.cancel() }
 
     /// The next batch in order, nil after the last; rethrows a worker's failure.
-    public func next() throws -> ReadyBatch? {
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let failure { throw failure }
-            if cancelled || delivered >= totalBatches { return nil }
-            if let batch = ready.removeValue(forKey: delivered) {
-                delivered += 1
-                condition.broadcast()
-                return batch
-            }
-            condition.wait()
-        }
-    }
+    public func next() throws -> ReadyBatch? { try pool.next() }
 
     /// The batches as an async sequence; the blocking waits run on a dedicated thread.
-    public func batches() -> AsyncThrowingStream<ReadyBatch, any Error> {
-        AsyncThrowingStream { continuation in
-            let thread = Thread { [self] in
-                do {
-                    while let batch = try next() {
-                        continuation.yield(batch)
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { [self] _ in
-                condition.lock()
-                cancelled = true
-                condition.broadcast()
-                condition.unlock()
-            }
-            thread.start()
-        }
-    }
-
-    private func work() {
-        var permutations: [Int: IndexPermutation] = [:]
-        let batchesPerEpoch = plan.plan.batchesPerEpoch
-        while true {
-            condition.lock()
-            while !cancelled && failure == nil && nextToClaim < totalBatches && nextToClaim >= delivered + configuration.depth {
-                condition.wait()
-            }
-            guard !cancelled, failure == nil, nextToClaim < totalBatches else {
-                condition.unlock()
-                return
-            }
-            let item = nextToClaim
-            nextToClaim += 1
-            condition.unlock()
-
-            let epoch = epochs.lowerBound + item / (batchesPerEpoch * ranks.count)
-            let batch = (item / ranks.count) % batchesPerEpoch
-            let rank = ranks[item % ranks.count]
-            do {
-                if permutations[epoch] == nil {
-                    permutations = [epoch: plan.plan.permutation(epoch: epoch)]
-                }
-                let ids = plan.sampleIDs(epoch: epoch, batch: batch, rank: rank, permutation: permutations[epoch])
-                let rows = try pool.read { db in try reader.rows(db, ids: ids) }
-                let buffer = collator.collate(
-                    rows, metadata: ["format": "mbdata-batch-1", "epoch": String(epoch), "batch": String(batch), "rank": String(rank)])
-                let frame = try LZ4Frame.compress(buffer, level: configuration.compressionLevel)
-                let result = ReadyBatch(
-                    epoch: epoch, batch: batch, rank: rank, sampleCount: ids.compactMap { $0 }.count, uncompressedSize: buffer.count,
-                    frame: frame)
-                condition.lock()
-                ready[item] = result
-                condition.broadcast()
-                condition.unlock()
-            } catch {
-                condition.lock()
-                if failure == nil { failure = error }
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-        }
-    }
+    public func batches() -> AsyncThrowingStream<ReadyBatch, any Error> { pool.stream() }
 }

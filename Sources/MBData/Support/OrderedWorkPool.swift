@@ -1,0 +1,111 @@
+import Foundation
+
+/// Produces `count` items on `workers` threads and hands them out in index order, with at
+/// most `depth` items claimed ahead of the consumer (back-pressure, bounded memory).
+///
+/// `next()` blocks; `cancel()` (or deinit) stops the workers. The first error a worker
+/// throws is rethrown by `next()`.
+final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
+    let count: Int
+    private let depth: Int
+    private let produce: @Sendable (Int) throws -> Output
+    private let condition = NSCondition()
+    private var ready: [Int: Output] = [:]
+    private var nextToClaim = 0
+    private var delivered = 0
+    private var failure: (any Error)?
+    private var cancelled = false
+    private let stopped = DispatchGroup()
+
+    init(count: Int, workers: Int, depth: Int, produce: @escaping @Sendable (Int) throws -> Output) {
+        self.count = count
+        self.depth = max(1, depth)
+        self.produce = produce
+        for _ in 0..<max(1, min(workers, count)) {
+            stopped.enter()
+            let thread = Thread { [self] in
+                work()
+                stopped.leave()
+            }
+            thread.start()
+        }
+    }
+
+    deinit { cancel() }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+        stopped.wait()
+    }
+
+    /// Stops handing out items without waiting for the workers (safe from any thread).
+    func stop() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func next() throws -> Output? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let failure { throw failure }
+            if cancelled || delivered >= count { return nil }
+            if let output = ready.removeValue(forKey: delivered) {
+                delivered += 1
+                condition.broadcast()
+                return output
+            }
+            condition.wait()
+        }
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while !cancelled && failure == nil && nextToClaim < count && nextToClaim >= delivered + depth {
+                condition.wait()
+            }
+            guard !cancelled, failure == nil, nextToClaim < count else {
+                condition.unlock()
+                return
+            }
+            let item = nextToClaim
+            nextToClaim += 1
+            condition.unlock()
+            do {
+                let output = try produce(item)
+                condition.lock()
+                ready[item] = output
+                condition.broadcast()
+                condition.unlock()
+            } catch {
+                condition.lock()
+                if failure == nil { failure = error }
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+        }
+    }
+
+    /// The outputs as an async sequence; the blocking waits run on a dedicated thread.
+    func stream() -> AsyncThrowingStream<Output, any Error> {
+        AsyncThrowingStream { continuation in
+            let thread = Thread { [self] in
+                do {
+                    while let output = try next() { continuation.yield(output) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { [self] _ in stop() }
+            thread.start()
+        }
+    }
+}
