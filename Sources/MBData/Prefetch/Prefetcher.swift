@@ -111,6 +111,8 @@ public final class Prefetcher: Sendable {
         }
     }
 
+    deinit { pool.stop() }
+
     /// Stops the workers; `next()` then returns nil.
     public func cancel() { pool.cancel() }
 

@@ -26,6 +26,8 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let invalidDataset = Code("invalidDataset")
         /// Too many bad records under `--on-error skip`.
         public static let tooManyErrors = Code("tooManyErrors")
+        /// A trainer threw; the cause is its error.
+        public static let trainerFailed = Code("trainerFailed")
         /// SQLite or the file system failed.
         public static let storage = Code("storage")
     }

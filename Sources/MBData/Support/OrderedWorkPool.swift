@@ -31,7 +31,8 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
         }
     }
 
-    deinit { cancel() }
+    // Workers hold the pool until they exit, so by now none is left to wait for.
+    deinit { stop() }
 
     func cancel() {
         condition.lock()

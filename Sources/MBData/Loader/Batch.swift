@@ -1,0 +1,108 @@
+/// One tensor of a batch: a typed view over bytes the batch owns (no copy).
+public struct Tensor: Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    private let storage: [UInt8]
+    private let range: Range<Int>
+
+    init(name: String, dtype: DType, shape: [Int], storage: [UInt8], range: Range<Int>) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.range = range
+    }
+
+    /// A tensor holding `bytes` (for transforms that build new tensors).
+    public init(name: String, dtype: DType, shape: [Int], bytes: [UInt8]) {
+        self.init(name: name, dtype: dtype, shape: shape, storage: bytes, range: 0..<bytes.count)
+    }
+
+    public var byteCount: Int { range.count }
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The raw little-endian bytes.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
+    public var bytes: [UInt8] { Array(storage[range]) }
+
+    /// Every element converted to Float (any numeric dtype).
+    public func floats() -> [Float] { withUnsafeBytes { raw in (0..<elementCount).map { Float(Self.double(raw, $0, dtype)) } } }
+    /// Every element converted to Double.
+    public func doubles() -> [Double] { withUnsafeBytes { raw in (0..<elementCount).map { Self.double(raw, $0, dtype) } } }
+    /// Every element as Int64 (floats truncated toward zero).
+    public func int64s() -> [Int64] {
+        withUnsafeBytes { raw in
+            (0..<elementCount).map { index in
+                switch ElementEncoding.element(raw, at: index, dtype: dtype) {
+                case .integer(let i): i
+                case .real(let d): Int64(d)
+                }
+            }
+        }
+    }
+
+    private static func double(_ raw: UnsafeRawBufferPointer, _ index: Int, _ dtype: DType) -> Double {
+        switch ElementEncoding.element(raw, at: index, dtype: dtype) {
+        case .integer(let i): Double(i)
+        case .real(let d): d
+        }
+    }
+
+    static func dtype(safetensorsName: String) -> DType? {
+        switch safetensorsName {
+        case "U8": .uint8
+        case "I8": .int8
+        case "I16": .int16
+        case "I32": .int32
+        case "I64": .int64
+        case "F16": .float16
+        case "BF16": .bfloat16
+        case "F32": .float32
+        case "F64": .float64
+        case "BOOL": .bool
+        default: nil
+        }
+    }
+}
+
+/// A decoded batch as trainers see it: tensors by name (`batch["image"]`), the sample ids,
+/// and where it sits in the plan.
+public struct Batch: Sendable {
+    public let epoch: Int
+    /// The global batch index within the epoch.
+    public let index: Int
+    public let rank: Int
+    public private(set) var tensors: [String: Tensor]
+
+    /// Decodes a safetensors buffer; the tensors view its bytes without copying.
+    public init(epoch: Int, index: Int, rank: Int, safetensors buffer: [UInt8]) throws {
+        self.epoch = epoch
+        self.index = index
+        self.rank = rank
+        let header = try SafetensorsReader(buffer)
+        var tensors: [String: Tensor] = [:]
+        for (name, info) in header.tensors {
+            guard let dtype = Tensor.dtype(safetensorsName: info.dtype) else {
+                throw MBDataError(.malformedRecord, "tensor \(name) has unsupported dtype \(info.dtype)")
+            }
+            tensors[name] = Tensor(name: name, dtype: dtype, shape: info.shape, storage: buffer, range: info.range)
+        }
+        self.tensors = tensors
+    }
+
+    public subscript(_ name: String) -> Tensor? { tensors[name] }
+
+    /// Sample ids, -1 for padding rows.
+    public var ids: [Int64] { tensors["_id"]?.int64s() ?? [] }
+    /// Rows, padding included.
+    public var rowCount: Int { tensors["_id"]?.shape.first ?? 0 }
+    /// Real (non-padding) samples.
+    public var sampleCount: Int { ids.filter { $0 >= 0 }.count }
+
+    /// Replaces or adds a tensor (batch transforms).
+    public mutating func set(_ tensor: Tensor) { tensors[tensor.name] = tensor }
+}

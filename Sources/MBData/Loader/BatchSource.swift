@@ -1,0 +1,67 @@
+import GRDB
+
+/// Where a loader's batches come from: read live from the dataset (collated, not
+/// compressed: they never leave the process) or decoded from shard files. Either way they
+/// are prepared on worker threads, in order, with bounded depth.
+enum BatchSource: Sendable {
+    case live(pool: DatabasePool, plan: DatasetPlan, collator: BatchCollator, reader: SampleReader, configuration: MultiBatchLoader.Configuration)
+    case shards(ShardSet, configuration: MultiBatchLoader.Configuration)
+
+    static func live(dataset: Dataset, plan: DatasetPlan, schema: Schema, configuration: MultiBatchLoader.Configuration) throws -> BatchSource {
+        .live(
+            pool: dataset.pool, plan: plan,
+            collator: try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: configuration.tail == .pad),
+            reader: SampleReader(schema: schema), configuration: configuration)
+    }
+
+    func pool(items: [PlanItem]) throws -> OrderedWorkPool<Batch> {
+        switch self {
+        case .live(let database, let plan, let collator, let reader, let configuration):
+            let sampleTransform = configuration.sampleTransform
+            let batchTransform = configuration.batchTransform
+            let seed = configuration.seed
+            return OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.prefetchDepth) { index in
+                let item = items[index]
+                let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+                var rows = try database.read { db in try reader.rows(db, ids: ids) }
+                if let sampleTransform {
+                    rows = try rows.map { row in
+                        guard let row else { return nil }
+                        var random = SeededGenerator(planSeed: seed, epoch: item.epoch, key: row.id, salt: 0x5A4D_504C)
+                        return (row.id, try sampleTransform(row.values, &random))
+                    }
+                }
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: collator.collate(rows))
+                return try Self.transform(batch, batchTransform, seed: seed)
+            }
+        case .shards(let shards, let configuration):
+            var locations: [PlanItem: (shard: Int, entry: Int)] = [:]
+            for (shard, entries) in shards.entries.enumerated() {
+                for (index, entry) in entries.enumerated() {
+                    locations[PlanItem(epoch: Int(entry.epoch), batch: Int(entry.batch), rank: Int(entry.rank))] = (shard, index)
+                }
+            }
+            let wanted = try items.map { item -> (Int, Int) in
+                guard let location = locations[item] else {
+                    throw MBDataError(.invalidDataset, "the shards lack epoch \(item.epoch) batch \(item.batch) rank \(item.rank)", source: shards.directory)
+                }
+                return location
+            }
+            let batchTransform = configuration.batchTransform
+            let seed = configuration.seed
+            return OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.prefetchDepth) { index in
+                let item = items[index]
+                let buffer = try shards.batch(shard: wanted[index].0, entry: wanted[index].1)
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: buffer)
+                return try Self.transform(batch, batchTransform, seed: seed)
+            }
+        }
+    }
+
+    private static func transform(_ batch: Batch, _ transform: BatchTransform?, seed: UInt64) throws -> Batch {
+        guard let transform else { return batch }
+        var random = SeededGenerator(
+            planSeed: seed, epoch: batch.epoch, key: Int64(batch.index) << 20 | Int64(batch.rank), salt: 0x4241_5443)
+        return try transform(batch, &random)
+    }
+}

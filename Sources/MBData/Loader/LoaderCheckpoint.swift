@@ -1,0 +1,69 @@
+/// A loader's position: which batches of which epochs are finished. Small and Codable:
+/// save it beside the model and pass it to `MultiBatchLoader(…, resumingFrom:)`.
+public struct LoaderCheckpoint: Codable, Sendable, Hashable {
+    /// Progress within one epoch: every batch below `lowWatermark` is finished, and so are
+    /// those listed in `finishedAbove`.
+    public struct EpochCursor: Codable, Sendable, Hashable {
+        public var epoch: Int
+        public var lowWatermark: Int
+        public var finishedAbove: [Int]
+    }
+
+    /// Identifies dataset content and plan; a checkpoint only resumes the same plan.
+    public var planFingerprint: String
+    public var datasetVersion: Int
+    public var world: Int
+    public var rank: Int
+    public var firstEpoch: Int
+    public var epochCount: Int
+    public var batchesPerEpoch: Int
+    /// Epochs whose batches are all finished, from `firstEpoch` on.
+    public var completedEpochs: Int
+    /// Epochs with some progress that are not complete.
+    public var inProgress: [EpochCursor]
+
+    /// Whether batch `batch` of `epoch` is finished.
+    public func isFinished(epoch: Int, batch: Int) -> Bool {
+        if epoch < firstEpoch + completedEpochs { return true }
+        guard let cursor = inProgress.first(where: { $0.epoch == epoch }) else { return false }
+        return batch < cursor.lowWatermark || cursor.finishedAbove.contains(batch)
+    }
+
+    public var finishedBatchCount: Int {
+        completedEpochs * batchesPerEpoch + inProgress.reduce(0) { $0 + $1.lowWatermark + $1.finishedAbove.count }
+    }
+}
+
+/// Records finished batches as trainers return, out of order.
+actor CursorTracker {
+    private var checkpoint: LoaderCheckpoint
+    private var finished: [Int: Set<Int>] = [:]
+
+    init(_ checkpoint: LoaderCheckpoint) {
+        self.checkpoint = checkpoint
+        for cursor in checkpoint.inProgress { finished[cursor.epoch] = Set(cursor.finishedAbove) }
+    }
+
+    func finish(epoch: Int, batch: Int) {
+        guard !checkpoint.isFinished(epoch: epoch, batch: batch) else { return }
+        finished[epoch, default: []].insert(batch)
+        var cursor = checkpoint.inProgress.first { $0.epoch == epoch } ?? .init(epoch: epoch, lowWatermark: 0, finishedAbove: [])
+        var above = finished[epoch]!
+        while above.remove(cursor.lowWatermark) != nil { cursor.lowWatermark += 1 }
+        finished[epoch] = above
+        cursor.finishedAbove = above.sorted()
+        checkpoint.inProgress.removeAll { $0.epoch == epoch }
+        checkpoint.inProgress.append(cursor)
+        // Fold complete epochs, in order, into completedEpochs.
+        while let next = checkpoint.inProgress.first(where: { $0.epoch == checkpoint.firstEpoch + checkpoint.completedEpochs }),
+            next.lowWatermark >= checkpoint.batchesPerEpoch
+        {
+            checkpoint.inProgress.removeAll { $0.epoch == next.epoch }
+            finished[next.epoch] = nil
+            checkpoint.completedEpochs += 1
+        }
+        checkpoint.inProgress.sort { $0.epoch < $1.epoch }
+    }
+
+    func snapshot() -> LoaderCheckpoint { checkpoint }
+}

@@ -1,0 +1,33 @@
+/// What a trainer is told about the batch it is given.
+public struct TrainingContext: Sendable {
+    /// The step this batch belongs to (synchronous mode: `concurrency` batches a step;
+    /// asynchronous mode: the batch's position in this run).
+    public var step: Int
+    /// Which of the step's concurrent slots (0..<concurrency) runs it.
+    public var slot: Int
+}
+
+/// The consumer `MultiBatchLoader` feeds: a model replica, a gradient accumulator, an
+/// evaluator, or anything else that takes batches.
+///
+/// The contract:
+/// - `train(_:context:)` may be called up to `concurrency` times at once, from different
+///   tasks; an implementation must be safe for that (an actor, or locked state).
+/// - A batch is *finished* when `train` returns. Only finished batches count in the
+///   loader's checkpoint: a batch whose call was running, or never started, when the
+///   checkpoint was taken is delivered again after a resume; a finished one never is.
+/// - Throwing stops the loader: no new batch is started, calls in flight finish (or are
+///   cancelled, per `Configuration.cancelInFlightOnFailure`), and `run` rethrows the error
+///   wrapped with the epoch and batch it came from. The failed batch is not finished.
+/// - Task cancellation reaches `train` as usual; a call that returns normally anyway still
+///   counts as finished.
+/// - In synchronous mode, `finishStep` runs after all batches of a step returned and
+///   before any batch of the next step starts (apply accumulated gradients here).
+public protocol Trainer: Sendable {
+    func train(_ batch: Batch, context: TrainingContext) async throws
+    func finishStep(_ step: Int) async throws
+}
+
+extension Trainer {
+    public func finishStep(_ step: Int) async throws {}
+}
