@@ -98,7 +98,8 @@ actor RecordingTrainer: Trainer {
             let checkpoint = try #require(saved.withLock { $0 })
             let finishedAtCut = all.filter { checkpoint.isFinished(epoch: $0.epoch, batch: $0.batch) }
             #expect(finishedAtCut.count == checkpoint.finishedBatchCount)
-            #expect(finishedAtCut.count >= cut - 1 && finishedAtCut.count <= cut, "the snapshot holds the batches finished so far")
+            // Up to k calls may have returned without being recorded yet when the trainer counts `cut`.
+            #expect(finishedAtCut.count >= cut - 3 && finishedAtCut.count <= cut, "the snapshot holds the batches finished so far")
 
             let resumed = try await MultiBatchLoader(dataset: dataset, configuration: Self.config(seed: UInt64(cut)), resumingFrom: checkpoint)
             let second = RecordingTrainer(seed: 99)
