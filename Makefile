@@ -46,7 +46,8 @@ test-interop: deps venv
 	MBDATA_BINARY=.build/debug/mbdata $(VENV)/bin/python -m pytest Tests/interop -q
 
 # Ingests the bundled digits dataset (JSONL and NPY), inspects, verifies and queries it, then
-# writes three shuffled epochs of batches for 4 ranks into shards and verifies them.
+# writes three shuffled epochs of batches for 4 ranks into shards and verifies them, and
+# trains softmax regression in Swift through MultiBatchLoader (k = 4 synchronous consumers).
 demo: release
 	@rm -rf $(OUT)/demo && mkdir -p $(OUT)/demo
 	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl
@@ -58,6 +59,8 @@ demo: release
 	$(RELEASE_BIN) shard $(OUT)/demo/digits.mbdb --out $(OUT)/demo/shards --split train --batch-size 64 --world 4 --epochs 3 --seed 7
 	$(RELEASE_BIN) inspect $(OUT)/demo/shards
 	$(RELEASE_BIN) verify $(OUT)/demo/shards --dataset $(OUT)/demo/digits.mbdb
+	$(SWIFT) build -c release --product digits-trainer
+	.build/release/digits-trainer $(OUT)/demo/digits.mbdb
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh

@@ -46,6 +46,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "digits-trainer",
+            dependencies: ["MBData"],
+            path: "samples/swift/DigitsTrainer",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "mbdata-insert-bench",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/insert-path",
