@@ -52,6 +52,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "mbdata-loader-bench",
+            dependencies: ["MBData"],
+            path: "Benchmarks/loader",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "mbdata-insert-bench",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/insert-path",

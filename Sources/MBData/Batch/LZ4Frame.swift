@@ -84,9 +84,10 @@ public enum LZ4Frame {
             guard size <= limit else {
                 throw MBDataError(.malformedRecord, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
             }
-            var output = [UInt8](repeating: 0, count: size)
-            try output.withUnsafeMutableBytes { try decompress(raw, into: $0) }
-            return output
+            return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+                try decompress(raw, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = size
+            }
         }
     }
 }

@@ -25,8 +25,11 @@ extension ByteStream {
 
     /// Reads exactly `count` bytes or fails with `truncated`.
     mutating func readExactly(_ count: Int, source: String, what: String) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        let got = try bytes.withUnsafeMutableBytes { try readFully(into: $0) }
+        var got = 0
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            got = try readFully(into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = got
+        }
         guard got == count else {
             throw MBDataError(
                 .malformedRecord, "truncated \(what): expected \(count) bytes, found \(got)", source: source)
@@ -35,8 +38,8 @@ extension ByteStream {
     }
 }
 
-/// A file descriptor read with `read(2)`, optionally limited to a byte range; every byte read
-/// goes into the source's content hash.
+/// A file descriptor read with `read(2)`, optionally limited to a byte range; unless
+/// `hashing` is off, every byte read goes into the source's content hash.
 final class FileByteStream: ByteStream {
     let path: String
     private let fd: Int32
@@ -46,8 +49,11 @@ final class FileByteStream: ByteStream {
     private(set) var hash = XXH64()
 
     /// Opens `path`, or stdin for `-`.
-    init(path: String, offset: Int = 0, length: Int? = nil) throws {
+    private let hashing: Bool
+
+    init(path: String, offset: Int = 0, length: Int? = nil, hashing: Bool = true) throws {
         self.path = path
+        self.hashing = hashing
         if path == "-" {
             fd = 0
             ownsDescriptor = false
@@ -85,7 +91,7 @@ final class FileByteStream: ByteStream {
                 throw MBDataError(.unreadableSource, "read failed: \(String(cString: strerror(errno)))", source: path)
             }
             if n > 0 {
-                hash.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
+                if hashing { hash.update(UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)) }
                 bytesRead += n
                 if remaining != nil { remaining! -= n }
             }

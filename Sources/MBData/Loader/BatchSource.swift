@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// Where a loader's batches come from: read live from the dataset (collated, not
@@ -49,9 +50,11 @@ enum BatchSource: Sendable {
             }
             let batchTransform = configuration.batchTransform
             let seed = configuration.seed
+            let mapped = try shards.manifest.shards.map { try MappedShard(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
             return OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.prefetchDepth) { index in
                 let item = items[index]
-                let buffer = try shards.batch(shard: wanted[index].0, entry: wanted[index].1)
+                let (shard, entry) = wanted[index]
+                let buffer = try shards.batch(mapped: mapped[shard], entry: entry, shard: shard)
                 let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: buffer)
                 return try Self.transform(batch, batchTransform, seed: seed)
             }

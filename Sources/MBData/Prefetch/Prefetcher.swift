@@ -119,6 +119,6 @@ public final class Prefetcher: Sendable {
     /// The next batch in order, nil after the last; rethrows a worker's failure.
     public func next() throws -> ReadyBatch? { try pool.next() }
 
-    /// The batches as an async sequence; the blocking waits run on a dedicated thread.
-    public func batches() -> AsyncThrowingStream<ReadyBatch, any Error> { pool.stream() }
+    /// The batches as an async sequence, taken from the workers only as the consumer asks.
+    public func batches() -> some AsyncSequence<ReadyBatch, any Error> { pool.stream() }
 }

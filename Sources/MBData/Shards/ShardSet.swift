@@ -81,17 +81,31 @@ public struct ShardSet: Sendable {
     public func batch(shard: Int, entry: Int, limit: Int = 1 << 31) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent(manifest.shards[shard].file)
         let e = entries[shard][entry]
-        var stream = try FileByteStream(path: path, offset: Int(e.offset))
+        var stream = try FileByteStream(path: path, offset: Int(e.offset), hashing: false)
         let frame = try stream.readExactly(Int(e.length), source: path, what: "frame of batch \(e.batch)")
         guard ShardFormat.xxh64(frame) == e.checksum else {
             throw MBDataError(.malformedRecord, "checksum mismatch in the frame of epoch \(e.epoch) batch \(e.batch) rank \(e.rank)", source: path)
         }
+        return try frame.withUnsafeBytes { try decode($0, entry: e, path: path, limit: limit) }
+    }
+
+    /// Decodes one frame from a mapped shard: no read copy, and the frame's xxh64 is left
+    /// to `verify` — liblz4 checks the frame's own content checksum on every decode.
+    func batch(mapped: MappedShard, entry: Int, shard: Int, limit: Int = 1 << 31) throws -> [UInt8] {
+        let e = entries[shard][entry]
+        return try mapped.withBytes(Int(e.offset)..<Int(e.offset + e.length)) { try decode($0, entry: e, path: mapped.path, limit: limit) }
+    }
+
+    private func decode(_ frame: UnsafeRawBufferPointer, entry e: ShardFormat.Entry, path: String, limit: Int) throws -> [UInt8] {
         do {
-            let decoded = try LZ4Frame.decompress(frame, limit: limit)
-            guard decoded.count == Int(e.uncompressed) else {
-                throw MBDataError(.malformedRecord, "decoded \(decoded.count) bytes, the footer says \(e.uncompressed)")
+            let size = try LZ4Frame.contentSize(of: frame)
+            guard size == Int(e.uncompressed), size <= limit else {
+                throw MBDataError(.malformedRecord, "frame declares \(size) bytes, the footer says \(e.uncompressed) (limit \(limit))")
             }
-            return decoded
+            return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+                try LZ4Frame.decompress(frame, into: UnsafeMutableRawBufferPointer(buffer))
+                initialized = size
+            }
         } catch let error as MBDataError {
             throw error.located(source: path, location: "epoch \(e.epoch) batch \(e.batch) rank \(e.rank)")
         }

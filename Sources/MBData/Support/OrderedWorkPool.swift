@@ -94,19 +94,34 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// The outputs as an async sequence; the blocking waits run on a dedicated thread.
-    func stream() -> AsyncThrowingStream<Output, any Error> {
-        AsyncThrowingStream { continuation in
-            let thread = Thread { [self] in
-                do {
-                    while let output = try next() { continuation.yield(output) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
+    /// The outputs as an async sequence with back-pressure: an item is taken from the pool
+    /// only when the consumer asks for it, and the blocking wait runs on a dispatch queue of
+    /// its own, off the cooperative pool. Ending the iteration early stops the workers.
+    func stream() -> Outputs { Outputs(pool: self) }
+
+    struct Outputs: AsyncSequence, Sendable {
+        typealias Element = Output
+        let pool: OrderedWorkPool<Output>
+
+        func makeAsyncIterator() -> Iterator { Iterator(pool: pool) }
+
+        struct Iterator: AsyncIteratorProtocol {
+            let pool: OrderedWorkPool<Output>
+            private let queue = DispatchQueue(label: "mbdata.pool.consumer")
+
+            init(pool: OrderedWorkPool<Output>) { self.pool = pool }
+
+            mutating func next() async throws -> Output? {
+                let pool = self.pool
+                let queue = self.queue
+                return try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        queue.async { continuation.resume(with: Result { try pool.next() }) }
+                    }
+                } onCancel: {
+                    pool.stop()
                 }
             }
-            continuation.onTermination = { [self] _ in stop() }
-            thread.start()
         }
     }
 }

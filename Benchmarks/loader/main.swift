@@ -1,0 +1,93 @@
+// The loader benchmark: a do-nothing trainer (it touches one byte of every tensor) fed by
+// MultiBatchLoader from a shard directory at k = 1, 2 and 4, against the ceiling measured
+// in the same run — LZ4 decompression of the same frames, held in memory, on every core.
+//
+//   swift run -c release mbdata-loader-bench SHARD_DIR [epochs-to-read]
+//
+// Prints batches/s, GB/s of decoded batch bytes, the ratio to the ceiling and the peak
+// resident memory (VmHWM) against (depth + k) × batch size + 64 MiB.
+import Foundation
+import MBData
+
+struct Touch: Trainer {
+    func train(_ batch: Batch, context: TrainingContext) async throws {
+        var sum = 0
+        for tensor in batch.tensors.values where tensor.byteCount > 0 {
+            sum &+= tensor.withUnsafeBytes { Int($0[0]) &+ Int($0[$0.count - 1]) }
+        }
+        if sum == -1 { print(sum) }
+    }
+}
+
+func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return 0 }
+    return kilobytes / 1024
+}
+
+let directory = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Benchmarks/work/shards"
+let shards = try ShardSet(directory: directory)
+let manifest = shards.manifest
+let p = manifest.plan.parameters
+let epochs = manifest.plan.firstEpoch..<(manifest.plan.firstEpoch + manifest.plan.epochs)
+let batchBytes = Double(manifest.totals.uncompressedBytes) / Double(max(manifest.totals.batches, 1))
+let cores = ProcessInfo.processInfo.activeProcessorCount
+print("shards: \(directory): \(manifest.totals.batches) batches, \(String(format: "%.2f", Double(manifest.totals.uncompressedBytes) / 1e9)) GB decoded, batch \(String(format: "%.2f", batchBytes / 1e6)) MB, \(cores) cores")
+
+print(String(format: "baseline: peak RSS %.0f MiB before the loader runs", peakResidentMiB()))
+// The loader first, so that the peak resident memory it reports is its own.
+var results: [(k: Int, batchesPerSecond: Double, gigabytesPerSecond: Double, peakMiB: Double, boundMiB: Double)] = []
+for k in [1, 2, 4] {
+    var config = MultiBatchLoader.Configuration(batchSize: p.batchSize, seed: p.seed, epochs: epochs)
+    config.world = p.world
+    config.tail = p.tail
+    config.split = p.split
+    config.shuffle = p.shuffle
+    config.concurrency = k
+    let loader = try MultiBatchLoader(shards: directory, configuration: config)
+    let start = Date()
+    try await loader.run(trainer: Touch())
+    let seconds = Date().timeIntervalSince(start)
+    let rate = Double(manifest.totals.uncompressedBytes) / seconds / 1e9
+    let bound = (Double(config.prefetchDepth + k) * batchBytes) / 1_048_576 + 64
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        print(status.split(separator: "\n").filter { $0.hasPrefix("Rss") || $0.hasPrefix("VmHWM") }.joined(separator: "  "))
+    }
+    results.append((k, Double(manifest.totals.batches) / seconds, rate, peakResidentMiB(), bound))
+}
+
+// The ceiling: every frame read into memory first, then decoded by `cores` threads.
+var frames: [[UInt8]] = []
+for (shardIndex, shard) in manifest.shards.enumerated() {
+    let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent(shard.file))))
+    for entry in shards.entries[shardIndex] {
+        frames.append(Array(data[Int(entry.offset)..<Int(entry.offset + entry.length)]))
+    }
+}
+let held = frames
+let sizes = try held.map { frame in try frame.withUnsafeBytes { try LZ4Frame.contentSize(of: $0) } }
+let ceilingStart = Date()
+DispatchQueue.concurrentPerform(iterations: cores) { worker in
+    var output = [UInt8](repeating: 0, count: sizes.max() ?? 0)
+    for index in stride(from: worker, to: held.count, by: cores) {
+        held[index].withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out in
+                try! LZ4Frame.decompress(input, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<sizes[index]]))
+            }
+        }
+    }
+}
+let ceilingSeconds = Date().timeIntervalSince(ceilingStart)
+let ceiling = Double(manifest.totals.uncompressedBytes) / ceilingSeconds / 1e9
+frames = []
+print(String(format: "ceiling: LZ4 decompression on %d cores: %.2f GB/s (%.2f s)", cores, ceiling, ceilingSeconds))
+
+
+for r in results {
+    print(
+        String(
+            format: "k=%d: %.0f batches/s, %.2f GB/s decoded, %.0f%% of the ceiling; peak RSS %.0f MiB (bound (depth + k) × batch + 64 MiB = %.0f MiB)",
+            r.k, r.batchesPerSecond, r.gigabytesPerSecond, r.gigabytesPerSecond / ceiling * 100, r.peakMiB, r.boundMiB))
+}
