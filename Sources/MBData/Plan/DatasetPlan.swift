@@ -37,12 +37,16 @@ extension Dataset {
             guard let maxID = try Int64.fetchOne(db, sql: "SELECT max_id FROM mbdata_versions WHERE version = ?", arguments: [pinned]) else {
                 throw MBDataError(.invalidDataset, "the version log has no entry for version \(pinned)", source: path)
             }
+            // Ids come from the small split index, not the table: a scan of the table's
+            // rowids would read every leaf page, i.e. the whole dataset.
             var ids: [Int64]
             if let split = parameters.split {
                 ids = try Int64.fetchAll(
-                    db, sql: "SELECT _id FROM samples WHERE _split = ? AND _id <= ? ORDER BY _id", arguments: [split, maxID])
+                    db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _split = ? AND _id <= ? ORDER BY _id",
+                    arguments: [split, maxID])
             } else {
-                ids = try Int64.fetchAll(db, sql: "SELECT _id FROM samples WHERE _id <= ? ORDER BY _id", arguments: [maxID])
+                ids = try Int64.fetchAll(db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _id <= ?", arguments: [maxID])
+                ids.sort()
             }
             guard !ids.isEmpty else {
                 throw MBDataError(.invalidArgument, "split \(parameters.split ?? "(all)") has no samples at version \(pinned)", source: path)
