@@ -6,7 +6,7 @@ RELEASE_BIN  := .build/release/mbdata
 VENV         := .venv
 PYTHON       ?= python3
 
-.PHONY: all deps venv build release test test-swift test-interop demo bench-ingest bench-insert clean
+.PHONY: all deps venv build release test test-swift test-interop demo bench-ingest bench-insert bench-shard bench-loader clean
 
 all: build
 
@@ -64,6 +64,14 @@ demo: release
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh
+
+bench-shard: release
+	bash Benchmarks/shard/run.sh
+
+SHARDS ?= Benchmarks/work/loader/shards
+bench-loader: deps
+	$(SWIFT) build -c release --product mbdata-loader-bench
+	.build/release/mbdata-loader-bench $(SHARDS)
 
 bench-insert: deps
 	$(SWIFT) build -c release --product mbdata-insert-bench

@@ -28,7 +28,13 @@ func peakResidentMiB() -> Double {
 }
 
 let directory = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "Benchmarks/work/shards"
-let shards = try ShardSet(directory: directory)
+let shards: ShardSet
+do {
+    shards = try ShardSet(directory: directory)
+} catch {
+    print("error: \(error)  (make one with: mbdata shard DB --out DIR --batch-size 256)")
+    exit(1)
+}
 let manifest = shards.manifest
 let p = manifest.plan.parameters
 let epochs = manifest.plan.firstEpoch..<(manifest.plan.firstEpoch + manifest.plan.epochs)
@@ -52,9 +58,6 @@ for k in [1, 2, 4] {
     let seconds = Date().timeIntervalSince(start)
     let rate = Double(manifest.totals.uncompressedBytes) / seconds / 1e9
     let bound = (Double(config.prefetchDepth + k) * batchBytes) / 1_048_576 + 64
-    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
-        print(status.split(separator: "\n").filter { $0.hasPrefix("Rss") || $0.hasPrefix("VmHWM") }.joined(separator: "  "))
-    }
     results.append((k, Double(manifest.totals.batches) / seconds, rate, peakResidentMiB(), bound))
 }
 
