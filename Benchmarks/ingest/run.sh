@@ -7,23 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-VENV="$ROOT/Benchmarks/.venv-bench"
-PYTHON="${PYTHON:-python3}"
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "[run.sh] creating virtualenv $VENV" >&2
-  "$PYTHON" -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
-  echo "[run.sh] installing Python requirements into $VENV" >&2
-  "$VENV/bin/python" -m pip install --quiet -r Benchmarks/ingest/requirements.txt
-fi
-
-if [ ! -x /usr/bin/time ]; then
-  echo "[run.sh] installing GNU time (apt-get install -y time)" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get install -y time || { $SUDO apt-get update && $SUDO apt-get install -y time; }
-fi
+source "$ROOT/Benchmarks/setup.sh"
+bench_setup Benchmarks/ingest/requirements.txt "import numpy" time
 
 exec "$VENV/bin/python" "$ROOT/Benchmarks/ingest/bench.py" "$@"

@@ -8,26 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-VENV="$ROOT/Benchmarks/.venv-bench"
-PYTHON="${PYTHON:-python3}"
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "[run.sh] creating virtualenv $VENV" >&2
-  "$PYTHON" -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c 'import numpy, lz4.frame' 2>/dev/null; then
-  echo "[run.sh] installing Python requirements into $VENV" >&2
-  "$VENV/bin/python" -m pip install --quiet -r Benchmarks/shard/requirements.txt
-fi
-
-missing=()
-[ -x /usr/bin/time ] || missing+=(time)
-command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[run.sh] installing ${missing[*]} (apt-get install -y ${missing[*]})" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  $SUDO apt-get install -y "${missing[@]}" || { $SUDO apt-get update && $SUDO apt-get install -y "${missing[@]}"; }
-fi
+source "$ROOT/Benchmarks/setup.sh"
+bench_setup Benchmarks/shard/requirements.txt "import numpy, lz4.frame" time lz4
 
 exec "$VENV/bin/python" "$ROOT/Benchmarks/shard/bench.py" "$@"
