@@ -104,6 +104,7 @@ public final class MultiBatchLoader: Sendable {
     }
 
     private static func validate(_ configuration: Configuration) throws {
+        AllocatorTuning.apply()
         guard configuration.concurrency > 0 else { throw MBDataError(.invalidArgument, "concurrency must be positive") }
         guard (0..<configuration.world).contains(configuration.rank) else {
             throw MBDataError(.invalidArgument, "rank \(configuration.rank) outside 0..<\(configuration.world)")
