@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "mbdataTests",
-            dependencies: ["MBData", "mbdata"],
+            dependencies: ["MBData", "mbdata", "digits-trainer"],
             swiftSettings: strictSettings
         ),
     ],

@@ -3,7 +3,11 @@
 // gradient of its batch against the current weights; after the 4 batches of a step the
 // averaged gradient is applied (gradient accumulation over 4 × 32 samples).
 //
-//   swift run -c release digits-trainer out/demo/digits.mbdb   (after `make demo`'s ingest)
+//   swift run -c release digits-trainer out/demo/digits.mbdb [state.json]
+//
+// Ctrl-C (SIGINT) stops training cleanly: the loader's checkpoint and the weights are
+// written to the state file (default: beside the dataset), and the next run resumes from
+// them with exactly the batches that had not finished.
 import Foundation
 import MBData
 
@@ -15,6 +19,11 @@ actor SoftmaxModel {
     private(set) var bias = [Float](repeating: 0, count: classes)
     private var gradient = [Float](repeating: 0, count: features * classes + classes)
     private var samples = 0
+
+    func restore(weights: [Float], bias: [Float]) {
+        self.weights = weights
+        self.bias = bias
+    }
 
     func accumulate(_ batchGradient: [Float], samples count: Int) {
         for i in gradient.indices { gradient[i] += batchGradient[i] }
@@ -71,20 +80,47 @@ struct SoftmaxTrainer: Trainer {
     }
 }
 
+/// What a run saves on Ctrl-C: the loader position and the model, together.
+struct TrainingState: Codable {
+    var checkpoint: LoaderCheckpoint
+    var weights: [Float]
+    var bias: [Float]
+}
+
 @main
 struct DigitsTrainerMain {
     static func main() async throws {
         let path = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "out/demo/digits.mbdb"
+        let statePath = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : path + ".trainer-state.json"
         let dataset = try Dataset(path: path)
         var config = MultiBatchLoader.Configuration(batchSize: 32, seed: 7, epochs: 0..<15)
         config.split = "train"
         config.concurrency = 4
         config.mode = .synchronous
-        let loader = try await MultiBatchLoader(dataset: dataset, configuration: config)
+
         let model = SoftmaxModel()
+        var resumeFrom: LoaderCheckpoint?
+        if let data = FileManager.default.contents(atPath: statePath) {
+            let state = try JSONDecoder().decode(TrainingState.self, from: data)
+            await model.restore(weights: state.weights, bias: state.bias)
+            resumeFrom = state.checkpoint
+            print("resuming: \(state.checkpoint.finishedBatchCount) batches already finished")
+        }
+        let loader = try await MultiBatchLoader(dataset: dataset, configuration: config, resumingFrom: resumeFrom)
+
         let started = Date()
-        try await loader.run(trainer: SoftmaxTrainer(model: model, learningRate: 0.5))
+        let interrupted = try await runUntilInterrupted {
+            try await loader.run(trainer: SoftmaxTrainer(model: model, learningRate: 0.5))
+        }
         let seconds = Date().timeIntervalSince(started)
+        let checkpoint = await loader.checkpoint()
+        if interrupted {
+            let state = TrainingState(checkpoint: checkpoint, weights: await model.weights, bias: await model.bias)
+            try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: statePath), options: .atomic)
+            print("interrupted after \(checkpoint.finishedBatchCount) finished batches; state saved to \(statePath); run again to resume")
+            exit(130)
+        }
+        try? FileManager.default.removeItem(atPath: statePath)
 
         let validation = try await dataset.samples(split: "val")
         let (weights, bias) = await (model.weights, model.bias)
@@ -95,7 +131,6 @@ struct DigitsTrainerMain {
             if p.firstIndex(of: p.max()!) == Int(label) { correct += 1 }
         }
         let accuracy = Double(correct) / Double(max(validation.count, 1))
-        let checkpoint = await loader.checkpoint()
         print(
             String(
                 format: "digits: %d epochs × %d batches of 32 on 4 synchronous consumers in %.2f s; held-out accuracy %.1f%% (%d/%d)",
@@ -103,6 +138,38 @@ struct DigitsTrainerMain {
         if accuracy < 0.9 {
             print("accuracy below 90%")
             exit(1)
+        }
+    }
+
+    /// Runs `body` until it finishes or SIGINT arrives; returns true when interrupted. The
+    /// training is cancelled, so the loader stops starting batches and its checkpoint holds
+    /// exactly the finished ones.
+    static func runUntilInterrupted(_ body: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+        signal(SIGINT, SIG_IGN)
+        let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "sigint"))
+        let (interrupts, continuation) = AsyncStream<Void>.makeStream()
+        signals.setEventHandler { continuation.yield() }
+        signals.resume()
+        defer { signals.cancel() }
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    try await body()
+                    return false
+                } catch is CancellationError {
+                    return true
+                }
+            }
+            group.addTask {
+                for await _ in interrupts { return true }
+                return false
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            continuation.finish()
+            // The other child: the training (after an interrupt) or the signal waiter.
+            let second = try await group.next() ?? false
+            return first || second
         }
     }
 }

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The Swift example trainer under Ctrl-C: SIGINT leaves a valid checkpoint (with the model)
+/// and the next run resumes with exactly the batches that had not finished.
+@Suite("SIGINT in the example trainer")
+struct TrainerInterruptTests {
+    @Test("SIGINT saves the loader checkpoint; the next run resumes and still reaches 90%")
+    func interruptAndResume() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let trainer = try CLI.binary().deletingLastPathComponent().appendingPathComponent("digits-trainer")
+        try #require(FileManager.default.isExecutableFile(atPath: trainer.path), "digits-trainer is built beside mbdata")
+        let db = dir.file("digits.mbdb")
+        let ingest = try await CLI.mbdata(
+            ["ingest", db.path, "--schema", CLI.sample("digits/digits.schema.json").path, "--val-fraction", "0.2",
+             CLI.sample("digits/digits.jsonl").path], in: dir)
+        #expect(ingest.status == 0, "\(ingest)")
+        let state = dir.file("state.json")
+
+        let child = try ChildProcess(trainer, [db.path, state.path], in: dir)
+        try await Task.sleep(nanoseconds: 700_000_000)
+        #expect(child.isRunning, "training should still run when interrupted (make the run longer if not)")
+        kill(child.pid, SIGINT)
+        let interrupted = try await child.wait(timeout: 60)
+        #expect(interrupted.status == 130 && !interrupted.signaled, "\(interrupted)")
+        #expect(interrupted.stdout.contains("state saved"), "\(interrupted.stdout)")
+        let saved = try CLI.jsonObject(String(decoding: try Data(contentsOf: state), as: UTF8.self))
+        let checkpoint = try #require(saved["checkpoint"] as? [String: Any])
+        #expect(checkpoint["batchesPerEpoch"] as? Int == 45)
+
+        let resumed = try await CLI.run(trainer, [db.path, state.path], in: dir, timeout: 120)
+        #expect(resumed.status == 0, "\(resumed)")
+        #expect(resumed.stdout.contains("resuming:"), "\(resumed.stdout)")
+        #expect(resumed.stdout.contains("held-out accuracy"), "\(resumed.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: state.path), "a finished run removes its state")
+    }
+}
