@@ -28,9 +28,9 @@ public final class Dataset: Sendable {
             // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB
             // per row, not the 64 KiB of the largest pages (see Benchmarks/README.md).
             try db.execute(sql: "PRAGMA page_size = 16384")
-            // 8 MiB of page cache per connection: shuffled batch reads hit random pages, so a
+            // 4 MiB of page cache per connection: shuffled batch reads hit random pages, so a
             // larger cache buys little and every prefetch worker has its own connection.
-            try db.execute(sql: "PRAGMA cache_size = -8192")
+            try db.execute(sql: "PRAGMA cache_size = -4096")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
