@@ -93,9 +93,7 @@ struct IngestCommand: AsyncParsableCommand {
                 throw error
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(summaries), as: UTF8.self))
+                try printJSON(summaries)
             }
             for summary in summaries {
                 printError(Self.describe(summary))

@@ -18,7 +18,7 @@ struct InspectCommand: AsyncParsableCommand {
             if isDirectory(dataset) {
                 let shards = try ShardSet(directory: dataset)
                 if json {
-                    print(String(decoding: try ShardSummary.encoder.encode(ShardSummary(shards)), as: UTF8.self))
+                    try printJSON(ShardSummary(shards), snakeCase: true)
                 } else {
                     print(ShardSummary(shards).rendered)
                 }
@@ -26,9 +26,7 @@ struct InspectCommand: AsyncParsableCommand {
             }
             let info = try await Dataset(path: dataset).info()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(info), as: UTF8.self))
+                try printJSON(info)
             } else {
                 print(Self.render(info))
             }

@@ -15,13 +15,6 @@ struct ShardSummary: Encodable {
         framesPerShard = Dictionary(uniqueKeysWithValues: zip(manifest.shards.map(\.file), shards.entries.map(\.count)))
     }
 
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }
-
     var rendered: String {
         let p = manifest.plan
         let t = manifest.totals

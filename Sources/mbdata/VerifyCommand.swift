@@ -25,9 +25,7 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             let report = try await Dataset(path: dataset).verify()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(report)
             } else if report.isValid {
                 print("\(dataset): ok (\(report.samplesChecked) samples checked)")
             } else {
@@ -47,9 +45,7 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         let report = try await shards.verify()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else if report.isValid {
             print("\(dataset): ok (\(report.batchesChecked) batches, \(report.samplesChecked) samples; every epoch covers each sample once)")
         } else {

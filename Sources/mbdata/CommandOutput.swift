@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MBData
 
 #if canImport(Glibc)
@@ -47,6 +48,14 @@ func writeStandardError(_ text: String) {
         if n <= 0 { return }
         offset += n
     }
+}
+
+/// Prints a value as indented JSON with sorted keys on stdout (`--json`).
+func printJSON(_ value: some Encodable, snakeCase: Bool = false) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    if snakeCase { encoder.keyEncodingStrategy = .convertToSnakeCase }
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 var standardErrorIsTerminal: Bool { isatty(2) == 1 }
