@@ -15,46 +15,31 @@ final class ProgressLine: Sendable {
     init(enabled: Bool = standardErrorIsTerminal) { self.enabled = enabled }
 
     func update(_ progress: IngestProgress) {
-        guard enabled else { return }
-        let now = Date().timeIntervalSince1970
-        let due = lastDraw.withLock { last in
-            guard now - last >= 0.1 else { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
         let rate = Double(progress.recordsRead) / max(progress.elapsedSeconds, 1e-6)
-        let megabytes = Double(progress.bytesRead) / 1e6
-        var fraction: Double?
+        let detail = String(format: "%.1f MB, %.0f rows/s", Double(progress.bytesRead) / 1e6, rate)
         if let total = progress.expectedRecords, total > 0 {
-            fraction = Double(progress.recordsRead) / Double(total)
+            show(label: progress.source, done: progress.recordsRead, total: total, unit: "rows", detail: detail, elapsed: progress.elapsedSeconds)
         } else if let total = progress.expectedBytes, total > 0 {
-            fraction = Double(progress.bytesRead) / Double(total)
+            show(label: progress.source, done: progress.bytesRead, total: total, unit: "bytes", detail: "\(progress.recordsRead) rows, " + detail, elapsed: progress.elapsedSeconds)
+        } else {
+            show(label: progress.source, done: progress.recordsRead, total: nil, unit: "rows", detail: detail, elapsed: progress.elapsedSeconds)
         }
-        var line = "\(progress.source): "
-        if let fraction {
-            let width = 24
-            let filled = min(width, Int(fraction * Double(width)))
-            line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-            line += String(format: "%3.0f%% ", min(fraction, 1) * 100)
-        }
-        line += "\(progress.recordsRead) rows, " + String(format: "%.1f MB, %.0f rows/s", megabytes, rate)
-        if let fraction, fraction > 0.001 {
-            let remaining = progress.elapsedSeconds * (1 - fraction) / fraction
-            line += String(format: ", ETA %.0fs", remaining)
-        }
-        writeStandardError("\r\u{1B}[K" + line)
     }
 
-    /// A generic counter line: `label: [####....]  42% 420/1000 unit, detail, ETA 3s`.
-    func show(label: String, done: Int, total: Int, unit: String, detail: String, elapsed: Double) {
+    /// `label: [####....]  42% 420/1000 unit, detail, ETA 3s`, or without a total `label: 420 unit, detail`.
+    func show(label: String, done: Int, total: Int?, unit: String, detail: String, elapsed: Double) {
         guard enabled, due() else { return }
-        let fraction = total > 0 ? Double(done) / Double(total) : 0
-        let width = 24
-        let filled = min(width, Int(fraction * Double(width)))
-        var line = "\(label): [" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-        line += String(format: "%3.0f%% ", fraction * 100) + "\(done)/\(total) \(unit), \(detail)"
-        if fraction > 0.001 { line += String(format: ", ETA %.0fs", elapsed * (1 - fraction) / fraction) }
+        var line = "\(label): "
+        if let total, total > 0 {
+            let fraction = min(Double(done) / Double(total), 1)
+            let width = 24
+            let filled = Int(fraction * Double(width))
+            line += "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            line += String(format: "%3.0f%% ", fraction * 100) + "\(done)/\(total) \(unit), \(detail)"
+            if fraction > 0.001 { line += String(format: ", ETA %.0fs", elapsed * (1 - fraction) / fraction) }
+        } else {
+            line += "\(done) \(unit), \(detail)"
+        }
         writeStandardError("\r\u{1B}[K" + line)
     }
 

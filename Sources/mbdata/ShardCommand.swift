@@ -81,17 +81,14 @@ struct ShardCommand: AsyncParsableCommand {
                 seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
             let plan = try await store.plan(parameters)
             let epochRange = firstEpoch..<(firstEpoch + epochs)
-            if let existing = try? ShardSet(directory: out), (try? existing.check(matches: plan, epochs: epochRange)) != nil,
-                existing.manifest.plan.firstEpoch == firstEpoch, existing.manifest.plan.epochs == epochs,
-                existing.manifest.plan.padLengths == padLengths, existing.manifest.compression == "lz4-frame level \(level)"
-            {
-                printError("\(out): up to date (dataset version \(plan.datasetVersion), \(existing.manifest.totals.batches) batches)")
-                return
-            }
             var configuration = PrefetchConfiguration()
             configuration.depth = depth
             configuration.compressionLevel = level
             configuration.padLengths = padLengths
+            if let existing = ShardWriter.upToDate(out, plan: plan, epochs: epochRange, configuration: configuration) {
+                printError("\(out): up to date (dataset version \(plan.datasetVersion), \(existing.totals.batches) batches)")
+                return
+            }
             let prefetcher = try await Prefetcher(dataset: store, plan: plan, epochs: epochRange, configuration: configuration)
             let line = ProgressLine()
             let started = Date()

@@ -79,15 +79,19 @@ public enum LZ4Frame {
 
     /// Decodes one frame into a new buffer, refusing a declared size above `limit`.
     public static func decompress(_ frame: [UInt8], limit: Int = 1 << 31) throws -> [UInt8] {
-        try frame.withUnsafeBytes { raw in
-            let size = try contentSize(of: raw)
-            guard size <= limit else {
-                throw MBDataError(.malformedRecord, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
-            }
-            return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-                try decompress(raw, into: UnsafeMutableRawBufferPointer(buffer))
-                initialized = size
-            }
+        try frame.withUnsafeBytes { try decompress($0, limit: limit) }
+    }
+
+    /// Decodes one frame (from any memory, a mapped file say) into a new buffer, refusing a
+    /// declared size above `limit`; the buffer is not zero-filled first.
+    public static func decompress(_ frame: UnsafeRawBufferPointer, limit: Int = 1 << 31) throws -> [UInt8] {
+        let size = try contentSize(of: frame)
+        guard size <= limit else {
+            throw MBDataError(.malformedRecord, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
+        }
+        return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            try decompress(frame, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = size
         }
     }
 }

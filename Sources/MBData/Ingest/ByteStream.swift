@@ -99,6 +99,14 @@ final class FileByteStream: ByteStream {
         }
     }
 
+    /// The xxh64 of a whole file, as `xxh64:…`.
+    static func digest(of path: String) throws -> String {
+        let stream = try FileByteStream(path: path)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while try buffer.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
+        return stream.hash.hexDigest
+    }
+
     /// The size of a regular file, or nil for pipes and stdin.
     static func size(of path: String) -> Int? {
         guard path != "-" else { return nil }

@@ -74,7 +74,7 @@ final class NPYSource: SampleSource {
         expectedBytes = FileByteStream.size(of: path)
         columns = try Self.ordered(byField, schema: schema, source: path)
         expectedRecords = try Self.commonRowCount(columns)
-        npzHash = try Self.hashFile(path)
+        npzHash = try FileByteStream.digest(of: path)
     }
 
     private var npzHash: String?
@@ -97,13 +97,6 @@ final class NPYSource: SampleSource {
                 source: column.source, field: column.field.name)
         }
         return first.header.rowCount
-    }
-
-    private static func hashFile(_ path: String) throws -> String {
-        let stream = try FileByteStream(path: path)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while try buffer.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
-        return stream.hash.hexDigest
     }
 
     var bytesRead: Int {

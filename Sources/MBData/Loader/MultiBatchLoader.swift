@@ -72,10 +72,13 @@ public final class MultiBatchLoader: Sendable {
     /// checkpoint's version when resuming).
     public init(dataset: Dataset, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         try Self.validate(configuration)
+        AllocatorTuning.apply()
         let plan = try await dataset.plan(configuration.planParameters, version: checkpoint?.datasetVersion)
         let schema = try await dataset.schema()!
         self.configuration = configuration
-        start = try Self.startingPoint(plan: plan, configuration: configuration, checkpoint: checkpoint)
+        start = try Self.startingPoint(
+            fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.plan.batchesPerEpoch,
+            configuration: configuration, checkpoint: checkpoint)
         cursor = CursorTracker(start)
         source = try .live(dataset: dataset, plan: plan, schema: schema, configuration: configuration)
     }
@@ -83,6 +86,7 @@ public final class MultiBatchLoader: Sendable {
     /// Reads batches from a shard directory written for the same plan parameters.
     public init(shards directory: String, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) throws {
         try Self.validate(configuration)
+        AllocatorTuning.apply()
         let shards = try ShardSet(directory: directory)
         let manifest = shards.manifest
         guard manifest.plan.parameters == configuration.planParameters else {
@@ -104,18 +108,11 @@ public final class MultiBatchLoader: Sendable {
     }
 
     private static func validate(_ configuration: Configuration) throws {
-        AllocatorTuning.apply()
         guard configuration.concurrency > 0 else { throw MBDataError(.invalidArgument, "concurrency must be positive") }
         guard (0..<configuration.world).contains(configuration.rank) else {
             throw MBDataError(.invalidArgument, "rank \(configuration.rank) outside 0..<\(configuration.world)")
         }
         guard !configuration.epochs.isEmpty else { throw MBDataError(.invalidArgument, "no epochs to run") }
-    }
-
-    private static func startingPoint(plan: DatasetPlan, configuration: Configuration, checkpoint: LoaderCheckpoint?) throws -> LoaderCheckpoint {
-        try startingPoint(
-            fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.plan.batchesPerEpoch,
-            configuration: configuration, checkpoint: checkpoint)
     }
 
     private static func startingPoint(
@@ -198,7 +195,7 @@ public final class MultiBatchLoader: Sendable {
                     } catch {
                         throw MBDataError(
                             .trainerFailed, "trainer failed on epoch \(batch.epoch) batch \(batch.index) (rank \(batch.rank))",
-                            cause: UncheckedSendableError(error))
+                            cause: UncheckedSendable(error))
                     }
                     await cursor.finish(epoch: batch.epoch, batch: batch.index)
                 }
@@ -216,11 +213,4 @@ public final class MultiBatchLoader: Sendable {
             if synchronous && position % k != 0 { try await trainer.finishStep(position / k) }
         }
     }
-}
-
-/// Carries any error as the `cause` of an `MBDataError`.
-struct UncheckedSendableError: Error, @unchecked Sendable, CustomStringConvertible {
-    let error: any Error
-    init(_ error: any Error) { self.error = error }
-    var description: String { "\(error)" }
 }

@@ -15,8 +15,8 @@ public struct DatasetPlan: Sendable, Hashable {
     public var parameters: PlanParameters { plan.parameters }
 
     /// The sample ids of rank `rank`'s part of global batch `batch` of `epoch`; nil is padding.
-    public func sampleIDs(epoch: Int, batch: Int, rank: Int = 0, permutation: IndexPermutation? = nil) -> [Int64?] {
-        plan.indices(epoch: epoch, batch: batch, rank: rank, permutation: permutation).map { $0.map { ids[$0] } }
+    public func sampleIDs(epoch: Int, batch: Int, rank: Int = 0) -> [Int64?] {
+        plan.indices(epoch: epoch, batch: batch, rank: rank).map { $0.map { ids[$0] } }
     }
 }
 

@@ -71,9 +71,9 @@ public struct EpochPlan: Sendable, Hashable {
 
     /// The sample indices (into the plan's id list) of rank `rank`'s part of global batch
     /// `batch` in `epoch`; nil marks a padding row.
-    public func indices(epoch: Int, batch: Int, rank: Int = 0, permutation: IndexPermutation? = nil) -> [Int?] {
+    public func indices(epoch: Int, batch: Int, rank: Int = 0) -> [Int?] {
         precondition(batch >= 0 && batch < batchesPerEpoch && rank >= 0 && rank < parameters.world)
-        let order = permutation ?? self.permutation(epoch: epoch)
+        let order = permutation(epoch: epoch)
         let start = batch * parameters.batchSize + rank * localBatchSize
         return (start..<start + localBatchSize).map { position in
             guard position < sampleCount else { return nil }

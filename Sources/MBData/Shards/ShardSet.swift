@@ -98,14 +98,11 @@ public struct ShardSet: Sendable {
 
     private func decode(_ frame: UnsafeRawBufferPointer, entry e: ShardFormat.Entry, path: String, limit: Int) throws -> [UInt8] {
         do {
-            let size = try LZ4Frame.contentSize(of: frame)
-            guard size == Int(e.uncompressed), size <= limit else {
-                throw MBDataError(.malformedRecord, "frame declares \(size) bytes, the footer says \(e.uncompressed) (limit \(limit))")
+            let decoded = try LZ4Frame.decompress(frame, limit: limit)
+            guard decoded.count == Int(e.uncompressed) else {
+                throw MBDataError(.malformedRecord, "frame decodes to \(decoded.count) bytes, the footer says \(e.uncompressed)")
             }
-            return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-                try LZ4Frame.decompress(frame, into: UnsafeMutableRawBufferPointer(buffer))
-                initialized = size
-            }
+            return decoded
         } catch let error as MBDataError {
             throw error.located(source: path, location: "epoch \(e.epoch) batch \(e.batch) rank \(e.rank)")
         }

@@ -23,7 +23,7 @@ extension ShardSet {
 
         for (shardIndex, shard) in manifest.shards.enumerated() {
             let path = (directory as NSString).appendingPathComponent(shard.file)
-            if let digest = try? Self.fileDigest(path), digest != shard.xxh64 {
+            if let digest = try? FileByteStream.digest(of: path), digest != shard.xxh64 {
                 problem("\(shard.file): content hash \(digest) differs from the manifest's \(shard.xxh64)")
             }
             for (entryIndex, entry) in entries[shardIndex].enumerated() {
@@ -78,12 +78,5 @@ extension ShardSet {
     public func verify(maxProblems: Int = 20) async throws -> ShardVerifyReport {
         let shards = self
         return try await runOnThread { shards.verify(maxProblems: maxProblems) }
-    }
-
-    static func fileDigest(_ path: String) throws -> String {
-        let stream = try FileByteStream(path: path)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while try buffer.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
-        return stream.hash.hexDigest
     }
 }

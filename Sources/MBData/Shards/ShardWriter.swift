@@ -86,7 +86,7 @@ public enum ShardWriter {
                 parameters: plan.parameters, firstEpoch: prefetcher.epochs.lowerBound, epochs: prefetcher.epochs.count,
                 batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
                 padLengths: prefetcher.configuration.padLengths),
-            compression: "lz4-frame level \(prefetcher.configuration.compressionLevel)", shards: shards, totals: totals,
+            compression: ShardManifest.compression(level: prefetcher.configuration.compressionLevel), shards: shards, totals: totals,
             createdAt: Timestamp.now())
         try AtomicFile.write(try ShardManifest.encoder.encode(manifest).map { $0 } + [0x0A], to: manifestPath)
         try ShardDirectory.removeUnlisted(in: directory, keeping: Set(shards.map(\.file)))
@@ -94,7 +94,26 @@ public enum ShardWriter {
     }
 }
 
+extension ShardWriter {
+    /// The manifest of the shard set already in `directory` when it holds exactly these
+    /// batches — same dataset version and plan, epochs, padding and compression — else nil.
+    /// A re-run of `mbdata shard` then has nothing to do.
+    public static func upToDate(
+        _ directory: String, plan: DatasetPlan, epochs: Range<Int>, configuration: PrefetchConfiguration
+    ) -> ShardManifest? {
+        guard let existing = try? ShardSet(directory: directory), (try? existing.check(matches: plan)) != nil else { return nil }
+        let manifest = existing.manifest
+        guard manifest.plan.firstEpoch == epochs.lowerBound, manifest.plan.epochs == epochs.count,
+            manifest.plan.padLengths == configuration.padLengths,
+            manifest.compression == ShardManifest.compression(level: configuration.compressionLevel)
+        else { return nil }
+        return manifest
+    }
+}
+
 extension ShardManifest {
+    static func compression(level: Int32) -> String { "lz4-frame level \(level)" }
+
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -26,23 +26,3 @@ enum SampleTable {
     }
 }
 
-extension SampleValue {
-    var databaseValue: DatabaseValue {
-        switch self {
-        case .integer(let i): i.databaseValue
-        case .real(let d): d.databaseValue
-        case .text(let s): s.databaseValue
-        case .blob(let b): Data(b).databaseValue
-        }
-    }
-}
-
-import Foundation
-
-enum Timestamp {
-    static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
-    }
-}

@@ -1,23 +1,11 @@
 /// A parsed JSON document, for small configuration files such as schemas.
-enum JSONValue: Equatable {
+enum JSONValue {
     case null
     case bool(Bool)
     case number(ElementEncoding.Number)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
-
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
-        switch (a, b) {
-        case (.null, .null): true
-        case (.bool(let x), .bool(let y)): x == y
-        case (.number(let x), .number(let y)): x.text == y.text
-        case (.string(let x), .string(let y)): x == y
-        case (.array(let x), .array(let y)): x == y
-        case (.object(let x), .object(let y)): x.map(\.0) == y.map(\.0) && x.map(\.1) == y.map(\.1)
-        default: false
-        }
-    }
 
     static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         try bytes.withUnsafeBytes { raw in
