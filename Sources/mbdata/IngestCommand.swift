@@ -79,17 +79,13 @@ struct IngestCommand: AsyncParsableCommand {
             let spec = SourceSpec(
                 paths: sources, format: format, sequenceLength: seqLen, tokenByteWidth: tokenDtype == "uint32" ? 4 : 2)
 
-            let isNew = !FileManager.default.fileExists(atPath: dataset)
-            let store = try Dataset(path: dataset, create: true)
             let progress = ProgressLine()
             let summaries: [IngestSummary]
             do {
-                summaries = try await store.ingest(spec, schema: schemaValue, options: options) { progress.update($0) }
+                summaries = try await Dataset.ingest(into: dataset, spec, schema: schemaValue, options: options) { progress.update($0) }
                 progress.finish()
             } catch {
                 progress.finish()
-                // A dataset this command created and filled with nothing is not left behind.
-                if isNew, (try? await store.info().sampleCount) == 0 { Dataset.removeFiles(at: dataset) }
                 throw error
             }
             if json {

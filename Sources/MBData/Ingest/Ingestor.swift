@@ -38,6 +38,22 @@ extension Dataset {
         }
     }
 
+    /// Ingests into the dataset at `path`, creating it when missing; a dataset this call
+    /// created is removed again if the ingest fails before committing any sample, so a typo
+    /// in a source path or a bad first record leaves nothing behind.
+    public static func ingest(
+        into path: String, _ spec: SourceSpec, schema: Schema? = nil, options: IngestOptions = IngestOptions(),
+        progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) async throws -> [IngestSummary] {
+        let isNew = !FileManager.default.fileExists(atPath: path)
+        do {
+            return try await Dataset(path: path, create: true).ingest(spec, schema: schema, options: options, progress: progress)
+        } catch {
+            if isNew, (try? await Dataset(path: path).info().sampleCount) == 0 { removeFiles(at: path) }
+            throw error
+        }
+    }
+
     /// The schema to ingest with: the dataset's, which a given one must equal, or the given
     /// one, which then creates the samples table.
     private static func establishSchema(_ db: Database, given: Schema?, path: String) throws -> Schema {

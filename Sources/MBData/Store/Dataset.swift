@@ -106,9 +106,9 @@ public final class Dataset: Sendable {
             arguments: [key, value])
     }
 
-    /// Deletes a dataset file with its WAL and shared-memory files.
-    public static func removeFiles(at path: String) {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    /// Deletes a dataset file with its WAL, shared-memory and journal files.
+    static func removeFiles(at path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
     /// The number that grows with every committed ingest chunk; a plan pins one.
