@@ -36,26 +36,12 @@ enum BatchSource: Sendable {
                 return try Self.transform(batch, batchTransform, seed: seed)
             }
         case .shards(let shards, let configuration):
-            var locations: [PlanItem: (shard: Int, entry: Int)] = [:]
-            for (shard, entries) in shards.entries.enumerated() {
-                for (index, entry) in entries.enumerated() {
-                    locations[PlanItem(epoch: Int(entry.epoch), batch: Int(entry.batch), rank: Int(entry.rank))] = (shard, index)
-                }
-            }
-            let wanted = try items.map { item -> (Int, Int) in
-                guard let location = locations[item] else {
-                    throw MBDataError(.invalidDataset, "the shards lack epoch \(item.epoch) batch \(item.batch) rank \(item.rank)", source: shards.directory)
-                }
-                return location
-            }
+            let frames = try SpoolBatchProducer(shards: shards)
             let batchTransform = configuration.batchTransform
             let seed = configuration.seed
-            let mapped = try shards.manifest.shards.map { try MappedShard(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
             return OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.prefetchDepth) { index in
                 let item = items[index]
-                let (shard, entry) = wanted[index]
-                let buffer = try shards.batch(mapped: mapped[shard], entry: entry, shard: shard)
-                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: buffer)
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: frames.decoded(item))
                 return try Self.transform(batch, batchTransform, seed: seed)
             }
         }

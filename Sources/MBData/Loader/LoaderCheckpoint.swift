@@ -7,6 +7,27 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
         public var epoch: Int
         public var lowWatermark: Int
         public var finishedAbove: [Int]
+
+        public init(epoch: Int, lowWatermark: Int = 0, finishedAbove: [Int] = []) {
+            self.epoch = epoch
+            self.lowWatermark = lowWatermark
+            self.finishedAbove = finishedAbove
+        }
+
+        public func isFinished(_ batch: Int) -> Bool { batch < lowWatermark || finishedAbove.contains(batch) }
+
+        /// Marks `batch` finished and moves the watermark over every finished batch above
+        /// it; false when it was finished already.
+        @discardableResult
+        public mutating func finish(_ batch: Int) -> Bool {
+            guard !isFinished(batch) else { return false }
+            finishedAbove.insert(batch, at: finishedAbove.firstIndex { $0 > batch } ?? finishedAbove.endIndex)
+            while finishedAbove.first == lowWatermark {
+                finishedAbove.removeFirst()
+                lowWatermark += 1
+            }
+            return true
+        }
     }
 
     /// Identifies dataset content and plan; a checkpoint only resumes the same plan.
@@ -37,21 +58,13 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
 /// Records finished batches as trainers return, out of order.
 actor CursorTracker {
     private var checkpoint: LoaderCheckpoint
-    private var finished: [Int: Set<Int>] = [:]
 
-    init(_ checkpoint: LoaderCheckpoint) {
-        self.checkpoint = checkpoint
-        for cursor in checkpoint.inProgress { finished[cursor.epoch] = Set(cursor.finishedAbove) }
-    }
+    init(_ checkpoint: LoaderCheckpoint) { self.checkpoint = checkpoint }
 
     func finish(epoch: Int, batch: Int) {
         guard !checkpoint.isFinished(epoch: epoch, batch: batch) else { return }
-        finished[epoch, default: []].insert(batch)
-        var cursor = checkpoint.inProgress.first { $0.epoch == epoch } ?? .init(epoch: epoch, lowWatermark: 0, finishedAbove: [])
-        var above = finished[epoch]!
-        while above.remove(cursor.lowWatermark) != nil { cursor.lowWatermark += 1 }
-        finished[epoch] = above
-        cursor.finishedAbove = above.sorted()
+        var cursor = checkpoint.inProgress.first { $0.epoch == epoch } ?? .init(epoch: epoch)
+        cursor.finish(batch)
         checkpoint.inProgress.removeAll { $0.epoch == epoch }
         checkpoint.inProgress.append(cursor)
         // Fold complete epochs, in order, into completedEpochs.
@@ -59,7 +72,6 @@ actor CursorTracker {
             next.lowWatermark >= checkpoint.batchesPerEpoch
         {
             checkpoint.inProgress.removeAll { $0.epoch == next.epoch }
-            finished[next.epoch] = nil
             checkpoint.completedEpochs += 1
         }
         checkpoint.inProgress.sort { $0.epoch < $1.epoch }

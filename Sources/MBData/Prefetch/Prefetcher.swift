@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// One batch of a plan, collated and compressed, ready to store or send.
 public struct ReadyBatch: Sendable, Hashable {
@@ -13,6 +12,8 @@ public struct ReadyBatch: Sendable, Hashable {
     public var uncompressedSize: Int
     /// One LZ4 frame holding the safetensors buffer.
     public var frame: [UInt8]
+    /// xxh64 of `frame`.
+    public var checksum: UInt64
 }
 
 /// How the prefetcher works.
@@ -79,13 +80,19 @@ public final class Prefetcher: Sendable {
     }
 
     /// The given batches, in the given order (a resumed run passes the unfinished ones).
-    public init(
+    public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem],
         configuration: PrefetchConfiguration = PrefetchConfiguration()
     ) async throws {
-        guard let schema = try await dataset.schema() else {
-            throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
-        }
+        let producer = try await LiveBatchProducer(dataset: dataset, plan: plan, configuration: configuration)
+        try self.init(plan: plan, epochs: epochs, items: items, producer: producer, configuration: configuration)
+    }
+
+    /// The given batches from any producer (live, or frames from a shard set).
+    public init(
+        plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem], producer: some BatchProducer,
+        configuration: PrefetchConfiguration = PrefetchConfiguration()
+    ) throws {
         guard configuration.depth > 0, configuration.workers > 0 else {
             throw MBDataError(.invalidArgument, "prefetch depth and workers must be positive")
         }
@@ -93,27 +100,20 @@ public final class Prefetcher: Sendable {
         self.epochs = epochs
         self.items = items
         self.configuration = configuration
-        let collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
-        let reader = SampleReader(schema: schema)
-        let database = dataset.pool
-        let level = configuration.compressionLevel
         pool = OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.depth) { index in
-            let item = items[index]
-            let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-            let rows = try database.read { db in try reader.rows(db, ids: ids) }
-            let buffer = collator.collate(
-                rows,
-                metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
-            let frame = try LZ4Frame.compress(buffer, level: level)
-            return ReadyBatch(
-                epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.compactMap { $0 }.count,
-                uncompressedSize: buffer.count, frame: frame)
+            try producer.produce(items[index])
         }
     }
 
     deinit { pool.stop() }
 
-    /// Stops the workers; `next()` then returns nil.
+    /// Batches prepared and waiting for the consumer.
+    public var readyCount: Int { pool.readyCount }
+
+    /// Stops the workers without waiting for them (safe from async code).
+    public func stop() { pool.stop() }
+
+    /// Stops the workers and waits for them; `next()` then returns nil.
     public func cancel() { pool.cancel() }
 
     /// The next batch in order, nil after the last; rethrows a worker's failure.

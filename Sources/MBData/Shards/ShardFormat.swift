@@ -44,7 +44,8 @@ public enum ShardFormat {
         return out + magic
     }
 
-    static func xxh64(_ bytes: [UInt8]) -> UInt64 {
+    /// XXH64 (seed 0): the checksum of frames in shard footers and on the wire.
+    public static func xxh64(_ bytes: [UInt8]) -> UInt64 {
         var hash = XXH64()
         hash.update(bytes)
         return hash.finalize()

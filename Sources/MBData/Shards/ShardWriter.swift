@@ -65,7 +65,7 @@ public enum ShardWriter {
                 ShardFormat.Entry(
                     offset: offset, length: UInt64(batch.frame.count), uncompressed: UInt64(batch.uncompressedSize),
                     epoch: UInt32(batch.epoch), batch: UInt32(batch.batch), rank: UInt32(batch.rank), samples: UInt32(batch.sampleCount),
-                    checksum: ShardFormat.xxh64(batch.frame)))
+                    checksum: batch.checksum))
             totals.batches += 1
             totals.samples += batch.sampleCount
             totals.uncompressedBytes += batch.uncompressedSize

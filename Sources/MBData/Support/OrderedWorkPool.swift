@@ -50,6 +50,13 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Items produced and waiting for the consumer.
+    var readyCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return ready.count
+    }
+
     func next() throws -> Output? {
         condition.lock()
         defer { condition.unlock() }

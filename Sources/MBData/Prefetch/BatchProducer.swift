@@ -1,0 +1,89 @@
+import Foundation
+import GRDB
+
+/// Prepares any single batch of a plan on demand. `produce` blocks (it reads, collates,
+/// compresses or copies): call it from a worker thread, never from the cooperative pool.
+public protocol BatchProducer: Sendable {
+    func produce(_ item: PlanItem) throws -> ReadyBatch
+}
+
+/// Batches read live from a dataset: one SQL query per batch (ids sorted for locality),
+/// collation into safetensors, one LZ4 frame, and the frame's xxh64.
+public struct LiveBatchProducer: BatchProducer {
+    public let plan: DatasetPlan
+    let database: DatabasePool
+    let collator: BatchCollator
+    let reader: SampleReader
+    let level: Int32
+
+    public init(dataset: Dataset, plan: DatasetPlan, configuration: PrefetchConfiguration = PrefetchConfiguration()) async throws {
+        guard let schema = try await dataset.schema() else {
+            throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
+        }
+        self.plan = plan
+        database = dataset.pool
+        collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
+        reader = SampleReader(schema: schema)
+        level = configuration.compressionLevel
+    }
+
+    public func produce(_ item: PlanItem) throws -> ReadyBatch {
+        let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+        let rows = try database.read { db in try reader.rows(db, ids: ids) }
+        let buffer = collator.collate(
+            rows,
+            metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
+        let frame = try LZ4Frame.compress(buffer, level: level)
+        return ReadyBatch(
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.compactMap { $0 }.count,
+            uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
+    }
+}
+
+/// Batches read from a shard set: frames exactly as stored, with the footer's checksum,
+/// never recompressed.
+public final class SpoolBatchProducer: BatchProducer {
+    public let shards: ShardSet
+    private let mapped: [MappedShard]
+    private let locations: [PlanItem: (shard: Int, entry: Int)]
+
+    public init(shards: ShardSet) throws {
+        self.shards = shards
+        var locations: [PlanItem: (shard: Int, entry: Int)] = [:]
+        for (shard, entries) in shards.entries.enumerated() {
+            for (index, entry) in entries.enumerated() {
+                locations[PlanItem(epoch: Int(entry.epoch), batch: Int(entry.batch), rank: Int(entry.rank))] = (shard, index)
+            }
+        }
+        self.locations = locations
+        mapped = try shards.manifest.shards.map { try MappedShard(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
+    }
+
+    /// Whether the set holds every batch of `epoch` for `rank`.
+    public func holds(epoch: Int, rank: Int, batchesPerEpoch: Int) -> Bool {
+        (0..<batchesPerEpoch).allSatisfy { locations[PlanItem(epoch: epoch, batch: $0, rank: rank)] != nil }
+    }
+
+    private func location(_ item: PlanItem) throws -> (shard: Int, entry: Int) {
+        guard let location = locations[item] else {
+            throw MBDataError(
+                .invalidDataset, "the shards lack epoch \(item.epoch) batch \(item.batch) rank \(item.rank)", source: shards.directory)
+        }
+        return location
+    }
+
+    public func produce(_ item: PlanItem) throws -> ReadyBatch {
+        let (shard, index) = try location(item)
+        let entry = shards.entries[shard][index]
+        let frame = try mapped[shard].withBytes(Int(entry.offset)..<Int(entry.offset + entry.length)) { Array($0) }
+        return ReadyBatch(
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
+            uncompressedSize: Int(entry.uncompressed), frame: frame, checksum: entry.checksum)
+    }
+
+    /// The decoded safetensors buffer of one batch, straight from the mapped frame.
+    func decoded(_ item: PlanItem) throws -> [UInt8] {
+        let (shard, index) = try location(item)
+        return try shards.batch(mapped: mapped[shard], entry: index, shard: shard)
+    }
+}

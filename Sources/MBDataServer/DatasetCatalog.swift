@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import MBData
+
+/// The datasets a daemon serves, the plans requests resolve to, and where each plan's
+/// batches come from: frames of a matching shard set in the spool, or live from SQLite.
+actor DatasetCatalog {
+    struct Served: Sendable {
+        var name: String
+        var dataset: Dataset
+    }
+
+    private let datasets: [String: Served]
+    let names: [String]
+    private let store: CursorStore
+    private let spool: [SpoolBatchProducer]
+    private let prefetch: PrefetchConfiguration
+    private var plans: [String: DatasetPlan] = [:]
+    private var liveProducers: [String: LiveBatchProducer] = [:]
+
+    init(configuration: ServeConfiguration, store: CursorStore) throws {
+        var datasets: [String: Served] = [:]
+        for (name, path) in configuration.datasets {
+            guard datasets[name] == nil else { throw MBDataError(.invalidArgument, "two datasets are named \(name)", source: path) }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw MBDataError(.unreadableSource, "no such dataset file", source: path)
+            }
+            datasets[name] = Served(name: name, dataset: try Dataset(path: path))
+        }
+        self.datasets = datasets
+        names = configuration.datasets.map(\.name)
+        self.store = store
+        prefetch = configuration.prefetch
+        spool = try configuration.spool.map(Self.scanSpool) ?? []
+    }
+
+    /// The shard sets in `directory` and its immediate subdirectories.
+    private static func scanSpool(_ directory: String) throws -> [SpoolBatchProducer] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw MBDataError(.unreadableSource, "the spool is not a directory", source: directory)
+        }
+        let children = (try FileManager.default.contentsOfDirectory(atPath: directory)).sorted()
+            .map { (directory as NSString).appendingPathComponent($0) }
+        return try ([directory] + children).compactMap { candidate in
+            let manifest = (candidate as NSString).appendingPathComponent(ShardManifest.fileName)
+            guard FileManager.default.fileExists(atPath: manifest) else { return nil }
+            return try SpoolBatchProducer(shards: ShardSet(directory: candidate))
+        }
+    }
+
+    var spoolSets: Int { spool.count }
+
+    func served(_ name: Substring) throws -> Served {
+        guard ServeConfiguration.isValidName(name), let served = datasets[String(name)] else {
+            throw ServeError(.notFound, "unknown_dataset", "no dataset named \"\(name.prefix(64))\" is served")
+        }
+        return served
+    }
+
+    /// The plan of `parameters` for `group`, pinned to the dataset version current when the
+    /// daemon first saw it — and kept across restarts in the state database.
+    func plan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
+        let key = [dataset.name, group, "\(parameters.seed)", "\(parameters.batchSize)", "\(parameters.world)", parameters.tail.rawValue, parameters.split ?? "", "\(parameters.shuffle)"]
+            .joined(separator: "\u{0}")
+        if let plan = plans[key] { return plan }
+        let pinned = try await store.pinnedVersion(key: key)
+        let plan: DatasetPlan
+        do {
+            plan = try await dataset.dataset.plan(parameters, version: pinned ?? preferred)
+        } catch let error as MBDataError where error.code == .invalidArgument {
+            throw ServeError(.badRequest, "invalid_parameter", error.description)
+        }
+        if pinned == nil { try await store.pin(key: key, version: plan.datasetVersion) }
+        plans[key] = plan
+        return plan
+    }
+
+    /// Frames from the spool when a shard set there holds this plan's epoch for this rank,
+    /// otherwise batches prepared live from the dataset.
+    func producer(dataset: Served, plan: DatasetPlan, epoch: Int, rank: Int) async throws -> (any BatchProducer, spooled: Bool) {
+        if let set = spool.first(where: { producer in
+            let manifest = producer.shards.manifest
+            return manifest.dataset.fingerprint == plan.fingerprint && manifest.plan.parameters == plan.parameters
+                && manifest.plan.padLengths == prefetch.padLengths
+                && (manifest.plan.firstEpoch..<manifest.plan.firstEpoch + manifest.plan.epochs).contains(epoch)
+                && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: plan.plan.batchesPerEpoch)
+        }) {
+            return (set, true)
+        }
+        if let live = liveProducers[plan.fingerprint] { return (live, false) }
+        let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: plan, configuration: prefetch)
+        liveProducers[plan.fingerprint] = live
+        return (live, false)
+    }
+
+    /// A dataset's name, version, samples and splits (and schema) as a JSON object.
+    func describe(_ name: Substring, schema includeSchema: Bool) async throws -> [String: Any] {
+        let served = try served(name)
+        let info = try await served.dataset.info()
+        var object: [String: Any] = ["name": served.name, "version": info.datasetVersion, "samples": info.sampleCount, "splits": info.splits]
+        if includeSchema, let schema = info.schema {
+            object["schema"] = try JSONSerialization.jsonObject(with: Data(schema.canonicalJSON().utf8))
+        }
+        return object
+    }
+
+    func describeJSON(_ name: Substring?) async throws -> Data {
+        let object: [String: Any]
+        if let name {
+            object = try await describe(name, schema: true)
+        } else {
+            var all: [[String: Any]] = []
+            for name in names { all.append(try await describe(Substring(name), schema: false)) }
+            object = ["datasets": all]
+        }
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    }
+}

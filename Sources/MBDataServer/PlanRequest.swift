@@ -1,0 +1,92 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import MBData
+
+/// How a consumer takes its batches (schemas/serve-protocol.md §3).
+public enum StreamMode: String, Codable, Sendable {
+    /// Each rank streams its own slice of every global batch.
+    case partition
+    /// Several members each receive the same batches, with a cursor each.
+    case replicate
+    /// Consumers of a group lease batches one at a time.
+    case share
+}
+
+/// The query parameters of a batch or lease request, checked.
+struct PlanRequest: Sendable {
+    var parameters: PlanParameters
+    var epoch: Int
+    var rank: Int
+    var group: String
+    var mode: StreamMode
+    var replica: Int
+    var start: Int
+    var leaseSeconds: Double
+
+    typealias Query = FlatDictionary<Substring, Substring>
+
+    /// `mode` is fixed by the route for leases; batch streams read it from the query.
+    init(query: Query, leasing: Bool) throws {
+        func integer(_ name: String, default fallback: Int?, in range: ClosedRange<Int>) throws -> Int {
+            guard let text = query[Substring(name)] else {
+                guard let fallback else { throw ServeError.invalidParameter(name, "an integer in \(range)", got: nil) }
+                return fallback
+            }
+            guard let value = Int(text), range.contains(value) else {
+                throw ServeError.invalidParameter(name, "an integer in \(range.lowerBound)...\(range.upperBound)", got: text)
+            }
+            return value
+        }
+        func name(_ key: String, default fallback: String?) throws -> String? {
+            guard let text = query[Substring(key)] else { return fallback }
+            guard ServeConfiguration.isValidName(text) else {
+                throw ServeError.invalidParameter(key, "1–64 letters, digits, '.', '_' or '-'", got: text)
+            }
+            return String(text)
+        }
+
+        let batchSize = try integer("batch_size", default: nil, in: 1...(1 << 20))
+        let seedText = query["seed"] ?? "0"
+        guard let seed = UInt64(seedText) else { throw ServeError.invalidParameter("seed", "an unsigned 64-bit integer", got: seedText) }
+        let world = try integer("world", default: 1, in: 1...65536)
+        guard batchSize % world == 0 else {
+            throw ServeError.invalidParameter("world", "a divisor of batch_size \(batchSize)", got: query["world"])
+        }
+        rank = try integer("rank", default: 0, in: 0...(world - 1))
+        epoch = try integer("epoch", default: 0, in: 0...Int(Int32.max))
+        let tailText = query["tail"] ?? "drop"
+        guard let tail = TailPolicy(rawValue: String(tailText)) else {
+            throw ServeError.invalidParameter("tail", "drop or pad", got: tailText)
+        }
+        let shuffleText = query["shuffle"] ?? "true"
+        guard let shuffle = ["true": true, "1": true, "false": false, "0": false][String(shuffleText)] else {
+            throw ServeError.invalidParameter("shuffle", "true or false", got: shuffleText)
+        }
+        parameters = PlanParameters(
+            seed: seed, batchSize: batchSize, world: world, tail: tail, split: try name("split", default: nil), shuffle: shuffle)
+        group = try name("group", default: "default")!
+        start = try integer("start", default: 0, in: 0...Int(Int32.max))
+        if leasing {
+            mode = .share
+            replica = 0
+            let secondsText = query["lease_seconds"] ?? "30"
+            guard let seconds = Double(secondsText), seconds >= 1, seconds <= 3600 else {
+                throw ServeError.invalidParameter("lease_seconds", "a number of seconds in 1...3600", got: secondsText)
+            }
+            leaseSeconds = seconds
+        } else {
+            let modeText = query["mode"] ?? "partition"
+            guard let mode = StreamMode(rawValue: String(modeText)), mode != .share else {
+                throw ServeError.invalidParameter("mode", "partition or replicate (share uses POST …/lease)", got: modeText)
+            }
+            self.mode = mode
+            let replicas = try integer("replicas", default: 1, in: 1...1024)
+            replica = try integer("replica", default: 0, in: 0...(replicas - 1))
+            if mode == .partition && replica != 0 {
+                throw ServeError.invalidParameter("replica", "0 in partition mode (use mode=replicate)", got: query["replica"])
+            }
+            leaseSeconds = 0
+        }
+    }
+}

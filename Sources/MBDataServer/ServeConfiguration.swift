@@ -1,0 +1,55 @@
+import Foundation
+import MBData
+
+/// How `mbdata serve` runs. Every field documents its default.
+public struct ServeConfiguration: Sendable {
+    /// Datasets to serve: name → path of the `.mbdb` file.
+    public var datasets: [(name: String, path: String)]
+    /// Default 127.0.0.1: loopback only.
+    public var host: String = "127.0.0.1"
+    /// Default 7070; 0 picks a free port (reported through `onListening`).
+    public var port: Int = 7070
+    /// When set, every route requires `Authorization: Bearer <token>`.
+    public var token: String?
+    /// A directory holding shard sets (it and its immediate subdirectories); a batch
+    /// request whose plan matches one is served from its frames. Default none.
+    public var spool: String?
+    /// The SQLite file holding cursors and pinned plan versions.
+    public var statePath: String
+    /// Open batch streams at most; more get 429. Default 64.
+    public var maxStreams: Int = 64
+    /// Seconds a connection may stay silent while sending its request head. Default 30.
+    public var headerTimeoutSeconds: Int = 30
+    /// Ready batches held ahead of each stream, and the threads preparing them.
+    public var prefetch = PrefetchConfiguration()
+
+    public init(datasets: [(name: String, path: String)], statePath: String) {
+        self.datasets = datasets
+        self.statePath = statePath
+    }
+
+    /// Dataset and group names: letters, digits, `.`, `_`, `-`; never a path.
+    static func isValidName(_ name: Substring) -> Bool {
+        guard let first = name.first, name.count <= 64, first.isASCII, first.isLetter || first.isNumber else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+    }
+
+    /// The dataset name for a command-line argument: `name=path`, or the file name
+    /// without its extension.
+    public static func parseDataset(_ argument: String) throws -> (name: String, path: String) {
+        let name: String
+        let path: String
+        if let equals = argument.firstIndex(of: "="), !argument[..<equals].contains("/") {
+            name = String(argument[..<equals])
+            path = String(argument[argument.index(after: equals)...])
+        } else {
+            path = argument
+            name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        }
+        guard isValidName(Substring(name)) else {
+            throw MBDataError(
+                .invalidArgument, "dataset name \"\(name)\" must be 1–64 letters, digits, '.', '_' or '-' (use name=path)", source: path)
+        }
+        return (name, path)
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import MBData
+
+/// An error a request gets back: an HTTP status and a JSON body
+/// `{"error": {"code": …, "message": …}}` (schemas/serve-protocol.md §5).
+public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    static func invalidParameter(_ name: String, _ expectation: String, got value: Substring?) -> ServeError {
+        let found = value.map { "got \"\($0.prefix(64))\"" } ?? "it is missing"
+        return ServeError(.badRequest, "invalid_parameter", "query parameter \(name): expected \(expectation), \(found)")
+    }
+
+    static let draining = ServeError(.serviceUnavailable, "draining", "the daemon is shutting down")
+
+    /// The JSON body of this error.
+    var body: [UInt8] {
+        let object: [String: [String: String]] = ["error": ["code": code, "message": message]]
+        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Maps any error to what the client sees: library errors keep their message.
+    static func from(_ error: any Error) -> ServeError {
+        switch error {
+        case let error as ServeError: return error
+        case let error as MBDataError:
+            switch error.code {
+            case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.description)
+            default: return ServeError(.internalServerError, "internal", error.description)
+            }
+        case let error as HTTPError where error.status == .contentTooLarge:
+            return ServeError(.contentTooLarge, "body_too_large", "request bodies are limited to \(ServeLimits.maxBodyBytes) bytes")
+        case let error as any HTTPResponseError:
+            return ServeError(error.status, error.status == .notFound ? "not_found" : "http_error", "\(error)")
+        default: return ServeError(.internalServerError, "internal", "\(error)")
+        }
+    }
+}
+
+enum ServeLimits {
+    static let maxBodyBytes = 1 << 20
+}

@@ -1,0 +1,75 @@
+import CoreMetrics
+import Foundation
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The daemon's metrics, recorded through swift-metrics into a Prometheus registry of its
+/// own (no global bootstrap, so several daemons can live in one test process).
+final class ServeMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let bytes = Mutex<[String: (compressed: Int, uncompressed: Int)]>([:])
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [
+            "mbdata_request_duration_seconds": [.microseconds(100), .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60)],
+            "mbdata_batch_wait_seconds": [.microseconds(10), .microseconds(100), .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .seconds(1)],
+        ]
+        self.factory = factory
+    }
+
+    func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
+        let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
+        Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory).increment()
+        Counter(label: "mbdata_bytes_served_total", dimensions: dimensions, factory: factory).increment(by: frameBytes)
+        let totals = bytes.withLock { totals in
+            var entry = totals[dataset] ?? (0, 0)
+            entry.compressed += frameBytes
+            entry.uncompressed += uncompressedBytes
+            totals[dataset] = entry
+            return entry
+        }
+        Gauge(label: "mbdata_compression_ratio", dimensions: [("dataset", dataset)], factory: factory)
+            .record(Double(totals.uncompressed) / Double(max(1, totals.compressed)))
+    }
+
+    /// The time a stream waited for its next batch; a wait over a millisecond is a stall
+    /// (the consumer was ready before the data).
+    func waited(dataset: String, nanoseconds: Int64) {
+        Timer(label: "mbdata_batch_wait_seconds", dimensions: [("dataset", dataset)], factory: factory).recordNanoseconds(nanoseconds)
+        guard nanoseconds > 1_000_000 else { return }
+        Counter(label: "mbdata_stalls_total", dimensions: [("dataset", dataset)], factory: factory).increment()
+        FloatingPointCounter(label: "mbdata_stall_seconds", dimensions: [("dataset", dataset)], factory: factory)
+            .increment(by: Double(nanoseconds) / 1e9)
+    }
+
+    func readyQueue(dataset: String, depth: Int) {
+        Gauge(label: "mbdata_ready_queue_depth", dimensions: [("dataset", dataset)], factory: factory).record(depth)
+    }
+
+    func lag(cursor: String, batches: Int) {
+        Gauge(label: "mbdata_consumer_lag_batches", dimensions: [("cursor", cursor)], factory: factory).record(batches)
+    }
+
+    func leaseExpired(dataset: String) {
+        Counter(label: "mbdata_lease_expiries_total", dimensions: [("dataset", dataset)], factory: factory).increment()
+    }
+
+    func activeStreams(_ count: Int) {
+        Gauge(label: "mbdata_active_streams", factory: factory).record(count)
+    }
+
+    func request(route: String, status: Int, nanoseconds: Int64) {
+        Timer(label: "mbdata_request_duration_seconds", dimensions: [("route", route), ("status", String(status))], factory: factory)
+            .recordNanoseconds(nanoseconds)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

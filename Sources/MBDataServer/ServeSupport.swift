@@ -1,0 +1,103 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import ServiceLifecycle
+import Synchronization
+
+/// Set once shutdown begins: new streams and leases are refused, open streams end after
+/// the message in flight.
+final class DrainState: Sendable {
+    private let draining = Atomic<Bool>(false)
+    var isDraining: Bool { draining.load(ordering: .acquiring) }
+    func begin() { draining.store(true, ordering: .releasing) }
+}
+
+/// The first service to hear a graceful shutdown (SIGTERM, SIGINT): it starts the drain
+/// before the HTTP server stops accepting and waits for the streams to end.
+struct DrainService: Service {
+    let drain: DrainState
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        drain.begin()
+    }
+}
+
+/// Counts open batch streams against `--max-streams`.
+final class StreamSlots: Sendable {
+    private let open = Mutex(0)
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes a slot, or returns nil when all are taken.
+    func acquire() -> Int? {
+        open.withLock { count in
+            guard count < limit else { return nil }
+            count += 1
+            return count
+        }
+    }
+
+    @discardableResult
+    func release() -> Int {
+        open.withLock { count in
+            count -= 1
+            return count
+        }
+    }
+}
+
+/// Runs blocking work (reads, decompression) on a dispatch thread, off the cooperative pool.
+func offloaded<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+extension HTTPField.Name {
+    static let mbdataCursor = Self("MBData-Cursor")!
+    static let mbdataPlan = Self("MBData-Plan")!
+    static let mbdataDatasetVersion = Self("MBData-Dataset-Version")!
+    static let mbdataBatchesPerEpoch = Self("MBData-Batches-Per-Epoch")!
+    static let mbdataRemaining = Self("MBData-Remaining")!
+    static let mbdataSource = Self("MBData-Source")!
+}
+
+/// Checks the bearer token, turns every error into its JSON response and times requests.
+struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]?
+    let metrics: ServeMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let response: Response
+        do {
+            if let token, !Self.authorized(request.headers[.authorization], token: token) {
+                var error = ServeError(.unauthorized, "unauthorized", "this daemon requires Authorization: Bearer <token>")
+                error.headers[.wwwAuthenticate] = "Bearer"
+                throw error
+            }
+            response = try await next(request, context)
+        } catch {
+            response = try ServeError.from(error).response(from: request, context: context)
+        }
+        let elapsed = started.duration(to: .now)
+        metrics.request(
+            route: context.endpointPath ?? "unmatched", status: Int(response.status.code),
+            nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        return response
+    }
+
+    /// Compares in constant time: the time taken does not depend on where the tokens differ.
+    static func authorized(_ header: String?, token: [UInt8]) -> Bool {
+        let prefix = Array("Bearer ".utf8)
+        let given = Array((header ?? "").utf8)
+        guard given.count == prefix.count + token.count else { return false }
+        var difference: UInt8 = 0
+        for (index, byte) in given.enumerated() {
+            difference |= byte ^ (index < prefix.count ? prefix[index] : token[index - prefix.count])
+        }
+        return difference == 0
+    }
+}

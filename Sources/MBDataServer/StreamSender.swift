@@ -1,0 +1,59 @@
+import Hummingbird
+import Logging
+import MBData
+import NIOCore
+
+/// Writes one stream's messages: each batch as the prefetcher readies it, then an end
+/// message — or an error message when production fails after the headers went out.
+struct StreamSender: Sendable {
+    let prefetcher: Prefetcher
+    let cursor: String
+    let dataset: String
+    let mode: StreamMode
+    let book: CursorBook
+    let metrics: ServeMetrics
+    let drain: DrainState
+    let logger: Logger
+
+    private struct ClientGone: Error {}
+
+    func run(_ writer: inout any ResponseBodyWriter) async {
+        let allocator = ByteBufferAllocator()
+        let started = ContinuousClock.now
+        var sent = 0
+        var reason = "complete"
+        var iterator = prefetcher.batches().makeAsyncIterator()
+        do {
+            while true {
+                if drain.isDraining {
+                    reason = "draining"
+                    break
+                }
+                let waitStarted = ContinuousClock.now
+                guard let batch = try await iterator.next() else { break }
+                let waited = waitStarted.duration(to: .now)
+                metrics.waited(dataset: dataset, nanoseconds: waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000)
+                metrics.readyQueue(dataset: dataset, depth: prefetcher.readyCount)
+                await book.sent(cursor, batch: batch.batch)
+                do {
+                    try await writer.write(WireMessage.batch(batch, allocator: allocator))
+                } catch {
+                    throw ClientGone()
+                }
+                metrics.served(dataset: dataset, mode: mode, frameBytes: batch.frame.count, uncompressedBytes: batch.uncompressedSize)
+                sent += 1
+            }
+            try await writer.write(WireMessage.end(reason: reason, sent: sent, allocator: allocator))
+            try await writer.finish(nil)
+            logger.info("stream ended", metadata: ["reason": "\(reason)", "sent": "\(sent)", "seconds": "\(started.duration(to: .now))"])
+        } catch is ClientGone {
+            logger.info("consumer disconnected", metadata: ["sent": "\(sent)"])
+        } catch {
+            let failure = ServeError.from(error)
+            logger.error("stream failed", metadata: ["error": "\(failure)", "sent": "\(sent)"])
+            try? await writer.write(WireMessage.error(failure, allocator: allocator))
+            try? await writer.finish(nil)
+        }
+        prefetcher.stop()
+    }
+}

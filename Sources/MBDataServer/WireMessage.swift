@@ -1,0 +1,62 @@
+import MBData
+import NIOCore
+
+/// One message of a batch stream (schemas/serve-protocol.md §4): a 56-byte header, then
+/// the payload — an LZ4 frame for a batch, JSON for an end or an error.
+enum WireMessage {
+    static let magic: [UInt8] = Array("MBW1".utf8)
+    static let headerSize = 56
+
+    enum Kind: UInt8 {
+        case batch = 1
+        case end = 2
+        case error = 3
+    }
+
+    static func batch(_ batch: ReadyBatch, lease: UInt64 = 0, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: headerSize + batch.frame.count)
+        writeHeader(
+            into: &buffer, kind: .batch, epoch: batch.epoch, batch: batch.batch, rank: batch.rank, samples: batch.sampleCount,
+            uncompressed: batch.uncompressedSize, length: batch.frame.count, checksum: batch.checksum, lease: lease)
+        buffer.writeBytes(batch.frame)
+        return buffer
+    }
+
+    static func end(reason: String, sent: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        json(kind: .end, #"{"reason":"\#(reason)","sent":\#(sent)}"#, allocator: allocator)
+    }
+
+    static func error(_ error: ServeError, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let payload = error.body
+        var buffer = allocator.buffer(capacity: headerSize + payload.count)
+        writeHeader(
+            into: &buffer, kind: .error, epoch: 0, batch: 0, rank: 0, samples: 0, uncompressed: 0, length: payload.count,
+            checksum: ShardFormat.xxh64(payload), lease: 0)
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    private static func json(kind: Kind, _ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let payload = Array(text.utf8)
+        var buffer = allocator.buffer(capacity: headerSize + payload.count)
+        writeHeader(
+            into: &buffer, kind: kind, epoch: 0, batch: 0, rank: 0, samples: 0, uncompressed: 0, length: payload.count,
+            checksum: ShardFormat.xxh64(payload), lease: 0)
+        buffer.writeBytes(payload)
+        return buffer
+    }
+
+    private static func writeHeader(
+        into buffer: inout ByteBuffer, kind: Kind, epoch: Int, batch: Int, rank: Int, samples: Int, uncompressed: Int, length: Int,
+        checksum: UInt64, lease: UInt64
+    ) {
+        buffer.writeBytes(magic)
+        buffer.writeInteger(kind.rawValue, endianness: .little)
+        buffer.writeBytes([0, 0, 0])
+        for value in [epoch, batch, rank, samples] { buffer.writeInteger(UInt32(truncatingIfNeeded: value), endianness: .little) }
+        buffer.writeInteger(UInt64(uncompressed), endianness: .little)
+        buffer.writeInteger(UInt64(length), endianness: .little)
+        buffer.writeInteger(checksum, endianness: .little)
+        buffer.writeInteger(lease, endianness: .little)
+    }
+}

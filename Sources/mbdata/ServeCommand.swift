@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MBData
+import MBDataServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve batches of datasets over HTTP to trainers in other processes.",
+        discussion: """
+            Each dataset is served under its file name without the extension, or NAME=PATH. \
+            Consumers stream their rank's batches (partition, replicate) or lease them one at a time \
+            (share); cursors advance on ack and are kept in the state database, so a restarted \
+            daemon resumes every consumer. SIGTERM or SIGINT drains: open streams end after the \
+            message in flight, then the daemon exits 0. The protocol: schemas/serve-protocol.md.
+            """)
+
+    @Argument(help: "Dataset files (PATH or NAME=PATH).")
+    var datasets: [String]
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to listen on; 0 picks a free one.")
+    var port: Int = 7070
+
+    @Option(name: .customLong("token-file"), help: "Require 'Authorization: Bearer TOKEN' on every route; TOKEN is the file's first line.")
+    var tokenFile: String?
+
+    @Option(help: "A directory of shard sets (it and its subdirectories); matching plans are served from their frames.")
+    var spool: String?
+
+    @Option(help: "The state database holding cursors (default: mbdata-serve.sqlite beside the first dataset).")
+    var state: String?
+
+    @Option(name: .customLong("max-streams"), help: "Open batch streams at most; more get 429.")
+    var maxStreams: Int = 64
+
+    @Option(help: "Batches prepared ahead of each stream.")
+    var depth: Int = 8
+
+    @Option(help: "Threads preparing each stream's batches (default: the number of cores).")
+    var workers: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard !datasets.isEmpty else { throw ValidationError("name at least one dataset file") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard maxStreams > 0, depth > 0, (workers ?? 1) > 0 else { throw ValidationError("--max-streams, --depth and --workers must be positive") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let parsed = try datasets.map(ServeConfiguration.parseDataset)
+            let statePath = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
+            var configuration = ServeConfiguration(datasets: parsed, statePath: statePath)
+            configuration.host = host
+            configuration.port = port
+            configuration.token = try tokenFile.map(Self.readToken)
+            configuration.spool = spool
+            configuration.maxStreams = maxStreams
+            configuration.prefetch.depth = depth
+            if let workers { configuration.prefetch.workers = workers }
+            var logger = Logger(label: "mbdata.serve") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = Logger.Level(rawValue: logLevel)!
+            let server = try await BatchServer(configuration: configuration, logger: logger)
+            let host = self.host
+            try await server.run { port in
+                // Unbuffered, so a parent process reading the pipe sees it at once.
+                FileHandle.standardOutput.write(Data("mbdata serve: listening on http://\(host):\(port)\n".utf8))
+            }
+        }
+    }
+
+    private static func readToken(_ path: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw MBDataError(.unreadableSource, "cannot read the token file", source: path)
+        }
+        let token = text.split(whereSeparator: \.isNewline).first.map(String.init)?.trimmingCharacters(in: .whitespaces) ?? ""
+        guard !token.isEmpty else { throw MBDataError(.invalidArgument, "the token file's first line is empty", source: path) }
+        return token
+    }
+}
