@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "MBData", targets: ["MBData"]),
         .library(name: "MBDataServer", targets: ["MBDataServer"]),
+        .library(name: "MBDataClient", targets: ["MBDataClient"]),
         .executable(name: "mbdata", targets: ["mbdata"]),
     ],
     dependencies: [
@@ -20,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
@@ -42,6 +44,7 @@ let package = Package(
                 "CLZ4",
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: strictSettings
         ),
@@ -59,6 +62,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MBDataClient",
+            dependencies: [
+                "MBData",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -90,14 +103,27 @@ let package = Package(
             path: "Benchmarks/insert-path",
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MBDataTestSupport",
+            path: "Tests/Support",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "MBDataTests",
-            dependencies: ["MBData"],
+            dependencies: ["MBData", "MBDataTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "mbdataTests",
             dependencies: ["MBData", "mbdata", "digits-trainer"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MBDataServerTests",
+            dependencies: [
+                "MBData", "MBDataServer", "MBDataClient", "MBDataTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
     ],

@@ -25,6 +25,7 @@ public final class BatchServer: Sendable {
         catalog = try DatasetCatalog(configuration: configuration, store: store)
         book = try CursorBook(store: store, metrics: metrics)
         slots = StreamSlots(limit: configuration.maxStreams)
+        metrics.register(datasets: configuration.datasets.map(\.name))
     }
 
     /// Serves until SIGTERM or SIGINT, then drains and returns. `onListening` receives the
@@ -61,6 +62,9 @@ public final class BatchServer: Sendable {
         router.get("/v1/datasets") { _, _ in Self.json(try await self.catalog.describeJSON(nil)) }
         router.get("/v1/datasets/:name") { _, context in Self.json(try await self.catalog.describeJSON(Self.parameter("name", context))) }
         router.get("/v1/datasets/:name/batches") { request, context in try await self.stream(request, context) }
+        router.get("/v1/datasets/:name/cursor") { request, context in
+            try Self.json(await self.resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share").cursor)
+        }
         router.post("/v1/datasets/:name/lease") { request, context in try await self.lease(request, context) }
         router.get("/v1/cursors/:id") { _, context in try Self.json(await self.book.state(String(Self.parameter("id", context)))) }
         router.put("/v1/cursors/:id") { request, context in try await self.restore(request, context) }
@@ -82,7 +86,6 @@ public final class BatchServer: Sendable {
     }
 
     private func resolve(_ request: Request, _ context: BasicRequestContext, leasing: Bool) async throws -> Resolved {
-        guard !drain.isDraining else { throw ServeError.draining }
         let served = try await catalog.served(Self.parameter("name", context))
         let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: leasing)
         let plan = try await catalog.plan(dataset: served, group: planRequest.group, parameters: planRequest.parameters)
@@ -109,6 +112,7 @@ public final class BatchServer: Sendable {
 
     /// Partition and replicate: this rank's unacked batches of the epoch, in order.
     private func stream(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard !drain.isDraining else { throw ServeError.draining }
         let resolved = try await resolve(request, context, leasing: false)
         let planRequest = resolved.request
         let progress = resolved.cursor.progress(epoch: planRequest.epoch)
@@ -163,6 +167,7 @@ public final class BatchServer: Sendable {
 
     /// Share: lease the group's next free batch to this consumer.
     private func lease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        guard !drain.isDraining else { throw ServeError.draining }
         let resolved = try await resolve(request, context, leasing: true)
         let planRequest = resolved.request
         let id = resolved.cursor.cursor

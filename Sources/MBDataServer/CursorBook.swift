@@ -26,8 +26,9 @@ actor CursorBook {
     /// Batches a cursor's consumers hold, sent or leased but not acked: the lag.
     private var outstanding: [String: Set<Int>] = [:]
     private var leases: [UInt64: Lease] = [:]
-    /// Lease ids start at a random point so a restarted daemon never accepts an old one.
-    private var nextLease = UInt64.random(in: 1...(UInt64.max >> 2))
+    /// Lease ids start at a random point so a restarted daemon never accepts an old one;
+    /// below 2^53, so clients that read JSON numbers as doubles keep them exact.
+    private var nextLease = UInt64.random(in: 1...(1 << 52))
 
     init(store: CursorStore, metrics: ServeMetrics) throws {
         self.store = store

@@ -69,7 +69,8 @@ actor DatasetCatalog {
         do {
             plan = try await dataset.dataset.plan(parameters, version: pinned ?? preferred)
         } catch let error as MBDataError where error.code == .invalidArgument {
-            throw ServeError(.badRequest, "invalid_parameter", error.description)
+            // The message, not the description: that names the file, which is none of the client's business.
+            throw ServeError(.badRequest, "invalid_parameter", error.message)
         }
         if pinned == nil { try await store.pin(key: key, version: plan.datasetVersion) }
         plans[key] = plan

@@ -47,7 +47,7 @@ public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConver
             case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.description)
             default: return ServeError(.internalServerError, "internal", error.description)
             }
-        case let error as HTTPError where error.status == .contentTooLarge:
+        case let error as any HTTPResponseError where error.status == .contentTooLarge:
             return ServeError(.contentTooLarge, "body_too_large", "request bodies are limited to \(ServeLimits.maxBodyBytes) bytes")
         case let error as any HTTPResponseError:
             return ServeError(error.status, error.status == .notFound ? "not_found" : "http_error", "\(error)")

@@ -20,6 +20,21 @@ final class ServeMetrics: Sendable {
         self.factory = factory
     }
 
+    /// Creates the counters of each dataset at zero, so /metrics lists them from the start.
+    func register(datasets: [String]) {
+        for dataset in datasets {
+            for mode in [StreamMode.partition, .replicate, .share] {
+                let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
+                Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory).increment(by: 0)
+                Counter(label: "mbdata_bytes_served_total", dimensions: dimensions, factory: factory).increment(by: 0)
+            }
+            Counter(label: "mbdata_stalls_total", dimensions: [("dataset", dataset)], factory: factory).increment(by: 0)
+            Counter(label: "mbdata_lease_expiries_total", dimensions: [("dataset", dataset)], factory: factory).increment(by: 0)
+            Gauge(label: "mbdata_ready_queue_depth", dimensions: [("dataset", dataset)], factory: factory).record(0)
+        }
+        activeStreams(0)
+    }
+
     func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
         let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
         Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory).increment()

@@ -73,7 +73,7 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
         let started = ContinuousClock.now
         let response: Response
         do {
-            if let token, !Self.authorized(request.headers[.authorization], token: token) {
+            if let token, !BearerToken.matches(request.headers[.authorization], token: token) {
                 var error = ServeError(.unauthorized, "unauthorized", "this daemon requires Authorization: Bearer <token>")
                 error.headers[.wwwAuthenticate] = "Bearer"
                 throw error
@@ -88,9 +88,12 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
             nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         return response
     }
+}
 
+/// The `--token-file` check.
+enum BearerToken {
     /// Compares in constant time: the time taken does not depend on where the tokens differ.
-    static func authorized(_ header: String?, token: [UInt8]) -> Bool {
+    static func matches(_ header: String?, token: [UInt8]) -> Bool {
         let prefix = Array("Bearer ".utf8)
         let given = Array((header ?? "").utf8)
         guard given.count == prefix.count + token.count else { return false }

@@ -1,42 +1,8 @@
 import Foundation
 import Testing
 
+@_exported import MBDataTestSupport
 @testable import MBData
-
-/// A fresh temporary folder, removed when the test ends.
-final class TemporaryDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    @discardableResult
-    func write(_ name: String, _ text: String) throws -> String {
-        try write(name, Data(text.utf8))
-    }
-
-    @discardableResult
-    func write(_ name: String, _ data: Data) throws -> String {
-        let target = url.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try data.write(to: target)
-        return target.path
-    }
-
-    @discardableResult
-    func write(_ name: String, bytes: [UInt8]) throws -> String { try write(name, Data(bytes)) }
-}
-
-/// The package root, for reading `samples/`.
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-func samplePath(_ relative: String) -> String { packageRoot.appendingPathComponent("samples/" + relative).path }
 
 func schema(_ json: String) throws -> Schema { try Schema(json: Data(json.utf8)) }
 

@@ -146,8 +146,8 @@ final class ChildProcess {
         let tag = UUID().uuidString
         stdoutURL = directory.url.appendingPathComponent(".out-\(tag)")
         stderrURL = directory.url.appendingPathComponent(".err-\(tag)")
-        FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.executableURL = executable
         process.arguments = arguments
         process.currentDirectoryURL = directory.url

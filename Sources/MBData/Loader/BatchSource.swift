@@ -2,11 +2,12 @@ import Foundation
 import GRDB
 
 /// Where a loader's batches come from: read live from the dataset (collated, not
-/// compressed: they never leave the process) or decoded from shard files. Either way they
-/// are prepared on worker threads, in order, with bounded depth.
+/// compressed: they never leave the process), decoded from shard files, or received from a
+/// remote source. Local batches are prepared on worker threads, in order, with bounded depth.
 enum BatchSource: Sendable {
     case live(pool: DatabasePool, plan: DatasetPlan, collator: BatchCollator, reader: SampleReader, configuration: MultiBatchLoader.Configuration)
     case shards(ShardSet, configuration: MultiBatchLoader.Configuration)
+    case remote(any RemoteBatchSource, configuration: MultiBatchLoader.Configuration)
 
     static func live(dataset: Dataset, plan: DatasetPlan, schema: Schema, configuration: MultiBatchLoader.Configuration) throws -> BatchSource {
         .live(
@@ -35,6 +36,8 @@ enum BatchSource: Sendable {
                 let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: collator.collate(rows))
                 return try Self.transform(batch, batchTransform, seed: seed)
             }
+        case .remote:
+            preconditionFailure("a remote source streams its batches; it has no local pool")
         case .shards(let shards, let configuration):
             let frames = try SpoolBatchProducer(shards: shards)
             let batchTransform = configuration.batchTransform
@@ -44,6 +47,21 @@ enum BatchSource: Sendable {
                 let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: frames.decoded(item))
                 return try Self.transform(batch, batchTransform, seed: seed)
             }
+        }
+    }
+
+    /// Checks and decodes a frame received from a remote source, off the cooperative pool.
+    static func decode(_ ready: ReadyBatch, configuration: MultiBatchLoader.Configuration) async throws -> Batch {
+        try await runOnThread {
+            guard ShardFormat.xxh64(ready.frame) == ready.checksum else {
+                throw MBDataError(.malformedRecord, "checksum mismatch in the frame of epoch \(ready.epoch) batch \(ready.batch) rank \(ready.rank)")
+            }
+            let buffer = try LZ4Frame.decompress(ready.frame, limit: max(ready.uncompressedSize, 1))
+            guard buffer.count == ready.uncompressedSize else {
+                throw MBDataError(.malformedRecord, "frame of batch \(ready.batch) decodes to \(buffer.count) bytes, the message says \(ready.uncompressedSize)")
+            }
+            let batch = try Batch(epoch: ready.epoch, index: ready.batch, rank: ready.rank, safetensors: buffer)
+            return try transform(batch, configuration.batchTransform, seed: configuration.seed)
         }
     }
 

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 
 /// Feeds ready batches to `concurrency` concurrent calls of a `Trainer`, exactly once per
@@ -107,6 +108,19 @@ public final class MultiBatchLoader: Sendable {
         source = .shards(shards, configuration: configuration)
     }
 
+    /// Receives batches from a remote source (an `mbdata serve` daemon through
+    /// MBDataClient); the remote cursor follows this loader's checkpoint.
+    public init(remote: some RemoteBatchSource, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
+        try Self.validate(configuration)
+        let plan = try await remote.prepare(configuration, resumingFrom: checkpoint)
+        self.configuration = configuration
+        start = try Self.startingPoint(
+            fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.batchesPerEpoch,
+            configuration: configuration, checkpoint: checkpoint)
+        cursor = CursorTracker(start)
+        source = .remote(remote, configuration: configuration)
+    }
+
     private static func validate(_ configuration: Configuration) throws {
         guard configuration.concurrency > 0 else { throw MBDataError(.invalidArgument, "concurrency must be positive") }
         guard (0..<configuration.world).contains(configuration.rank) else {
@@ -154,8 +168,40 @@ public final class MultiBatchLoader: Sendable {
             }
         }
         guard !items.isEmpty else { return }
-        let pool = try source.pool(items: items)
-        defer { pool.stop() }
+        if case .remote(let remote, let configuration) = source {
+            let epochs = Array(Set(items.map(\.epoch))).sorted()
+            let channel = AsyncThrowingChannel<Batch, any Error>()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        for epoch in epochs {
+                            try await remote.stream(epoch: epoch, configuration: configuration) { ready in
+                                await channel.send(try await BatchSource.decode(ready, configuration: configuration))
+                            }
+                        }
+                        channel.finish()
+                    } catch {
+                        channel.fail(error)
+                    }
+                }
+                defer { group.cancelAll() }
+                try await consume(channel, trainer: trainer) { epoch, batch in
+                    try await remote.finished(epoch: epoch, batch: batch, configuration: configuration)
+                }
+            }
+        } else {
+            let pool = try source.pool(items: items)
+            defer { pool.stop() }
+            try await consume(pool.stream(), trainer: trainer) { _, _ in }
+        }
+    }
+
+    /// Feeds `batches` to `concurrency` concurrent trainer calls; `finished` runs after the
+    /// cursor recorded a batch.
+    private func consume(
+        _ batches: some AsyncSequence<Batch, any Error>, trainer: some Trainer,
+        finished: @escaping @Sendable (Int, Int) async throws -> Void
+    ) async throws {
         let k = configuration.concurrency
         let synchronous = configuration.mode == .synchronous
         let cursor = self.cursor
@@ -182,7 +228,7 @@ public final class MultiBatchLoader: Sendable {
                 }
             }
 
-            for try await batch in pool.stream() {
+            for try await batch in batches {
                 if Task.isCancelled || firstError != nil { break }
                 if !synchronous && inFlight >= k { await drain(1) }
                 if firstError != nil { break }
@@ -198,6 +244,7 @@ public final class MultiBatchLoader: Sendable {
                             cause: UncheckedSendable(error))
                     }
                     await cursor.finish(epoch: batch.epoch, batch: batch.index)
+                    try await finished(batch.epoch, batch.index)
                 }
                 inFlight += 1
                 position += 1

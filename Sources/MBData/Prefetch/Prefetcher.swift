@@ -14,6 +14,16 @@ public struct ReadyBatch: Sendable, Hashable {
     public var frame: [UInt8]
     /// xxh64 of `frame`.
     public var checksum: UInt64
+
+    public init(epoch: Int, batch: Int, rank: Int, sampleCount: Int, uncompressedSize: Int, frame: [UInt8], checksum: UInt64) {
+        self.epoch = epoch
+        self.batch = batch
+        self.rank = rank
+        self.sampleCount = sampleCount
+        self.uncompressedSize = uncompressedSize
+        self.frame = frame
+        self.checksum = checksum
+    }
 }
 
 /// How the prefetcher works.

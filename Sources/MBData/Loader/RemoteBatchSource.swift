@@ -1,0 +1,30 @@
+/// Batches that come from another process — an `mbdata serve` daemon (the MBDataClient
+/// module implements this for a serve URL). `MultiBatchLoader(remote:…)` runs against it
+/// exactly as against a local dataset: the same checkpoint, the same exactly-once rule.
+public protocol RemoteBatchSource: Sendable {
+    /// Resolves the plan of `configuration` and puts the remote cursor where `checkpoint`
+    /// says (nil: the plan starts over).
+    func prepare(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws -> RemotePlan
+
+    /// Delivers, in batch order, every batch of `epoch` for `configuration.rank` not yet
+    /// finished, then returns. `deliver` suspends while the loader is busy (back-pressure).
+    func stream(
+        epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
+    ) async throws
+
+    /// A trainer finished this batch: the remote cursor advances.
+    func finished(epoch: Int, batch: Int, configuration: MultiBatchLoader.Configuration) async throws
+}
+
+/// What a remote source says of the plan it serves.
+public struct RemotePlan: Sendable, Hashable {
+    public var fingerprint: String
+    public var datasetVersion: Int
+    public var batchesPerEpoch: Int
+
+    public init(fingerprint: String, datasetVersion: Int, batchesPerEpoch: Int) {
+        self.fingerprint = fingerprint
+        self.datasetVersion = datasetVersion
+        self.batchesPerEpoch = batchesPerEpoch
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import MBData
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// An `mbdata serve` daemon as a `MultiBatchLoader` source: the loader streams its rank's
+/// partition and acks each batch a trainer finished, so the daemon's cursor follows the
+/// loader's checkpoint.
+///
+/// ```swift
+/// let source = try ServeSource(url: "http://127.0.0.1:7070", dataset: "digits")
+/// let loader = try await MultiBatchLoader(remote: source, configuration: config)
+/// ```
+public final class ServeSource: RemoteBatchSource {
+    public let dataset: String
+    public let group: String
+    /// Reconnections after a cut or a draining daemon before a stream gives up. Default 20.
+    public let reconnects: Int
+    private let transport: HTTPTransport
+    private let cursor = Mutex<String?>(nil)
+
+    public init(url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20) throws {
+        transport = try HTTPTransport(url: url, token: token)
+        self.dataset = dataset
+        self.group = group
+        self.reconnects = reconnects
+    }
+
+    private struct CursorReply: Codable {
+        var cursor: String
+        var planFingerprint: String
+        var datasetVersion: Int
+        var batchesPerEpoch: Int
+    }
+
+    private func query(_ configuration: MultiBatchLoader.Configuration, extra: [(String, String)] = []) -> String {
+        var items: [(String, String)] = [
+            ("batch_size", "\(configuration.batchSize)"), ("seed", "\(configuration.seed)"), ("world", "\(configuration.world)"),
+            ("rank", "\(configuration.rank)"), ("tail", configuration.tail.rawValue), ("shuffle", "\(configuration.shuffle)"), ("group", group),
+        ]
+        if let split = configuration.split { items.append(("split", split)) }
+        var components = URLComponents()
+        components.queryItems = (items + extra).map { URLQueryItem(name: $0.0, value: $0.1) }
+        return components.percentEncodedQuery ?? ""
+    }
+
+    private var datasetPath: String { "/v1/datasets/" + (dataset.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? dataset) }
+
+    public func prepare(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws -> RemotePlan {
+        guard configuration.padLengths.isEmpty, configuration.sampleTransform == nil else {
+            throw MBDataError(.invalidArgument, "a serve source cannot pad fields or run sample transforms: the daemon prepares the batches")
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let reply = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration))
+        let state = try decoder.decode(CursorReply.self, from: Data(reply.body))
+        cursor.withLock { $0 = state.cursor }
+        if let checkpoint {
+            guard checkpoint.planFingerprint == state.planFingerprint, checkpoint.datasetVersion == state.datasetVersion else {
+                throw MBDataError(
+                    .invalidArgument,
+                    "the checkpoint is for plan \(checkpoint.planFingerprint) at dataset version \(checkpoint.datasetVersion); the daemon serves \(state.planFingerprint) at version \(state.datasetVersion)",
+                    source: datasetPath)
+            }
+            guard var object = try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] else {
+                throw MBDataError(.malformedRecord, "the daemon's cursor is not a JSON object", source: datasetPath)
+            }
+            let complete = (checkpoint.firstEpoch..<checkpoint.firstEpoch + checkpoint.completedEpochs).map {
+                ["epoch": $0, "low_watermark": checkpoint.batchesPerEpoch, "acked_above": [Int]()] as [String: Any]
+            }
+            let partial = checkpoint.inProgress.map { ["epoch": $0.epoch, "low_watermark": $0.lowWatermark, "acked_above": $0.finishedAbove] as [String: Any] }
+            object["epochs"] = complete + partial
+            _ = try await transport.call(.PUT, "/v1/cursors/\(state.cursor)", json: Array(try JSONSerialization.data(withJSONObject: object)))
+        } else {
+            _ = try await transport.call(.DELETE, "/v1/cursors/\(state.cursor)")
+        }
+        return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: state.batchesPerEpoch)
+    }
+
+    public func stream(
+        epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
+    ) async throws {
+        let next = Mutex(0)
+        var attempts = 0
+        while true {
+            let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next.withLock { $0 })")])
+            let outcome = Mutex<String?>(nil)
+            let decoder = Mutex(WireDecoder(source: target))
+            let status = Mutex(0)
+            let errorBody = Mutex<[UInt8]>([])
+            do {
+                try await transport.send(
+                    .GET, target, head: { head in status.withLock { $0 = head.status } },
+                    body: { chunk in
+                        guard status.withLock({ $0 }) == 200 else {
+                            errorBody.withLock { $0.append(contentsOf: chunk.readableBytesView) }
+                            return
+                        }
+                        decoder.withLock { $0.append(chunk) }
+                        while let message = try decoder.withLock({ try $0.next() }) {
+                            switch message {
+                            case .batch(let batch, _):
+                                try await deliver(batch)
+                                next.withLock { $0 = batch.batch + 1 }
+                            case .end(let reason): outcome.withLock { $0 = reason }
+                            case .failure(let error): throw error
+                            }
+                        }
+                    })
+            } catch let error as MBDataError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // The connection was refused, reset or cut (a daemon restarting): reconnect below.
+            }
+            let code = status.withLock { $0 }
+            if code != 200 && code != 0 && code != 503 {
+                throw HTTPTransport.error(status: code, body: errorBody.withLock { $0 }, target: target)
+            }
+            if outcome.withLock({ $0 }) == "complete" { return }
+            attempts += 1
+            guard attempts <= reconnects else {
+                throw MBDataError(.unreadableSource, "the stream was cut \(attempts) times; giving up", source: target)
+            }
+            try await Task.sleep(for: .milliseconds(100 * min(attempts, 10)))
+        }
+    }
+
+    public func finished(epoch: Int, batch: Int, configuration: MultiBatchLoader.Configuration) async throws {
+        guard let id = cursor.withLock({ $0 }) else { throw MBDataError(.invalidArgument, "the source was not prepared") }
+        _ = try await transport.call(.POST, "/v1/cursors/\(id)/acks", json: Array(#"{"epoch":\#(epoch),"batches":[\#(batch)]}"#.utf8))
+    }
+}

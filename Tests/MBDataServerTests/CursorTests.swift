@@ -1,0 +1,96 @@
+import Foundation
+import HummingbirdCore
+import MBData
+import MBDataTestSupport
+import Testing
+
+@testable import MBDataServer
+
+@Suite struct CursorTests {
+    static func state(batches: Int = 10, mode: StreamMode = .share) -> CursorState {
+        let parameters = PlanParameters(seed: 1, batchSize: 8)
+        return CursorState(
+            cursor: CursorState.id(dataset: "d", group: "g", mode: mode, parameters: parameters, rank: 0, replica: 0), dataset: "d",
+            group: "g", mode: mode, rank: 0, replica: 0, plan: parameters, planFingerprint: "xxh64:1", datasetVersion: 1,
+            batchesPerEpoch: batches, epochs: [])
+    }
+
+    @Test func acksOutOfOrderMoveTheWatermarkOverEveryAckedBatch() {
+        var state = Self.state()
+        #expect(state.ack(epoch: 0, batches: [2, 1]) == 2)
+        #expect(state.progress(epoch: 0).lowWatermark == 0)
+        #expect(state.ack(epoch: 0, batches: [0, 2]) == 1)
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, ackedAbove: [])])
+        #expect(state.ack(epoch: 0, batches: [5]) == 1)
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, ackedAbove: [5])])
+    }
+
+    @Test func theSameParametersNameTheSameCursorAndOthersAnother() {
+        let a = CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 0, replica: 0)
+        #expect(a == CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 0, replica: 0))
+        #expect(a != CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 1, replica: 0))
+        #expect(a != CursorState.id(dataset: "d", group: "h", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 0, replica: 0))
+        #expect(a != CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 2, batchSize: 8), rank: 0, replica: 0))
+    }
+
+    @Test func anExpiredLeaseIsRedeliveredAndItsAckRefused() async throws {
+        let directory = try TemporaryDirectory()
+        let book = try CursorBook(store: CursorStore(path: directory.path("state.sqlite")), metrics: ServeMetrics())
+        let id = try await book.cursor(Self.state(batches: 2)).cursor
+        guard case .leased(let first, let lease) = try await book.lease(id, epoch: 0, seconds: 0.2) else { Issue.record("no lease"); return }
+        guard case .leased(let second, let other) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
+        #expect(first == 0 && second == 1)
+        guard case .wait = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("expected to wait"); return }
+        try await Task.sleep(for: .milliseconds(300))
+        guard case .leased(let again, let renewed) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no redelivery"); return }
+        #expect(again == first)
+        await #expect(throws: ServeError.self) { try await book.ack(id, leases: [lease]) }
+        _ = try await book.ack(id, leases: [other, renewed])
+        guard case .complete = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("expected complete"); return }
+    }
+
+    @Test func acksSurviveARestartButLeasesDoNot() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("state.sqlite")
+        var book = try CursorBook(store: CursorStore(path: path), metrics: ServeMetrics())
+        let id = try await book.cursor(Self.state(batches: 3)).cursor
+        guard case .leased(_, let acked) = try await book.lease(id, epoch: 0, seconds: 30),
+            case .leased(_, let held) = try await book.lease(id, epoch: 0, seconds: 30)
+        else { Issue.record("no lease"); return }
+        _ = try await book.ack(id, leases: [acked])
+
+        book = try CursorBook(store: CursorStore(path: path), metrics: ServeMetrics())
+        #expect(try await book.state(id).progress(epoch: 0).lowWatermark == 1)
+        await #expect(throws: ServeError.self) { try await book.ack(id, leases: [held]) }
+        guard case .leased(let batch, _) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
+        #expect(batch == 1)
+    }
+
+    @Test func malformedParametersAreRefusedByName() throws {
+        func error(_ query: String) -> String? {
+            do {
+                _ = try PlanRequest(query: URI("/x?" + query).queryParameters, leasing: false)
+                return nil
+            } catch let error as ServeError {
+                return error.code + " " + error.message
+            } catch { return "\(error)" }
+        }
+        #expect(error("batch_size=abc")?.contains("invalid_parameter query parameter batch_size") == true)
+        #expect(error("seed=1")?.contains("batch_size") == true)
+        #expect(error("batch_size=64&world=3")?.contains("parameter world") == true)
+        #expect(error("batch_size=64&world=2&rank=2")?.contains("parameter rank") == true)
+        #expect(error("batch_size=64&tail=bogus")?.contains("parameter tail") == true)
+        #expect(error("batch_size=64&group=../x")?.contains("parameter group") == true)
+        #expect(error("batch_size=64&mode=share")?.contains("parameter mode") == true)
+        #expect(error("batch_size=64&world=2&rank=1&split=train") == nil)
+    }
+
+    @Test func theTokenComparisonAcceptsOnlyTheExactBearer() {
+        let token = Array("s3cret".utf8)
+        #expect(BearerToken.matches("Bearer s3cret", token: token))
+        #expect(!BearerToken.matches("Bearer s3cres", token: token))
+        #expect(!BearerToken.matches("Bearer s3cret2", token: token))
+        #expect(!BearerToken.matches("bearer s3cret", token: token))
+        #expect(!BearerToken.matches(nil, token: token))
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import MBData
+import MBDataClient
+import MBDataServer
+import MBDataTestSupport
+import Synchronization
+import Testing
+
+/// Collects the ids of every batch it is given; can stop the run after some batches.
+actor IDCollector: Trainer {
+    private(set) var batches: [Int: [Int64]] = [:]
+    private(set) var deliveries = 0
+    let failAfter: Int?
+
+    init(failAfter: Int? = nil) { self.failAfter = failAfter }
+
+    func train(_ batch: Batch, context: TrainingContext) async throws {
+        deliveries += 1
+        if let failAfter, deliveries > failAfter { throw CancellationError() }
+        try? await Task.sleep(nanoseconds: UInt64.random(in: 0...1_000_000))
+        batches[batch.index] = batch.ids
+    }
+}
+
+@Suite struct RemoteLoaderTests {
+    static func configuration(rank: Int = 0, world: Int = 1) -> MultiBatchLoader.Configuration {
+        var config = MultiBatchLoader.Configuration(batchSize: 64, seed: 7, epochs: 0..<1)
+        config.split = "train"
+        config.concurrency = 4
+        config.world = world
+        config.rank = rank
+        return config
+    }
+
+    @Test func loaderOverServeMatchesTheLocalLoaderBatchForBatch() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let local = IDCollector()
+        try await MultiBatchLoader(dataset: Dataset(path: path), configuration: Self.configuration()).run(trainer: local)
+
+        let remote = try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+            let trainer = IDCollector()
+            let loader = try await MultiBatchLoader(
+                remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
+            try await loader.run(trainer: trainer)
+            let checkpoint = await loader.checkpoint()
+            #expect(checkpoint.completedEpochs == 1)
+            return await trainer.batches
+        }
+        let expected = await local.batches
+        #expect(remote.count == 1449 / 64)
+        #expect(remote == expected)
+    }
+
+    @Test func ranksOverServeAreDisjointAndCoverTheEpoch() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let perRank = try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+            try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for rank in 0..<4 {
+                    group.addTask {
+                        let trainer = IDCollector()
+                        try await MultiBatchLoader(
+                            remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(rank: rank, world: 4)
+                        ).run(trainer: trainer)
+                        let batches = await trainer.batches
+                        #expect(batches.count == 1449 / 64)
+                        return batches.values.flatMap { $0 }
+                    }
+                }
+                return try await group.reduce(into: [[Int64]]()) { $0.append($1) }
+            }
+        }
+        let all = perRank.flatMap { $0 }
+        #expect(all.count == 1449 / 64 * 64)
+        #expect(Set(all).count == all.count)
+    }
+
+    @Test func aCheckpointResumesThroughServeWithExactlyTheUnfinishedBatches() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let configuration = ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))
+        let (first, checkpoint) = try await withServer(configuration) { url in
+            let trainer = IDCollector(failAfter: 9)
+            let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
+            await #expect(throws: (any Error).self) { try await loader.run(trainer: trainer) }
+            return (await trainer.batches, await loader.checkpoint())
+        }
+        #expect(checkpoint.finishedBatchCount == first.count)
+        #expect(first.count >= 1 && first.count <= 9)
+        // A new daemon on the same state database: the loader's checkpoint decides.
+        let rest = try await withServer(configuration) { url in
+            let trainer = IDCollector()
+            let loader = try await MultiBatchLoader(
+                remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(), resumingFrom: checkpoint)
+            try await loader.run(trainer: trainer)
+            return await trainer.batches
+        }
+        #expect(Set(first.keys).isDisjoint(with: rest.keys))
+        #expect(first.count + rest.count == 1449 / 64)
+    }
+
+    @Test func aCheckpointFromAnotherPlanIsRefused() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+            let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
+            var checkpoint = await loader.checkpoint()
+            checkpoint.planFingerprint = "xxh64:0000000000000000"
+            await #expect(throws: MBDataError.self) {
+                _ = try await MultiBatchLoader(
+                    remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(), resumingFrom: checkpoint)
+            }
+        }
+    }
+}

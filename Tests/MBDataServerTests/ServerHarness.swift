@@ -1,0 +1,43 @@
+import Foundation
+import Logging
+import MBData
+import MBDataServer
+import MBDataTestSupport
+
+/// The digits dataset ingested into a temporary folder.
+func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
+    let path = directory.path("digits.mbdb")
+    var options = IngestOptions()
+    options.validationFraction = 0.2
+    _ = try await Dataset.ingest(
+        into: path, SourceSpec(paths: [samplePath("digits/digits.jsonl")]),
+        schema: try Schema(contentsOf: samplePath("digits/digits.schema.json")), options: options)
+    return path
+}
+
+/// Runs a daemon on a free 127.0.0.1 port while `body` runs, then stops it.
+func withServer<T: Sendable>(
+    _ configuration: ServeConfiguration, _ body: @escaping @Sendable (_ url: String) async throws -> T
+) async throws -> T {
+    var configuration = configuration
+    configuration.port = 0
+    let server = try await BatchServer(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            try await server.run { continuation.yield($0) }
+            return nil
+        }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw CancellationError() }
+        group.addTask { try await body("http://127.0.0.1:\(port)") }
+        var result: T?
+        while let next = try await group.next() {
+            if let value = next {
+                result = value
+                group.cancelAll()
+            }
+        }
+        return result!
+    }
+}
