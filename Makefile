@@ -4,9 +4,12 @@ SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
 VENV         := .venv
+VENV_TORCH   := .venv-torch
 PYTHON       ?= python3
+CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
+PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv build release test test-swift test-interop demo bench-ingest bench-insert bench-shard bench-loader clean
+.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve clean
 
 all: build
 
@@ -25,16 +28,27 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The interop tests' Python packages (numpy, lz4, safetensors, pytest) go into a local virtualenv.
+# The interop and serve tests' Python packages (numpy, lz4, safetensors, xxhash, pytest) and the
+# Python client (installed from ./clients/python, so that its packaging is tested) go into a
+# local virtualenv.
 venv: $(VENV)/.installed
-$(VENV)/.installed: Tests/interop/requirements.txt
+$(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt $(CLIENT_FILES)
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV) || { \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r Tests/interop/requirements.txt
+	$(VENV)/bin/python $(PIP) -r Tests/interop/requirements.txt -r Tests/serve/requirements.txt
+	$(VENV)/bin/python $(PIP) ./clients/python
 	@touch $@
 
-test: test-swift test-interop
+# The same plus PyTorch, for the client's torch tests and samples/train_digits.py.
+torch-venv: $(VENV_TORCH)/.installed
+$(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
+	@[ -x $(VENV_TORCH)/bin/python ] || $(PYTHON) -m venv $(VENV_TORCH)
+	$(VENV_TORCH)/bin/python $(PIP) torch -r Tests/serve/requirements.txt
+	$(VENV_TORCH)/bin/python $(PIP) ./clients/python
+	@touch $@
+
+test: test-swift test-interop test-serve
 
 test-swift: deps
 	$(SWIFT) build --build-tests
@@ -44,6 +58,17 @@ test-swift: deps
 test-interop: deps venv
 	$(SWIFT) build --product mbdata
 	MBDATA_BINARY=.build/debug/mbdata $(VENV)/bin/python -m pytest Tests/interop -q
+
+# `mbdata serve` against its wire protocol, through the Python client (clients/python): a
+# daemon per fixture on a free port, SIGTERM at the end (exit 0 required).
+test-serve: deps venv
+	$(SWIFT) build --product mbdata
+	MBDATA_BINARY=.build/debug/mbdata $(VENV)/bin/python -m pytest Tests/serve -q
+
+# The same suite with PyTorch installed, so that the IterableDataset tests run too.
+test-serve-torch: deps torch-venv
+	$(SWIFT) build --product mbdata
+	MBDATA_BINARY=.build/debug/mbdata $(VENV_TORCH)/bin/python -m pytest Tests/serve -q
 
 # Ingests the bundled digits dataset (JSONL and NPY), inspects, verifies and queries it, then
 # writes three shuffled epochs of batches for 4 ranks into shards and verifies them, and
@@ -62,11 +87,20 @@ demo: release
 	$(SWIFT) build -c release --product digits-trainer
 	.build/release/digits-trainer $(OUT)/demo/digits.mbdb
 
+# Trains a PyTorch MLP on digits through `mbdata serve` with two torchrun ranks (DDP on CPU).
+demo-serve: release torch-venv
+	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) bash samples/serve_demo.sh
+
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh
 
 bench-shard: release
 	bash Benchmarks/shard/run.sh
+
+# mbdata serve + the Python client against PyTorch's DataLoader (numpy in memory, SQLite rows);
+# torch and the client go into .venv-torch. N=200000 by default (50000..1000000).
+bench-serve: release
+	bash Benchmarks/serve/run.sh
 
 SHARDS ?= Benchmarks/work/loader/shards
 bench-loader: deps

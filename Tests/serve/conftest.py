@@ -1,0 +1,118 @@
+"""Fixtures of the serve tests: the mbdata binary, the digits dataset ingested with a
+train/val split, and `mbdata serve` daemons started on free ports (one shared by most
+tests, each test using its own consumer groups; tests that need other options, a restart
+or a shutdown start their own). Every daemon is stopped with SIGTERM and must exit 0.
+
+    python3 -m venv .venv && .venv/bin/pip install -r Tests/serve/requirements.txt ./clients/python
+    swift build --product mbdata
+    MBDATA_BINARY=.build/debug/mbdata .venv/bin/python -m pytest Tests/serve -q
+
+MBDATA_BINARY overrides the binary (default: .build/debug/mbdata under the repository root).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+
+import pytest
+
+try:
+    import mbdata_client  # noqa: F401
+except ImportError:  # pragma: no cover
+    raise pytest.UsageError("the serve tests need the client: pip install ./clients/python") from None
+
+from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, Server, binary, read_digits
+
+
+@pytest.fixture(scope="session")
+def mbdata_binary():
+    path = binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"no mbdata binary at {path}: run `swift build --product mbdata` or set MBDATA_BINARY")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_db(mbdata_binary, tmp_path_factory):
+    dataset = tmp_path_factory.mktemp("digits") / "digits.mbdb"
+    command = [str(mbdata_binary), "ingest", str(dataset), "--schema", str(DIGITS_SCHEMA), "--val-fraction", "0.2",
+               str(DIGITS_JSONL)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def digits(digits_db):
+    truth = read_digits(digits_db)
+    assert len(truth.rows) == 1797 and len(truth.train) == TRAIN and len(truth.val) == VAL, (
+        f"unexpected split sizes: {len(truth.train)} train, {len(truth.val)} val"
+    )
+    return truth
+
+
+@pytest.fixture(scope="session")
+def server(digits_db, tmp_path_factory):
+    """The shared daemon (default options)."""
+    daemon = Server(tmp_path_factory.mktemp("serve-shared"), digits_db).start()
+    yield daemon
+    if daemon.running:
+        daemon.stop_ok()
+
+
+@pytest.fixture
+def make_server(digits_db, tmp_path):
+    """make_server(*options, token=None) → a started daemon of its own, stopped (exit 0
+    required) after the test unless the test stopped it."""
+    daemons = []
+    names = itertools.count()
+
+    def make(*options, token=None, start=True):
+        daemon = Server(tmp_path / f"serve-{next(names)}", digits_db, *options, token=token)
+        daemons.append(daemon)
+        return daemon.start() if start else daemon
+
+    yield make
+    failures = []
+    for daemon in daemons:
+        if daemon.running:
+            code = daemon.stop()
+            if code != 0:
+                failures.append(f"exit {code}\n{daemon.log_tail()}")
+    if failures:
+        pytest.fail("mbdata serve did not exit 0 after SIGTERM: " + "\n".join(failures))
+
+
+_groups = itertools.count()
+
+
+@pytest.fixture
+def group(request):
+    """A consumer group of this test's own (cursors are per group)."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:40]
+    return f"{base}-{next(_groups)}"
+
+
+@pytest.fixture(scope="session")
+def reference(server):
+    """reference(seed, epoch) → the world-1 batches' `_id` arrays of the train split
+    (batch size 64, tail drop, shuffled), streamed once per (seed, epoch) in a group of
+    their own."""
+    from mbdata_client import Client
+
+    made = {}
+
+    def make(seed=7, epoch=0):
+        if (seed, epoch) not in made:
+            client = Client(server.url)
+            batches = list(client.batches("digits", 64, epoch=epoch, seed=seed, rank=0, world=1,
+                                          group=f"reference-{seed}-{epoch}", split="train"))
+            assert [b.index for b in batches] == list(range(len(batches)))
+            made[(seed, epoch)] = [b.ids.copy() for b in batches]
+        return made[(seed, epoch)]
+
+    return make

@@ -1,0 +1,306 @@
+"""Helpers of the serve tests: the daemon as a subprocess, raw HTTP requests, raw batch
+streams read with a small receive buffer (so that the daemon cannot finish a stream
+while the test holds it), the digits ground truth from the dataset's SQLite file, and
+Prometheus text parsing. Written from schemas/serve-protocol.md."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from mbdata_client import wire
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIGITS_JSONL = REPO_ROOT / "samples" / "digits" / "digits.jsonl"
+DIGITS_SCHEMA = REPO_ROOT / "samples" / "digits" / "digits.schema.json"
+STREAM_TYPE = "application/vnd.mbdata.stream"
+
+# The plan most tests use: 1,449 train samples (--val-fraction 0.2), 64 per global batch,
+# so 22 batches per epoch and 41 samples dropped.
+BATCH = 64
+SEED = 7
+TRAIN = 1449
+VAL = 348
+TRAIN_BATCHES = TRAIN // BATCH
+TRAIN_DROPPED = TRAIN % BATCH
+
+
+def binary() -> Path:
+    configured = os.environ.get("MBDATA_BINARY")
+    path = Path(configured) if configured else REPO_ROOT / ".build" / "debug" / "mbdata"
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the ground truth -----------------------------------------------------------------
+
+
+@dataclass
+class Digits:
+    rows: dict[int, tuple]  # _id → (split, id, image bytes, label)
+    train: list[int]  # _ids of the train split, ascending
+    val: list[int]
+
+
+def read_digits(dataset: Path) -> Digits:
+    connection = sqlite3.connect(f"file:{dataset}?mode=ro", uri=True)
+    try:
+        rows = {
+            row[0]: tuple(row[1:])
+            for row in connection.execute('select _id, _split, "id", "image", "label" from samples order by _id')
+        }
+    finally:
+        connection.close()
+    train = [i for i, row in rows.items() if row[0] == "train"]
+    val = [i for i, row in rows.items() if row[0] == "val"]
+    return Digits(rows, train, val)
+
+
+# --- the daemon -----------------------------------------------------------------------
+
+
+class Server:
+    """`mbdata serve` on a copy of the digits dataset in `directory`, with its state
+    database there too, so that `restart()` finds its cursors."""
+
+    def __init__(self, directory: Path, dataset: Path, *options, token: Optional[str] = None):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.dataset = self.directory / "digits.mbdb"
+        if not self.dataset.exists():
+            shutil.copyfile(dataset, self.dataset)
+        self.state = self.directory / "state.sqlite"
+        self.options = [str(o) for o in options]
+        self.token = token
+        if token is not None:
+            token_file = self.directory / "token"
+            token_file.write_text(token + "\n")
+            self.options += ["--token-file", str(token_file)]
+        self.log = self.directory / "serve.log"
+        self.port: Optional[int] = None
+        self.process: Optional[subprocess.Popen] = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [str(binary()), "serve", str(self.dataset), "--port", str(self.port), "--state", str(self.state),
+                *self.options]
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        if self.port is None:
+            self.port = free_port()
+        self.starts += 1
+        with self.log.open("ab") as log:
+            log.write(f"\n--- start {self.starts}: {' '.join(self.command())}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                pytest.fail(f"mbdata serve exited {code} while starting\n{self.log_tail()}")
+            try:
+                status, _, _ = request(self.port, "GET", "/healthz", token=self.token, timeout=2)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"mbdata serve did not answer GET /healthz within {timeout} s\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float = 20.0) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"mbdata serve did not exit within {timeout} s of SIGTERM\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, then the exit status."""
+        self.terminate()
+        code = self.wait(timeout)
+        self.process = None
+        return code
+
+    def stop_ok(self) -> None:
+        code = self.stop()
+        assert code == 0, f"mbdata serve exited {code} after SIGTERM\n{self.log_tail()}"
+
+    def restart(self) -> "Server":
+        self.stop_ok()
+        return self.start()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "serve log:\n" + "\n".join(text[-lines:])
+
+
+# --- raw HTTP ---------------------------------------------------------------------------
+
+
+def request(port: int, method: str, target: str, body=None, *, token: Optional[str] = None,
+            headers: Optional[dict] = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """One request on a fresh connection → (status, headers with lower-case names, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            all_headers.setdefault("Content-Type", "application/json")
+        connection.request(method, target, body=body, headers=all_headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        connection.close()
+
+
+def error_of(body: bytes) -> dict:
+    """The `error` object of an error response; fails the test when the body is not the
+    protocol's `{"error": {"code", "message"}}`."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        pytest.fail(f"error body is not JSON: {body[:300]!r}")
+    assert isinstance(document, dict) and isinstance(document.get("error"), dict), document
+    error = document["error"]
+    assert isinstance(error.get("code"), str) and isinstance(error.get("message"), str), document
+    return error
+
+
+def assert_error(response: tuple[int, dict, bytes], status: int, code: str) -> dict:
+    got_status, _, body = response
+    assert got_status == status, f"expected {status} {code}, got {got_status}: {body[:300]!r}"
+    error = error_of(body)
+    assert error["code"] == code, f"expected code {code}, got {error}"
+    return error
+
+
+class RawStream:
+    """A batch stream read by hand: a socket with a small receive buffer, so that the
+    daemon blocks on it instead of finishing the stream, and http.client's response
+    parser for the status line, headers and chunked encoding."""
+
+    def __init__(self, port: int, target: str, *, token: Optional[str] = None, receive_buffer: int = 4096,
+                 timeout: float = 30):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.socket.settimeout(timeout)
+        self.socket.connect(("127.0.0.1", port))
+        lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        if token is not None:
+            lines.append(f"Authorization: Bearer {token}")
+        self.socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.response = http.client.HTTPResponse(self.socket, method="GET")
+        self.response.begin()
+        self.status = self.response.status
+        self.headers = {k.lower(): v for k, v in self.response.getheaders()}
+
+    def body(self) -> bytes:
+        return self.response.read()
+
+    def next_message(self) -> Optional[wire.Message]:
+        return wire.read_message(self.response.read)
+
+    def messages(self) -> list[wire.Message]:
+        return list(wire.iter_messages(self.response.read))
+
+    def close(self) -> None:
+        try:
+            self.response.close()
+        finally:
+            self.socket.close()
+
+    def __enter__(self) -> "RawStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def hold_stream(port: int, group: str, *, token: Optional[str] = None, extra: str = "") -> RawStream:
+    """Opens a long stream (every sample, one per batch: 1,797 messages) and reads its
+    first message, leaving the rest unread so that the stream stays open."""
+    stream = RawStream(port, f"/v1/datasets/digits/batches?batch_size=1&group={group}{extra}", token=token)
+    assert stream.status == 200, f"holding stream answered {stream.status}: {stream.body()[:300]!r}"
+    first = stream.next_message()
+    assert first is not None and first.kind == wire.KIND_BATCH, first
+    return stream
+
+
+# --- Prometheus text --------------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """Sum of each metric name's samples (over labels) in a Prometheus text exposition."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if match:
+            totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(3))
+    return totals
+
+
+def metric_names(text: str) -> set[str]:
+    """Every metric family named in the text: sample names and # TYPE / # HELP names."""
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE ") or line.startswith("# HELP "):
+            parts = line.split()
+            if len(parts) >= 3:
+                names.add(parts[2])
+        elif line and not line.startswith("#"):
+            match = _SAMPLE.match(line)
+            if match:
+                names.add(match.group(1))
+    return names

@@ -1,0 +1,332 @@
+"""The client alone, without the daemon: the message reader against hand-made messages
+(good, corrupt, cut), and the client's reconnects, retries, errors and share loop against
+a scripted fake HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+
+from mbdata_client import Client, MBDataError, ProtocolError, StreamCutError, StreamFailedError, wire
+from mbdata_client.client import acked_batches, rank_and_world
+
+
+def batch_message(index, *, epoch=0, rank=0, lease=0, rows=4):
+    ids = np.arange(index * rows + 1, (index + 1) * rows + 1, dtype=np.int64)
+    tensors = {"x": (ids * 10).astype(np.int32), "_id": ids}
+    metadata = {"format": "mbdata-batch-1", "epoch": str(epoch), "batch": str(index), "rank": str(rank)}
+    return wire.encode_batch(tensors, epoch=epoch, batch=index, rank=rank, lease=lease, metadata=metadata)
+
+
+def end_message(reason="complete", sent=0):
+    return wire.encode_message(wire.KIND_END, json.dumps({"reason": reason, "sent": sent}).encode())
+
+
+def reader(data: bytes):
+    view = memoryview(data)
+    position = 0
+
+    def read(count):
+        nonlocal position
+        chunk = bytes(view[position:position + count])
+        position += len(chunk)
+        return chunk
+
+    return read
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def test_a_batch_message_round_trips():
+    data = batch_message(3, epoch=2, rank=1)
+    message = wire.read_message(reader(data))
+    assert (message.kind, message.epoch, message.batch, message.rank, message.samples) == (1, 2, 3, 1, 4)
+    assert message.length == len(data) - 56
+    tensors, metadata = wire.decode_batch(message)
+    assert tensors["_id"].tolist() == [13, 14, 15, 16]
+    assert tensors["x"].tolist() == [130, 140, 150, 160]
+    assert metadata["batch"] == "3"
+
+
+def test_the_header_layout_is_the_protocols():
+    payload = b'{"reason": "complete", "sent": 0}'
+    data = wire.encode_message(wire.KIND_END, payload, epoch=5, batch=6, rank=7, samples=8, uncompressed=9, lease=10)
+    assert data[0:4] == b"MBW1" and data[4] == 2 and data[5:8] == b"\0\0\0"
+    assert int.from_bytes(data[8:12], "little") == 5
+    assert int.from_bytes(data[12:16], "little") == 6
+    assert int.from_bytes(data[16:20], "little") == 7
+    assert int.from_bytes(data[20:24], "little") == 8
+    assert int.from_bytes(data[24:32], "little") == 9
+    assert int.from_bytes(data[32:40], "little") == len(payload)
+    assert int.from_bytes(data[40:48], "little") == wire.xxh64(payload)
+    assert int.from_bytes(data[48:56], "little") == 10
+    assert data[56:] == payload
+
+
+def test_a_message_with_a_wrong_magic_is_rejected():
+    data = bytearray(batch_message(0))
+    data[0:4] = b"MBW2"
+    with pytest.raises(ProtocolError, match="magic"):
+        wire.read_message(reader(bytes(data)))
+
+
+@pytest.mark.parametrize("kind", [0, 4, 255])
+def test_a_message_with_a_wrong_kind_is_rejected(kind):
+    data = bytearray(batch_message(0))
+    data[4] = kind
+    with pytest.raises(ProtocolError, match="kind"):
+        wire.read_message(reader(bytes(data)))
+
+
+def test_a_message_with_a_wrong_checksum_is_rejected():
+    data = bytearray(batch_message(0))
+    data[-1] ^= 0xFF  # the payload's last byte
+    with pytest.raises(ProtocolError, match="checksum") as caught:
+        wire.read_message(reader(bytes(data)))
+    assert not isinstance(caught.value, StreamCutError)
+
+
+@pytest.mark.parametrize("keep", [1, 30, 55, 56, 57, -1])
+def test_a_cut_message_raises_stream_cut(keep):
+    data = batch_message(0)
+    with pytest.raises(StreamCutError):
+        wire.read_message(reader(data[:keep] if keep > 0 else data[:keep]))
+
+
+def test_the_end_of_a_stream_at_a_message_boundary_is_not_an_error():
+    data = batch_message(0) + batch_message(1)
+    read = reader(data)
+    assert wire.read_message(read).batch == 0
+    assert wire.read_message(read).batch == 1
+    assert wire.read_message(read) is None
+
+
+def test_an_implausible_length_is_rejected_before_reading():
+    data = bytearray(batch_message(0))
+    data[32:40] = (1 << 40).to_bytes(8, "little")
+    with pytest.raises(ProtocolError, match="limit"):
+        wire.read_message(reader(bytes(data)))
+
+
+def test_a_payload_that_is_not_an_lz4_frame_is_rejected():
+    data = wire.encode_message(wire.KIND_BATCH, b"not a frame at all", uncompressed=10)
+    message = wire.read_message(reader(data))
+    with pytest.raises(ProtocolError, match="LZ4"):
+        wire.decode_batch(message)
+
+
+def test_a_frame_whose_size_differs_from_the_header_is_rejected():
+    good = wire.read_message(reader(batch_message(0)))
+    data = wire.encode_message(wire.KIND_BATCH, good.payload, uncompressed=good.uncompressed + 1)
+    with pytest.raises(ProtocolError):
+        wire.decode_batch(wire.read_message(reader(data)))
+
+
+# --- a scripted fake daemon -------------------------------------------------------------
+
+
+class FakeDaemon:
+    """Answers each request with the next scripted (status, headers, body); bodies without
+    Content-Length end when the connection closes, so a short body is a cut stream."""
+
+    def __init__(self):
+        self.script: list[tuple[int, dict, bytes]] = []
+        self.requests: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                url = urlsplit(self.path)
+                fake.requests.append({
+                    "method": self.command, "path": url.path,
+                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
+                    "headers": dict(self.headers), "body": body,
+                })
+                status, headers, payload = fake.script.pop(0) if fake.script else (500, {}, b"no script left")
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stream(self, body: bytes, cursor="c-test"):
+        self.script.append((200, {"Content-Type": wire_type(), "MBData-Cursor": cursor}, body))
+
+    def json(self, status: int, document, headers=None):
+        data = json.dumps(document).encode()
+        self.script.append((status, {"Content-Type": "application/json", "Content-Length": str(len(data)),
+                                     **(headers or {})}, data))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wire_type():
+    return "application/vnd.mbdata.stream"
+
+
+@pytest.fixture
+def fake():
+    daemon = FakeDaemon()
+    yield daemon
+    daemon.close()
+
+
+def fast_client(url, **options):
+    return Client(url, retries=options.pop("retries", 4), backoff=0.001, max_backoff=0.01, **options)
+
+
+def test_a_stream_reconnects_after_a_cut_a_draining_end_and_a_503(fake):
+    fake.stream(batch_message(0) + batch_message(1) + batch_message(2)[:100])  # cut inside batch 2
+    fake.stream(batch_message(2) + batch_message(3) + end_message("draining", 2))
+    fake.json(503, {"error": {"code": "draining", "message": "shutting down"}})
+    fake.stream(batch_message(4) + end_message("complete", 1))
+    client = fast_client(fake.url)
+    got = [b.index for b in client.batches("digits", 8, epoch=0, seed=7, rank=0, world=1, split="train")]
+    assert got == [0, 1, 2, 3, 4]
+    assert [r["method"] for r in fake.requests] == ["GET"] * 4
+    queries = [r["query"] for r in fake.requests]
+    assert all(q == queries[0] for q in queries), "reconnects must repeat the same parameters"
+    assert queries[0] == {"batch_size": "8", "seed": "7", "epoch": "0", "world": "1", "rank": "0", "tail": "drop",
+                          "shuffle": "true", "group": "default", "split": "train"}
+    assert client.cursor_id == "c-test"
+
+
+def test_a_stream_without_an_end_message_reconnects(fake):
+    fake.stream(batch_message(0))
+    fake.stream(batch_message(1) + end_message())
+    assert [b.index for b in fast_client(fake.url).batches("d", 8, rank=0, world=1)] == [0, 1]
+
+
+def test_a_stream_that_keeps_being_cut_gives_up(fake):
+    for _ in range(4):
+        fake.stream(batch_message(0)[:10])
+    client = fast_client(fake.url, retries=3)
+    with pytest.raises(StreamCutError, match="gave up"):
+        list(client.batches("d", 8, rank=0, world=1))
+    assert len(fake.requests) == 4
+
+
+def test_a_corrupt_message_in_a_stream_raises(fake):
+    data = bytearray(batch_message(0))
+    data[-1] ^= 1
+    fake.stream(bytes(data))
+    with pytest.raises(ProtocolError, match="checksum"):
+        list(fast_client(fake.url).batches("d", 8, rank=0, world=1))
+
+
+def test_an_error_message_in_a_stream_raises(fake):
+    error = json.dumps({"error": {"code": "internal", "message": "disk on fire"}}).encode()
+    fake.stream(batch_message(0) + wire.encode_message(wire.KIND_ERROR, error))
+    stream = fast_client(fake.url).batches("d", 8, rank=0, world=1)
+    assert next(stream).index == 0
+    with pytest.raises(StreamFailedError) as caught:
+        next(stream)
+    assert caught.value.code == "internal" and "disk on fire" in caught.value.message
+
+
+def test_http_errors_raise_mbdata_error_with_the_bodys_code(fake):
+    fake.json(400, {"error": {"code": "invalid_parameter", "message": "world 3 does not divide batch_size 64"}})
+    with pytest.raises(MBDataError) as caught:
+        list(fast_client(fake.url).batches("d", 64, rank=0, world=3))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_parameter")
+    assert "world" in caught.value.message
+
+
+def test_a_wrong_content_type_is_a_protocol_error(fake):
+    fake.script.append((200, {"Content-Type": "text/html", "MBData-Cursor": "c"}, b"<html>"))
+    with pytest.raises(ProtocolError, match="content type"):
+        list(fast_client(fake.url).batches("d", 8, rank=0, world=1))
+
+
+def test_acks_post_the_protocols_bodies(fake):
+    fake.stream(batch_message(0, epoch=3) + end_message())
+    fake.json(200, {"cursor": "c-test", "epochs": [{"epoch": 3, "low_watermark": 1, "acked_above": []}]})
+    client = fast_client(fake.url)
+    (batch,) = list(client.batches("d", 8, epoch=3, rank=0, world=1))
+    state = batch.ack()
+    assert acked_batches(state, 3) == {0}
+    ack = fake.requests[-1]
+    assert (ack["method"], ack["path"]) == ("POST", "/v1/cursors/c-test/acks")
+    assert json.loads(ack["body"]) == {"epoch": 3, "batches": [0]}
+
+
+def test_resume_puts_the_state_first_and_checks_the_plan(fake):
+    state = {"cursor": "c-test", "dataset": "d", "group": "g", "mode": "partition", "rank": 0, "replica": 0,
+             "plan": {"seed": 7, "batch_size": 8, "world": 1, "tail": "drop", "split": "train", "shuffle": True},
+             "epochs": [{"epoch": 0, "low_watermark": 1, "acked_above": []}]}
+    with pytest.raises(ValueError, match="seed"):
+        fast_client(fake.url).batches("d", 8, seed=8, rank=0, world=1, group="g", split="train", resume=state)
+    fake.json(200, state)
+    fake.stream(batch_message(1) + end_message())
+    got = list(fast_client(fake.url).batches("d", 8, seed=7, rank=0, world=1, group="g", split="train",
+                                             resume=state))
+    assert [b.index for b in got] == [1]
+    put = fake.requests[0]
+    assert (put["method"], put["path"], json.loads(put["body"])) == ("PUT", "/v1/cursors/c-test", state)
+
+
+def test_share_waits_on_204_and_stops_at_the_end_message(fake):
+    fake.script.append((204, {"Retry-After": "5"}, b""))
+    fake.stream(batch_message(0, lease=17))
+    fake.json(200, {"cursor": "c-test", "epochs": []})
+    fake.stream(end_message())
+    client = fast_client(fake.url, poll_interval=0.01)
+    got = []
+    for batch in client.share("d", 8, group="g", lease_seconds=5):
+        assert batch.lease == 17
+        got.append(batch.index)
+        batch.ack()
+    assert got == [0]
+    methods = [(r["method"], r["path"]) for r in fake.requests]
+    assert methods == [("POST", "/v1/datasets/d/lease")] * 2 + [("POST", "/v1/cursors/c-test/acks"),
+                                                                 ("POST", "/v1/datasets/d/lease")]
+    assert json.loads(fake.requests[2]["body"]) == {"leases": [17]}
+    assert fake.requests[0]["query"]["lease_seconds"] == "5"
+
+
+def test_the_token_comes_from_the_environment(fake, monkeypatch):
+    monkeypatch.setenv("MBDATA_TOKEN", "s3cret")
+    fake.json(200, {"status": "ok"})
+    assert fast_client(fake.url).health() == {"status": "ok"}
+    assert fake.requests[0]["headers"]["Authorization"] == "Bearer s3cret"
+
+
+def test_dataset_names_are_quoted_into_one_path_segment(fake):
+    fake.json(404, {"error": {"code": "unknown_dataset", "message": "no dataset ../x"}})
+    with pytest.raises(MBDataError):
+        fast_client(fake.url).dataset("../x")
+    assert fake.requests[0]["path"] == "/v1/datasets/..%2Fx"
+
+
+def test_rank_and_world_come_from_torchrun_variables(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert rank_and_world() == (0, 1)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert rank_and_world() == (3, 4)
+    assert rank_and_world(1, 2) == (1, 2)
+    with pytest.raises(ValueError):
+        rank_and_world(4, 4)

@@ -1,0 +1,33 @@
+"""Python client of `mbdata serve`, the mbdata batch daemon (schemas/serve-protocol.md).
+
+    from mbdata_client import Client
+
+    client = Client("http://127.0.0.1:7070")
+    for batch in client.batches("digits", batch_size=64, epoch=0, seed=7, split="train"):
+        x, y = batch["image"], batch["label"]      # numpy arrays
+        ...                                         # train on them
+        batch.ack()                                 # the cursor advances only on ack
+
+`mbdata_client.torch` (needs PyTorch) has an IterableDataset for DataLoader.
+"""
+
+from . import errors, wire
+from .client import DEFAULT_URL, Batch, Client, acked_batches, rank_and_world
+from .errors import MBDataError, ProtocolError, StreamCutError, StreamFailedError, UnavailableError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Batch",
+    "Client",
+    "DEFAULT_URL",
+    "MBDataError",
+    "ProtocolError",
+    "StreamCutError",
+    "StreamFailedError",
+    "UnavailableError",
+    "acked_batches",
+    "errors",
+    "rank_and_world",
+    "wire",
+]

@@ -1,0 +1,249 @@
+"""The messages of an `mbdata serve` batch stream (schemas/serve-protocol.md §4).
+
+Each message is a 56-byte little-endian header followed by `length` bytes of payload:
+
+    offset size field
+    0      4    magic "MBW1"
+    4      1    kind: 1 batch, 2 end of stream, 3 error
+    5      3    reserved (zero)
+    8      4    epoch
+    12     4    batch (global batch index within the epoch)
+    16     4    rank
+    20     4    samples (real rows)
+    24     8    uncompressed (bytes of the safetensors buffer in the frame)
+    32     8    length (payload bytes)
+    40     8    checksum (xxh64, seed 0, of the payload)
+    48     8    lease (share mode; otherwise 0)
+
+A batch payload is one LZ4 frame holding a safetensors buffer (schemas/shard-format.md
+§3–5); an end or error payload is JSON. A message with a wrong magic, kind or checksum is
+rejected with `ProtocolError`; a stream that stops inside a message raises
+`StreamCutError`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import lz4.frame
+import numpy as np
+import safetensors.numpy
+import xxhash
+
+from .errors import ProtocolError, StreamCutError
+
+MAGIC = b"MBW1"
+HEADER = struct.Struct("<4sB3sIIIIQQQQ")
+assert HEADER.size == 56
+
+KIND_BATCH = 1
+KIND_END = 2
+KIND_ERROR = 3
+KINDS = {KIND_BATCH: "batch", KIND_END: "end", KIND_ERROR: "error"}
+
+#: The largest payload or safetensors buffer a reader accepts (1 GiB): a header claiming
+#: more is treated as corrupt rather than allocated.
+MAX_PAYLOAD = 1 << 30
+#: The largest JSON payload of an end or error message.
+MAX_JSON_PAYLOAD = 1 << 20
+
+
+def xxh64(data: bytes) -> int:
+    return xxhash.xxh64_intdigest(data)
+
+
+@dataclass
+class Message:
+    kind: int
+    epoch: int
+    batch: int
+    rank: int
+    samples: int
+    uncompressed: int
+    length: int
+    checksum: int
+    lease: int
+    payload: bytes = field(default=b"", repr=False)
+
+    @property
+    def kind_name(self) -> str:
+        return KINDS[self.kind]
+
+    def json(self) -> dict:
+        """The JSON payload of an end or error message."""
+        try:
+            value = json.loads(self.payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise ProtocolError(f"{self.kind_name} message: payload is not JSON ({error})") from None
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{self.kind_name} message: payload is not a JSON object")
+        return value
+
+
+def parse_header(data: bytes) -> Message:
+    """Parses and checks a 56-byte header (magic, kind, plausible sizes); the payload is
+    not read."""
+    if len(data) != HEADER.size:
+        raise ProtocolError(f"message header of {len(data)} bytes, expected {HEADER.size}")
+    magic, kind, _reserved, epoch, batch, rank, samples, uncompressed, length, checksum, lease = HEADER.unpack(data)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad message magic {magic!r}, expected {MAGIC!r}")
+    if kind not in KINDS:
+        raise ProtocolError(f"bad message kind {kind}, expected 1 (batch), 2 (end) or 3 (error)")
+    if length > MAX_PAYLOAD:
+        raise ProtocolError(f"{KINDS[kind]} message: payload of {length} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    if kind == KIND_BATCH:
+        if length == 0:
+            raise ProtocolError("batch message with an empty payload")
+        if uncompressed > MAX_PAYLOAD:
+            raise ProtocolError(f"batch message: {uncompressed} uncompressed bytes exceed the {MAX_PAYLOAD}-byte limit")
+    elif length > MAX_JSON_PAYLOAD:
+        raise ProtocolError(f"{KINDS[kind]} message: JSON payload of {length} bytes")
+    return Message(kind, epoch, batch, rank, samples, uncompressed, length, checksum, lease)
+
+
+def check_payload(message: Message, payload: bytes) -> Message:
+    """Attaches the payload after checking its length and xxh64 against the header."""
+    if len(payload) != message.length:
+        raise StreamCutError(f"{message.kind_name} message cut: {len(payload)} of {message.length} payload bytes")
+    actual = xxh64(payload)
+    if actual != message.checksum:
+        raise ProtocolError(
+            f"{message.kind_name} message (epoch {message.epoch}, batch {message.batch}): payload checksum "
+            f"{actual:016x}, header says {message.checksum:016x}"
+        )
+    message.payload = payload
+    return message
+
+
+def read_exact(read: Callable[[int], bytes], count: int) -> bytes:
+    """Reads `count` bytes, fewer only at the end of the stream."""
+    chunks = []
+    remaining = count
+    while remaining > 0:
+        chunk = read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(read: Callable[[int], bytes]) -> Optional[Message]:
+    """The next message of a stream, read through `read(n)`; None when the stream ends
+    exactly at a message boundary. A stream ending inside a message raises
+    `StreamCutError`; a corrupt message raises `ProtocolError`."""
+    header = read_exact(read, HEADER.size)
+    if not header:
+        return None
+    if len(header) < HEADER.size:
+        raise StreamCutError(f"message header cut: {len(header)} of {HEADER.size} bytes")
+    message = parse_header(header)
+    return check_payload(message, read_exact(read, message.length))
+
+
+def iter_messages(read: Callable[[int], bytes]) -> Iterator[Message]:
+    while True:
+        message = read_message(read)
+        if message is None:
+            return
+        yield message
+
+
+def parse_messages(body: bytes) -> list[Message]:
+    """Every message of a complete response body (a lease answer)."""
+    view = memoryview(body)
+    position = 0
+
+    def read(count: int) -> bytes:
+        nonlocal position
+        chunk = bytes(view[position : position + count])
+        position += len(chunk)
+        return chunk
+
+    return list(iter_messages(read))
+
+
+def safetensors_metadata(buffer: bytes) -> dict:
+    """The `__metadata__` of a safetensors buffer ({} when absent)."""
+    if len(buffer) < 8:
+        raise ProtocolError("safetensors buffer shorter than its header length")
+    (length,) = struct.unpack_from("<Q", buffer, 0)
+    if length > len(buffer) - 8:
+        raise ProtocolError(f"safetensors header of {length} bytes does not fit the {len(buffer)}-byte buffer")
+    try:
+        header = json.loads(bytes(buffer[8 : 8 + length]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ProtocolError(f"safetensors header is not JSON ({error})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def decompress_batch(message: Message) -> bytes:
+    """The safetensors buffer inside a batch message's LZ4 frame (content checksum checked
+    by the decoder, size checked against the header)."""
+    if message.kind != KIND_BATCH:
+        raise ProtocolError(f"{message.kind_name} message has no batch")
+    try:
+        info = lz4.frame.get_frame_info(message.payload)
+    except RuntimeError as error:
+        raise ProtocolError(f"batch {message.batch}: payload is not an LZ4 frame ({error})") from None
+    declared = info.get("content_size")
+    if declared and declared != message.uncompressed:
+        raise ProtocolError(
+            f"batch {message.batch}: LZ4 frame declares {declared} content bytes, header says {message.uncompressed}"
+        )
+    try:
+        buffer = lz4.frame.decompress(message.payload)
+    except RuntimeError as error:
+        raise ProtocolError(f"batch {message.batch}: LZ4 frame does not decode ({error})") from None
+    if len(buffer) != message.uncompressed:
+        raise ProtocolError(f"batch {message.batch}: {len(buffer)} bytes decoded, header says {message.uncompressed}")
+    return buffer
+
+
+def decode_batch(message: Message) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A batch message → (tensors by name, safetensors `__metadata__`)."""
+    buffer = decompress_batch(message)
+    try:
+        tensors = safetensors.numpy.load(buffer)
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise ProtocolError(f"batch {message.batch}: not a readable safetensors buffer ({error})") from None
+    return tensors, safetensors_metadata(buffer)
+
+
+def encode_message(
+    kind: int,
+    payload: bytes,
+    *,
+    epoch: int = 0,
+    batch: int = 0,
+    rank: int = 0,
+    samples: int = 0,
+    uncompressed: int = 0,
+    lease: int = 0,
+    checksum: Optional[int] = None,
+    magic: bytes = MAGIC,
+) -> bytes:
+    """One message as the daemon writes it (for tests and tools)."""
+    if checksum is None:
+        checksum = xxh64(payload)
+    header = HEADER.pack(magic, kind, b"\0\0\0", epoch, batch, rank, samples, uncompressed, len(payload), checksum, lease)
+    return header + payload
+
+
+def encode_batch(
+    tensors: dict[str, np.ndarray], *, epoch: int = 0, batch: int = 0, rank: int = 0, lease: int = 0,
+    metadata: Optional[dict[str, str]] = None,
+) -> bytes:
+    """A batch message holding `tensors` (for tests and tools)."""
+    buffer = safetensors.numpy.save(tensors, metadata=metadata)
+    frame = lz4.frame.compress(buffer, store_size=True, content_checksum=True)
+    ids = tensors.get("_id")
+    samples = int((np.asarray(ids) >= 0).sum()) if ids is not None else 0
+    return encode_message(
+        KIND_BATCH, frame, epoch=epoch, batch=batch, rank=rank, samples=samples, uncompressed=len(buffer), lease=lease
+    )
