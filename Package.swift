@@ -87,7 +87,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "digits-trainer",
-            dependencies: ["MBData"],
+            dependencies: ["MBData", "MBDataClient"],
             path: "samples/swift/DigitsTrainer",
             swiftSettings: strictSettings
         ),

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Trains a PyTorch MLP on the digits dataset through `mbdata serve`, with two torchrun ranks:
-# ingests digits (train/val split) into out/demo-serve, starts the daemon on a free port,
-# runs samples/train_digits.py (DDP on CPU), prints the held-out accuracy and the daemon's
-# batch counter, and stops the daemon with SIGTERM.
+# Trains on the digits dataset through `mbdata serve` with two ranks: ingests digits
+# (train/val split) into out/demo-serve, starts the daemon on a free port, runs the
+# trainers, prints the held-out accuracy and the daemon's batch counter, and stops the
+# daemon with SIGTERM.
 #
-#   samples/serve_demo.sh                 # EPOCHS=30 by default
+#   samples/serve_demo.sh                 # TRAINER=torch: samples/train_digits.py under torchrun (DDP on CPU), EPOCHS=30
+#   TRAINER=swift samples/serve_demo.sh   # two digits-trainer processes (Swift, MultiBatchLoader over ServeSource)
 #   MBDATA_BINARY=.build/debug/mbdata EPOCHS=10 samples/serve_demo.sh
 #
-# Needs the torch virtualenv: python3 -m venv .venv-torch && .venv-torch/bin/pip install torch ./clients/python
+# TRAINER=torch needs the torch virtualenv: python3 -m venv .venv-torch && .venv-torch/bin/pip install torch ./clients/python
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,21 +20,27 @@ VENV_TORCH=${VENV_TORCH:-.venv-torch}
 OUT_DIR=${OUT:-out}/demo-serve
 EPOCHS=${EPOCHS:-30}
 NPROC=${NPROC:-2}
+TRAINER=${TRAINER:-torch}
+TRAINER_BIN=${TRAINER_BIN:-$(dirname "$BIN")/digits-trainer}
 
 [ -x "$BIN" ] || { echo "no mbdata binary at $BIN: run 'swift build -c release' or set MBDATA_BINARY" >&2; exit 1; }
-[ -x "$VENV_TORCH/bin/torchrun" ] || {
-	echo "no $VENV_TORCH/bin/torchrun: python3 -m venv $VENV_TORCH && $VENV_TORCH/bin/pip install torch ./clients/python" >&2
-	exit 1
-}
-"$VENV_TORCH/bin/python" -c 'import mbdata_client' 2>/dev/null ||
-	"$VENV_TORCH/bin/python" -m pip install --quiet --disable-pip-version-check ./clients/python
+if [ "$TRAINER" = swift ]; then
+	[ -x "$TRAINER_BIN" ] || { echo "no digits-trainer at $TRAINER_BIN: swift build -c release --product digits-trainer" >&2; exit 1; }
+else
+	[ -x "$VENV_TORCH/bin/torchrun" ] || {
+		echo "no $VENV_TORCH/bin/torchrun: python3 -m venv $VENV_TORCH && $VENV_TORCH/bin/pip install torch ./clients/python" >&2
+		exit 1
+	}
+	"$VENV_TORCH/bin/python" -c 'import mbdata_client' 2>/dev/null ||
+		"$VENV_TORCH/bin/python" -m pip install --quiet --disable-pip-version-check ./clients/python
+fi
 
 rm -rf "$OUT_DIR"
 mkdir -p "$OUT_DIR"
 "$BIN" ingest "$OUT_DIR/digits.mbdb" --schema samples/digits/digits.schema.json --val-fraction 0.2 \
 	samples/digits/digits.jsonl
 
-PORT=$("$VENV_TORCH/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 "$BIN" serve "$OUT_DIR/digits.mbdb" --port "$PORT" --state "$OUT_DIR/state.sqlite" >"$OUT_DIR/serve.log" 2>&1 &
 SERVER=$!
@@ -61,10 +68,20 @@ curl -fsS "$URL/healthz" >/dev/null || { echo "mbdata serve did not come up on $
 echo "mbdata serve on $URL (log: $OUT_DIR/serve.log)"
 
 status=0
-"$VENV_TORCH/bin/torchrun" --standalone --nproc-per-node "$NPROC" samples/train_digits.py \
-	--url "$URL" --dataset digits --epochs "$EPOCHS" 2>&1 | tee "$OUT_DIR/train.log" || status=$?
-
-echo
-grep -E '^(held-out accuracy|trained )' "$OUT_DIR/train.log" || true
+if [ "$TRAINER" = swift ]; then
+	pids=()
+	for rank in $(seq 0 $((NPROC - 1))); do
+		"$TRAINER_BIN" "$OUT_DIR/digits.mbdb" --url "$URL" --rank "$rank" --world "$NPROC" >"$OUT_DIR/train-$rank.log" 2>&1 &
+		pids+=($!)
+	done
+	for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+	echo
+	cat "$OUT_DIR"/train-*.log
+else
+	"$VENV_TORCH/bin/torchrun" --standalone --nproc-per-node "$NPROC" samples/train_digits.py \
+		--url "$URL" --dataset digits --epochs "$EPOCHS" 2>&1 | tee "$OUT_DIR/train.log" || status=$?
+	echo
+	grep -E '^(held-out accuracy|trained )' "$OUT_DIR/train.log" || true
+fi
 curl -fsS "$URL/metrics" | grep '^mbdata_batches_served_total' || true
 exit "$status"

@@ -4,12 +4,18 @@
 // averaged gradient is applied (gradient accumulation over 4 × 32 samples).
 //
 //   swift run -c release digits-trainer out/demo/digits.mbdb [state.json]
+//   swift run -c release digits-trainer out/demo/digits.mbdb --url http://127.0.0.1:7070 --rank 0 --world 2
+//
+// With --url the training batches come from `mbdata serve` (rank R of W, each with its own
+// model: a demo of the daemon's partition streams); held-out accuracy is still measured
+// on the dataset's `val` split read from the file.
 //
 // Ctrl-C (SIGINT) stops training cleanly: the loader's checkpoint and the weights are
 // written to the state file (default: beside the dataset), and the next run resumes from
 // them with exactly the batches that had not finished.
 import Foundation
 import MBData
+import MBDataClient
 
 /// The model's weights and the gradient being accumulated for the current step.
 actor SoftmaxModel {
@@ -90,13 +96,16 @@ struct TrainingState: Codable {
 @main
 struct DigitsTrainerMain {
     static func main() async throws {
-        let path = CommandLine.arguments.count > 1 ? CommandLine.arguments[1] : "out/demo/digits.mbdb"
-        let statePath = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : path + ".trainer-state.json"
+        let arguments = Arguments(CommandLine.arguments.dropFirst())
+        let path = arguments.positional.first ?? "out/demo/digits.mbdb"
+        let statePath = arguments.positional.dropFirst().first ?? path + ".trainer-state.json" + (arguments.url == nil ? "" : ".rank\(arguments.rank)")
         let dataset = try Dataset(path: path)
-        var config = MultiBatchLoader.Configuration(batchSize: 32, seed: 7, epochs: 0..<15)
+        var config = MultiBatchLoader.Configuration(batchSize: 32 * arguments.world, seed: 7, epochs: 0..<15)
         config.split = "train"
         config.concurrency = 4
         config.mode = .synchronous
+        config.world = arguments.world
+        config.rank = arguments.rank
 
         let model = SoftmaxModel()
         var resumeFrom: LoaderCheckpoint?
@@ -106,7 +115,14 @@ struct DigitsTrainerMain {
             resumeFrom = state.checkpoint
             print("resuming: \(state.checkpoint.finishedBatchCount) batches already finished")
         }
-        let loader = try await MultiBatchLoader(dataset: dataset, configuration: config, resumingFrom: resumeFrom)
+        let loader: MultiBatchLoader
+        if let url = arguments.url {
+            let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            let source = try ServeSource(url: url, dataset: name, group: arguments.group)
+            loader = try await MultiBatchLoader(remote: source, configuration: config, resumingFrom: resumeFrom)
+        } else {
+            loader = try await MultiBatchLoader(dataset: dataset, configuration: config, resumingFrom: resumeFrom)
+        }
 
         let started = Date()
         let interrupted = try await runUntilInterrupted {
@@ -131,10 +147,12 @@ struct DigitsTrainerMain {
             if p.firstIndex(of: p.max()!) == Int(label) { correct += 1 }
         }
         let accuracy = Double(correct) / Double(max(validation.count, 1))
+        let source = arguments.url.map { "rank \(arguments.rank) of \(arguments.world) from \($0)" } ?? "from the dataset file"
         print(
             String(
-                format: "digits: %d epochs × %d batches of 32 on 4 synchronous consumers in %.2f s; held-out accuracy %.1f%% (%d/%d)",
-                config.epochs.count, checkpoint.batchesPerEpoch, seconds, accuracy * 100, correct, validation.count))
+                format: "digits (%@): %d epochs × %d batches of 32 on 4 synchronous consumers in %.2f s (%.0f samples/s); held-out accuracy %.1f%% (%d/%d)",
+                source, config.epochs.count, checkpoint.batchesPerEpoch, seconds,
+                Double(config.epochs.count * checkpoint.batchesPerEpoch * 32) / seconds, accuracy * 100, correct, validation.count))
         if accuracy < 0.9 {
             print("accuracy below 90%")
             exit(1)
@@ -170,6 +188,28 @@ struct DigitsTrainerMain {
             // The other child: the training (after an interrupt) or the signal waiter.
             let second = try await group.next() ?? false
             return first || second
+        }
+    }
+}
+
+/// `DATASET [STATE] [--url URL] [--rank R] [--world W] [--group G]`.
+struct Arguments {
+    var positional: [String] = []
+    var url: String?
+    var rank = 0
+    var world = 1
+    var group = "digits-trainer"
+
+    init(_ arguments: ArraySlice<String>) {
+        var rest = arguments
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--url": url = rest.popFirst()
+            case "--rank": rank = rest.popFirst().flatMap { Int($0) } ?? 0
+            case "--world": world = rest.popFirst().flatMap { Int($0) } ?? 1
+            case "--group": group = rest.popFirst() ?? group
+            default: positional.append(argument)
+            }
         }
     }
 }
