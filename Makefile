@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve clean
+.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve clean
 
 all: build
 
@@ -32,11 +32,11 @@ release: deps
 # Python client (installed from ./clients/python, so that its packaging is tested) go into a
 # local virtualenv.
 venv: $(VENV)/.installed
-$(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt $(CLIENT_FILES)
+$(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt schemas/requirements.txt $(CLIENT_FILES)
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV) || { \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV)/bin/python $(PIP) -r Tests/interop/requirements.txt -r Tests/serve/requirements.txt
+	$(VENV)/bin/python $(PIP) -r Tests/interop/requirements.txt -r Tests/serve/requirements.txt -r schemas/requirements.txt
 	$(VENV)/bin/python $(PIP) ./clients/python
 	@touch $@
 
@@ -48,7 +48,12 @@ $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
 	$(VENV_TORCH)/bin/python $(PIP) ./clients/python
 	@touch $@
 
-test: test-swift test-interop test-serve
+test: test-swift test-interop test-serve test-schemas
+
+# The example sample schemas against the schema format, and the serve OpenAPI document
+# (valid OpenAPI 3.1, examples valid, the same routes as schemas/serve-protocol.md).
+test-schemas: venv
+	$(VENV)/bin/python schemas/validate_schemas.py --self-test
 
 test-swift: deps
 	$(SWIFT) build --build-tests

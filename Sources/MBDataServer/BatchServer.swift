@@ -179,6 +179,7 @@ public final class BatchServer: Sendable {
                 body: .init(byteBuffer: WireMessage.end(reason: "complete", sent: 0, allocator: allocator)))
         case .wait(let seconds):
             var headers = headers(resolved, spooled: false)
+            headers[.contentType] = nil
             headers[.retryAfter] = String(Int(seconds.rounded(.up)))
             return Response(status: .noContent, headers: headers)
         case .leased(let batch, let lease):
@@ -221,7 +222,10 @@ public final class BatchServer: Sendable {
 
     private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
-        let state: CursorState = try await Self.decodeBody(request)
+        var state: CursorState = try await Self.decodeBody(request)
+        try state.validate()
+        state.epochs.sort { $0.epoch < $1.epoch }
+        for index in state.epochs.indices { state.epochs[index].ackedAbove.sort() }
         guard state.cursor == id, state.key == id else {
             throw ServeError(.conflict, "cursor_mismatch", "the state names cursor \(state.cursor), its parameters make \(state.key), the URL says \(id)")
         }

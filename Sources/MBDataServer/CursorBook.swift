@@ -81,17 +81,19 @@ actor CursorBook {
         if let bad = batches.first(where: { $0 < 0 || $0 >= state.batchesPerEpoch }) {
             throw ServeError(.badRequest, "invalid_body", "batch \(bad) is outside 0..<\(state.batchesPerEpoch) of cursor \(id)")
         }
-        if state.ack(epoch: epoch, batches: batches) > 0 {
-            cursors[id] = state
-            try await store.save(state)
-        }
         outstanding[id]?.subtract(batches)
         metrics.lag(cursor: id, batches: outstanding[id]?.count ?? 0)
+        guard state.ack(epoch: epoch, batches: batches) > 0 else { return try self.state(id) }
+        cursors[id] = state
+        try await store.save(state)
         return state
     }
 
     func ack(_ id: String, leases acked: [UInt64]) async throws -> CursorState {
         var state = try state(id)
+        guard state.mode == .share else {
+            throw ServeError(.badRequest, "invalid_body", "cursor \(id) is a \(state.mode.rawValue) cursor: ack its batches ({\"epoch\": E, \"batches\": [...]})")
+        }
         let now = ContinuousClock.now
         for lease in acked {
             guard let held = leases[lease], held.cursor == id, held.expires > now else {

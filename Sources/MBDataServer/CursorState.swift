@@ -1,4 +1,6 @@
 import Foundation
+import HTTPTypes
+import HummingbirdCore
 import MBData
 
 /// What a consumer has acknowledged of one plan: the document `GET /v1/cursors/{id}`
@@ -30,6 +32,35 @@ struct CursorState: Codable, Sendable, Equatable {
     }
 
     var key: String { Self.id(dataset: dataset, group: group, mode: mode, parameters: plan, rank: rank, replica: replica) }
+
+    /// Checks a state a client sent (`PUT /v1/cursors/{id}`): its plan parameters by the
+    /// rules of a batch request, its epochs against the plan's batch count.
+    func validate() throws {
+        var query: [(Substring, Substring)] = [
+            ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
+            ("tail", Substring(plan.tail.rawValue)), ("shuffle", "\(plan.shuffle)"), ("group", Substring(group)),
+        ]
+        if let split = plan.split { query.append(("split", Substring(split))) }
+        if mode != .share { query += [("mode", Substring(mode.rawValue)), ("replica", "\(replica)"), ("replicas", "\(replica + 1)")] }
+        do {
+            _ = try PlanRequest(query: PlanRequest.Query(query), leasing: mode == .share)
+        } catch let error as ServeError {
+            throw ServeError(.badRequest, "invalid_body", "the cursor state's plan is invalid: \(error.message)")
+        }
+        for progress in epochs {
+            guard progress.epoch >= 0, (0...batchesPerEpoch).contains(progress.lowWatermark),
+                progress.ackedAbove.allSatisfy({ $0 > progress.lowWatermark && $0 < batchesPerEpoch }),
+                Set(progress.ackedAbove).count == progress.ackedAbove.count
+            else {
+                throw ServeError(
+                    .badRequest, "invalid_body",
+                    "epoch \(progress.epoch) of the cursor state: expected epoch ≥ 0, low_watermark in 0...\(batchesPerEpoch) and distinct acked_above batches between it and \(batchesPerEpoch)")
+            }
+        }
+        guard Set(epochs.map(\.epoch)).count == epochs.count else {
+            throw ServeError(.badRequest, "invalid_body", "the cursor state lists an epoch twice")
+        }
+    }
 
     func progress(epoch: Int) -> LoaderCheckpoint.EpochCursor {
         guard let found = epochs.first(where: { $0.epoch == epoch }) else { return .init(epoch: epoch) }

@@ -69,8 +69,12 @@ actor DatasetCatalog {
         do {
             plan = try await dataset.dataset.plan(parameters, version: pinned ?? preferred)
         } catch let error as MBDataError where error.code == .invalidArgument {
-            // The message, not the description: that names the file, which is none of the client's business.
             throw ServeError(.badRequest, "invalid_parameter", error.message)
+        }
+        guard parameters.batchSize <= plan.plan.sampleCount else {
+            throw ServeError(
+                .badRequest, "invalid_parameter",
+                "query parameter batch_size: expected at most the \(plan.plan.sampleCount) samples of split \(parameters.split ?? "(all)"), got \(parameters.batchSize)")
         }
         if pinned == nil { try await store.pin(key: key, version: plan.datasetVersion) }
         plans[key] = plan

@@ -41,7 +41,7 @@ struct PlanRequest: Sendable {
         func name(_ key: String, default fallback: String?) throws -> String? {
             guard let text = query[Substring(key)] else { return fallback }
             guard ServeConfiguration.isValidName(text) else {
-                throw ServeError.invalidParameter(key, "1–64 letters, digits, '.', '_' or '-'", got: text)
+                throw ServeError.invalidParameter(key, "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit", got: text)
             }
             return String(text)
         }

@@ -44,8 +44,9 @@ public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConver
         case let error as ServeError: return error
         case let error as MBDataError:
             switch error.code {
-            case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.description)
-            default: return ServeError(.internalServerError, "internal", error.description)
+            // The message without the source: a file path is none of the client's business.
+            case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.message)
+            default: return ServeError(.internalServerError, "internal", error.message)
             }
         case let error as any HTTPResponseError where error.status == .contentTooLarge:
             return ServeError(.contentTooLarge, "body_too_large", "request bodies are limited to \(ServeLimits.maxBodyBytes) bytes")

@@ -85,6 +85,27 @@ import Testing
         #expect(error("batch_size=64&world=2&rank=1&split=train") == nil)
     }
 
+    @Test func aRestoredStateOutsideItsPlanIsRefused() throws {
+        try Self.state().validate()
+        var high = Self.state()
+        high.epochs = [.init(epoch: 0, lowWatermark: 11, ackedAbove: [])]
+        var negative = Self.state()
+        negative.epochs = [.init(epoch: 0, lowWatermark: -1, ackedAbove: [])]
+        var above = Self.state()
+        above.epochs = [.init(epoch: 0, lowWatermark: 2, ackedAbove: [1, 12])]
+        var twice = Self.state()
+        twice.epochs = [.init(epoch: 0, lowWatermark: 2, ackedAbove: []), .init(epoch: 0, lowWatermark: 3, ackedAbove: [])]
+        var huge = Self.state()
+        huge.plan.batchSize = Int.max
+        var rank = Self.state(mode: .partition)
+        rank.rank = 5
+        var group = Self.state()
+        group.group = "../x y"
+        for state in [high, negative, above, twice, huge, rank, group] {
+            #expect(throws: ServeError.self) { try state.validate() }
+        }
+    }
+
     @Test func theTokenComparisonAcceptsOnlyTheExactBearer() {
         let token = Array("s3cret".utf8)
         #expect(BearerToken.matches("Bearer s3cret", token: token))
