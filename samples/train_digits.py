@@ -113,7 +113,7 @@ def main() -> int:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            batch.ack()  # only now is the batch done: a restart resumes after it
+            batch.ack(wait=False)  # only now is the batch done (queued; the stream flushes acks before it ends)
             trained += batch.samples
             losses.append(loss.item())
         if rank == 0 and (epoch == 0 or (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -201,3 +202,33 @@ def test_a_body_over_1_mib_is_refused(server, group):
     assert status == 200, f"a body of exactly 1 MiB is allowed: {status} {body[:200]!r}"
     assert_error(request(server.port, "POST", acks, exactly + b" ", headers={"Content-Type": "application/json"}),
                  413, "body_too_large")
+
+
+def test_queued_acks_reach_the_daemon_by_flush_and_a_late_lease_ack_surfaces_there(server, group):
+    client = Client(server.url)
+    batches = take(client.batches("digits", BATCH, group=group, **PLAN), 5)
+    for batch in batches[:4]:
+        assert batch.ack(wait=False) is None
+    client.flush()
+    # read through another client: nothing of the first one's state is cached
+    assert acked_batches(Client(server.url).cursor(client.cursor_id), 0) == {0, 1, 2, 3}
+    # a complete stream flushes its queued acks before it ends
+    for batch in client.batches("digits", BATCH, group=group, **PLAN):
+        batch.ack(wait=False)
+    assert acked_batches(Client(server.url).cursor(client.cursor_id), 0) == set(range(TRAIN_BATCHES))
+
+    leases = client.share("digits", BATCH, epoch=0, seed=SEED, group=group, split="train", lease_seconds=1)
+    lease = next(leases)
+    leases.close()
+    time.sleep(1.3)
+    lease.ack(wait=False)
+    with pytest.raises(MBDataError) as raised:
+        client.flush()
+    assert raised.value.code == "lease_expired"
+    client.flush()  # the error is reported once
+
+
+def test_the_client_keeps_batch_buffers_in_the_heap():
+    from mbdata_client import allocator
+
+    assert allocator.keep_batch_buffers() is True  # Linux with glibc: this machine

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import numpy as np
 
-from . import wire
+from . import allocator, wire
 from .errors import MBDataError, ProtocolError, StreamCutError, StreamFailedError, UnavailableError
 
 __all__ = ["Batch", "Client", "DEFAULT_URL", "STREAM_CONTENT_TYPE"]
@@ -117,10 +118,21 @@ class Batch(Mapping):
             return self.tensors["_valid"].astype(bool)
         return self.ids >= 0
 
-    def ack(self) -> dict:
-        """Acknowledges the batch (POST /v1/cursors/{id}/acks) and returns the cursor's new
-        state. Acking twice is harmless; in share mode an expired lease raises
-        `MBDataError` with code `lease_expired` (status 409)."""
+    def ack(self, wait: bool = True) -> Optional[dict]:
+        """Acknowledges the batch (POST /v1/cursors/{id}/acks).
+
+        With `wait` (the default) the ack is sent now and the cursor's new state returned.
+        `wait=False` queues it and returns at once: a background thread sends queued acks
+        together, one request per cursor and epoch, and `Client.flush()` — which
+        `cursor()` and the end of a stream call — waits until they are on the daemon. An
+        ack still queued when the process dies is lost, so that batch is delivered again:
+        at most the acks of the last moments, never a batch skipped. Acking twice is
+        harmless; in share mode an expired lease raises `MBDataError` with code
+        `lease_expired` (status 409) — from `ack()`, or from the next `flush()`."""
+        if not wait:
+            self._client._acks.add(self.cursor, self.epoch, self.lease if self.mode == "share" else None, self.index)
+            self.acked = True
+            return None
         if self.mode == "share":
             state = self._client.ack_leases(self.cursor, [self.lease])
         else:
@@ -145,6 +157,9 @@ class Client:
     replicate stream that ends with `draining` or is cut reconnects the same way, and the
     daemon resumes it from the cursor (batches sent but not acked come again).
 
+    `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
+    a background thread; 0 decodes them in the consumer's thread.
+
     One Client holds one keep-alive connection guarded by a lock, so acks from several
     threads are safe; `cursor()` refers to the latest stream this Client opened, so give
     each concurrent stream its own Client when you need that.
@@ -160,6 +175,7 @@ class Client:
         backoff: float = 0.1,
         max_backoff: float = 2.0,
         poll_interval: float = 0.1,
+        prefetch: int = 2,
     ):
         url = url or os.environ.get("MBDATA_URL") or DEFAULT_URL
         parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -178,6 +194,7 @@ class Client:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.poll_interval = poll_interval
+        self.prefetch = prefetch
         self._lock = threading.Lock()
         self._connection: Optional[http.client.HTTPConnection] = None
         self._cursor_id: Optional[str] = None
@@ -185,6 +202,13 @@ class Client:
         self.stream_headers: dict[str, str] = {}
         #: How many times this Client's streams reconnected (after a cut, `draining`, a 503).
         self.reconnects = 0
+        self._acks = _AckQueue(self)
+        allocator.keep_batch_buffers()
+
+    def flush(self) -> None:
+        """Waits until every ack queued with `ack(wait=False)` is on the daemon; raises the
+        first error one of them met."""
+        self._acks.flush()
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -211,6 +235,7 @@ class Client:
         return min(self.max_backoff, self.backoff * (2**attempt))
 
     def close(self) -> None:
+        self._acks.flush()
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
@@ -327,6 +352,7 @@ class Client:
         cursor_id = cursor_id or self._cursor_id
         if not cursor_id:
             raise RuntimeError("no cursor yet: open a stream with batches() or share() first")
+        self.flush()
         return self._json("GET", f"/v1/cursors/{quote(cursor_id, safe='')}")
 
     def plan_cursor(
@@ -507,14 +533,20 @@ class Client:
                         None, "cursor_mismatch",
                         f"resumed cursor {resume.get('cursor')!r}, but the stream uses {self._cursor_id!r}",
                     )
+                cursor = self._cursor_id
+                decoded = (
+                    Batch(self, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
+                    for message in wire.iter_messages(response.read)
+                )
                 try:
-                    for message in wire.iter_messages(response.read):
-                        if message.kind == wire.KIND_BATCH:
+                    for message in _ahead(decoded, self.prefetch):
+                        if isinstance(message, Batch):
                             attempt = 0
-                            yield Batch(self, message, self._cursor_id, mode)
+                            yield message
                         elif message.kind == wire.KIND_END:
                             end = message.json()
                             if end.get("reason") == "complete":
+                                self.flush()
                                 return
                             cause = f"stream ended with reason {end.get('reason')!r}"
                             break
@@ -598,6 +630,7 @@ class Client:
             elif message.kind == wire.KIND_END:
                 reason = message.json().get("reason")
                 if reason == "complete":
+                    self.flush()
                     return
                 # draining: the daemon is going away; ask again (its successor, or retries fail)
                 if attempt >= self.retries:
@@ -607,6 +640,111 @@ class Client:
             else:
                 error = message.json().get("error") or {}
                 raise StreamFailedError(200, str(error.get("code", "stream_error")), str(error.get("message", "")))
+
+
+def _ahead(items: Iterator, depth: int) -> Iterator:
+    """Runs `items` on a thread of its own, up to `depth` items ahead of the consumer: a
+    stream's socket reads, checksums and LZ4 decoding (which release the GIL) overlap
+    the training step. Exceptions reach the consumer in order; leaving the loop stops
+    the thread at its next item."""
+    if depth <= 0:
+        yield from items
+        return
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+    done = object()
+
+    def offer(entry: tuple) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((done, None))
+        except BaseException as error:
+            offer((done, error))
+
+    thread = threading.Thread(target=produce, name="mbdata-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stopped.set()
+
+
+class _AckQueue:
+    """Acks queued by `Batch.ack(wait=False)`, sent by one background thread: everything
+    queued while a request is out goes in the next one (per cursor and epoch)."""
+
+    def __init__(self, client: "Client"):
+        self._client = client
+        self._condition = threading.Condition()
+        self._pending: dict[tuple[str, int, bool], list[int]] = {}
+        self._sending = False
+        self._error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, cursor: str, epoch: int, lease: Optional[int], batch: int) -> None:
+        with self._condition:
+            self._raise_error()
+            key = (cursor, int(epoch), lease is not None)
+            self._pending.setdefault(key, []).append(int(lease) if lease is not None else int(batch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mbdata-acks", daemon=True)
+                self._thread.start()
+            self._condition.notify_all()
+
+    def flush(self) -> None:
+        with self._condition:
+            while self._pending or self._sending:
+                self._condition.wait()
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    #: Seconds the sender waits after the first queued ack so that more join its request.
+    LINGER = 0.02
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending:
+                    if not self._condition.wait(timeout=5.0):
+                        return  # idle: the next add() starts a new thread
+            time.sleep(self.LINGER)
+            with self._condition:
+                work, self._pending = self._pending, {}
+                self._sending = True
+            try:
+                for (cursor, epoch, leases), items in work.items():
+                    if leases:
+                        self._client.ack_leases(cursor, items)
+                    else:
+                        self._client.ack(cursor, epoch, items)
+            except BaseException as error:  # surfaced by the next add() or flush()
+                with self._condition:
+                    self._error = self._error or error
+            finally:
+                with self._condition:
+                    self._sending = False
+                    self._condition.notify_all()
 
 
 def _cursor_of(state_or_id: Union[dict, str]) -> str:

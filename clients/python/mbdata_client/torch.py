@@ -131,11 +131,11 @@ class MBDataIterableDataset(IterableDataset):
         try:
             for batch in stream:
                 if previous is not None and self.ack_mode == "on_next":
-                    previous.ack()
+                    previous.ack(wait=False)
                 previous = batch
                 yield to_torch(batch)
             if previous is not None and self.ack_mode == "on_next":
-                previous.ack()
+                previous.ack(wait=False)
         finally:
             stream.close()
             client.close()
