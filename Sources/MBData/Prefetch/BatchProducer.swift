@@ -75,7 +75,7 @@ public final class SpoolBatchProducer: BatchProducer {
     public func produce(_ item: PlanItem) throws -> ReadyBatch {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
-        let frame = try mapped[shard].withBytes(Int(entry.offset)..<Int(entry.offset + entry.length)) { Array($0) }
+        let frame = try mapped[shard].copy(Int(entry.offset)..<Int(entry.offset + entry.length))
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
             uncompressedSize: Int(entry.uncompressed), frame: frame, checksum: entry.checksum)

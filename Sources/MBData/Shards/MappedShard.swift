@@ -6,16 +6,22 @@
 /// no read copy; after each frame its pages are dropped from this process's resident set
 /// (`MADV_DONTNEED` on a file mapping keeps them in the page cache), so memory stays flat
 /// while a whole shard set streams through.
+///
+/// `copy(_:)` reads a range with `pread` instead: the kernel copies from the page cache
+/// straight into the result, with no page faults on the mapping (serving frames as stored).
 final class MappedShard: @unchecked Sendable {
     let path: String
     private let base: UnsafeMutableRawPointer
+    private let descriptor: Int32
     let size: Int
 
     init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MBDataError(.unreadableSource, "cannot open shard: \(String(cString: strerror(errno)))", source: path) }
-        defer { close(fd) }
+        descriptor = fd
+        var keep = false
+        defer { if !keep { close(fd) } }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size > 0 else {
             throw MBDataError(.unreadableSource, "cannot stat shard", source: path)
@@ -25,9 +31,32 @@ final class MappedShard: @unchecked Sendable {
             throw MBDataError(.unreadableSource, "cannot map shard: \(String(cString: strerror(errno)))", source: path)
         }
         base = mapped
+        keep = true
     }
 
-    deinit { munmap(base, size) }
+    deinit {
+        munmap(base, size)
+        close(descriptor)
+    }
+
+    /// The bytes of `range`, read with `pread`.
+    func copy(_ range: Range<Int>) throws -> [UInt8] {
+        guard range.lowerBound >= 0, range.upperBound <= size else {
+            throw MBDataError(.malformedRecord, "frame \(range) lies outside the \(size)-byte shard", source: path)
+        }
+        return try [UInt8](unsafeUninitializedCapacity: range.count) { buffer, count in
+            var done = 0
+            while done < range.count {
+                let n = pread(descriptor, buffer.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw MBDataError(.unreadableSource, "cannot read shard: \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))", source: path)
+                }
+                done += n
+            }
+            count = done
+        }
+    }
 
     /// Runs `body` over the bytes of `range`, then releases their pages from the resident set.
     func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
