@@ -64,12 +64,15 @@ final class MappedShard: @unchecked Sendable {
             throw MBDataError(.malformedRecord, "frame \(range) lies outside the \(size)-byte shard", source: path)
         }
         defer {
-            // Everything up to this frame's end, rounded out to pages: fault-around and large
-            // folios map more than the frame itself, and a file page dropped while another
-            // thread reads it is simply faulted in again from the page cache.
+            // The frame's pages and a fault-around window (64 KiB) on each side: the kernel maps
+            // neighbouring pages along with a faulting one, and a page dropped while another
+            // thread reads it is simply faulted in again from the page cache. Only this range:
+            // dropping the whole prefix of the file each time walked ever longer page tables.
             let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-            let end = min(size, (range.upperBound + page - 1) / page * page)
-            madvise(base, end, MADV_DONTNEED)
+            let window = 64 << 10
+            let start = max(0, range.lowerBound - window) / page * page
+            let end = min(size, (range.upperBound + window + page - 1) / page * page)
+            madvise(base + start, end - start, MADV_DONTNEED)
         }
         return try body(UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count))
     }
