@@ -35,10 +35,50 @@ final class ServeMetrics: Sendable {
         activeStreams(0)
     }
 
-    func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
+    /// The handles one stream records into, looked up once rather than per batch.
+    struct Stream: Sendable {
+        fileprivate let batches: CoreMetrics.Counter
+        fileprivate let bytes: CoreMetrics.Counter
+        fileprivate let wait: CoreMetrics.Timer
+        fileprivate let stalls: CoreMetrics.Counter
+        fileprivate let stallSeconds: CoreMetrics.FloatingPointCounter
+        fileprivate let readyQueue: CoreMetrics.Gauge
+        let dataset: String
+    }
+
+    func stream(dataset: String, mode: StreamMode) -> Stream {
         let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
-        Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory).increment()
-        Counter(label: "mbdata_bytes_served_total", dimensions: dimensions, factory: factory).increment(by: frameBytes)
+        return Stream(
+            batches: Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory),
+            bytes: Counter(label: "mbdata_bytes_served_total", dimensions: dimensions, factory: factory),
+            wait: Timer(label: "mbdata_batch_wait_seconds", dimensions: [("dataset", dataset)], factory: factory),
+            stalls: Counter(label: "mbdata_stalls_total", dimensions: [("dataset", dataset)], factory: factory),
+            stallSeconds: FloatingPointCounter(label: "mbdata_stall_seconds", dimensions: [("dataset", dataset)], factory: factory),
+            readyQueue: Gauge(label: "mbdata_ready_queue_depth", dimensions: [("dataset", dataset)], factory: factory),
+            dataset: dataset)
+    }
+
+    func served(_ stream: Stream, frameBytes: Int, uncompressedBytes: Int) {
+        stream.batches.increment()
+        stream.bytes.increment(by: frameBytes)
+        compression(dataset: stream.dataset, frameBytes: frameBytes, uncompressedBytes: uncompressedBytes)
+    }
+
+    /// The time a stream waited for its next batch and the ready queue after it; a wait
+    /// over a millisecond is a stall (the consumer was ready before the data).
+    func waited(_ stream: Stream, nanoseconds: Int64, readyQueue depth: Int) {
+        stream.wait.recordNanoseconds(nanoseconds)
+        stream.readyQueue.record(depth)
+        guard nanoseconds > 1_000_000 else { return }
+        stream.stalls.increment()
+        stream.stallSeconds.increment(by: Double(nanoseconds) / 1e9)
+    }
+
+    func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
+        served(stream(dataset: dataset, mode: mode), frameBytes: frameBytes, uncompressedBytes: uncompressedBytes)
+    }
+
+    private func compression(dataset: String, frameBytes: Int, uncompressedBytes: Int) {
         let totals = bytes.withLock { totals in
             var entry = totals[dataset] ?? (0, 0)
             entry.compressed += frameBytes
@@ -48,20 +88,6 @@ final class ServeMetrics: Sendable {
         }
         Gauge(label: "mbdata_compression_ratio", dimensions: [("dataset", dataset)], factory: factory)
             .record(Double(totals.uncompressed) / Double(max(1, totals.compressed)))
-    }
-
-    /// The time a stream waited for its next batch; a wait over a millisecond is a stall
-    /// (the consumer was ready before the data).
-    func waited(dataset: String, nanoseconds: Int64) {
-        Timer(label: "mbdata_batch_wait_seconds", dimensions: [("dataset", dataset)], factory: factory).recordNanoseconds(nanoseconds)
-        guard nanoseconds > 1_000_000 else { return }
-        Counter(label: "mbdata_stalls_total", dimensions: [("dataset", dataset)], factory: factory).increment()
-        FloatingPointCounter(label: "mbdata_stall_seconds", dimensions: [("dataset", dataset)], factory: factory)
-            .increment(by: Double(nanoseconds) / 1e9)
-    }
-
-    func readyQueue(dataset: String, depth: Int) {
-        Gauge(label: "mbdata_ready_queue_depth", dimensions: [("dataset", dataset)], factory: factory).record(depth)
     }
 
     func lag(cursor: String, batches: Int) {

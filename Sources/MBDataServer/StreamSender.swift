@@ -19,6 +19,7 @@ struct StreamSender: Sendable {
 
     func run(_ writer: inout any ResponseBodyWriter) async {
         let allocator = ByteBufferAllocator()
+        let recorder = metrics.stream(dataset: dataset, mode: mode)
         let started = ContinuousClock.now
         var sent = 0
         var reason = "complete"
@@ -32,15 +33,16 @@ struct StreamSender: Sendable {
                 let waitStarted = ContinuousClock.now
                 guard let batch = try await iterator.next() else { break }
                 let waited = waitStarted.duration(to: .now)
-                metrics.waited(dataset: dataset, nanoseconds: waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000)
-                metrics.readyQueue(dataset: dataset, depth: prefetcher.readyCount)
+                metrics.waited(
+                    recorder, nanoseconds: waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000,
+                    readyQueue: prefetcher.readyCount)
                 await book.sent(cursor, batch: batch.batch)
                 do {
                     try await writer.write(WireMessage.batch(batch, allocator: allocator))
                 } catch {
                     throw ClientGone()
                 }
-                metrics.served(dataset: dataset, mode: mode, frameBytes: batch.frame.count, uncompressedBytes: batch.uncompressedSize)
+                metrics.served(recorder, frameBytes: batch.frame.count, uncompressedBytes: batch.uncompressedSize)
                 sent += 1
             }
             try await writer.write(WireMessage.end(reason: reason, sent: sent, allocator: allocator))

@@ -37,6 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-streams"), help: "Open batch streams at most; more get 429.")
     var maxStreams: Int = 64
 
+    @Option(name: .customLong("header-timeout"), help: "Seconds a connection may stay silent while sending its request head.")
+    var headerTimeout: Int = 30
+
     @Option(help: "Batches prepared ahead of each stream.")
     var depth: Int = 8
 
@@ -49,7 +52,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard !datasets.isEmpty else { throw ValidationError("name at least one dataset file") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-        guard maxStreams > 0, depth > 0, (workers ?? 1) > 0 else { throw ValidationError("--max-streams, --depth and --workers must be positive") }
+        guard maxStreams > 0, depth > 0, headerTimeout > 0, (workers ?? 1) > 0 else {
+            throw ValidationError("--max-streams, --depth, --header-timeout and --workers must be positive")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -63,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.token = try tokenFile.map(Self.readToken)
             configuration.spool = spool
             configuration.maxStreams = maxStreams
+            configuration.headerTimeoutSeconds = headerTimeout
             configuration.prefetch.depth = depth
             if let workers { configuration.prefetch.workers = workers }
             var logger = Logger(label: "mbdata.serve") { StreamLogHandler.standardError(label: $0) }

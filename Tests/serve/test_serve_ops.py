@@ -4,6 +4,7 @@ limits, busy cursors, parameter errors, metrics, and shutdown during a stream.""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 
@@ -107,6 +108,17 @@ def test_a_second_stream_on_a_busy_cursor_is_refused(server, group):
         # another rank's cursor is free
         other = Client(server.url)
         assert len(list(other.batches("digits", 8, rank=1, world=2, group=group))) == 1797 // 8
+
+
+def test_a_connection_silent_in_its_request_head_is_closed(make_server):
+    daemon = make_server("--header-timeout", "1")
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as partial:
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        started = time.monotonic()
+        assert silent.recv(1) == b"" and partial.recv(1) == b""
+        assert 0.5 < time.monotonic() - started < 8
+    assert request(daemon.port, "GET", "/healthz")[0] == 200, "the daemon goes on serving"
 
 
 def test_max_streams_refuses_the_next_stream(make_server):
