@@ -33,6 +33,7 @@ import numpy as np
 import safetensors.numpy
 import xxhash
 
+from . import lz4native
 from .errors import ProtocolError, StreamCutError
 
 MAGIC = b"MBW1"
@@ -111,13 +112,14 @@ def carries_content_checksum(frame: bytes) -> bool:
 
 
 def check_payload(message: Message, payload: bytes) -> Message:
-    """Attaches the payload after checking its length and xxh64 against the header. A
-    batch frame that carries its own content checksum is left to the LZ4 decoder, which
-    verifies that checksum (and the frame header's) on every decode: a corrupted frame
-    fails there, so hashing it twice only costs time (serve-protocol.md §4)."""
+    """Attaches the payload after checking its length and xxh64 against the header.
+    Without native LZ4 (lz4native), a batch frame that carries its own content checksum is
+    left to python-lz4, which verifies that checksum (and the frame header's) on every
+    decode: a corrupted frame fails there, so hashing it too would only cost time
+    (serve-protocol.md §4)."""
     if len(payload) != message.length:
         raise StreamCutError(f"{message.kind_name} message cut: {len(payload)} of {message.length} payload bytes")
-    if message.kind == KIND_BATCH and carries_content_checksum(payload):
+    if message.kind == KIND_BATCH and lz4native.decompress is None and carries_content_checksum(payload):
         message.payload = payload
         return message
     actual = xxh64(payload)
@@ -208,8 +210,11 @@ def decompress_batch(message: Message) -> bytes:
             f"batch {message.batch}: LZ4 frame declares {declared} content bytes, header says {message.uncompressed}"
         )
     try:
-        buffer = lz4.frame.decompress(message.payload)
-    except RuntimeError as error:
+        if lz4native.decompress is not None:  # the payload's xxh64 was checked on arrival
+            buffer = lz4native.decompress(message.payload, message.uncompressed)
+        else:
+            buffer = lz4.frame.decompress(message.payload)
+    except (RuntimeError, ValueError) as error:
         raise ProtocolError(f"batch {message.batch}: LZ4 frame does not decode ({error})") from None
     if len(buffer) != message.uncompressed:
         raise ProtocolError(f"batch {message.batch}: {len(buffer)} bytes decoded, header says {message.uncompressed}")

@@ -1,0 +1,89 @@
+"""LZ4 frame decoding through the system's liblz4 (ctypes), skipping LZ4's own checksums.
+
+Every batch message carries the xxh64 of its frame, which the client checks; decoding
+the frame then need not compute LZ4's content checksum as well. python-lz4 cannot skip
+it, and on a 790 KB CIFAR batch its decoder took 0.36 ms where liblz4 with
+`skipChecksums` (liblz4 ≥ 1.9.4) and xxh64 together took 0.16 ms. The decoded buffer is
+written straight into a new `bytes` object, which `safetensors.numpy.load` requires.
+
+`decompress()` is None when liblz4 ≥ 1.9.4 is not found (or MBDATA_NATIVE_LZ4=0); the
+client then decodes with python-lz4, which verifies the content checksum itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from typing import Callable, Optional
+
+_VERSION = 100  # LZ4F_VERSION
+
+
+class _DecompressOptions(ctypes.Structure):
+    _fields_ = [
+        ("stableDst", ctypes.c_uint),
+        ("skipChecksums", ctypes.c_uint),
+        ("reserved1", ctypes.c_uint),
+        ("reserved0", ctypes.c_uint),
+    ]
+
+
+def _load() -> Optional[Callable[[bytes, int], bytes]]:
+    if os.environ.get("MBDATA_NATIVE_LZ4", "1") == "0":
+        return None
+    try:
+        library = ctypes.CDLL(ctypes.util.find_library("lz4") or "liblz4.so.1")
+        if library.LZ4_versionNumber() < 10904:  # skipChecksums arrived in 1.9.4
+            return None
+    except (OSError, AttributeError):
+        return None
+    create = library.LZ4F_createDecompressionContext
+    create.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
+    create.restype = ctypes.c_size_t
+    free = library.LZ4F_freeDecompressionContext
+    free.argtypes = [ctypes.c_void_p]
+    free.restype = ctypes.c_size_t
+    decode = library.LZ4F_decompress
+    decode.argtypes = [
+        ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(_DecompressOptions),
+    ]
+    decode.restype = ctypes.c_size_t
+    is_error = library.LZ4F_isError
+    is_error.argtypes = [ctypes.c_size_t]
+    error_name = library.LZ4F_getErrorName
+    error_name.argtypes = [ctypes.c_size_t]
+    error_name.restype = ctypes.c_char_p
+    new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+    new_bytes.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+    new_bytes.restype = ctypes.py_object
+    bytes_address = ctypes.pythonapi.PyBytes_AsString
+    bytes_address.argtypes = [ctypes.py_object]
+    bytes_address.restype = ctypes.c_void_p
+    options = _DecompressOptions(stableDst=1, skipChecksums=1)
+
+    def decompress(frame: bytes, size: int) -> bytes:
+        """The `size` bytes a whole frame decodes to; ValueError when it does not."""
+        context = ctypes.c_void_p()
+        if is_error(create(ctypes.byref(context), _VERSION)):
+            raise MemoryError("cannot create an LZ4 decompression context")
+        try:
+            # A new bytes object no one else holds yet, filled in place (as C extensions do).
+            output = new_bytes(None, size)
+            written = ctypes.c_size_t(size)
+            consumed = ctypes.c_size_t(len(frame))
+            result = decode(context, bytes_address(output), ctypes.byref(written), frame, ctypes.byref(consumed),
+                            ctypes.byref(options))
+            if is_error(result):
+                raise ValueError(error_name(result).decode())
+            if result != 0 or written.value != size or consumed.value != len(frame):
+                raise ValueError(f"frame decodes to {written.value} bytes from {consumed.value} of {len(frame)}, expected {size}")
+            return output
+        finally:
+            free(context)
+
+    return decompress
+
+
+decompress = _load()
