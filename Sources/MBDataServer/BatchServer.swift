@@ -15,7 +15,7 @@ public final class BatchServer: Sendable {
     let book: CursorBook
     let metrics = ServeMetrics()
     let drain = DrainState()
-    let slots: StreamSlots
+    let streams: StreamRegistry
     let logger: Logger
 
     public init(configuration: ServeConfiguration, logger: Logger) async throws {
@@ -24,7 +24,7 @@ public final class BatchServer: Sendable {
         let store = try CursorStore(path: configuration.statePath)
         catalog = try DatasetCatalog(configuration: configuration, store: store)
         book = try CursorBook(store: store, metrics: metrics)
-        slots = StreamSlots(limit: configuration.maxStreams)
+        streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
     }
 
@@ -121,27 +121,11 @@ public final class BatchServer: Sendable {
             .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
         let (producer, spooled) = try await catalog.producer(
             dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
-        guard let open = slots.acquire() else {
-            throw ServeError(.tooManyRequests, "too_many_streams", "\(slots.limit) streams are open, the limit (--max-streams)")
-        }
         let id = resolved.cursor.cursor
-        do {
-            try await book.beginStream(id)
-        } catch {
-            slots.release()
-            throw error
-        }
-        metrics.activeStreams(open)
-        let prefetcher: Prefetcher
-        do {
-            prefetcher = try Prefetcher(
-                plan: resolved.plan, epochs: planRequest.epoch..<planRequest.epoch + 1, items: items, producer: producer,
-                configuration: configuration.prefetch)
-        } catch {
-            await book.endStream(id)
-            metrics.activeStreams(slots.release())
-            throw error
-        }
+        let ticket = try streams.open(cursor: id)
+        let prefetcher = try Prefetcher(
+            plan: resolved.plan, epochs: planRequest.epoch..<planRequest.epoch + 1, items: items, producer: producer,
+            configuration: configuration.prefetch)
         var headers = headers(resolved, spooled: spooled)
         headers[.mbdataRemaining] = String(items.count)
         let logger = self.logger
@@ -153,15 +137,13 @@ public final class BatchServer: Sendable {
         let send = StreamSender(
             prefetcher: prefetcher, cursor: id, dataset: resolved.served.name, mode: planRequest.mode, book: book, metrics: metrics,
             drain: drain, logger: streamLogger)
-        let slots = self.slots
-        let metrics = self.metrics
         let book = self.book
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
                 await send.run(&writer)
                 await book.endStream(id)
-                metrics.activeStreams(slots.release())
+                withExtendedLifetime(ticket) {}
             })
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import MBData
 
-/// Every cursor the daemon knows, which of them a stream holds, and the leases of share
+/// Every cursor the daemon knows, what its open stream has sent, and the leases of share
 /// groups. Acks are written to the state database before they are answered.
 actor CursorBook {
     enum LeaseOutcome: Sendable {
@@ -22,7 +22,6 @@ actor CursorBook {
     private let store: CursorStore
     private let metrics: ServeMetrics
     private var cursors: [String: CursorState] = [:]
-    private var streaming: Set<String> = []
     /// Batches a cursor's consumers hold, sent or leased but not acked: the lag.
     private var outstanding: [String: Set<Int>] = [:]
     private var leases: [UInt64: Lease] = [:]
@@ -56,14 +55,8 @@ actor CursorBook {
         return state
     }
 
-    func beginStream(_ id: String) throws {
-        guard streaming.insert(id).inserted else {
-            throw ServeError(.conflict, "cursor_busy", "cursor \(id) already has an open stream (one stream per rank and replica)")
-        }
-    }
-
+    /// A stream of the cursor ended: what it sent but was not acked is no longer lag.
     func endStream(_ id: String) {
-        streaming.remove(id)
         outstanding[id] = nil
         metrics.lag(cursor: id, batches: 0)
     }

@@ -23,29 +23,52 @@ struct DrainService: Service {
     }
 }
 
-/// Counts open batch streams against `--max-streams`.
-final class StreamSlots: Sendable {
-    private let open = Mutex(0)
+/// The open batch streams: at most `limit` (`--max-streams`), at most one per cursor.
+final class StreamRegistry: Sendable {
+    private let open = Mutex<Set<String>>([])
     let limit: Int
+    private let metrics: ServeMetrics
 
-    init(limit: Int) { self.limit = limit }
-
-    /// Takes a slot, or returns nil when all are taken.
-    func acquire() -> Int? {
-        open.withLock { count in
-            guard count < limit else { return nil }
-            count += 1
-            return count
-        }
+    init(limit: Int, metrics: ServeMetrics) {
+        self.limit = limit
+        self.metrics = metrics
     }
 
-    @discardableResult
-    func release() -> Int {
-        open.withLock { count in
-            count -= 1
-            return count
+    /// Claims a stream for `cursor`; the claim ends when the ticket is released — also when
+    /// a response is dropped without its body ever being written (the client left first).
+    func open(cursor: String) throws -> StreamTicket {
+        let count = try open.withLock { cursors in
+            guard cursors.count < limit else {
+                throw ServeError(.tooManyRequests, "too_many_streams", "\(limit) streams are open, the limit (--max-streams)")
+            }
+            guard cursors.insert(cursor).inserted else {
+                throw ServeError(.conflict, "cursor_busy", "cursor \(cursor) already has an open stream (one stream per rank and replica)")
+            }
+            return cursors.count
         }
+        metrics.activeStreams(count)
+        return StreamTicket(registry: self, cursor: cursor)
     }
+
+    fileprivate func close(cursor: String) {
+        metrics.activeStreams(open.withLock { cursors in
+            cursors.remove(cursor)
+            return cursors.count
+        })
+    }
+}
+
+/// One open stream's claim on its cursor.
+final class StreamTicket: Sendable {
+    private let registry: StreamRegistry
+    let cursor: String
+
+    fileprivate init(registry: StreamRegistry, cursor: String) {
+        self.registry = registry
+        self.cursor = cursor
+    }
+
+    deinit { registry.close(cursor: cursor) }
 }
 
 /// Runs blocking work (reads, decompression) on a dispatch thread, off the cooperative pool.

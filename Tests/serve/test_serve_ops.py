@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -223,3 +224,20 @@ def test_a_spool_serves_the_same_batches_from_shard_frames(make_server, mbdata_b
     assert other.stream_headers["mbdata-source"] == "live", "a plan without a shard set is prepared from SQLite"
     assert spooled == [i.tolist() for i in reference(SEED, 0)]
     assert live == [i.tolist() for i in reference(SEED + 1, 0)]
+
+
+def test_clients_that_leave_before_the_response_do_not_hold_their_cursor(make_server):
+    daemon = make_server("--max-streams", "4")
+    target = f"{STREAM}?batch_size=64&group=leavers"
+    for _ in range(40):
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+            connection.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, at once
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = request(daemon.port, "GET", target)
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status == 200, f"the cursor stayed claimed: {status} {body[:200]!r}"
+    assert wire.parse_messages(body)[-1].kind == wire.KIND_END
