@@ -123,9 +123,9 @@ public final class BatchServer: Sendable {
             dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
         let id = resolved.cursor.cursor
         let ticket = try streams.open(cursor: id)
-        let prefetcher = try Prefetcher(
-            plan: resolved.plan, epochs: planRequest.epoch..<planRequest.epoch + 1, items: items, producer: producer,
-            configuration: configuration.prefetch)
+        let prefetcher = OrderedPrefetch(
+            count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
+        ) { index in try OutgoingBatch.make(items[index], from: producer) }
         var headers = headers(resolved, spooled: spooled)
         headers[.mbdataRemaining] = String(items.count)
         let logger = self.logger
@@ -169,12 +169,10 @@ public final class BatchServer: Sendable {
             do {
                 let (producer, spooled) = try await catalog.producer(
                     dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
-                let ready = try await offloaded { try producer.produce(item) }
+                let outgoing = try await offloaded { try OutgoingBatch.make(item, from: producer, lease: lease) }
                 metrics.served(
-                    dataset: resolved.served.name, mode: .share, frameBytes: ready.frame.count, uncompressedBytes: ready.uncompressedSize)
-                return Response(
-                    status: .ok, headers: headers(resolved, spooled: spooled),
-                    body: .init(byteBuffer: WireMessage.batch(ready, lease: lease, allocator: allocator)))
+                    dataset: resolved.served.name, mode: .share, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
+                return Response(status: .ok, headers: headers(resolved, spooled: spooled), body: .init(byteBuffer: outgoing.message))
             } catch {
                 await book.release(lease: lease)
                 throw error

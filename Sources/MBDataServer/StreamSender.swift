@@ -3,10 +3,10 @@ import Logging
 import MBData
 import NIOCore
 
-/// Writes one stream's messages: each batch as the prefetcher readies it, then an end
-/// message — or an error message when production fails after the headers went out.
+/// Writes one stream's messages: each batch as the workers ready it, then an end message —
+/// or an error message when production fails after the headers went out.
 struct StreamSender: Sendable {
-    let prefetcher: Prefetcher
+    let prefetcher: OrderedPrefetch<OutgoingBatch>
     let cursor: String
     let dataset: String
     let mode: StreamMode
@@ -23,7 +23,7 @@ struct StreamSender: Sendable {
         let started = ContinuousClock.now
         var sent = 0
         var reason = "complete"
-        var iterator = prefetcher.batches().makeAsyncIterator()
+        var iterator = prefetcher.results().makeAsyncIterator()
         do {
             while true {
                 if drain.isDraining {
@@ -38,11 +38,11 @@ struct StreamSender: Sendable {
                     readyQueue: prefetcher.readyCount)
                 await book.sent(cursor, batch: batch.batch)
                 do {
-                    try await writer.write(WireMessage.batch(batch, allocator: allocator))
+                    try await writer.write(batch.message)
                 } catch {
                     throw ClientGone()
                 }
-                metrics.served(recorder, frameBytes: batch.frame.count, uncompressedBytes: batch.uncompressedSize)
+                metrics.served(recorder, frameBytes: batch.frameBytes, uncompressedBytes: batch.uncompressedBytes)
                 sent += 1
             }
             try await writer.write(WireMessage.end(reason: reason, sent: sent, allocator: allocator))

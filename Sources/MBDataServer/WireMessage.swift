@@ -46,7 +46,7 @@ enum WireMessage {
         return buffer
     }
 
-    private static func writeHeader(
+    static func writeHeader(
         into buffer: inout ByteBuffer, kind: Kind, epoch: Int, batch: Int, rank: Int, samples: Int, uncompressed: Int, length: Int,
         checksum: UInt64, lease: UInt64
     ) {
@@ -58,5 +58,37 @@ enum WireMessage {
         buffer.writeInteger(UInt64(length), endianness: .little)
         buffer.writeInteger(checksum, endianness: .little)
         buffer.writeInteger(lease, endianness: .little)
+    }
+}
+
+/// A batch ready to send: its whole message (header and frame) built on a worker thread,
+/// so the stream only writes it.
+struct OutgoingBatch: Sendable {
+    var batch: Int
+    var frameBytes: Int
+    var uncompressedBytes: Int
+    var message: ByteBuffer
+
+    /// Blocking (reads or prepares the batch): call it from a worker thread. A spool frame
+    /// is read straight into the message buffer.
+    static func make(_ item: PlanItem, from producer: any BatchProducer, lease: UInt64 = 0) throws -> OutgoingBatch {
+        let allocator = ByteBufferAllocator()
+        guard let spool = producer as? SpoolBatchProducer else {
+            let ready = try producer.produce(item)
+            return OutgoingBatch(
+                batch: ready.batch, frameBytes: ready.frame.count, uncompressedBytes: ready.uncompressedSize,
+                message: WireMessage.batch(ready, lease: lease, allocator: allocator))
+        }
+        let entry = try spool.entry(item)
+        let length = Int(entry.length)
+        var message = allocator.buffer(capacity: WireMessage.headerSize + length)
+        WireMessage.writeHeader(
+            into: &message, kind: .batch, epoch: item.epoch, batch: item.batch, rank: item.rank, samples: Int(entry.samples),
+            uncompressed: Int(entry.uncompressed), length: length, checksum: entry.checksum, lease: lease)
+        try message.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
+            try spool.readFrame(item, into: buffer)
+            return length
+        }
+        return OutgoingBatch(batch: item.batch, frameBytes: length, uncompressedBytes: Int(entry.uncompressed), message: message)
     }
 }

@@ -72,6 +72,19 @@ public final class SpoolBatchProducer: BatchProducer {
         return location
     }
 
+    /// The footer entry of `item`'s frame: its length, decoded size, samples and checksum.
+    public func entry(_ item: PlanItem) throws -> ShardFormat.Entry {
+        let (shard, index) = try location(item)
+        return shards.entries[shard][index]
+    }
+
+    /// Reads `item`'s frame, as stored, into the first `entry(item).length` bytes of `buffer`.
+    public func readFrame(_ item: PlanItem, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let (shard, index) = try location(item)
+        let entry = shards.entries[shard][index]
+        try mapped[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+    }
+
     public func produce(_ item: PlanItem) throws -> ReadyBatch {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]

@@ -106,6 +106,7 @@ public final class Prefetcher: Sendable {
         guard configuration.depth > 0, configuration.workers > 0 else {
             throw MBDataError(.invalidArgument, "prefetch depth and workers must be positive")
         }
+        AllocatorTuning.apply()
         self.plan = plan
         self.epochs = epochs
         self.items = items

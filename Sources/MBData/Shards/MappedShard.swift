@@ -41,20 +41,26 @@ final class MappedShard: @unchecked Sendable {
 
     /// The bytes of `range`, read with `pread`.
     func copy(_ range: Range<Int>) throws -> [UInt8] {
-        guard range.lowerBound >= 0, range.upperBound <= size else {
+        try [UInt8](unsafeUninitializedCapacity: range.count) { buffer, count in
+            try read(range, into: UnsafeMutableRawBufferPointer(buffer))
+            count = range.count
+        }
+    }
+
+    /// Reads `range` into the first `range.count` bytes of `buffer` with `pread`.
+    func read(_ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard range.lowerBound >= 0, range.upperBound <= size, buffer.count >= range.count else {
             throw MBDataError(.malformedRecord, "frame \(range) lies outside the \(size)-byte shard", source: path)
         }
-        return try [UInt8](unsafeUninitializedCapacity: range.count) { buffer, count in
-            var done = 0
-            while done < range.count {
-                let n = pread(descriptor, buffer.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    throw MBDataError(.unreadableSource, "cannot read shard: \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))", source: path)
-                }
-                done += n
+        var done = 0
+        while done < range.count {
+            let n = pread(descriptor, buffer.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw MBDataError(
+                    .unreadableSource, "cannot read shard: \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))", source: path)
             }
-            count = done
+            done += n
         }
     }
 

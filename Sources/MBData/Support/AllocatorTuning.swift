@@ -16,7 +16,7 @@
 /// with fresh `mmap`s or trims its heaps right after the free, so every batch page-faults
 /// and zero-fills its buffer again (a quarter of the loader's CPU time under `perf`). Raising
 /// the mmap and trim thresholds keeps those pages for reuse (Benchmarks/README.md, loader).
-/// Process-wide, applied once when the first loader starts; memory stays bounded by the
+/// Process-wide, applied once when the first loader or prefetcher starts; memory stays bounded by the
 /// prefetch depth, since the pages are reused, not accumulated.
 enum AllocatorTuning {
     private static let applied: Void = {
