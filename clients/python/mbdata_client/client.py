@@ -83,7 +83,7 @@ class Batch(Mapping):
 
     def __init__(self, client: "Client", message: wire.Message, cursor: str, mode: str):
         self._client = client
-        self.tensors, self.metadata = wire.decode_batch(message)
+        self.tensors, self._header = wire.decode_tensors(message)
         if "_id" not in self.tensors:
             raise ProtocolError(f"batch {message.batch} has no _id tensor")
         self.epoch = message.epoch
@@ -105,6 +105,13 @@ class Batch(Mapping):
 
     def __len__(self) -> int:
         return len(self.tensors)
+
+    @property
+    def metadata(self) -> dict:
+        """The safetensors `__metadata__` (format, epoch, batch, rank), parsed on first use."""
+        if isinstance(self._header, bytes):
+            self._header = wire.safetensors_metadata(self._header)
+        return self._header
 
     @property
     def ids(self) -> np.ndarray:
