@@ -81,29 +81,37 @@ public final class ServeSource: RemoteBatchSource {
     public func stream(
         epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
     ) async throws {
+        /// What one connection received; the transport's callbacks fill it in.
+        struct Attempt {
+            var status = 0
+            var errorBody: [UInt8] = []
+            var decoder: WireDecoder
+            var end: String?
+        }
         let next = Mutex(0)
         var attempts = 0
         while true {
             let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next.withLock { $0 })")])
-            let outcome = Mutex<String?>(nil)
-            let decoder = Mutex(WireDecoder(source: target))
-            let status = Mutex(0)
-            let errorBody = Mutex<[UInt8]>([])
+            let attempt = Mutex(Attempt(decoder: WireDecoder(source: target)))
             do {
                 try await transport.send(
-                    .GET, target, head: { head in status.withLock { $0 = head.status } },
+                    .GET, target, head: { head in attempt.withLock { $0.status = head.status } },
                     body: { chunk in
-                        guard status.withLock({ $0 }) == 200 else {
-                            errorBody.withLock { $0.append(contentsOf: chunk.readableBytesView) }
-                            return
+                        let accepted = attempt.withLock { attempt in
+                            guard attempt.status == 200 else {
+                                attempt.errorBody.append(contentsOf: chunk.readableBytesView)
+                                return false
+                            }
+                            attempt.decoder.append(chunk)
+                            return true
                         }
-                        decoder.withLock { $0.append(chunk) }
-                        while let message = try decoder.withLock({ try $0.next() }) {
+                        guard accepted else { return }
+                        while let message = try attempt.withLock({ try $0.decoder.next() }) {
                             switch message {
                             case .batch(let batch, _):
                                 try await deliver(batch)
                                 next.withLock { $0 = batch.batch + 1 }
-                            case .end(let reason): outcome.withLock { $0 = reason }
+                            case .end(let reason): attempt.withLock { $0.end = reason }
                             case .failure(let error): throw error
                             }
                         }
@@ -115,11 +123,11 @@ public final class ServeSource: RemoteBatchSource {
             } catch {
                 // The connection was refused, reset or cut (a daemon restarting): reconnect below.
             }
-            let code = status.withLock { $0 }
+            let (code, body, end) = attempt.withLock { ($0.status, $0.errorBody, $0.end) }
             if code != 200 && code != 0 && code != 503 {
-                throw HTTPTransport.error(status: code, body: errorBody.withLock { $0 }, target: target)
+                throw HTTPTransport.error(status: code, body: body, target: target)
             }
-            if outcome.withLock({ $0 }) == "complete" { return }
+            if end == "complete" { return }
             attempts += 1
             guard attempts <= reconnects else {
                 throw MBDataError(.unreadableSource, "the stream was cut \(attempts) times; giving up", source: target)

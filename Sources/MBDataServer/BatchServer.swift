@@ -169,7 +169,7 @@ public final class BatchServer: Sendable {
             do {
                 let (producer, spooled) = try await catalog.producer(
                     dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
-                let outgoing = try await offloaded { try OutgoingBatch.make(item, from: producer, lease: lease) }
+                let outgoing = try await runOnThread { try OutgoingBatch.make(item, from: producer, lease: lease) }
                 metrics.served(
                     dataset: resolved.served.name, mode: .share, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
                 return Response(status: .ok, headers: headers(resolved, spooled: spooled), body: .init(byteBuffer: outgoing.message))

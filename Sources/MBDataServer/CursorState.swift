@@ -26,8 +26,7 @@ struct CursorState: Codable, Sendable, Equatable {
 
     /// The cursor id: the same request parameters always name the same cursor.
     static func id(dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, rank: Int, replica: Int) -> String {
-        let key = [dataset, group, mode.rawValue, "\(p.seed)", "\(p.batchSize)", "\(p.world)", p.tail.rawValue, p.split ?? "", "\(p.shuffle)", "\(rank)", "\(replica)"]
-            .joined(separator: "\u{0}")
+        let key = [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"].joined(separator: "\u{0}")
         return "c-" + String(ShardFormat.xxh64(Array(key.utf8)), radix: 16).leftPadded(to: 16)
     }
 

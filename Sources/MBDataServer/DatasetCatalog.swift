@@ -61,8 +61,7 @@ actor DatasetCatalog {
     /// The plan of `parameters` for `group`, pinned to the dataset version current when the
     /// daemon first saw it — and kept across restarts in the state database.
     func plan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
-        let key = [dataset.name, group, "\(parameters.seed)", "\(parameters.batchSize)", "\(parameters.world)", parameters.tail.rawValue, parameters.split ?? "", "\(parameters.shuffle)"]
-            .joined(separator: "\u{0}")
+        let key = [dataset.name, group, parameters.key].joined(separator: "\u{0}")
         if let plan = plans[key] { return plan }
         let pinned = try await store.pinnedVersion(key: key)
         let plan: DatasetPlan

@@ -71,13 +71,6 @@ final class StreamTicket: Sendable {
     deinit { registry.close(cursor: cursor) }
 }
 
-/// Runs blocking work (reads, decompression) on a dispatch thread, off the cooperative pool.
-func offloaded<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try body() }) }
-    }
-}
-
 extension HTTPField.Name {
     static let mbdataCursor = Self("MBData-Cursor")!
     static let mbdataPlan = Self("MBData-Plan")!

@@ -27,13 +27,7 @@ enum WireMessage {
     }
 
     static func error(_ error: ServeError, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let payload = error.body
-        var buffer = allocator.buffer(capacity: headerSize + payload.count)
-        writeHeader(
-            into: &buffer, kind: .error, epoch: 0, batch: 0, rank: 0, samples: 0, uncompressed: 0, length: payload.count,
-            checksum: ShardFormat.xxh64(payload), lease: 0)
-        buffer.writeBytes(payload)
-        return buffer
+        json(kind: .error, String(decoding: error.body, as: UTF8.self), allocator: allocator)
     }
 
     private static func json(kind: Kind, _ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {

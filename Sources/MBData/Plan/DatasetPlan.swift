@@ -55,7 +55,7 @@ extension Dataset {
             var hash = XXH64()
             hash.update(Array(schema.canonicalJSON().utf8))
             ids.withUnsafeBytes { hash.update($0) }
-            hash.update(Array("\(pinned)|\(maxID)|\(parameters.seed)|\(parameters.batchSize)|\(parameters.world)|\(parameters.tail.rawValue)|\(parameters.split ?? "")|\(parameters.shuffle)".utf8))
+            hash.update(Array("\(pinned)|\(maxID)|\(parameters.key)".utf8))
             return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: hash.hexDigest)
         }
     }

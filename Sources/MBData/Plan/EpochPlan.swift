@@ -28,6 +28,9 @@ public struct PlanParameters: Codable, Hashable, Sendable {
         self.shuffle = shuffle
     }
 
+    /// The parameters as text, one form for every key and fingerprint built from them.
+    public var key: String { "\(seed)|\(batchSize)|\(world)|\(tail.rawValue)|\(split ?? "")|\(shuffle)" }
+
     func validate() throws {
         guard batchSize > 0 else { throw MBDataError(.invalidArgument, "batch size must be positive, got \(batchSize)") }
         guard world > 0, batchSize % world == 0 else {
