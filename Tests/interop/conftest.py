@@ -80,19 +80,22 @@ def digits_rows(digits_db) -> dict[int, tuple]:
     return rows
 
 
-@pytest.fixture(scope="session")
-def digits_shards(mbdata, digits_db, tmp_path_factory):
-    """shard(*options) → a shard directory of the digits dataset, made once per options."""
+def shard_maker(mbdata, dataset, tmp_path_factory, name):
+    """shard(*options) → a shard directory of `dataset`, made once per options."""
     made: dict[tuple, Path] = {}
 
     def make(*options) -> Path:
         key = tuple(map(str, options))
         if key not in made:
-            out = tmp_path_factory.mktemp("digits-shards") / "shards"
-            made[key] = mbdata.shard(digits_db, out, *key)
+            made[key] = mbdata.shard(dataset, tmp_path_factory.mktemp(f"{name}-shards") / "shards", *key)
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def digits_shards(mbdata, digits_db, tmp_path_factory):
+    return shard_maker(mbdata, digits_db, tmp_path_factory, "digits")
 
 
 # --- a generated token + caption dataset (variable-length fields) ---------------------
@@ -162,13 +165,4 @@ def tokens_sqlite(tokens_db) -> dict[int, tuple]:
 
 @pytest.fixture(scope="session")
 def tokens_shards(mbdata, tokens_db, tmp_path_factory):
-    made: dict[tuple, Path] = {}
-
-    def make(*options) -> Path:
-        key = tuple(map(str, options))
-        if key not in made:
-            out = tmp_path_factory.mktemp("tokens-shards") / "shards"
-            made[key] = mbdata.shard(tokens_db, out, *key)
-        return made[key]
-
-    return make
+    return shard_maker(mbdata, tokens_db, tmp_path_factory, "tokens")
