@@ -10,6 +10,8 @@ final class CursorStore: Sendable {
 
     init(path: String) throws {
         var configuration = Configuration()
+        // A daemon restarted while its predecessor still closes the file waits for it.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
