@@ -77,6 +77,11 @@ import Testing
         let set = try ShardSet(directory: f.shards)
         let error = #expect(throws: MBDataError.self) { try set.batch(shard: 0, entry: 0) }
         #expect(error?.description.contains("checksum mismatch") == true)
+        // The loader's path checks the footer's xxh64 in place of liblz4's content checksum.
+        let first = set.entries[0][0]
+        let item = PlanItem(epoch: Int(first.epoch), batch: Int(first.batch), rank: Int(first.rank))
+        let loading = #expect(throws: MBDataError.self) { try SpoolBatchProducer(shards: set).decoded(item) }
+        #expect(loading?.description.contains("checksum mismatch") == true)
         let report = try await set.verify()
         #expect(!report.isValid)
         #expect(report.problems.contains { $0.contains("content hash") })

@@ -44,7 +44,7 @@ public struct LiveBatchProducer: BatchProducer {
 /// never recompressed.
 public final class SpoolBatchProducer: BatchProducer {
     public let shards: ShardSet
-    private let mapped: [MappedShard]
+    private let files: [ShardFile]
     private let locations: [PlanItem: (shard: Int, entry: Int)]
 
     public init(shards: ShardSet) throws {
@@ -56,7 +56,7 @@ public final class SpoolBatchProducer: BatchProducer {
             }
         }
         self.locations = locations
-        mapped = try shards.manifest.shards.map { try MappedShard(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
+        files = try shards.manifest.shards.map { try ShardFile(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
     }
 
     /// Whether the set holds every batch of `epoch` for `rank`.
@@ -82,21 +82,21 @@ public final class SpoolBatchProducer: BatchProducer {
     public func readFrame(_ item: PlanItem, into buffer: UnsafeMutableRawBufferPointer) throws {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
-        try mapped[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+        try files[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
     }
 
     public func produce(_ item: PlanItem) throws -> ReadyBatch {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
-        let frame = try mapped[shard].copy(Int(entry.offset)..<Int(entry.offset + entry.length))
+        let frame = try files[shard].copy(Int(entry.offset)..<Int(entry.offset + entry.length))
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
             uncompressedSize: Int(entry.uncompressed), frame: frame, checksum: entry.checksum)
     }
 
-    /// The decoded safetensors buffer of one batch, straight from the mapped frame.
+    /// The decoded safetensors buffer of one batch, its frame checked against the footer.
     func decoded(_ item: PlanItem) throws -> [UInt8] {
         let (shard, index) = try location(item)
-        return try shards.batch(mapped: mapped[shard], entry: index, shard: shard)
+        return try shards.batch(file: files[shard], entry: index, shard: shard)
     }
 }

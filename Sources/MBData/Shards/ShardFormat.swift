@@ -46,6 +46,10 @@ public enum ShardFormat {
 
     /// XXH64 (seed 0): the checksum of frames in shard footers and on the wire.
     public static func xxh64(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { xxh64($0) }
+    }
+
+    public static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash = XXH64()
         hash.update(bytes)
         return hash.finalize()

@@ -77,28 +77,33 @@ public struct ShardSet: Sendable {
         }
     }
 
-    /// Reads one frame, checks its xxh64 and decodes it.
+    /// Reads one frame, checks its xxh64 and decodes it, checking liblz4's content checksum
+    /// too (what `verify` uses).
     public func batch(shard: Int, entry: Int, limit: Int = 1 << 31) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent(manifest.shards[shard].file)
         let e = entries[shard][entry]
         var stream = try FileByteStream(path: path, offset: Int(e.offset), hashing: false)
         let frame = try stream.readExactly(Int(e.length), source: path, what: "frame of batch \(e.batch)")
+        return try frame.withUnsafeBytes { try decode($0, entry: e, path: path, limit: limit, contentChecksum: true) }
+    }
+
+    /// Reads one frame from an open shard, checks its xxh64 and decodes it.
+    func batch(file: ShardFile, entry: Int, shard: Int, limit: Int = 1 << 31) throws -> [UInt8] {
+        let e = entries[shard][entry]
+        let frame = try file.copy(Int(e.offset)..<Int(e.offset + e.length))
+        return try frame.withUnsafeBytes { try decode($0, entry: e, path: file.path, limit: limit, contentChecksum: false) }
+    }
+
+    /// The footer's xxh64 covers every byte of the frame, so the loader's path skips liblz4's
+    /// own content checksum (an xxh32 of the decoded bytes, which took most of a decode).
+    private func decode(
+        _ frame: UnsafeRawBufferPointer, entry e: ShardFormat.Entry, path: String, limit: Int, contentChecksum: Bool
+    ) throws -> [UInt8] {
         guard ShardFormat.xxh64(frame) == e.checksum else {
             throw MBDataError(.malformedRecord, "checksum mismatch in the frame of epoch \(e.epoch) batch \(e.batch) rank \(e.rank)", source: path)
         }
-        return try frame.withUnsafeBytes { try decode($0, entry: e, path: path, limit: limit) }
-    }
-
-    /// Decodes one frame from a mapped shard: no read copy, and the frame's xxh64 is left
-    /// to `verify` — liblz4 checks the frame's own content checksum on every decode.
-    func batch(mapped: MappedShard, entry: Int, shard: Int, limit: Int = 1 << 31) throws -> [UInt8] {
-        let e = entries[shard][entry]
-        return try mapped.withBytes(Int(e.offset)..<Int(e.offset + e.length)) { try decode($0, entry: e, path: mapped.path, limit: limit) }
-    }
-
-    private func decode(_ frame: UnsafeRawBufferPointer, entry e: ShardFormat.Entry, path: String, limit: Int) throws -> [UInt8] {
         do {
-            let decoded = try LZ4Frame.decompress(frame, limit: limit)
+            let decoded = try LZ4Frame.decompress(frame, limit: limit, verifyingContentChecksum: contentChecksum)
             guard decoded.count == Int(e.uncompressed) else {
                 throw MBDataError(.malformedRecord, "frame decodes to \(decoded.count) bytes, the footer says \(e.uncompressed)")
             }
