@@ -13,15 +13,6 @@ enum WireMessage {
         case error = 3
     }
 
-    static func batch(_ batch: ReadyBatch, lease: UInt64 = 0, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: headerSize + batch.frame.count)
-        writeHeader(
-            into: &buffer, kind: .batch, epoch: batch.epoch, batch: batch.batch, rank: batch.rank, samples: batch.sampleCount,
-            uncompressed: batch.uncompressedSize, length: batch.frame.count, checksum: batch.checksum, lease: lease)
-        buffer.writeBytes(batch.frame)
-        return buffer
-    }
-
     static func end(reason: String, sent: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         json(kind: .end, #"{"reason":"\#(reason)","sent":\#(sent)}"#, allocator: allocator)
     }
@@ -66,23 +57,16 @@ struct OutgoingBatch: Sendable {
     /// Blocking (reads or prepares the batch): call it from a worker thread. A spool frame
     /// is read straight into the message buffer.
     static func make(_ item: PlanItem, from producer: any BatchProducer, lease: UInt64 = 0) throws -> OutgoingBatch {
-        let allocator = ByteBufferAllocator()
-        guard let spool = producer as? SpoolBatchProducer else {
-            let ready = try producer.produce(item)
-            return OutgoingBatch(
-                batch: ready.batch, frameBytes: ready.frame.count, uncompressedBytes: ready.uncompressedSize,
-                message: WireMessage.batch(ready, lease: lease, allocator: allocator))
+        try producer.withFrame(item) { frame, write in
+            var message = ByteBufferAllocator().buffer(capacity: WireMessage.headerSize + frame.length)
+            WireMessage.writeHeader(
+                into: &message, kind: .batch, epoch: frame.epoch, batch: frame.batch, rank: frame.rank, samples: frame.sampleCount,
+                uncompressed: frame.uncompressedSize, length: frame.length, checksum: frame.checksum, lease: lease)
+            try message.writeWithUnsafeMutableBytes(minimumWritableBytes: frame.length) { buffer in
+                try write(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frame.length]))
+                return frame.length
+            }
+            return OutgoingBatch(batch: frame.batch, frameBytes: frame.length, uncompressedBytes: frame.uncompressedSize, message: message)
         }
-        let entry = try spool.entry(item)
-        let length = Int(entry.length)
-        var message = allocator.buffer(capacity: WireMessage.headerSize + length)
-        WireMessage.writeHeader(
-            into: &message, kind: .batch, epoch: item.epoch, batch: item.batch, rank: item.rank, samples: Int(entry.samples),
-            uncompressed: Int(entry.uncompressed), length: length, checksum: entry.checksum, lease: lease)
-        try message.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { buffer in
-            try spool.readFrame(item, into: buffer)
-            return length
-        }
-        return OutgoingBatch(batch: item.batch, frameBytes: length, uncompressedBytes: Int(entry.uncompressed), message: message)
     }
 }

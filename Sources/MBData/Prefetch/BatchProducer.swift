@@ -1,10 +1,44 @@
 import Foundation
 import GRDB
 
-/// Prepares any single batch of a plan on demand. `produce` blocks (it reads, collates,
-/// compresses or copies): call it from a worker thread, never from the cooperative pool.
+/// Prepares any single batch of a plan on demand. Both methods block (they read, collate,
+/// compress or copy): call them from a worker thread, never from the cooperative pool.
 public protocol BatchProducer: Sendable {
     func produce(_ item: PlanItem) throws -> ReadyBatch
+
+    /// Calls `body` with what `item`'s frame is and a function that writes the frame into the
+    /// first `length` bytes of a buffer, so that a caller can place the frame inside a larger
+    /// message. A spool reads it from the shard straight there; the default produces the
+    /// batch and copies its frame.
+    func withFrame<R>(_ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R) throws -> R
+}
+
+/// A batch's frame as known before its bytes are read: from a shard footer, or from the
+/// batch just produced.
+public struct FrameDescription: Sendable, Hashable {
+    public var epoch: Int
+    public var batch: Int
+    public var rank: Int
+    public var sampleCount: Int
+    public var uncompressedSize: Int
+    /// Bytes of the LZ4 frame.
+    public var length: Int
+    /// xxh64 of the frame.
+    public var checksum: UInt64
+}
+
+extension BatchProducer {
+    public func withFrame<R>(
+        _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
+    ) throws -> R {
+        let ready = try produce(item)
+        let description = FrameDescription(
+            epoch: ready.epoch, batch: ready.batch, rank: ready.rank, sampleCount: ready.sampleCount,
+            uncompressedSize: ready.uncompressedSize, length: ready.frame.count, checksum: ready.checksum)
+        return try body(description) { buffer in
+            ready.frame.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        }
+    }
 }
 
 /// Batches read live from a dataset: one SQL query per batch (ids sorted for locality),
@@ -78,11 +112,18 @@ public final class SpoolBatchProducer: BatchProducer {
         return shards.entries[shard][index]
     }
 
-    /// Reads `item`'s frame, as stored, into the first `entry(item).length` bytes of `buffer`.
-    public func readFrame(_ item: PlanItem, into buffer: UnsafeMutableRawBufferPointer) throws {
+    /// The frame as stored, read from the shard straight into the caller's buffer.
+    public func withFrame<R>(
+        _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
+    ) throws -> R {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
-        try files[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+        let description = FrameDescription(
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
+            uncompressedSize: Int(entry.uncompressed), length: Int(entry.length), checksum: entry.checksum)
+        return try body(description) { buffer in
+            try files[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+        }
     }
 
     public func produce(_ item: PlanItem) throws -> ReadyBatch {
