@@ -49,9 +49,15 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "MBDataWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "MBDataServer",
             dependencies: [
                 "MBData",
+                "MBDataWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -69,6 +75,7 @@ let package = Package(
             name: "MBDataClient",
             dependencies: [
                 "MBData",
+                "MBDataWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,7 +128,8 @@ let package = Package(
         .testTarget(
             name: "MBDataServerTests",
             dependencies: [
-                "MBData", "MBDataServer", "MBDataClient", "MBDataTestSupport",
+                "MBData", "MBDataServer", "MBDataClient", "MBDataWire", "MBDataTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -1,0 +1,68 @@
+import NIOCore
+
+/// The 56-byte header of every message of a batch stream (schemas/serve-protocol.md §4),
+/// little-endian: magic `MBW1`, kind u8 and three zero bytes, then epoch, batch, rank and
+/// samples (u32), uncompressed bytes, payload length, xxh64 of the payload and lease (u64).
+/// The daemon writes it and the Swift client reads it; this is the one place that lays it out.
+public struct WireHeader: Sendable, Hashable {
+    public static let size = 56
+    public static let magic: [UInt8] = Array("MBW1".utf8)
+
+    public enum Kind: UInt8, Sendable {
+        case batch = 1
+        case end = 2
+        case error = 3
+    }
+
+    /// The raw kind byte, so that a reader can name an unknown one.
+    public var kind: UInt8
+    public var epoch: Int
+    public var batch: Int
+    public var rank: Int
+    public var samples: Int
+    public var uncompressed: Int
+    public var payloadLength: Int
+    public var checksum: UInt64
+    public var lease: UInt64
+
+    public init(
+        kind: Kind, epoch: Int = 0, batch: Int = 0, rank: Int = 0, samples: Int = 0, uncompressed: Int = 0, payloadLength: Int,
+        checksum: UInt64, lease: UInt64 = 0
+    ) {
+        self.kind = kind.rawValue
+        self.epoch = epoch
+        self.batch = batch
+        self.rank = rank
+        self.samples = samples
+        self.uncompressed = uncompressed
+        self.payloadLength = payloadLength
+        self.checksum = checksum
+        self.lease = lease
+    }
+
+    public func write(into buffer: inout ByteBuffer) {
+        buffer.writeBytes(Self.magic)
+        buffer.writeInteger(kind, endianness: .little)
+        buffer.writeBytes([0, 0, 0])
+        for value in [epoch, batch, rank, samples] { buffer.writeInteger(UInt32(truncatingIfNeeded: value), endianness: .little) }
+        for value in [UInt64(uncompressed), UInt64(payloadLength), checksum, lease] { buffer.writeInteger(value, endianness: .little) }
+    }
+
+    /// A header that does not start with the magic.
+    public struct BadMagic: Error {}
+
+    /// The header at `buffer`'s reader index, which is not moved; nil while fewer than
+    /// `size` bytes are readable.
+    public static func peek(_ buffer: ByteBuffer) throws(BadMagic) -> WireHeader? {
+        guard buffer.readableBytes >= size else { return nil }
+        let start = buffer.readerIndex
+        guard buffer.getBytes(at: start, length: 4) == magic else { throw BadMagic() }
+        func u32(_ offset: Int) -> Int { Int(buffer.getInteger(at: start + offset, endianness: .little, as: UInt32.self)!) }
+        func u64(_ offset: Int) -> UInt64 { buffer.getInteger(at: start + offset, endianness: .little, as: UInt64.self)! }
+        var header = WireHeader(
+            kind: .batch, epoch: u32(8), batch: u32(12), rank: u32(16), samples: u32(20), uncompressed: Int(clamping: u64(24)),
+            payloadLength: Int(clamping: u64(32)), checksum: u64(40), lease: u64(48))
+        header.kind = buffer.getInteger(at: start + 4, as: UInt8.self)!
+        return header
+    }
+}
