@@ -15,8 +15,11 @@ actor DatasetCatalog {
     private let store: CursorStore
     private let spool: [SpoolBatchProducer]
     private let prefetch: PrefetchConfiguration
-    private var plans: [String: DatasetPlan] = [:]
-    private var liveProducers: [String: LiveBatchProducer] = [:]
+    /// The dataset version each consumer group's plan is pinned to (also in the state database).
+    private var pinned = RecentlyUsed<String, Int>(capacity: 4096)
+    /// Plans by dataset, version and parameters: groups with the same parameters share one.
+    private var plans = RecentlyUsed<String, DatasetPlan>(capacity: 16)
+    private var liveProducers = RecentlyUsed<String, LiveBatchProducer>(capacity: 16)
 
     init(configuration: ServeConfiguration, store: CursorStore) throws {
         var datasets: [String: Served] = [:]
@@ -61,12 +64,17 @@ actor DatasetCatalog {
     /// The plan of `parameters` for `group`, pinned to the dataset version current when the
     /// daemon first saw it — and kept across restarts in the state database.
     func plan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
-        let key = [dataset.name, group, parameters.key].joined(separator: "\u{0}")
-        if let plan = plans[key] { return plan }
-        let pinned = try await store.pinnedVersion(key: key)
+        // Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|".
+        let groupKey = [dataset.name, group, parameters.key].joined(separator: "|")
+        var version = pinned.value(for: groupKey)
+        if version == nil { version = try await store.pinnedVersion(key: groupKey) }
+        if let version, let plan = plans.value(for: Self.planKey(dataset, version, parameters)) {
+            pinned.insert(version, for: groupKey)
+            return plan
+        }
         let plan: DatasetPlan
         do {
-            plan = try await dataset.dataset.plan(parameters, version: pinned ?? preferred)
+            plan = try await dataset.dataset.plan(parameters, version: version ?? preferred)
         } catch let error as MBDataError where error.code == .invalidArgument {
             throw ServeError(.badRequest, "invalid_parameter", error.message)
         }
@@ -75,9 +83,14 @@ actor DatasetCatalog {
                 .badRequest, "invalid_parameter",
                 "query parameter batch_size: expected at most the \(plan.plan.sampleCount) samples of split \(parameters.split ?? "(all)"), got \(parameters.batchSize)")
         }
-        if pinned == nil { try await store.pin(key: key, version: plan.datasetVersion) }
-        plans[key] = plan
+        if version == nil { try await store.pin(key: groupKey, version: plan.datasetVersion) }
+        pinned.insert(plan.datasetVersion, for: groupKey)
+        plans.insert(plan, for: Self.planKey(dataset, plan.datasetVersion, parameters))
         return plan
+    }
+
+    private static func planKey(_ dataset: Served, _ version: Int, _ parameters: PlanParameters) -> String {
+        [dataset.name, String(version), parameters.key].joined(separator: "|")
     }
 
     /// Frames from the spool when a shard set there holds this plan's epoch for this rank,
@@ -92,9 +105,9 @@ actor DatasetCatalog {
         }) {
             return (set, true)
         }
-        if let live = liveProducers[plan.fingerprint] { return (live, false) }
+        if let live = liveProducers.value(for: plan.fingerprint) { return (live, false) }
         let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: plan, configuration: prefetch)
-        liveProducers[plan.fingerprint] = live
+        liveProducers.insert(live, for: plan.fingerprint)
         return (live, false)
     }
 
