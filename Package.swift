@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "MBData", "MBDataServer", "MBDataClient", "MBDataWire", "MBDataTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -19,6 +19,7 @@ public final class ServeSource: RemoteBatchSource {
     public let reconnects: Int
     private let transport: HTTPTransport
     private let cursor = Mutex<String?>(nil)
+    private let acks = Mutex(AckQueue())
 
     public init(url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20) throws {
         transport = try HTTPTransport(url: url, token: token)
@@ -136,8 +137,41 @@ public final class ServeSource: RemoteBatchSource {
         }
     }
 
+    /// Acks each finished batch. While one call is sending, batches that finish meanwhile
+    /// queue and that call sends them too, several to a request; the others return at once.
+    /// Every ack is sent before the loader's `run` returns (the sending call is one of its
+    /// trainer tasks); a failed request fails that call and stops the loader.
     public func finished(epoch: Int, batch: Int, configuration: MultiBatchLoader.Configuration) async throws {
         guard let id = cursor.withLock({ $0 }) else { throw MBDataError(.invalidArgument, "the source was not prepared") }
-        _ = try await transport.call(.POST, "/v1/cursors/\(id)/acks", json: Array(#"{"epoch":\#(epoch),"batches":[\#(batch)]}"#.utf8))
+        let sends = acks.withLock { queue in
+            queue.batches[epoch, default: []].append(batch)
+            defer { queue.sending = true }
+            return !queue.sending
+        }
+        guard sends else { return }
+        do {
+            while let (epoch, batches) = acks.withLock({ $0.takeEarliestEpoch() }) {
+                let list = batches.map(String.init).joined(separator: ",")
+                _ = try await transport.call(.POST, "/v1/cursors/\(id)/acks", json: Array(#"{"epoch":\#(epoch),"batches":[\#(list)]}"#.utf8))
+            }
+        } catch {
+            acks.withLock { $0.sending = false }
+            throw error
+        }
+    }
+
+    /// Acks waiting to be sent, by epoch, and whether a call is sending them.
+    private struct AckQueue {
+        var batches: [Int: [Int]] = [:]
+        var sending = false
+
+        /// The earliest epoch's queued batches; nil, and no longer sending, when none are left.
+        mutating func takeEarliestEpoch() -> (Int, [Int])? {
+            guard let epoch = batches.keys.min(), let taken = batches.removeValue(forKey: epoch) else {
+                sending = false
+                return nil
+            }
+            return (epoch, taken)
+        }
     }
 }

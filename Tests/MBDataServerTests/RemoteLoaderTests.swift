@@ -1,10 +1,12 @@
 import Foundation
-import MBData
-import MBDataClient
-import MBDataServer
+@testable import MBData
 import MBDataTestSupport
+import NIOHTTP1
 import Synchronization
 import Testing
+
+@testable import MBDataClient
+@testable import MBDataServer
 
 /// Collects the ids of every batch it is given; can stop the run after some batches.
 actor IDCollector: Trainer {
@@ -45,6 +47,12 @@ actor IDCollector: Trainer {
             try await loader.run(trainer: trainer)
             let checkpoint = await loader.checkpoint()
             #expect(checkpoint.completedEpochs == 1)
+            // Acks go several to a request under load; all of them reached the daemon.
+            let id = CursorState.id(
+                dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().planParameters, rank: 0, replica: 0)
+            let reply = try await HTTPTransport(url: url, token: nil).call(.GET, "/v1/cursors/\(id)")
+            let state = try CursorState.decoder.decode(CursorState.self, from: Data(reply.body))
+            #expect(state.progress(epoch: 0).lowWatermark == 1449 / 64)
             return await trainer.batches
         }
         let expected = await local.batches
