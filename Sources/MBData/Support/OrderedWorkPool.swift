@@ -61,15 +61,35 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while true {
-            if let failure { throw failure }
-            if cancelled || delivered >= count { return nil }
-            if let output = ready.removeValue(forKey: delivered) {
-                delivered += 1
-                condition.broadcast()
-                return output
+            switch try takeLocked() {
+            case .item(let output): return output
+            case .end: return nil
+            case .pending: condition.wait()
             }
-            condition.wait()
         }
+    }
+
+    enum Take {
+        case item(Output)
+        case end
+        /// The next item is still being produced.
+        case pending
+    }
+
+    /// The next item, the end or the failure if one is there now, without waiting.
+    func take() throws -> Take {
+        condition.lock()
+        defer { condition.unlock() }
+        return try takeLocked()
+    }
+
+    private func takeLocked() throws -> Take {
+        if let failure { throw failure }
+        if cancelled || delivered >= count { return .end }
+        guard let output = ready.removeValue(forKey: delivered) else { return .pending }
+        delivered += 1
+        condition.broadcast()
+        return .item(output)
     }
 
     private func work() {
@@ -120,6 +140,12 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
 
             mutating func next() async throws -> Output? {
                 let pool = self.pool
+                // A ready item is taken here; only a wait goes to the queue (two thread hops).
+                switch try pool.take() {
+                case .item(let output): return output
+                case .end: return nil
+                case .pending: break
+                }
                 let queue = self.queue
                 return try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in
