@@ -13,7 +13,7 @@ public final class BatchServer: Sendable {
     public let configuration: ServeConfiguration
     let catalog: DatasetCatalog
     let book: CursorBook
-    let metrics = ServeMetrics()
+    let metrics: ServeMetrics
     let drain = DrainState()
     let streams: StreamRegistry
     let logger: Logger
@@ -21,9 +21,13 @@ public final class BatchServer: Sendable {
     public init(configuration: ServeConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger
-        let store = try CursorStore(path: configuration.statePath)
-        catalog = try DatasetCatalog(configuration: configuration, store: store)
-        book = try CursorBook(store: store, metrics: metrics)
+        let metrics = ServeMetrics()
+        self.metrics = metrics
+        // Opening the state database and the datasets and scanning the spool block.
+        (catalog, book) = try await runOnThread {
+            let store = try CursorStore(path: configuration.statePath)
+            return (try DatasetCatalog(configuration: configuration, store: store), try CursorBook(store: store, metrics: metrics))
+        }
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
     }
