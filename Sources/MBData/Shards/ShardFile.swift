@@ -5,10 +5,11 @@
 /// A shard file held open for positioned reads (`pread`): the kernel copies a frame from
 /// the page cache straight into the caller's buffer.
 ///
-/// Frames are read, not mapped. A mapping saved that copy, but on this kernel the page cache
-/// holds large folios, so each fault mapped up to megabytes around a frame; dropping those
-/// pages again after every frame cost TLB shootdowns on every core, and keeping them grew the
-/// resident set along the file. Reading was as fast or faster (Benchmarks/README.md, loader).
+/// Frames are read, not mapped. A mapping saved that copy, but dropping a frame's pages (and
+/// a 64 KiB window) after decoding it left pages mapped on this kernel, whose page cache holds
+/// large folios: the resident set grew along the file past the loader's bound. Dropping whole
+/// 2 MiB ranges fixed that but cost TLB shootdowns; reading was as fast or faster
+/// (Benchmarks/README.md, loader).
 final class ShardFile: Sendable {
     let path: String
     private let descriptor: Int32
