@@ -116,8 +116,7 @@ actor CursorBook {
         guard let batch = (progress.lowWatermark..<state.batchesPerEpoch).first(where: { !progress.isFinished($0) && !leasedBatches.contains($0) })
         else {
             guard let soonest = held.map(\.expires).min() else { return .complete }
-            let wait = now.duration(to: soonest)
-            return .wait(seconds: max(0.05, Double(wait.components.seconds) + Double(wait.components.attoseconds) * 1e-18))
+            return .wait(seconds: max(0.05, now.duration(to: soonest).seconds))
         }
         let lease = nextLease
         nextLease += 1

@@ -66,12 +66,12 @@ final class ServeMetrics: Sendable {
 
     /// The time a stream waited for its next batch and the ready queue after it; a wait
     /// over a millisecond is a stall (the consumer was ready before the data).
-    func waited(_ stream: Stream, nanoseconds: Int64, readyQueue depth: Int) {
-        stream.wait.recordNanoseconds(nanoseconds)
+    func waited(_ stream: Stream, _ wait: Duration, readyQueue depth: Int) {
+        stream.wait.recordNanoseconds(wait.nanoseconds)
         stream.readyQueue.record(depth)
-        guard nanoseconds > 1_000_000 else { return }
+        guard wait > .milliseconds(1) else { return }
         stream.stalls.increment()
-        stream.stallSeconds.increment(by: Double(nanoseconds) / 1e9)
+        stream.stallSeconds.increment(by: wait.seconds)
     }
 
     func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
@@ -102,9 +102,9 @@ final class ServeMetrics: Sendable {
         Gauge(label: "mbdata_active_streams", factory: factory).record(count)
     }
 
-    func request(route: String, status: Int, nanoseconds: Int64) {
+    func request(route: String, status: Int, took: Duration) {
         Timer(label: "mbdata_request_duration_seconds", dimensions: [("route", route), ("status", String(status))], factory: factory)
-            .recordNanoseconds(nanoseconds)
+            .recordNanoseconds(took.nanoseconds)
     }
 
     /// The Prometheus text exposition of every metric.
@@ -113,4 +113,11 @@ final class ServeMetrics: Sendable {
         registry.emit(into: &buffer)
         return buffer
     }
+}
+
+extension Duration {
+    /// Whole nanoseconds, as swift-metrics timers record them.
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -98,10 +98,7 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             response = try ServeError.from(error).response(from: request, context: context)
         }
-        let elapsed = started.duration(to: .now)
-        metrics.request(
-            route: context.endpointPath ?? "unmatched", status: Int(response.status.code),
-            nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics.request(route: context.endpointPath ?? "unmatched", status: Int(response.status.code), took: started.duration(to: .now))
         return response
     }
 }

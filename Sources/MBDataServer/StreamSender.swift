@@ -32,10 +32,7 @@ struct StreamSender: Sendable {
                 }
                 let waitStarted = ContinuousClock.now
                 guard let batch = try await iterator.next() else { break }
-                let waited = waitStarted.duration(to: .now)
-                metrics.waited(
-                    recorder, nanoseconds: waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000,
-                    readyQueue: prefetcher.readyCount)
+                metrics.waited(recorder, waitStarted.duration(to: .now), readyQueue: prefetcher.readyCount)
                 await book.sent(cursor, batch: batch.batch)
                 do {
                     try await writer.write(batch.message)
