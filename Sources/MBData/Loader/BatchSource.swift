@@ -1,31 +1,28 @@
 import Foundation
-import GRDB
 
 /// Where a loader's batches come from: read live from the dataset (collated, not
 /// compressed: they never leave the process), decoded from shard files, or received from a
 /// remote source. Local batches are prepared on worker threads, in order, with bounded depth.
 enum BatchSource: Sendable {
-    case live(pool: DatabasePool, plan: DatasetPlan, collator: BatchCollator, reader: SampleReader, configuration: MultiBatchLoader.Configuration)
+    case live(LiveBatchProducer, configuration: MultiBatchLoader.Configuration)
     case shards(ShardSet, configuration: MultiBatchLoader.Configuration)
     case remote(any RemoteBatchSource, configuration: MultiBatchLoader.Configuration)
 
-    static func live(dataset: Dataset, plan: DatasetPlan, schema: Schema, configuration: MultiBatchLoader.Configuration) throws -> BatchSource {
-        .live(
-            pool: dataset.pool, plan: plan,
-            collator: try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: configuration.tail == .pad),
-            reader: SampleReader(schema: schema), configuration: configuration)
+    static func live(dataset: Dataset, plan: DatasetPlan, configuration: MultiBatchLoader.Configuration) async throws -> BatchSource {
+        var prefetch = PrefetchConfiguration()
+        prefetch.padLengths = configuration.padLengths
+        return .live(try await LiveBatchProducer(dataset: dataset, plan: plan, configuration: prefetch), configuration: configuration)
     }
 
     func pool(items: [PlanItem]) throws -> OrderedWorkPool<Batch> {
         switch self {
-        case .live(let database, let plan, let collator, let reader, let configuration):
+        case .live(let producer, let configuration):
             let sampleTransform = configuration.sampleTransform
             let batchTransform = configuration.batchTransform
             let seed = configuration.seed
             return OrderedWorkPool(count: items.count, workers: configuration.workers, depth: configuration.prefetchDepth) { index in
                 let item = items[index]
-                let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-                var rows = try database.read { db in try reader.rows(db, ids: ids) }
+                var rows = try producer.rows(item)
                 if let sampleTransform {
                     rows = try rows.map { row in
                         guard let row else { return nil }
@@ -33,7 +30,7 @@ enum BatchSource: Sendable {
                         return (row.id, try sampleTransform(row.values, &random))
                     }
                 }
-                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: collator.collate(rows))
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.collate(rows, as: item))
                 return try Self.transform(batch, batchTransform, seed: seed)
             }
         case .remote:

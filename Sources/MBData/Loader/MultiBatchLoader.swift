@@ -75,13 +75,12 @@ public final class MultiBatchLoader: Sendable {
         try Self.validate(configuration)
         AllocatorTuning.apply()
         let plan = try await dataset.plan(configuration.planParameters, version: checkpoint?.datasetVersion)
-        let schema = try await dataset.schema()!
         self.configuration = configuration
         start = try Self.startingPoint(
             fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.plan.batchesPerEpoch,
             configuration: configuration, checkpoint: checkpoint)
         cursor = CursorTracker(start)
-        source = try .live(dataset: dataset, plan: plan, schema: schema, configuration: configuration)
+        source = try await .live(dataset: dataset, plan: plan, configuration: configuration)
     }
 
     /// Reads batches from a shard directory written for the same plan parameters.

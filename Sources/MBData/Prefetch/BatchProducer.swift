@@ -62,15 +62,25 @@ public struct LiveBatchProducer: BatchProducer {
     }
 
     public func produce(_ item: PlanItem) throws -> ReadyBatch {
-        let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-        let rows = try database.read { db in try reader.rows(db, ids: ids) }
-        let buffer = collator.collate(
-            rows,
-            metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
+        let rows = try rows(item)
+        let buffer = collate(rows, as: item)
         let frame = try LZ4Frame.compress(buffer, level: level)
         return ReadyBatch(
-            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.compactMap { $0 }.count,
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: rows.compactMap { $0 }.count,
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
+    }
+
+    /// The rows of `item` in plan order (nil: a padding row), read with one query.
+    func rows(_ item: PlanItem) throws -> [BatchCollator.Row] {
+        let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+        return try database.read { db in try reader.rows(db, ids: ids) }
+    }
+
+    /// `rows` as the safetensors buffer of `item`, its metadata naming the batch.
+    func collate(_ rows: [BatchCollator.Row], as item: PlanItem) -> [UInt8] {
+        collator.collate(
+            rows,
+            metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
     }
 }
 
