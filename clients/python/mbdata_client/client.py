@@ -389,10 +389,7 @@ class Client:
         if mode not in (*_MODES, "share"):
             raise ValueError(f"mode must be partition, replicate or share, got {mode!r}")
         query = self.plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
-        if mode != "partition":
-            query["mode"] = mode
-        if mode == "replicate":
-            query.update(replica=int(replica), replicas=int(replicas))
+        _add_mode(query, mode, replica, replicas)
         state = self._json("GET", f"/v1/datasets/{quote(dataset, safe='')}/cursor", query)
         self._cursor_id = _cursor_of(state)
         return state
@@ -481,10 +478,7 @@ class Client:
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES} (use share() for share mode), got {mode!r}")
         query = self.plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
-        if mode == "replicate":
-            if not 0 <= replica < replicas:
-                raise ValueError(f"replica must be in 0…{replicas - 1}, got {replica}")
-            query.update(mode="replicate", replica=int(replica), replicas=int(replicas))
+        _add_mode(query, mode, replica, replicas)
         if start is not None:
             query["start"] = int(start)
         if resume is not None:
@@ -752,6 +746,17 @@ class _AckQueue:
                 with self._condition:
                     self._sending = False
                     self._condition.notify_all()
+
+
+def _add_mode(query: dict, mode: str, replica: int, replicas: int) -> None:
+    """Adds a stream mode other than partition to a plan query; replicate names the member."""
+    if mode == "partition":
+        return
+    query["mode"] = mode
+    if mode == "replicate":
+        if not 0 <= replica < replicas:
+            raise ValueError(f"replica must be in 0…{replicas - 1}, got {replica}")
+        query.update(replica=int(replica), replicas=int(replicas))
 
 
 def _cursor_of(state_or_id: Union[dict, str]) -> str:
