@@ -28,14 +28,17 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# Creates the virtualenv $(1) unless it exists, installing python3-venv with apt-get if needed.
+make-venv = [ -x $(1)/bin/python ] || $(PYTHON) -m venv $(1) || { \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(1); }
+
 # The interop and serve tests' Python packages (numpy, lz4, safetensors, xxhash, pytest) and the
 # Python client (installed from ./clients/python, so that its packaging is tested) go into a
 # local virtualenv.
 venv: $(VENV)/.installed
 $(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt schemas/requirements.txt $(CLIENT_FILES)
-	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV) || { \
-		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	@$(call make-venv,$(VENV))
 	$(VENV)/bin/python $(PIP) -r Tests/interop/requirements.txt -r Tests/serve/requirements.txt -r schemas/requirements.txt
 	$(VENV)/bin/python $(PIP) ./clients/python
 	@touch $@
@@ -43,7 +46,7 @@ $(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt 
 # The same plus PyTorch, for the client's torch tests and samples/train_digits.py.
 torch-venv: $(VENV_TORCH)/.installed
 $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
-	@[ -x $(VENV_TORCH)/bin/python ] || $(PYTHON) -m venv $(VENV_TORCH)
+	@$(call make-venv,$(VENV_TORCH))
 	$(VENV_TORCH)/bin/python $(PIP) torch -r Tests/serve/requirements.txt
 	$(VENV_TORCH)/bin/python $(PIP) ./clients/python
 	@touch $@
