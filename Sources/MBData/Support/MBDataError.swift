@@ -30,6 +30,11 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let trainerFailed = Code("trainerFailed")
         /// SQLite or the file system failed.
         public static let storage = Code("storage")
+        /// Stored bytes (a shard, a frame, a manifest, a batch) fail a check the format
+        /// requires: a size, count or offset out of range, a checksum or a total that differs.
+        public static let corruptData = Code("corruptData")
+        /// One record or value needs more memory than the documented per-record limit.
+        public static let limitExceeded = Code("limitExceeded")
     }
 
     public var code: Code
