@@ -100,6 +100,37 @@ struct CLIExitCodeTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
     }
 
+    @Test(
+        "an option value out of its documented range: exit 64 naming the flag, nothing created",
+        arguments: [
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "4611686018427387904"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "1000000000000"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "0"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--batch-rows", "100000000000"], "--batch-rows"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-record-mb", "0"], "--max-record-mb"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-record-mb", "9007199254740993"], "--max-record-mb"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--val-fraction", "nan"], "--val-fraction"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-errors", "-1"], "--max-errors"),
+            (["shard", "DB", "--out", "O", "--batch-size", "0"], "--batch-size"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4611686018427387904"], "--batch-size"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--world", "3"], "--world"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--world", "0"], "--world"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--epochs", "9223372036854775807"], "--epochs"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--first-epoch", "9223372036854775807"], "--first-epoch"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--shard-mb", "9223372036854775807"], "--shard-mb"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--level", "13"], "--level"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--depth", "0"], "--depth"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pad-to", "text=0"], "--pad-to"),
+        ])
+    func optionRanges(arguments: [String], flag: String) async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let result = try await CLI.mbdata(arguments, in: dir)
+        #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
+        #expect(result.stderr.contains(flag), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
+    }
+
     @Test("--batch-rows 0 is refused with exit 64")
     func zeroBatchRows() async throws {
         let dir = try TempDirectory()
