@@ -136,35 +136,53 @@ struct CSVRecordReader {
                     throw RecordLimits.exceeded("a record of more than \(maxRecordBytes) bytes", limit: maxRecordBytes)
                         .located(source: name, location: "line \(startLine)")
                 }
+                // Runs of ordinary bytes are copied at once (memchr), not byte by byte.
+                func find(_ byte: UInt8, from start: Int) -> Int {
+                    guard start < line.count, let found = memchr(line.baseAddress! + start, Int32(byte), line.count - start) else {
+                        return line.count
+                    }
+                    return UnsafeRawPointer(found) - line.baseAddress!
+                }
+                func copy(_ range: Range<Int>) {
+                    guard !range.isEmpty else { return }
+                    cell.append(contentsOf: UnsafeBufferPointer(start: line.baseAddress!.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: range.count))
+                }
                 var i = 0
                 while i < line.count {
-                    let c = line[i]
                     if inQuotes {
-                        if c == 0x22 {
-                            if i + 1 < line.count && line[i + 1] == 0x22 {
-                                cell.append(0x22)
-                                i += 1
-                            } else {
-                                inQuotes = false
-                                afterQuote = true
-                            }
+                        let quote = find(0x22, from: i)
+                        copy(i..<quote)
+                        i = quote
+                        guard i < line.count else { break }
+                        if i + 1 < line.count && line[i + 1] == 0x22 {
+                            cell.append(0x22)
+                            i += 2
                         } else {
-                            cell.append(c)
+                            inQuotes = false
+                            afterQuote = true
+                            i += 1
                         }
-                    } else if c == 0x2C {
+                        continue
+                    }
+                    let c = line[i]
+                    if c == 0x2C {
                         cells.append(cell)
                         cell = []
                         afterQuote = false
+                        i += 1
                     } else if c == 0x22 && cell.isEmpty && !afterQuote {
                         inQuotes = true
+                        i += 1
                     } else if afterQuote {
                         throw MBDataError(
                             .malformedRecord, "unexpected character after a closing quote at column \(i + 1)",
                             source: name, location: "line \(lineNumber)")
                     } else {
-                        cell.append(c)
+                        // A quote inside an unquoted cell is an ordinary byte.
+                        let comma = find(0x2C, from: i)
+                        copy(i..<comma)
+                        i = comma
                     }
-                    i += 1
                 }
                 return inQuotes
             }
@@ -181,3 +199,7 @@ struct CSVRecordReader {
 }
 
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif

@@ -71,7 +71,7 @@ struct LineReader {
                 throw RecordLimits.exceeded("a line longer than \(maxLineLength) bytes", limit: maxLineLength)
                     .located(source: source, location: "line \(lineNumber + 1)")
             }
-            buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, largest - buffer.count)))
+            buffer.append(contentsOf: [UInt8](repeating: 0, count: min(buffer.count, largest - buffer.count)))
         }
         let n = try buffer.withUnsafeMutableBytes { raw in
             try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
