@@ -77,7 +77,14 @@ final class ImageFolderSource: SampleSource {
         var files: [(String, Int, Int)] = []
         var total = 0
         for (label, directory) in classDirectories.enumerated() {
-            let members = try Self.list(path + "/" + directory, source: path).sorted { $0.name < $1.name }
+            let members: [(name: String, kind: Kind)]
+            do {
+                members = try Self.list(path + "/" + directory, source: path).sorted { $0.name < $1.name }
+            } catch let error as MBDataError {
+                // The class keeps its label, so the others' labels do not move.
+                skipped.append((directory, "a class folder that \(error.message)"))
+                continue
+            }
             for member in members {
                 let relative = "\(directory)/\(member.name)"
                 switch member.kind {
@@ -105,7 +112,7 @@ final class ImageFolderSource: SampleSource {
     /// dropped), classified after following symbolic links.
     private static func list(_ directory: String, source: String) throws -> [(name: String, kind: Kind)] {
         guard let handle = opendir(directory) else {
-            throw MBDataError(.unreadableSource, "cannot list folder: \(String(cString: strerror(errno)))", source: directory)
+            throw MBDataError(.unreadableSource, "cannot be listed: \(String(cString: strerror(errno)))", source: directory)
         }
         defer { closedir(handle) }
         var result: [(String, Kind)] = []
