@@ -443,20 +443,19 @@ enum Zip {
         let zip64 = Zip.archive(
             [Zip.Member(name: "label.npy", data: Self.labels, centralExtra: Zip.zip64Extra([88, 88, 0]), zip64Markers: true)],
             zip64Record: (nil, nil, nil))
-        survivesMutations(of: [npz, stored, zip64], count: 1_000) { try ZipDirectory.verify(archive: $0) }
-        survivesMutations(of: [Self.labels, NPY.file(descr: "<U3", shape: [2, 2], data: [UInt8](repeating: 65, count: 48))]) {
-            _ = try NPYHeader.parse(bytes: $0)
+        survivesMutations(of: [npz, stored, zip64], count: 1_000) { try IngestParsers.zip($0) }
+        let text = NPY.file(descr: "<U3", shape: [2], data: [UInt8](repeating: 65, count: 24))
+        let matrix = NPY.file(descr: ">f8", shape: [2, 2], data: NPY.float64([1, 2, 3, .nan]))
+        for field in [Field(name: "x", dtype: .int64), Field(name: "x", dtype: .string), Field(name: "x", dtype: .float32, shape: [2])] {
+            survivesMutations(of: [Self.labels, text, matrix]) { try IngestParsers.npy($0, field: field) }
         }
         let tabular = try schema(tabularSchemaJSON)
-        let json = JSONRecordParser(schema: tabular, maxRecordBytes: 1 << 16)
-        survivesMutations(of: [Array(BadInputTests.good(1).utf8)]) { _ = try json.parse(bytes: $0) }
+        survivesMutations(of: [Array(BadInputTests.good(1).utf8)]) { _ = try IngestParsers.jsonLine($0, schema: tabular) }
         let vectors = try schema(#"{"name": "c", "fields": [{"name": "s", "dtype": "string"}, {"name": "b", "dtype": "bytes"}, {"name": "v", "dtype": "int16", "shape": [2, null]}]}"#)
-        survivesMutations(of: [Array("s,b,v\n\"a,\"\"b\",aGVsbG8=,1 2 3 4\nx,,-5 6\n".utf8)]) {
-            _ = try CSVSource.samples(in: $0, schema: vectors, maxRecordBytes: 1 << 16)
-        }
+        survivesMutations(of: [Array("s,b,v\n\"a,\"\"b\",aGVsbG8=,1 2 3 4\nx,,-5 6\n".utf8)]) { _ = try IngestParsers.csv($0, schema: vectors) }
         let tokens = try schema(#"{"name": "t", "fields": [{"name": "tokens", "dtype": "int8", "shape": [4]}, {"name": "at", "dtype": "int64"}]}"#)
         survivesMutations(of: [NPY.littleEndian([UInt16](0..<40))]) {
-            _ = try TokenSource.windowCount(in: $0, schema: tokens, sequenceLength: 4, tokenByteWidth: 2)
+            _ = try IngestParsers.tokens($0, schema: tokens, sequenceLength: 4, tokenByteWidth: 2)
         }
     }
 }
