@@ -443,19 +443,39 @@ enum Zip {
         let zip64 = Zip.archive(
             [Zip.Member(name: "label.npy", data: Self.labels, centralExtra: Zip.zip64Extra([88, 88, 0]), zip64Markers: true)],
             zip64Record: (nil, nil, nil))
-        survivesMutations(of: [npz, stored, zip64], count: 1_000) { try IngestParsers.zip($0) }
+        survivesMutations(of: [npz, stored, zip64], count: 1_000) { try UntrustedInput.zipArchive($0) }
         let text = NPY.file(descr: "<U3", shape: [2], data: [UInt8](repeating: 65, count: 24))
         let matrix = NPY.file(descr: ">f8", shape: [2, 2], data: NPY.float64([1, 2, 3, .nan]))
         for field in [Field(name: "x", dtype: .int64), Field(name: "x", dtype: .string), Field(name: "x", dtype: .float32, shape: [2])] {
-            survivesMutations(of: [Self.labels, text, matrix]) { try IngestParsers.npy($0, field: field) }
+            survivesMutations(of: [Self.labels, text, matrix]) { try UntrustedInput.npyFile($0, field: field) }
         }
         let tabular = try schema(tabularSchemaJSON)
-        survivesMutations(of: [Array(BadInputTests.good(1).utf8)]) { _ = try IngestParsers.jsonLine($0, schema: tabular) }
+        survivesMutations(of: [Array(BadInputTests.good(1).utf8)]) { try UntrustedInput.jsonRecord($0, schema: tabular) }
         let vectors = try schema(#"{"name": "c", "fields": [{"name": "s", "dtype": "string"}, {"name": "b", "dtype": "bytes"}, {"name": "v", "dtype": "int16", "shape": [2, null]}]}"#)
-        survivesMutations(of: [Array("s,b,v\n\"a,\"\"b\",aGVsbG8=,1 2 3 4\nx,,-5 6\n".utf8)]) { _ = try IngestParsers.csv($0, schema: vectors) }
+        survivesMutations(of: [Array("s,b,v\n\"a,\"\"b\",aGVsbG8=,1 2 3 4\nx,,-5 6\n".utf8)]) { _ = try UntrustedInput.csvText($0, schema: vectors) }
         let tokens = try schema(#"{"name": "t", "fields": [{"name": "tokens", "dtype": "int8", "shape": [4]}, {"name": "at", "dtype": "int64"}]}"#)
         survivesMutations(of: [NPY.littleEndian([UInt16](0..<40))]) {
-            _ = try IngestParsers.tokens($0, schema: tokens, sequenceLength: 4, tokenByteWidth: 2)
+            _ = try UntrustedInput.tokenBinary($0, schema: tokens, sequenceLength: 4, tokenByteWidth: 2)
         }
+    }
+
+    /// The fuzz seeds start where the parsers accept: valid files parse, near misses are refused.
+    @Test func theIngestFuzzSeedsAreValidFilesAndNearMisses() throws {
+        let corpus = packageRoot.appendingPathComponent("Tests/Fuzz/corpus")
+        func seed(_ target: String, _ name: String) throws -> [UInt8] {
+            try [UInt8](Data(contentsOf: corpus.appendingPathComponent("\(target)/seed-\(name)")))
+        }
+        for name in ["stored", "deflated", "zip64", "zip64-deflated", "empty"] { try UntrustedInput.zipArchive(try seed("zip", name)) }
+        #expect { try UntrustedInput.zipArchive(try seed("zip", "bad-crc")) } throws: { ($0 as? MBDataError)?.matches(.malformedRecord, "bad CRC-32") == true }
+        #expect { try UntrustedInput.zipArchive(try seed("zip", "duplicate")) } throws: { ($0 as? MBDataError)?.matches(.malformedRecord, "appears twice") == true }
+        let fuzzSchema = try schema(
+            #"{"name": "fuzz", "key": "id", "fields": [{"name": "id", "dtype": "int64"}, {"name": "label", "dtype": "uint8"}, {"name": "score", "dtype": "float32"}, {"name": "half", "dtype": "float16", "shape": [2]}, {"name": "image", "dtype": "uint8", "shape": [2, 3]}, {"name": "tokens", "dtype": "int32", "shape": [null]}, {"name": "flag", "dtype": "bool"}, {"name": "text", "dtype": "string"}, {"name": "blob", "dtype": "bytes"}]}"#)
+        #expect(try UntrustedInput.csvText(try seed("csv", "full"), schema: fuzzSchema).count == 3)
+        #expect(try UntrustedInput.csvText(try seed("csv", "reordered"), schema: fuzzSchema).count == 1)
+        try UntrustedInput.npyFile(try seed("npy-file", "int64"), field: Field(name: "id", dtype: .int64))
+        try UntrustedInput.npyFile(try seed("npy-file", "uint8-2x2x3"), field: Field(name: "image", dtype: .uint8, shape: [2, 3]))
+        try UntrustedInput.npyFile(try seed("npy-file", "unicode"), field: Field(name: "text", dtype: .string))
+        let tokens = try seed("token-source", "uint16-len4")
+        #expect(tokens.first == 6)
     }
 }

@@ -170,24 +170,6 @@ final class InflateByteStream: ByteStream {
     }
 }
 
-/// Bytes already in memory, as a stream (fuzz entry points and tests).
-struct MemoryByteStream: ByteStream {
-    private let bytes: [UInt8]
-    private var position = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let n = min(buffer.count, bytes.count - position)
-        guard n > 0 else { return 0 }
-        bytes.withUnsafeBytes { raw in
-            buffer.baseAddress!.copyMemory(from: raw.baseAddress! + position, byteCount: n)
-        }
-        position += n
-        return n
-    }
-}
-
 /// Passes another stream through while it counts the bytes and computes their CRC-32 (zlib's);
 /// at the end of the inner stream both must equal what the zip directory declared. A member
 /// that yields more bytes than declared is refused as soon as it does.
