@@ -25,7 +25,8 @@ final class CSVSource: SampleSource {
     package static func samples(in bytes: [UInt8], schema: Schema, maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes) throws
         -> [[SampleValue]]
     {
-        var reader = try CSVRecordReader(MemoryByteStream(bytes), source: "<memory>.csv", schema: schema, maxRecordBytes: maxRecordBytes)
+        var reader = try CSVRecordReader(
+            MemoryByteStream(bytes), source: "<memory>.csv", schema: schema, maxRecordBytes: maxRecordBytes, initialCapacity: bytes.count + 2)
         var samples: [[SampleValue]] = []
         while let item = try reader.next() {
             switch item {
@@ -46,11 +47,11 @@ struct CSVRecordReader {
     /// For each column, the schema field index it fills.
     private var columnFields: [Int] = []
 
-    init(_ stream: any ByteStream, source: String, schema: Schema, maxRecordBytes: Int) throws {
+    init(_ stream: any ByteStream, source: String, schema: Schema, maxRecordBytes: Int, initialCapacity: Int = 1 << 20) throws {
         name = source
         self.schema = schema
         self.maxRecordBytes = maxRecordBytes
-        lines = LineReader(stream, source: source, maxLineLength: maxRecordBytes)
+        lines = LineReader(stream, source: source, maxLineLength: maxRecordBytes, initialCapacity: initialCapacity)
         try readHeader()
     }
 

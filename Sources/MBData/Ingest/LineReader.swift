@@ -16,11 +16,12 @@ struct LineReader {
     let maxLineLength: Int
     let source: String
 
-    init(_ stream: any ByteStream, source: String, maxLineLength: Int = RecordLimits.defaultMaxRecordBytes) {
+    /// `initialCapacity` (default 1 MiB) is where the buffer starts; it doubles up to the limit.
+    init(_ stream: any ByteStream, source: String, maxLineLength: Int = RecordLimits.defaultMaxRecordBytes, initialCapacity: Int = 1 << 20) {
         self.stream = stream
         self.source = source
         self.maxLineLength = max(1, maxLineLength)
-        buffer = [UInt8](repeating: 0, count: min(1 << 20, self.maxLineLength + 2))
+        buffer = [UInt8](repeating: 0, count: max(1, min(initialCapacity, self.maxLineLength + 2)))
     }
 
     /// Calls `body` with the next line, or returns nil at the end of the stream.
