@@ -362,7 +362,7 @@ enum Zip {
         #expect(paths == [.text("cat/0.png"), .text("dog/0.png"), .text("dog/1.png"), .text("kitten/0.png")])
         let notes = summary.notes.joined(separator: "\n")
         for expected in [
-            "skipped 9 entries", "bad\u{FFFD}: the name is not valid UTF-8 (bytes 62 61 64 ff)", "README.txt: a file directly in the root",
+            "skipped 9 entries", "bad\u{FFFD}: the name is not valid UTF-8 (bytes 62 61 64 ff): a folder of 1 entries, left out with them", "README.txt: a file directly in the root",
             "dog/.DS_Store: a hidden name", "dog/2.png: a dangling symbolic link", "cat/loop: a symbolic link loop",
             "cat/pipe.png: not a regular file", "dog/nested: a folder inside a class folder",
         ] {

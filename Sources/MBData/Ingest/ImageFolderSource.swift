@@ -121,7 +121,9 @@ final class ImageFolderSource: SampleSource {
             if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
             guard let name = String(validating: raw, as: UTF8.self) else {
                 let shown = String(decoding: raw, as: UTF8.self)
-                result.append((shown, .skip("the name is not valid UTF-8 (bytes \(raw.map { String($0, radix: 16) }.joined(separator: " "))); rename it")))
+                let bytes = raw.map { String($0, radix: 16) }.joined(separator: " ")
+                let what = Self.entryCount(ofFolder: Array(directory.utf8) + [0x2F] + raw).map { "a folder of \($0) entries, left out with them" } ?? "an entry"
+                result.append((shown, .skip("the name is not valid UTF-8 (bytes \(bytes)): \(what); rename it")))
                 continue
             }
             if name.hasPrefix(".") {
@@ -154,6 +156,18 @@ final class ImageFolderSource: SampleSource {
             }
         }
         return result
+    }
+
+    /// The number of entries in the folder at a raw path, or nil when it is not a folder.
+    private static func entryCount(ofFolder path: [UInt8]) -> Int? {
+        guard let handle = opendir(path.map { CChar(bitPattern: $0) } + [0]) else { return nil }
+        defer { closedir(handle) }
+        var count = 0
+        while let entry = readdir(handle) {
+            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { bytes in Array(bytes.prefix { $0 != 0 }) }
+            if raw != [0x2E] && raw != [0x2E, 0x2E] { count += 1 }
+        }
+        return count
     }
 
     var contentHash: String { hash.hexDigest }
