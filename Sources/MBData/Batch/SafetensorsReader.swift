@@ -73,9 +73,10 @@ public struct SafetensorsReader: Sendable {
                 guard case .number(.integer(let n)) = dimension, n >= 0, n <= Int64(dataLength) else {
                     throw refuse("tensor \(quoted) has a dimension that is not an integer in 0…\(dataLength)")
                 }
+                // Saturates: a product past Int.max cannot fit the data either (and a later
+                // zero dimension still makes it 0, as it should).
                 let (product, overflow) = bytes.multipliedReportingOverflow(by: Int(n))
-                // A product past the data cannot fit; stop before it can overflow.
-                bytes = overflow ? Int.max : min(product, dataLength + 1)
+                bytes = overflow ? Int.max : product
                 shape.append(Int(n))
             }
             guard case .array(let offsets)? = value["data_offsets"], offsets.count == 2,
@@ -85,7 +86,7 @@ public struct SafetensorsReader: Sendable {
                 throw refuse("tensor \(quoted) has data_offsets that are not 0 ≤ begin ≤ end ≤ \(dataLength)")
             }
             guard Int(end - begin) == bytes else {
-                throw refuse("tensor \(quoted) \(dtype) \(shape) needs \(bytes > dataLength ? "more than \(dataLength)" : String(bytes)) bytes, its data_offsets hold \(end - begin)")
+                throw refuse("tensor \(quoted) \(dtype) \(shape) needs \(bytes == Int.max ? "more than \(Int.max)" : String(bytes)) bytes, its data_offsets hold \(end - begin)")
             }
             tensors[name] = TensorInfo(dtype: dtype, shape: shape, range: (dataStart + Int(begin))..<(dataStart + Int(end)))
             names.append(name)
