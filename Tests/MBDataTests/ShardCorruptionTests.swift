@@ -374,6 +374,73 @@ import Testing
         #expect(problems.contains { $0.contains("_id 1798 is neither -1") }, "\(problems)")
     }
 
+    // MARK: variable-length fields: offsets, lengths and pad_lengths
+
+    /// 50 samples with a variable-length token field (padded to 4 when `padTokens`), a
+    /// string and a field whose variable dimension is not the first, in batches of 8.
+    static func variableFixture(padTokens: Bool) async throws -> Fixture {
+        let dir = try TemporaryDirectory()
+        let dataset = try Dataset(path: dir.path("v.mbdb"), create: true)
+        let lines = (0..<50).map { i in
+            let tokens = (0..<(i % 7)).map { String($0 + i) }.joined(separator: ", ")
+            let pairs = (0..<(i % 3)).map { String($0) }.joined(separator: ", ")
+            return "{\"tokens\": [\(tokens)], \"caption\": \"sample \(i)\", \"pairs\": [[\(pairs)], [\(pairs)]]}"
+        }
+        let source = try dir.write("v.jsonl", lines.joined(separator: "\n") + "\n")
+        let fields = #"[{"name": "tokens", "dtype": "int32", "shape": [null]}, {"name": "caption", "dtype": "string"}, {"name": "pairs", "dtype": "float32", "shape": [2, null]}]"#
+        try await ingest(dataset, [source], schema: try schema(#"{"name": "v", "fields": "# + fields + "}"))
+        let plan = try await dataset.plan(PlanParameters(seed: 1, batchSize: 8, tail: .pad))
+        var configuration = PrefetchConfiguration()
+        if padTokens { configuration.padLengths = ["tokens": 4] }
+        let prefetcher = try await Prefetcher(dataset: dataset, plan: plan, epochs: 0..<1, configuration: configuration)
+        let shards = dir.path("shards")
+        let manifest = try await ShardWriter.write(prefetcher, schema: try #require(try await dataset.schema()), to: shards)
+        return Fixture(dir: dir, dataset: dataset, plan: plan, shards: shards, manifest: manifest)
+    }
+
+    /// Overwrites element `index` of int64 tensor `name` in frame `frame` of shard 0.
+    func setInt64(_ f: Fixture, frame: Int, _ name: String, _ index: Int, _ value: Int64) throws {
+        try rewriteShard(f) { frames in
+            let info = try #require(try SafetensorsReader(frames[frame].buffer).tensors[name])
+            putU64(UInt64(bitPattern: value), &frames[frame].buffer, at: info.range.lowerBound + 8 * index)
+        }
+    }
+
+    @Test func offsetsThatDecreaseOrOverrunTheirValuesAreFound() async throws {
+        let clean = try await Self.variableFixture(padTokens: false)
+        let report = try await ShardSet(directory: clean.shards).verify()
+        #expect(report.isValid && report.fingerprintChecked, "\(report.problems)")
+        let cases: [(name: String, index: Int, value: Int64, message: String)] = [
+            ("caption.offsets", 1, 1000, "tensor \"caption.offsets\" does not run from 0"),
+            ("tokens.offsets", 3, 0, "tensor \"tokens.offsets\" does not run from 0"),
+            ("tokens.offsets", 0, 1, "tensor \"tokens.offsets\" does not run from 0"),
+            // pairs is [2, null]: a row holds a whole number of 2-element columns.
+            ("pairs.offsets", 1, 1, "in whole rows of 2 elements"),
+        ]
+        for change in cases {
+            let f = try await Self.variableFixture(padTokens: false)
+            try setInt64(f, frame: 1, change.name, change.index, change.value)
+            let problems = try await verifyProblems(f)
+            #expect(problems.first?.contains(change.message) == true, "\(change.name): \(problems)")
+        }
+    }
+
+    @Test func padLengthsAndLengthsAreCheckedAgainstTheBatches() async throws {
+        let clean = try await Self.variableFixture(padTokens: true)
+        #expect(try await ShardSet(directory: clean.shards).verify().isValid)
+        let f = try await Self.variableFixture(padTokens: true)
+        try editManifest(f) { set(&$0, ["plan", "pad_lengths", "tokens"], 5) }
+        let problems = try await verifyProblems(f)
+        #expect(problems.first?.contains("tensor \"tokens\" is I32 [8, 4], the schema makes it I32 [8, 5]") == true, "\(problems)")
+        let g = try await Self.variableFixture(padTokens: true)
+        try setInt64(g, frame: 0, "tokens.lengths", 2, 9)
+        let lengths = try await verifyProblems(g)
+        #expect(lengths.first?.contains("tokens.lengths\" holds a value outside 0…4") == true, "\(lengths)")
+        let h = try await Self.variableFixture(padTokens: true)
+        try editManifest(h) { set(&$0, ["plan", "pad_lengths", "tokens"], 0) }
+        expectRefusal(h, "pad_lengths['tokens'] is 0")
+    }
+
     // MARK: parsers fed bytes directly
 
     /// A safetensors buffer with the given header text and `dataBytes` zero bytes of data.
