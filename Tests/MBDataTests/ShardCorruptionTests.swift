@@ -199,6 +199,21 @@ import Testing
         expectRefusal(h, "totals.batches")
     }
 
+    @Test func theLoaderAndTheSpoolRefuseAnEditedSetBeforeServingAByte() async throws {
+        let f = try await Self.fixture()
+        var configuration = MultiBatchLoader.Configuration(batchSize: 64, seed: 7, epochs: 0..<2)
+        configuration.world = 2
+        _ = try MultiBatchLoader(shards: f.shards, configuration: configuration)
+        try editManifest(f) {
+            set(&$0, ["plan", "first_epoch"], 1)
+            set(&$0, ["plan", "epochs"], Int.max)
+        }
+        let loading = #expect(throws: MBDataError.self) { try MultiBatchLoader(shards: f.shards, configuration: configuration) }
+        #expect(loading?.code == .corruptData, "\(String(describing: loading))")
+        // serve --spool opens each set as a SpoolBatchProducer over a ShardSet.
+        #expect(throws: MBDataError.self) { try SpoolBatchProducer(shards: ShardSet(directory: f.shards)) }
+    }
+
     @Test func aShardListedTwiceIsRefused() async throws {
         let f = try await Self.fixture()
         try editManifest(f) { object in
