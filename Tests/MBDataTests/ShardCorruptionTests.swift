@@ -495,6 +495,31 @@ import Testing
         }
     }
 
+    /// The shard fuzz targets' valid seeds pass their checks (so fuzzing starts past them),
+    /// and the near misses — the probe's manifest edits — are refused.
+    @Test func theShardFuzzSeedsAreValidAndTheNearMissesRefused() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/corpus")
+        func inputs(_ target: String) throws -> [(name: String, bytes: [UInt8])] {
+            try FileManager.default.contentsOfDirectory(atPath: corpus.appendingPathComponent(target).path).sorted().map {
+                ($0, try readBytes(corpus.appendingPathComponent(target).appendingPathComponent($0).path))
+            }
+        }
+        for (name, bytes) in try inputs("shard-file") where name.hasPrefix("seed-") {
+            #expect(throws: Never.self, "\(name)") { try UntrustedInput.shardFile(bytes) }
+        }
+        for (name, bytes) in try inputs("shard-batch") where name.hasPrefix("seed-") {
+            #expect(throws: Never.self, "\(name)") { try UntrustedInput.shardBatch(bytes) }
+        }
+        for (name, bytes) in try inputs("shard-manifest") where name.hasPrefix("seed-") {
+            if ["seed-rs", "seed-sh", "seed-sh2"].contains(name) {
+                #expect(throws: Never.self, "\(name)") { try UntrustedInput.shardManifest(bytes) }
+            } else {
+                #expect(throws: MBDataError.self, "\(name)") { try UntrustedInput.shardManifest(bytes) }
+            }
+        }
+    }
+
     @Test func anLZ4HeaderDeclaringMoreThanAFrameCanHoldIsRefusedBeforeAllocating() throws {
         let frame = try LZ4Frame.compress([UInt8](repeating: 7, count: 1000))
         // The header's content size field (FLG bit 3) sits at bytes 6..<14; HC follows it.

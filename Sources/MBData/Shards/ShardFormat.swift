@@ -88,12 +88,17 @@ public enum ShardFormat {
         return (Int(length), littleEndianU64(trailer, at: 8))
     }
 
-    /// Parses a footer, checks its hash, and checks that its entries tile the `framesEnd`
-    /// bytes before it exactly (first at 0, contiguous, the last ending at the footer), each
-    /// declaring a decoded size in `1 … maxBatchBytes`. No arithmetic on a stored value can
-    /// overflow: every count, offset and length is compared with what contains it first.
+    /// Checks a footer's hash, then parses it (``decodeFooter(_:framesEnd:source:)``).
     static func decodeFooter(_ bytes: [UInt8], hash: UInt64, framesEnd: Int, source: String) throws -> [Entry] {
         guard xxh64(bytes) == hash else { throw MBDataError(.corruptData, "shard footer checksum mismatch", source: source) }
+        return try decodeFooter(bytes, framesEnd: UInt64(framesEnd), source: source)
+    }
+
+    /// Parses a footer and checks that its entries tile the `framesEnd` bytes before it
+    /// exactly (first at 0, contiguous, the last ending at the footer), each declaring a
+    /// decoded size in `1 … maxBatchBytes`. No arithmetic on a stored value can overflow:
+    /// every count, offset and length is compared with what contains it first.
+    static func decodeFooter(_ bytes: [UInt8], framesEnd end: UInt64, source: String) throws -> [Entry] {
         guard bytes.count >= 8, (bytes.count - 8) % entrySize == 0 else {
             throw MBDataError(.corruptData, "shard footer of \(bytes.count) bytes is not 8 + 48·n bytes", source: source)
         }
@@ -105,7 +110,6 @@ public enum ShardFormat {
         var entries: [Entry] = []
         entries.reserveCapacity(count)
         var expectedOffset: UInt64 = 0
-        let end = UInt64(framesEnd)
         for index in 0..<count {
             let p = 8 + index * entrySize
             let entry = Entry(
@@ -116,7 +120,7 @@ public enum ShardFormat {
             guard entry.offset == expectedOffset, entry.length > 0, entry.length <= end - entry.offset else {
                 throw MBDataError(
                     .corruptData,
-                    "shard footer entry \(index) (offset \(entry.offset), length \(entry.length)) does not follow the frame before it inside the \(framesEnd) bytes of frames",
+                    "shard footer entry \(index) (offset \(entry.offset), length \(entry.length)) does not follow the frame before it inside the \(end) bytes of frames",
                     source: source)
             }
             guard entry.uncompressed > 0, entry.uncompressed <= UInt64(maxBatchBytes) else {
@@ -128,7 +132,7 @@ public enum ShardFormat {
             entries.append(entry)
         }
         guard expectedOffset == end else {
-            throw MBDataError(.corruptData, "shard frames end at \(expectedOffset) but the footer starts at \(framesEnd)", source: source)
+            throw MBDataError(.corruptData, "shard frames end at \(expectedOffset) but the footer starts at \(end)", source: source)
         }
         return entries
     }

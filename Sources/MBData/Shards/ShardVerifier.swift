@@ -90,6 +90,10 @@ extension ShardSet {
     /// `tail = "pad"` and equals `_id ≥ 0`; every `.offsets` runs from 0, never decreasing,
     /// to the length of its values; every `.lengths` value is in `0 … L`.
     public func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry) throws -> [Int64] {
+        try Self.checkBatch(buffer, entry: entry, manifest: manifest)
+    }
+
+    static func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry, manifest: ShardManifest) throws -> [Int64] {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, message) }
         let reader = try SafetensorsReader(buffer)
         let expectedMetadata = ["format": "mbdata-batch-1", "epoch": String(entry.epoch), "batch": String(entry.batch), "rank": String(entry.rank)]
