@@ -14,7 +14,7 @@ public enum StreamMode: String, Codable, Sendable {
 }
 
 /// The query parameters of a batch or lease request, checked.
-struct PlanRequest: Sendable {
+package struct PlanRequest: Sendable {
     var parameters: PlanParameters
     var epoch: Int
     var rank: Int
@@ -25,6 +25,9 @@ struct PlanRequest: Sendable {
     var leaseSeconds: Double
 
     typealias Query = FlatDictionary<Substring, Substring>
+
+    /// The epochs a request, an ack or a restored cursor may name.
+    static let epochs = 0...Int(Int32.max)
 
     /// `mode` is fixed by the route for leases; batch streams read it from the query.
     init(query: Query, leasing: Bool) throws {
@@ -54,7 +57,7 @@ struct PlanRequest: Sendable {
             throw ServeError.invalidParameter("world", "a divisor of batch_size \(batchSize)", got: query["world"])
         }
         rank = try integer("rank", default: 0, in: 0...(world - 1))
-        epoch = try integer("epoch", default: 0, in: 0...Int(Int32.max))
+        epoch = try integer("epoch", default: 0, in: Self.epochs)
         let tailText = query["tail"] ?? "drop"
         guard let tail = TailPolicy(rawValue: String(tailText)) else {
             throw ServeError.invalidParameter("tail", "drop or pad", got: tailText)
