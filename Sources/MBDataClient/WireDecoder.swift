@@ -40,7 +40,7 @@ package struct WireDecoder {
         try check(header)
         let length = header.payloadLength
         guard buffer.readableBytes >= WireHeader.size + length else { return nil }
-        let payload = buffer.getBytes(at: buffer.readerIndex + WireHeader.size, length: length)!
+        guard let payload = buffer.getBytes(at: buffer.readerIndex + WireHeader.size, length: length) else { return nil }
         buffer.moveReaderIndex(forwardBy: WireHeader.size + length)
         buffer.discardReadBytes()
         switch WireHeader.Kind(rawValue: header.kind) {

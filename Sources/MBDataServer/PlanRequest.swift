@@ -68,7 +68,7 @@ package struct PlanRequest: Sendable {
         }
         parameters = PlanParameters(
             seed: seed, batchSize: batchSize, world: world, tail: tail, split: try name("split", default: nil), shuffle: shuffle)
-        group = try name("group", default: "default")!
+        group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
         if leasing {
             mode = .share
