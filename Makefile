@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve clean
+.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -121,5 +121,18 @@ bench-insert: deps
 	$(SWIFT) build -c release --product mbdata-insert-bench
 	.build/release/mbdata-insert-bench 200000 3072
 
+# libFuzzer over every parser of outside bytes (Tests/Fuzz/README.md): FUZZ_SECONDS per target
+# (default 60), FUZZ_JOBS targets at a time, FUZZ_TARGETS to choose. `make test` only replays
+# the committed corpus.
+fuzz-build: deps
+	MBDATA_FUZZ=1 $(SWIFT) build -c release --scratch-path .build-fuzz --product mbdata-fuzz
+
+fuzz: fuzz-build
+	bash Tests/Fuzz/run.sh
+
+# Rewrites the fuzz targets' seed inputs (Tests/Fuzz/corpus/*/seed-*).
+fuzz-seeds: venv
+	$(VENV)/bin/python Tests/Fuzz/make_seeds.py
+
 clean:
-	rm -rf .build $(OUT)
+	rm -rf .build .build-fuzz $(OUT)

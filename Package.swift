@@ -1,10 +1,18 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-let strictSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
+/// `MBDATA_FUZZ=1 swift build --scratch-path .build-fuzz -c release --product mbdata-fuzz`
+/// (`make fuzz`): mbdata's own targets are built with libFuzzer's coverage instrumentation and
+/// AddressSanitizer, and testable so the fuzz targets reach internal parsers in release
+/// builds; the dependencies stay uninstrumented.
+let fuzzing = Context.environment["MBDATA_FUZZ"] == "1"
+let fuzzFlags = ["-sanitize=fuzzer,address", "-enable-testing"]
+
+let strictSettings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ] + (fuzzing ? [.unsafeFlags(fuzzFlags)] : [])
 
 let package = Package(
     name: "mbdata",
@@ -118,6 +126,20 @@ let package = Package(
             path: "Tests/Support",
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "MBDataFuzzTargets",
+            dependencies: [
+                "MBData", "MBDataServer", "MBDataClient", "MBDataWire",
+            ],
+            path: "Tests/Fuzz/Targets",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MBDataFuzzReplayTests",
+            dependencies: ["MBDataFuzzTargets"],
+            path: "Tests/FuzzReplayTests",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "MBDataTests",
             dependencies: ["MBData", "MBDataTestSupport"],
@@ -145,3 +167,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+if fuzzing {
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "Tests/Fuzz/CFuzzerDriver", cSettings: [.unsafeFlags(["-fsanitize=fuzzer-no-link"])]),
+        .executableTarget(
+            name: "mbdata-fuzz",
+            dependencies: ["MBDataFuzzTargets", "CFuzzerDriver"],
+            path: "Tests/Fuzz/Driver",
+            swiftSettings: strictSettings,
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ),
+    ]
+    package.products.append(.executable(name: "mbdata-fuzz", targets: ["mbdata-fuzz"]))
+}
