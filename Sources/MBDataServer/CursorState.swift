@@ -35,6 +35,10 @@ package struct CursorState: Codable, Sendable, Equatable {
     /// Checks a state a client sent (`PUT /v1/cursors/{id}`): its plan parameters by the
     /// rules of a batch request, its epochs against the plan's batch count.
     func validate() throws {
+        // Checked before `replica + 1` below, which would trap at Int.max (a PUT did).
+        guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
+            throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
+        }
         var query: [(Substring, Substring)] = [
             ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
             ("tail", Substring(plan.tail.rawValue)), ("shuffle", "\(plan.shuffle)"), ("group", Substring(group)),

@@ -28,6 +28,8 @@ package struct PlanRequest: Sendable {
 
     /// The epochs a request, an ack or a restored cursor may name.
     static let epochs = 0...Int(Int32.max)
+    /// The replicas a replicate request may name, and so the replica indices.
+    static let replicas = 0..<1024
 
     /// `mode` is fixed by the route for leases; batch streams read it from the query.
     init(query: Query, leasing: Bool) throws {
@@ -84,7 +86,7 @@ package struct PlanRequest: Sendable {
                 throw ServeError.invalidParameter("mode", "partition or replicate (share uses POST …/lease)", got: modeText)
             }
             self.mode = mode
-            let replicas = try integer("replicas", default: 1, in: 1...1024)
+            let replicas = try integer("replicas", default: 1, in: 1...Self.replicas.upperBound)
             replica = try integer("replica", default: 0, in: 0...(replicas - 1))
             if mode == .partition && replica != 0 {
                 throw ServeError.invalidParameter("replica", "0 in partition mode (use mode=replicate)", got: query["replica"])

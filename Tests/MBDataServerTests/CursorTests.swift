@@ -85,7 +85,9 @@ import Testing
         rank.rank = 5
         var group = Self.state()
         group.group = "../x y"
-        for state in [high, negative, above, twice, huge, rank, group] {
+        var replica = Self.state(mode: .replicate)
+        replica.replica = Int.max  // `replica + 1` trapped (found by the serve-cursor fuzz target)
+        for state in [high, negative, above, twice, huge, rank, group, replica] {
             #expect(throws: ServeError.self) { try state.validate() }
         }
     }
