@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MBDataTests",
-            dependencies: ["MBData", "MBDataTestSupport"],
+            dependencies: ["MBData", "MBDataTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

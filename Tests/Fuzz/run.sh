@@ -29,6 +29,7 @@ run_one() {
         "$target" "${runs:-?}" "$SECONDS_EACH" "$(ls "$work/corpus" | wc -l)" "$findings"
 }
 export -f run_one
-export BIN SECONDS_EACH WORK
+# Swift's own backtracer would catch the trap first and trip AddressSanitizer reading memory.
+export BIN SECONDS_EACH WORK SWIFT_BACKTRACE=enable=no
 echo "fuzzing $(echo $TARGETS | wc -w) targets for ${SECONDS_EACH}s each, $JOBS at a time ($(date -u +%FT%TZ), $(git rev-parse --short HEAD))"
 printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} bash -c 'run_one {}' | tee "$WORK/summary.txt"
