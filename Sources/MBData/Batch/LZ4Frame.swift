@@ -40,7 +40,10 @@ public enum LZ4Frame {
         guard info.contentSize > 0 || frame.count == 0 else {
             throw MBDataError(.malformedRecord, "LZ4 frame declares no content size")
         }
-        return Int(info.contentSize)
+        guard let size = Int(exactly: info.contentSize) else {
+            throw MBDataError(.corruptData, "LZ4 frame declares \(info.contentSize) content bytes, more than can be addressed")
+        }
+        return size
     }
 
     /// Decodes one frame straight into `output`, which must be exactly the declared content
