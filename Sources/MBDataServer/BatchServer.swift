@@ -36,14 +36,14 @@ public final class BatchServer: Sendable {
     /// bound port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let port = configuration.port
-        let (bodyTimeout, stallTimeout) = (configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds)
+        let (bodyTimeout, stallTimeout, logger) = (configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds, logger)
         let app = Application(
             router: makeRouter(),
             server: .http1(
                 configuration: .init(
                     additionalChannelHandlers: [
                         ConnectionGuard(
-                            bodyTimeout: .seconds(Int64(bodyTimeout)), stallTimeout: .seconds(Int64(stallTimeout)))
+                            bodyTimeout: .seconds(Int64(bodyTimeout)), stallTimeout: .seconds(Int64(stallTimeout)), logger: logger)
                     ],
                     idleTimeout: .seconds(Int64(configuration.headerTimeoutSeconds)))),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "mbdata"),

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTPTypes
 
@@ -24,6 +25,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let bodyTimeout: TimeAmount
     private let stallTimeout: TimeAmount
+    private let logger: Logger
     private var bodyDeadline: Scheduled<Void>?
     private var stallDeadline: Scheduled<Void>?
     private var closeDeadline: Scheduled<Void>?
@@ -33,9 +35,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var deferredClose: EventLoopPromise<Void>?
     private var closeDeferred = false
 
-    init(bodyTimeout: TimeAmount, stallTimeout: TimeAmount) {
+    init(bodyTimeout: TimeAmount, stallTimeout: TimeAmount, logger: Logger = Logger(label: "mbdata.serve") { _ in SwiftLogNoOpLogHandler() }) {
         self.bodyTimeout = bodyTimeout
         self.stallTimeout = stallTimeout
+        self.logger = logger
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -44,6 +47,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             bodyDeadline?.cancel()
             bodyDeadline = schedule(context, after: bodyTimeout) { handler, context in
                 handler.bodyDeadline = nil
+                handler.logger.notice("closing a connection: its request body did not arrive within --body-timeout", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
                 handler.forceClose(context)
             }
         case .end:
@@ -62,6 +66,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         } else if stallDeadline == nil {
             stallDeadline = schedule(context, after: stallTimeout) { handler, context in
                 handler.stallDeadline = nil
+                handler.logger.notice("closing a connection: its reader took no bytes for --stall-timeout", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
                 handler.forceClose(context)
             }
         }
