@@ -63,11 +63,16 @@ struct HTTPTransport: Sendable {
     /// A request whose whole response body is read; a status outside 2xx throws the
     /// daemon's error code and message.
     func call(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
-        let response = Collected()
-        try await send(method, target, json: body, head: { response.set(status: $0.status) }, body: { response.append($0) })
-        let (status, bytes) = response.value
+        let (status, bytes) = try await exchange(method, target, json: body)
         guard (200..<300).contains(status) else { throw Self.error(status: status, body: bytes, target: target) }
         return (status, bytes)
+    }
+
+    /// A request whose whole response body is read, whatever its status.
+    func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
+        let response = Collected()
+        try await send(method, target, json: body, head: { response.set(status: $0.status) }, body: { response.append($0) })
+        return response.value
     }
 
     static func error(status: Int, body: [UInt8], target: String) -> MBDataError {

@@ -152,11 +152,24 @@ public final class ServeSource: RemoteBatchSource {
         do {
             while let (epoch, batches) = acks.withLock({ $0.takeEarliestEpoch() }) {
                 let list = batches.map(String.init).joined(separator: ",")
-                _ = try await transport.call(.POST, "/v1/cursors/\(id)/acks", json: Array(#"{"epoch":\#(epoch),"batches":[\#(list)]}"#.utf8))
+                try await ack("/v1/cursors/\(id)/acks", Array(#"{"epoch":\#(epoch),"batches":[\#(list)]}"#.utf8))
             }
         } catch {
             acks.withLock { $0.sending = false }
             throw error
+        }
+    }
+
+    /// Sends one ack; a `503` (the daemon could not write its state, or is draining) changed
+    /// nothing on the daemon, so the same body is sent again, up to `reconnects` times.
+    private func ack(_ target: String, _ body: [UInt8]) async throws {
+        var attempts = 0
+        while true {
+            let (status, reply) = try await transport.exchange(.POST, target, json: body)
+            if (200..<300).contains(status) { return }
+            attempts += 1
+            guard status == 503, attempts <= reconnects else { throw HTTPTransport.error(status: status, body: reply, target: target) }
+            try await Task.sleep(for: .milliseconds(100 * min(attempts, 10)))
         }
     }
 

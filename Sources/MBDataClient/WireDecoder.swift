@@ -4,9 +4,15 @@ import MBDataWire
 import NIOCore
 
 /// Splits a batch stream's body (schemas/serve-protocol.md §4) into messages as chunks
-/// arrive; rejects a bad magic, kind or checksum.
-struct WireDecoder {
-    enum Message {
+/// arrive; rejects a bad magic, kind or checksum, and a size that does not fit the limits
+/// below before anything of that size is allocated or waited for.
+package struct WireDecoder {
+    /// The largest batch payload, and the largest safetensors buffer a frame may declare (1 GiB).
+    package static let maxPayload = 1 << 30
+    /// The largest JSON payload of an end or error message (1 MiB).
+    package static let maxJSONPayload = 1 << 20
+
+    package enum Message {
         case batch(ReadyBatch, lease: UInt64)
         case end(reason: String)
         case failure(MBDataError)
@@ -15,15 +21,15 @@ struct WireDecoder {
     private var buffer = ByteBuffer()
     let source: String
 
-    init(source: String) { self.source = source }
+    package init(source: String) { self.source = source }
 
-    mutating func append(_ chunk: ByteBuffer) {
+    package mutating func append(_ chunk: ByteBuffer) {
         var chunk = chunk
         buffer.writeBuffer(&chunk)
     }
 
     /// The next complete message, nil until more bytes arrive.
-    mutating func next() throws -> Message? {
+    package mutating func next() throws -> Message? {
         let peeked: WireHeader?
         do {
             peeked = try WireHeader.peek(buffer)
@@ -31,10 +37,10 @@ struct WireDecoder {
             throw MBDataError(.malformedRecord, "bad message: magic MBW1 missing", source: source)
         }
         guard let header = peeked else { return nil }
+        try check(header)
         let length = header.payloadLength
-        guard length <= 1 << 31 else { throw MBDataError(.malformedRecord, "bad message: payload length \(length)", source: source) }
         guard buffer.readableBytes >= WireHeader.size + length else { return nil }
-        let payload = buffer.getBytes(at: buffer.readerIndex + WireHeader.size, length: length)!
+        guard let payload = buffer.getBytes(at: buffer.readerIndex + WireHeader.size, length: length) else { return nil }
         buffer.moveReaderIndex(forwardBy: WireHeader.size + length)
         buffer.discardReadBytes()
         switch WireHeader.Kind(rawValue: header.kind) {
@@ -57,5 +63,40 @@ struct WireDecoder {
         case nil:
             throw MBDataError(.malformedRecord, "bad message: unknown kind \(header.kind)", source: source)
         }
+    }
+
+    /// The header's kind and sizes against the protocol's limits.
+    private func check(_ header: WireHeader) throws {
+        func refuse(_ message: String) -> MBDataError {
+            MBDataError(.malformedRecord, "bad message (epoch \(header.epoch), batch \(header.batch)): \(message)", source: source)
+        }
+        switch WireHeader.Kind(rawValue: header.kind) {
+        case .batch:
+            guard (1...Self.maxPayload).contains(header.payloadLength) else {
+                throw refuse("payload of \(header.payloadLength) bytes, expected 1...\(Self.maxPayload)")
+            }
+            guard (1...Self.maxPayload).contains(header.uncompressed) else {
+                throw refuse("\(header.uncompressed) uncompressed bytes, expected 1...\(Self.maxPayload)")
+            }
+        case .end, .error:
+            guard header.payloadLength <= Self.maxJSONPayload else {
+                throw refuse("JSON payload of \(header.payloadLength) bytes exceeds \(Self.maxJSONPayload)")
+            }
+        case nil:
+            throw refuse("unknown kind \(header.kind)")
+        }
+    }
+
+    /// Every message of a complete body (a lease answer, a fuzz input); throws on a bad one
+    /// or on bytes left after the last.
+    package static func messages(_ body: [UInt8], source: String = "-") throws -> [Message] {
+        var decoder = WireDecoder(source: source)
+        decoder.append(ByteBuffer(bytes: body))
+        var messages: [Message] = []
+        while let message = try decoder.next() { messages.append(message) }
+        guard decoder.buffer.readableBytes == 0 else {
+            throw MBDataError(.malformedRecord, "the body ends inside a message (\(decoder.buffer.readableBytes) bytes left)", source: source)
+        }
+        return messages
     }
 }

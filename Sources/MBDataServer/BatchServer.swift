@@ -36,9 +36,16 @@ public final class BatchServer: Sendable {
     /// bound port (useful with port 0).
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let port = configuration.port
+        let (bodyTimeout, stallTimeout, logger) = (configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds, logger)
         let app = Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.headerTimeoutSeconds)))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [
+                        ConnectionGuard(
+                            bodyTimeout: .seconds(Int64(bodyTimeout)), stallTimeout: .seconds(Int64(stallTimeout)), logger: logger)
+                    ],
+                    idleTimeout: .seconds(Int64(configuration.headerTimeoutSeconds)))),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "mbdata"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
@@ -67,7 +74,8 @@ public final class BatchServer: Sendable {
         router.get("/v1/datasets/:name") { _, context in Self.json(try await self.catalog.describeJSON(Self.parameter("name", context))) }
         router.get("/v1/datasets/:name/batches") { request, context in try await self.stream(request, context) }
         router.get("/v1/datasets/:name/cursor") { request, context in
-            try Self.json(await self.resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share").cursor)
+            let resolved = try await self.resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share")
+            return try Self.json(await self.commit(resolved).cursor)
         }
         router.post("/v1/datasets/:name/lease") { request, context in try await self.lease(request, context) }
         router.get("/v1/cursors/:id") { _, context in try Self.json(await self.book.state(String(Self.parameter("id", context)))) }
@@ -89,18 +97,37 @@ public final class BatchServer: Sendable {
         var cursor: CursorState
     }
 
+    /// What a batch, lease or cursor request names, checked; changes no state.
     private func resolve(_ request: Request, _ context: BasicRequestContext, leasing: Bool) async throws -> Resolved {
         let served = try await catalog.served(Self.parameter("name", context))
         let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: leasing)
         let plan = try await catalog.plan(dataset: served, group: planRequest.group, parameters: planRequest.parameters)
-        let fresh = CursorState(
+        let resolved = Resolved(served: served, request: planRequest, plan: plan, cursor: Self.freshCursor(served, planRequest, plan))
+        try await book.check(resolved.cursor)
+        return resolved
+    }
+
+    private static func freshCursor(_ served: DatasetCatalog.Served, _ planRequest: PlanRequest, _ plan: DatasetPlan) -> CursorState {
+        CursorState(
             cursor: CursorState.id(
                 dataset: served.name, group: planRequest.group, mode: planRequest.mode, parameters: planRequest.parameters,
                 rank: planRequest.rank, replica: planRequest.replica),
             dataset: served.name, group: planRequest.group, mode: planRequest.mode, rank: planRequest.rank, replica: planRequest.replica,
             plan: planRequest.parameters, planFingerprint: plan.fingerprint, datasetVersion: plan.datasetVersion,
             batchesPerEpoch: plan.plan.batchesPerEpoch, epochs: [])
-        return Resolved(served: served, request: planRequest, plan: plan, cursor: try await book.cursor(fresh))
+    }
+
+    /// Writes what an admitted request creates — its group's pin, its cursor — and returns
+    /// it as the daemon now believes it. Called only once nothing can refuse the request.
+    private func commit(_ resolved: Resolved) async throws -> Resolved {
+        var resolved = resolved
+        let pinned = try await catalog.pin(dataset: resolved.served, group: resolved.request.group, plan: resolved.plan)
+        if pinned.fingerprint != resolved.plan.fingerprint {
+            resolved.plan = pinned
+            resolved.cursor = Self.freshCursor(resolved.served, resolved.request, pinned)
+        }
+        resolved.cursor = try await book.cursor(resolved.cursor)
+        return resolved
     }
 
     private func headers(_ resolved: Resolved, spooled: Bool) -> HTTPFields {
@@ -117,16 +144,26 @@ public final class BatchServer: Sendable {
     /// Partition and replicate: this rank's unacked batches of the epoch, in order.
     private func stream(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard !drain.isDraining else { throw ServeError.draining }
-        let resolved = try await resolve(request, context, leasing: false)
+        var resolved = try await resolve(request, context, leasing: false)
+        // Admitted (a stream slot, the cursor's only stream) before anything is written: a
+        // refused request leaves no cursor and no pin behind.
+        let ticket = try streams.open(cursor: resolved.cursor.cursor)
+        let items: [PlanItem]
+        let producer: any BatchProducer
+        let spooled: Bool
+        do {
+            resolved = try await commit(resolved)
+            let planRequest = resolved.request
+            items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start)
+                .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
+            (producer, spooled) = try await catalog.producer(
+                dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
+        } catch {
+            ticket.close()
+            throw error
+        }
         let planRequest = resolved.request
-        let progress = resolved.cursor.progress(epoch: planRequest.epoch)
-        let items = (min(planRequest.start, resolved.plan.plan.batchesPerEpoch)..<resolved.plan.plan.batchesPerEpoch)
-            .filter { !progress.isFinished($0) }
-            .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
-        let (producer, spooled) = try await catalog.producer(
-            dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
         let id = resolved.cursor.cursor
-        let ticket = try streams.open(cursor: id)
         let prefetcher = OrderedPrefetch(
             count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
         ) { index in try OutgoingBatch.make(items[index], from: producer) }
@@ -146,15 +183,15 @@ public final class BatchServer: Sendable {
             status: .ok, headers: headers,
             body: ResponseBody { writer in
                 await send.run(&writer)
+                ticket.close()
                 await book.endStream(id)
-                withExtendedLifetime(ticket) {}
             })
     }
 
     /// Share: lease the group's next free batch to this consumer.
     private func lease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard !drain.isDraining else { throw ServeError.draining }
-        let resolved = try await resolve(request, context, leasing: true)
+        let resolved = try await commit(resolve(request, context, leasing: true))
         let planRequest = resolved.request
         let id = resolved.cursor.cursor
         let allocator = ByteBufferAllocator()
@@ -186,42 +223,36 @@ public final class BatchServer: Sendable {
 
     // MARK: - Cursors
 
-    private struct AckBody: Decodable {
-        var epoch: Int?
-        var batches: [Int]?
-        var leases: [UInt64]?
-    }
-
     private func ack(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
-        let body: AckBody = try await Self.decodeBody(request)
-        if let leases = body.leases {
-            return try Self.json(await book.ack(id, leases: leases))
+        switch try AckRequest(json: await Self.collectBody(request)) {
+        case .leases(let leases): return try Self.json(await book.ack(id, leases: leases))
+        case .batches(let epoch, let batches): return try Self.json(await book.ack(id, epoch: epoch, batches: batches))
         }
-        guard let epoch = body.epoch, let batches = body.batches, epoch >= 0 else {
-            throw ServeError(.badRequest, "invalid_body", "an ack is {\"epoch\": E, \"batches\": [...]} or {\"leases\": [...]}")
-        }
-        return try Self.json(await book.ack(id, epoch: epoch, batches: batches))
     }
 
     private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
-        var state: CursorState = try await Self.decodeBody(request)
-        try state.validate()
-        state.epochs.sort { $0.epoch < $1.epoch }
-        for index in state.epochs.indices { state.epochs[index].ackedAbove.sort() }
-        guard state.cursor == id, state.key == id else {
-            throw ServeError(.conflict, "cursor_mismatch", "the state names cursor \(state.cursor), its parameters make \(state.key), the URL says \(id)")
-        }
+        let state = try CursorState(restoring: await Self.collectBody(request), id: id)
         let served = try await catalog.served(Substring(state.dataset))
         let plan = try await catalog.plan(dataset: served, group: state.group, parameters: state.plan, preferring: state.datasetVersion)
-        guard plan.fingerprint == state.planFingerprint, plan.plan.batchesPerEpoch == state.batchesPerEpoch else {
-            throw ServeError(
-                .conflict, "cursor_mismatch",
-                "the saved cursor is for plan \(state.planFingerprint) at dataset version \(state.datasetVersion); this daemon resolves it to \(plan.fingerprint) at version \(plan.datasetVersion)")
-        }
+        try Self.checkRestore(state, against: plan)
+        // The pin the state names is written first; a group pinned meanwhile to another
+        // version refuses the state.
+        try Self.checkRestore(state, against: await catalog.pin(dataset: served, group: state.group, plan: plan))
         try await book.restore(state)
         return try Self.json(state)
+    }
+
+    private static func checkRestore(_ state: CursorState, against plan: DatasetPlan) throws {
+        guard plan.fingerprint == state.planFingerprint, plan.datasetVersion == state.datasetVersion,
+            plan.plan.batchesPerEpoch == state.batchesPerEpoch
+        else {
+            throw ServeError(
+                .conflict, "cursor_mismatch",
+                "the saved cursor is for plan \(state.planFingerprint.prefix(80)) at dataset version \(state.datasetVersion) with \(state.batchesPerEpoch) batches per epoch; this daemon resolves it to \(plan.fingerprint) at version \(plan.datasetVersion) with \(plan.plan.batchesPerEpoch)"
+            )
+        }
     }
 
     // MARK: - Helpers
@@ -236,13 +267,9 @@ public final class BatchServer: Sendable {
 
     static func json(_ state: CursorState) throws -> Response { json(try CursorState.encoder.encode(state)) }
 
-    static func decodeBody<T: Decodable>(_ request: Request) async throws -> T {
+    /// The request's body, at most `ServeLimits.maxBodyBytes` (413 beyond).
+    static func collectBody(_ request: Request) async throws -> Data {
         var request = request
-        let buffer = try await request.collectBody(upTo: ServeLimits.maxBodyBytes)
-        do {
-            return try CursorState.decoder.decode(T.self, from: Data(buffer.readableBytesView))
-        } catch {
-            throw ServeError(.badRequest, "invalid_body", "the request body is not the expected JSON: \(error)")
-        }
+        return Data(try await request.collectBody(upTo: ServeLimits.maxBodyBytes).readableBytesView)
     }
 }

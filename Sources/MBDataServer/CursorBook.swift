@@ -3,9 +3,16 @@ import HTTPTypes
 import MBData
 
 /// Every cursor the daemon knows, what its open stream has sent, and the leases of share
-/// groups. Acks are written to the state database before they are answered.
+/// groups.
+///
+/// State is written before it is believed (DESIGN decision 11): every change of a cursor —
+/// creation, acks, a restore, a reset — is computed on a copy, written to the state
+/// database, and applied in memory only after the write committed. A failed write leaves
+/// memory as it was, so the client's retry writes again; a 2xx means "on disk". Changes run
+/// one at a time (`serialized`), so two acks of one cursor never overwrite each other's
+/// write while the actor waits on the database.
 actor CursorBook {
-    enum LeaseOutcome: Sendable {
+    enum LeaseOutcome: Sendable, Equatable {
         case leased(batch: Int, lease: UInt64)
         case complete
         /// Every remaining batch is leased to another consumer; the earliest lease ends then.
@@ -21,6 +28,7 @@ actor CursorBook {
 
     private let store: CursorStore
     private let metrics: ServeMetrics
+    private let clock: ServeClock
     private var cursors: [String: CursorState] = [:]
     /// Batches a cursor's consumers hold, sent or leased but not acked: the lag.
     private var outstanding: [String: Set<Int>] = [:]
@@ -28,30 +36,51 @@ actor CursorBook {
     /// Lease ids start at a random point so a restarted daemon never accepts an old one;
     /// below 2^53, so clients that read JSON numbers as doubles keep them exact.
     private var nextLease = UInt64.random(in: 1...(1 << 52))
+    private var writing = false
+    private var waitingWriters: [CheckedContinuation<Void, Never>] = []
 
-    init(store: CursorStore, metrics: ServeMetrics) throws {
+    init(store: CursorStore, metrics: ServeMetrics, clock: ServeClock = .continuous) throws {
         self.store = store
         self.metrics = metrics
+        self.clock = clock
         for state in try store.loadCursors() { cursors[state.cursor] = state }
     }
 
-    /// The cursor for `fresh`'s key, created (and stored) on first use.
-    func cursor(_ fresh: CursorState) async throws -> CursorState {
-        if let known = cursors[fresh.cursor] {
-            guard known.planFingerprint == fresh.planFingerprint else {
-                throw ServeError(
-                    .conflict, "cursor_mismatch",
-                    "cursor \(fresh.cursor) was made for plan \(known.planFingerprint) (dataset version \(known.datasetVersion)), the request resolves to \(fresh.planFingerprint)")
-            }
-            return known
+    /// Runs one state change at a time: the next waits until this one's write is answered.
+    private func serialized<T: Sendable>(_ change: () async throws -> T) async throws -> T {
+        while writing { await withCheckedContinuation { waitingWriters.append($0) } }
+        writing = true
+        defer {
+            writing = false
+            if !waitingWriters.isEmpty { waitingWriters.removeFirst().resume() }
         }
-        cursors[fresh.cursor] = fresh
-        try await store.save(fresh)
-        return fresh
+        return try await change()
+    }
+
+    /// Refuses `fresh` when its id names a cursor of another plan; changes nothing.
+    func check(_ fresh: CursorState) throws {
+        guard let known = cursors[fresh.cursor] else { return }
+        guard known.planFingerprint == fresh.planFingerprint, known.datasetVersion == fresh.datasetVersion else {
+            throw ServeError(
+                .conflict, "cursor_mismatch",
+                "cursor \(fresh.cursor) was made for plan \(known.planFingerprint) (dataset version \(known.datasetVersion)), the request resolves to \(fresh.planFingerprint) (dataset version \(fresh.datasetVersion))"
+            )
+        }
+    }
+
+    /// The cursor for `fresh`'s key, created (written, then kept) on first use.
+    func cursor(_ fresh: CursorState) async throws -> CursorState {
+        try await serialized {
+            try check(fresh)
+            if let known = cursors[fresh.cursor] { return known }
+            try await store.save(fresh)
+            cursors[fresh.cursor] = fresh
+            return fresh
+        }
     }
 
     func state(_ id: String) throws -> CursorState {
-        guard let state = cursors[id] else { throw ServeError(.notFound, "unknown_cursor", "no cursor \(id)") }
+        guard let state = cursors[id] else { throw ServeError(.notFound, "unknown_cursor", "no cursor \(id.prefix(64))") }
         return state
     }
 
@@ -62,59 +91,70 @@ actor CursorBook {
     }
 
     func sent(_ id: String, batch: Int) {
-        outstanding[id, default: []].insert(batch)
-        metrics.lag(cursor: id, batches: outstanding[id]!.count)
+        var held = outstanding[id, default: []]
+        held.insert(batch)
+        outstanding[id] = held
+        metrics.lag(cursor: id, batches: held.count)
     }
 
+    /// Acks batches of a partition or replicate cursor; acking a batch twice is harmless.
     func ack(_ id: String, epoch: Int, batches: [Int]) async throws -> CursorState {
-        var state = try state(id)
-        guard state.mode != .share else {
-            throw ServeError(.badRequest, "invalid_body", "cursor \(id) is a share group: ack its leases ({\"leases\": [...]})")
-        }
-        if let bad = batches.first(where: { $0 < 0 || $0 >= state.batchesPerEpoch }) {
-            throw ServeError(.badRequest, "invalid_body", "batch \(bad) is outside 0..<\(state.batchesPerEpoch) of cursor \(id)")
-        }
-        outstanding[id]?.subtract(batches)
-        metrics.lag(cursor: id, batches: outstanding[id]?.count ?? 0)
-        guard state.ack(epoch: epoch, batches: batches) > 0 else { return try self.state(id) }
-        cursors[id] = state
-        try await store.save(state)
-        return state
-    }
-
-    func ack(_ id: String, leases acked: [UInt64]) async throws -> CursorState {
-        var state = try state(id)
-        guard state.mode == .share else {
-            throw ServeError(.badRequest, "invalid_body", "cursor \(id) is a \(state.mode.rawValue) cursor: ack its batches ({\"epoch\": E, \"batches\": [...]})")
-        }
-        let now = ContinuousClock.now
-        for lease in acked {
-            guard let held = leases[lease], held.cursor == id, held.expires > now else {
-                throw ServeError(.conflict, "lease_expired", "lease \(lease) of cursor \(id) expired or is unknown; its batch goes to another consumer")
+        try await serialized {
+            var state = try state(id)
+            guard state.mode != .share else {
+                throw ServeError(.badRequest, "invalid_body", "cursor \(id) is a share group: ack its leases ({\"leases\": [...]})")
             }
+            try state.checkAck(epoch: epoch, batches: batches)
+            if state.ack(epoch: epoch, batches: batches) > 0 {
+                try await store.save(state)
+                cursors[id] = state
+            }
+            if var held = outstanding[id] {
+                held.subtract(batches)
+                outstanding[id] = held
+                metrics.lag(cursor: id, batches: held.count)
+            }
+            return state
         }
-        for lease in acked {
-            let held = leases.removeValue(forKey: lease)!
-            _ = state.ack(epoch: held.epoch, batches: [held.batch])
-        }
-        cursors[id] = state
-        try await store.save(state)
-        return state
     }
 
-    /// The next batch of `epoch` neither acked nor leased, leased for `seconds`.
+    /// Acks leases of a share cursor: all of them, or none when one expired or is unknown.
+    /// A lease named twice is acked once.
+    func ack(_ id: String, leases acked: [UInt64]) async throws -> CursorState {
+        try await serialized {
+            var state = try state(id)
+            guard state.mode == .share else {
+                throw ServeError(
+                    .badRequest, "invalid_body", "cursor \(id) is a \(state.mode.rawValue) cursor: ack its batches ({\"epoch\": E, \"batches\": [...]})")
+            }
+            let now = clock.now()
+            var held: [UInt64: Lease] = [:]
+            for lease in acked where held[lease] == nil {
+                guard let found = leases[lease], found.cursor == id, found.expires > now else {
+                    throw ServeError(.conflict, "lease_expired", "lease \(lease) of cursor \(id) expired or is unknown; its batch goes to another consumer")
+                }
+                held[lease] = found
+            }
+            for lease in held.values { _ = state.ack(epoch: lease.epoch, batches: [lease.batch]) }
+            try await store.save(state)
+            cursors[id] = state
+            for lease in held.keys { leases[lease] = nil }
+            return state
+        }
+    }
+
+    /// The next batch of `epoch` neither acked nor leased, leased for `seconds`. Leases live
+    /// in memory only: a restarted daemon offers their batches again.
     func lease(_ id: String, epoch: Int, seconds: Double) throws -> LeaseOutcome {
         let state = try state(id)
-        let now = ContinuousClock.now
+        let now = clock.now()
         for (lease, held) in leases where held.cursor == id && held.expires <= now {
             leases[lease] = nil
             metrics.leaseExpired(dataset: state.dataset)
         }
-        let progress = state.progress(epoch: epoch)
         let held = leases.values.filter { $0.cursor == id && $0.epoch == epoch }
         let leasedBatches = Set(held.map(\.batch))
-        guard let batch = (progress.lowWatermark..<state.batchesPerEpoch).first(where: { !progress.isFinished($0) && !leasedBatches.contains($0) })
-        else {
+        guard let batch = state.firstUnacked(epoch: epoch, skipping: leasedBatches) else {
             guard let soonest = held.map(\.expires).min() else { return .complete }
             return .wait(seconds: max(0.05, now.duration(to: soonest).seconds))
         }
@@ -127,17 +167,30 @@ actor CursorBook {
     /// Gives a batch back when its message could not be produced or sent.
     func release(lease: UInt64) { leases[lease] = nil }
 
-    /// Replaces a cursor with a client's saved state.
+    /// Replaces a cursor with a client's saved state (already checked against its plan).
     func restore(_ state: CursorState) async throws {
-        cursors[state.cursor] = state
-        try await store.save(state)
+        try await serialized {
+            try await store.save(state)
+            cursors[state.cursor] = state
+            for (lease, held) in leases where held.cursor == state.cursor { leases[lease] = nil }
+        }
     }
 
+    /// Forgets every ack of a cursor.
     func reset(_ id: String) async throws {
-        guard var state = cursors[id] else { throw ServeError(.notFound, "unknown_cursor", "no cursor \(id)") }
-        state.epochs = []
-        cursors[id] = state
-        for (lease, held) in leases where held.cursor == id { leases[lease] = nil }
-        try await store.save(state)
+        try await serialized {
+            var state = try state(id)
+            state.epochs = []
+            try await store.save(state)
+            cursors[id] = state
+            for (lease, held) in leases where held.cursor == id { leases[lease] = nil }
+        }
     }
+}
+
+/// The time leases expire by: the continuous clock, or a manual one in tests.
+struct ServeClock: Sendable {
+    let now: @Sendable () -> ContinuousClock.Instant
+
+    static let continuous = ServeClock { ContinuousClock.now }
 }

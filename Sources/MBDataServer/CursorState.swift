@@ -5,7 +5,7 @@ import MBData
 
 /// What a consumer has acknowledged of one plan: the document `GET /v1/cursors/{id}`
 /// returns, `PUT` restores, and the state database stores.
-struct CursorState: Codable, Sendable, Equatable {
+package struct CursorState: Codable, Sendable, Equatable {
     struct EpochProgress: Codable, Sendable, Equatable {
         var epoch: Int
         var lowWatermark: Int
@@ -35,6 +35,10 @@ struct CursorState: Codable, Sendable, Equatable {
     /// Checks a state a client sent (`PUT /v1/cursors/{id}`): its plan parameters by the
     /// rules of a batch request, its epochs against the plan's batch count.
     func validate() throws {
+        // Checked before `replica + 1` below, which would trap at Int.max (a PUT did).
+        guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
+            throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
+        }
         var query: [(Substring, Substring)] = [
             ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
             ("tail", Substring(plan.tail.rawValue)), ("shuffle", "\(plan.shuffle)"), ("group", Substring(group)),
@@ -46,14 +50,17 @@ struct CursorState: Codable, Sendable, Equatable {
         } catch let error as ServeError {
             throw ServeError(.badRequest, "invalid_body", "the cursor state's plan is invalid: \(error.message)")
         }
+        guard batchesPerEpoch > 0, datasetVersion >= 0 else {
+            throw ServeError(.badRequest, "invalid_body", "the cursor state's batches_per_epoch must be positive and its dataset_version not negative")
+        }
         for progress in epochs {
-            guard progress.epoch >= 0, (0...batchesPerEpoch).contains(progress.lowWatermark),
+            guard PlanRequest.epochs.contains(progress.epoch), (0...batchesPerEpoch).contains(progress.lowWatermark),
                 progress.ackedAbove.allSatisfy({ $0 > progress.lowWatermark && $0 < batchesPerEpoch }),
                 Set(progress.ackedAbove).count == progress.ackedAbove.count
             else {
                 throw ServeError(
                     .badRequest, "invalid_body",
-                    "epoch \(progress.epoch) of the cursor state: expected epoch ≥ 0, low_watermark in 0...\(batchesPerEpoch) and distinct acked_above batches between it and \(batchesPerEpoch)")
+                    "epoch \(progress.epoch) of the cursor state: expected epoch in \(PlanRequest.epochs), low_watermark in 0...\(batchesPerEpoch) and distinct acked_above batches between it and \(batchesPerEpoch)")
             }
         }
         guard Set(epochs.map(\.epoch)).count == epochs.count else {
@@ -66,14 +73,52 @@ struct CursorState: Codable, Sendable, Equatable {
         return .init(epoch: epoch, lowWatermark: found.lowWatermark, finishedAbove: found.ackedAbove)
     }
 
-    /// Records acks; returns how many batches were newly acked.
+    /// Refuses an ack outside the plan: an epoch outside `PlanRequest.epochs`, a batch
+    /// outside `0..<batchesPerEpoch`.
+    func checkAck(epoch: Int, batches: [Int]) throws {
+        guard PlanRequest.epochs.contains(epoch) else {
+            throw ServeError(.badRequest, "invalid_body", "epoch \(epoch) is outside \(PlanRequest.epochs) of cursor \(cursor)")
+        }
+        if let bad = batches.first(where: { $0 < 0 || $0 >= batchesPerEpoch }) {
+            throw ServeError(.badRequest, "invalid_body", "batch \(bad) is outside 0..<\(batchesPerEpoch) of cursor \(cursor)")
+        }
+    }
+
+    /// Records acks; returns how many batches were newly acked. Linear in the batches acked
+    /// and held: a body of a million batches costs a million set operations, not their square.
     mutating func ack(epoch: Int, batches: [Int]) -> Int {
-        var progress = progress(epoch: epoch)
-        let added = batches.reduce(0) { $0 + (progress.finish($1) ? 1 : 0) }
-        epochs.removeAll { $0.epoch == epoch }
-        epochs.append(EpochProgress(epoch: epoch, lowWatermark: progress.lowWatermark, ackedAbove: progress.finishedAbove))
-        epochs.sort { $0.epoch < $1.epoch }
+        let found = epochs.firstIndex { $0.epoch == epoch }
+        var lowWatermark = found.map { epochs[$0].lowWatermark } ?? 0
+        var above = Set(found.map { epochs[$0].ackedAbove } ?? [])
+        var added = 0
+        for batch in batches where batch >= lowWatermark && above.insert(batch).inserted { added += 1 }
+        while above.remove(lowWatermark) != nil { lowWatermark += 1 }
+        let progress = EpochProgress(epoch: epoch, lowWatermark: lowWatermark, ackedAbove: above.sorted())
+        if let found {
+            epochs[found] = progress
+        } else {
+            epochs.append(progress)
+            epochs.sort { $0.epoch < $1.epoch }
+        }
         return added
+    }
+
+    /// The batches of `epoch` not yet acked, in order, from `start`.
+    func unacked(epoch: Int, from start: Int = 0) -> [Int] {
+        let progress = epochs.first { $0.epoch == epoch }
+        let acked = Set(progress?.ackedAbove ?? [])
+        let first = max(start, progress?.lowWatermark ?? 0)
+        guard first < batchesPerEpoch else { return [] }
+        return (first..<batchesPerEpoch).filter { !acked.contains($0) }
+    }
+
+    /// The first batch of `epoch` neither acked nor in `skipped`.
+    func firstUnacked(epoch: Int, skipping skipped: Set<Int>) -> Int? {
+        let progress = epochs.first { $0.epoch == epoch }
+        let acked = Set(progress?.ackedAbove ?? [])
+        let first = progress?.lowWatermark ?? 0
+        guard first < batchesPerEpoch else { return nil }
+        return (first..<batchesPerEpoch).first { !acked.contains($0) && !skipped.contains($0) }
     }
 
     static let encoder: JSONEncoder = {

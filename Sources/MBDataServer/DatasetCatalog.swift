@@ -61,20 +61,38 @@ actor DatasetCatalog {
         return served
     }
 
-    /// The plan of `parameters` for `group`, pinned to the dataset version current when the
-    /// daemon first saw it — and kept across restarts in the state database.
+    /// The plan of `parameters` for `group`: at the version the group is pinned to, or —
+    /// for a group the daemon has not pinned yet — at `preferred` or the current version.
+    /// Changes no state: a request that is refused after this leaves no pin behind.
     func plan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
-        // Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|".
-        let groupKey = [dataset.name, group, parameters.key].joined(separator: "|")
+        let groupKey = Self.groupKey(dataset, group, parameters)
         var version = pinned.value(for: groupKey)
         if version == nil { version = try await store.pinnedVersion(key: groupKey) }
-        if let version, let plan = plans.value(for: Self.planKey(dataset, version, parameters)) {
-            pinned.insert(version, for: groupKey)
-            return plan
-        }
+        return try await plan(dataset: dataset, parameters: parameters, version: version ?? preferred)
+    }
+
+    /// Pins `group`'s plan to `plan`'s dataset version, written to the state database before
+    /// it is kept here; returns the plan at the version the group is pinned to (another
+    /// request may have pinned it first).
+    func pin(dataset: Served, group: String, plan: DatasetPlan) async throws -> DatasetPlan {
+        let groupKey = Self.groupKey(dataset, group, plan.parameters)
+        if pinned.value(for: groupKey) == plan.datasetVersion { return plan }
+        let version = try await store.pin(key: groupKey, version: plan.datasetVersion)
+        pinned.insert(version, for: groupKey)
+        guard version != plan.datasetVersion else { return plan }
+        return try await self.plan(dataset: dataset, parameters: plan.parameters, version: version)
+    }
+
+    /// `plan` then `pin`: the plan a group keeps from now on.
+    func pinnedPlan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
+        try await pin(dataset: dataset, group: group, plan: plan(dataset: dataset, group: group, parameters: parameters, preferring: preferred))
+    }
+
+    private func plan(dataset: Served, parameters: PlanParameters, version: Int?) async throws -> DatasetPlan {
+        if let version, let plan = plans.value(for: Self.planKey(dataset, version, parameters)) { return plan }
         let plan: DatasetPlan
         do {
-            plan = try await dataset.dataset.plan(parameters, version: version ?? preferred)
+            plan = try await dataset.dataset.plan(parameters, version: version)
         } catch let error as MBDataError where error.code == .invalidArgument {
             throw ServeError(.badRequest, "invalid_parameter", error.message)
         }
@@ -83,10 +101,13 @@ actor DatasetCatalog {
                 .badRequest, "invalid_parameter",
                 "query parameter batch_size: expected at most the \(plan.plan.sampleCount) samples of split \(parameters.split ?? "(all)"), got \(parameters.batchSize)")
         }
-        if version == nil { try await store.pin(key: groupKey, version: plan.datasetVersion) }
-        pinned.insert(plan.datasetVersion, for: groupKey)
         plans.insert(plan, for: Self.planKey(dataset, plan.datasetVersion, parameters))
         return plan
+    }
+
+    /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|".
+    private static func groupKey(_ dataset: Served, _ group: String, _ parameters: PlanParameters) -> String {
+        [dataset.name, group, parameters.key].joined(separator: "|")
     }
 
     private static func planKey(_ dataset: Served, _ version: Int, _ parameters: PlanParameters) -> String {

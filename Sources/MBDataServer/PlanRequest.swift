@@ -14,7 +14,7 @@ public enum StreamMode: String, Codable, Sendable {
 }
 
 /// The query parameters of a batch or lease request, checked.
-struct PlanRequest: Sendable {
+package struct PlanRequest: Sendable {
     var parameters: PlanParameters
     var epoch: Int
     var rank: Int
@@ -25,6 +25,11 @@ struct PlanRequest: Sendable {
     var leaseSeconds: Double
 
     typealias Query = FlatDictionary<Substring, Substring>
+
+    /// The epochs a request, an ack or a restored cursor may name.
+    static let epochs = 0...Int(Int32.max)
+    /// The replicas a replicate request may name, and so the replica indices.
+    static let replicas = 0..<1024
 
     /// `mode` is fixed by the route for leases; batch streams read it from the query.
     init(query: Query, leasing: Bool) throws {
@@ -54,7 +59,7 @@ struct PlanRequest: Sendable {
             throw ServeError.invalidParameter("world", "a divisor of batch_size \(batchSize)", got: query["world"])
         }
         rank = try integer("rank", default: 0, in: 0...(world - 1))
-        epoch = try integer("epoch", default: 0, in: 0...Int(Int32.max))
+        epoch = try integer("epoch", default: 0, in: Self.epochs)
         let tailText = query["tail"] ?? "drop"
         guard let tail = TailPolicy(rawValue: String(tailText)) else {
             throw ServeError.invalidParameter("tail", "drop or pad", got: tailText)
@@ -65,7 +70,7 @@ struct PlanRequest: Sendable {
         }
         parameters = PlanParameters(
             seed: seed, batchSize: batchSize, world: world, tail: tail, split: try name("split", default: nil), shuffle: shuffle)
-        group = try name("group", default: "default")!
+        group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
         if leasing {
             mode = .share
@@ -81,7 +86,7 @@ struct PlanRequest: Sendable {
                 throw ServeError.invalidParameter("mode", "partition or replicate (share uses POST …/lease)", got: modeText)
             }
             self.mode = mode
-            let replicas = try integer("replicas", default: 1, in: 1...1024)
+            let replicas = try integer("replicas", default: 1, in: 1...Self.replicas.upperBound)
             replica = try integer("replica", default: 0, in: 0...(replicas - 1))
             if mode == .partition && replica != 0 {
                 throw ServeError.invalidParameter("replica", "0 in partition mode (use mode=replicate)", got: query["replica"])

@@ -20,6 +20,12 @@ public struct ServeConfiguration: Sendable {
     public var maxStreams: Int = 64
     /// Seconds a connection may stay silent while sending its request head. Default 30.
     public var headerTimeoutSeconds: Int = 30
+    /// Seconds a request's body may take to arrive after its head; a slower one is cut. Default 30.
+    public var bodyTimeoutSeconds: Int = 30
+    /// Seconds a connection may refuse more bytes — a consumer that stopped reading its
+    /// stream — before it is closed and its stream slot freed; also the longest a drain waits
+    /// for a stream's last bytes to leave. Default 60.
+    public var stallTimeoutSeconds: Int = 60
     /// Ready batches held ahead of each stream, and the threads preparing them.
     public var prefetch = PrefetchConfiguration()
 

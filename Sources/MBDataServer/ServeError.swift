@@ -46,6 +46,12 @@ public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConver
             switch error.code {
             // The message without the source: a file path is none of the client's business.
             case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.message)
+            case .storage where CursorStore.isUnavailable(error):
+                var unavailable = ServeError(
+                    .serviceUnavailable, "state_unavailable",
+                    "\(error.message); nothing was changed, retry later")
+                unavailable.headers[.retryAfter] = "1"
+                return unavailable
             default: return ServeError(.internalServerError, "internal", error.message)
             }
         case let error as any HTTPResponseError where error.status == .contentTooLarge:

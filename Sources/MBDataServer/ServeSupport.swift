@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HTTPTypes
+import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
@@ -58,9 +59,11 @@ final class StreamRegistry: Sendable {
     }
 }
 
-/// One open stream's claim on its cursor.
+/// One open stream's claim on its cursor, released by `close()` when the stream ends — or,
+/// failing that, when the ticket is dropped (a response dropped before its body was written).
 final class StreamTicket: Sendable {
     private let registry: StreamRegistry
+    private let closed = Atomic<Bool>(false)
     let cursor: String
 
     fileprivate init(registry: StreamRegistry, cursor: String) {
@@ -68,7 +71,12 @@ final class StreamTicket: Sendable {
         self.cursor = cursor
     }
 
-    deinit { registry.close(cursor: cursor) }
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        registry.close(cursor: cursor)
+    }
+
+    deinit { close() }
 }
 
 extension HTTPField.Name {
@@ -95,6 +103,11 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw error
             }
             response = try await next(request, context)
+        } catch let error as HTTPParserError {
+            // A malformed request (bad chunked encoding…): the server answers 400 and closes
+            // the connection, whose bytes can no longer be trusted to frame a request.
+            metrics.request(route: context.endpointPath ?? "unmatched", status: 400, took: started.duration(to: .now))
+            throw error
         } catch {
             response = try ServeError.from(error).response(from: request, context: context)
         }

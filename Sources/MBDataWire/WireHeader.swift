@@ -45,7 +45,7 @@ public struct WireHeader: Sendable, Hashable {
         buffer.writeInteger(kind, endianness: .little)
         buffer.writeBytes([0, 0, 0])
         for value in [epoch, batch, rank, samples] { buffer.writeInteger(UInt32(truncatingIfNeeded: value), endianness: .little) }
-        for value in [UInt64(uncompressed), UInt64(payloadLength), checksum, lease] { buffer.writeInteger(value, endianness: .little) }
+        for value in [UInt64(truncatingIfNeeded: uncompressed), UInt64(truncatingIfNeeded: payloadLength), checksum, lease] { buffer.writeInteger(value, endianness: .little) }
     }
 
     /// A header that does not start with the magic.

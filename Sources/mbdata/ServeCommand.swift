@@ -40,6 +40,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("header-timeout"), help: "Seconds a connection may stay silent while sending its request head.")
     var headerTimeout: Int = 30
 
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request's body may take to arrive after its head; slower clients are cut.")
+    var bodyTimeout: Int = 30
+
+    @Option(
+        name: .customLong("stall-timeout"),
+        help: "Seconds a consumer may leave its stream unread before the connection is closed and its stream slot freed.")
+    var stallTimeout: Int = 60
+
     @Option(help: "Batches prepared ahead of each stream.")
     var depth: Int = 8
 
@@ -52,8 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard !datasets.isEmpty else { throw ValidationError("name at least one dataset file") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-        guard maxStreams > 0, depth > 0, headerTimeout > 0, (workers ?? 1) > 0 else {
-            throw ValidationError("--max-streams, --depth, --header-timeout and --workers must be positive")
+        guard (1...1_000_000).contains(maxStreams), (1...4096).contains(depth), (1...4096).contains(workers ?? 1) else {
+            throw ValidationError("--max-streams must be in 1...1000000, --depth and --workers in 1...4096")
+        }
+        for (name, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--stall-timeout", stallTimeout)] {
+            guard (1...86_400).contains(seconds) else { throw ValidationError("\(name) must be in 1...86400 seconds") }
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
@@ -69,6 +80,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.spool = spool
             configuration.maxStreams = maxStreams
             configuration.headerTimeoutSeconds = headerTimeout
+            configuration.bodyTimeoutSeconds = bodyTimeout
+            configuration.stallTimeoutSeconds = stallTimeout
             configuration.prefetch.depth = depth
             if let workers { configuration.prefetch.workers = workers }
             var logger = Logger(label: "mbdata.serve") { StreamLogHandler.standardError(label: $0) }

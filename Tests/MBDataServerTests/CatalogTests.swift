@@ -6,6 +6,15 @@ import Testing
 @testable import MBDataServer
 
 @Suite struct CatalogTests {
+    /// The digits dataset served by a catalog whose state database is in the same folder.
+    static func digitsCatalog() async throws -> (TemporaryDirectory, String, CursorStore, DatasetCatalog, DatasetCatalog.Served) {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let store = try CursorStore(path: directory.path("state.sqlite"))
+        let catalog = try DatasetCatalog(configuration: ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite")), store: store)
+        return (directory, path, store, catalog, try await catalog.served("digits"))
+    }
+
     @Test func theLeastRecentlyUsedEntryMakesRoom() {
         var cache = RecentlyUsed<String, Int>(capacity: 2)
         cache.insert(1, for: "a")
@@ -26,24 +35,32 @@ import Testing
     /// (the pins were once keyed by a NUL-separated text that SQLite cut at the dataset name,
     /// so every group stayed on the first version the daemon saw).
     @Test func aGroupKeepsItsPinnedVersionAfterItsPlanWasEvicted() async throws {
-        let directory = try TemporaryDirectory()
-        let path = try await digitsDataset(directory)
-        let store = try CursorStore(path: directory.path("state.sqlite"))
-        let catalog = try DatasetCatalog(configuration: ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite")), store: store)
-        let served = try await catalog.served("digits")
+        let (directory, path, _, catalog, served) = try await Self.digitsCatalog()
         let parameters = PlanParameters(seed: 1, batchSize: 32)
-        let first = try await catalog.plan(dataset: served, group: "run-1", parameters: parameters)
-        #expect(try await catalog.plan(dataset: served, group: "run-2", parameters: parameters).fingerprint == first.fingerprint)
+        let first = try await catalog.pinnedPlan(dataset: served, group: "run-1", parameters: parameters)
+        #expect(try await catalog.pinnedPlan(dataset: served, group: "run-2", parameters: parameters).fingerprint == first.fingerprint)
 
         for seed in 2..<40 {  // more plans than the cache holds
-            _ = try await catalog.plan(dataset: served, group: "other", parameters: PlanParameters(seed: UInt64(seed), batchSize: 32))
+            _ = try await catalog.pinnedPlan(dataset: served, group: "other", parameters: PlanParameters(seed: UInt64(seed), batchSize: 32))
         }
         _ = try await Dataset(path: path).ingest(SourceSpec(paths: [try directory.write("more.jsonl", Self.oneMoreDigit)]))
-        let again = try await catalog.plan(dataset: served, group: "run-1", parameters: parameters)
+        let again = try await catalog.pinnedPlan(dataset: served, group: "run-1", parameters: parameters)
         #expect(again.fingerprint == first.fingerprint)
         #expect(again.datasetVersion == first.datasetVersion)
-        let newcomer = try await catalog.plan(dataset: served, group: "run-3", parameters: parameters)
+        let newcomer = try await catalog.pinnedPlan(dataset: served, group: "run-3", parameters: parameters)
         #expect(newcomer.datasetVersion == first.datasetVersion + 1)
+    }
+
+    /// Resolving a plan writes nothing: a request refused after it (429, 409) leaves no pin,
+    /// so the group starts on the version current when a request of it is first admitted.
+    @Test func resolvingAPlanPinsNothingUntilThePinIsWritten() async throws {
+        let (_, _, store, catalog, served) = try await Self.digitsCatalog()
+        let parameters = PlanParameters(seed: 1, batchSize: 32)
+        let key = ["digits", "run-1", parameters.key].joined(separator: "|")
+        let resolved = try await catalog.plan(dataset: served, group: "run-1", parameters: parameters)
+        #expect(try await store.pinnedVersion(key: key) == nil)
+        _ = try await catalog.pin(dataset: served, group: "run-1", plan: resolved)
+        #expect(try await store.pinnedVersion(key: key) == resolved.datasetVersion)
     }
 
     static let oneMoreDigit =

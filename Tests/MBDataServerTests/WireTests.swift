@@ -64,4 +64,27 @@ import Testing
         let error = #expect(throws: MBDataError.self) { try other.next() }
         #expect(error?.description.contains("unknown kind 9") == true)
     }
+
+    /// Sizes from a header are checked before anything of that size is allocated or waited
+    /// for: a length or uncompressed size of 2^63−1, a zero-length batch, a huge JSON payload.
+    @Test func headersWhoseSizesDoNotFitAreRefused() throws {
+        func header(kind: WireHeader.Kind, payload: Int, uncompressed: Int) -> [UInt8] {
+            var buffer = ByteBuffer()
+            WireHeader(kind: kind, uncompressed: uncompressed, payloadLength: payload, checksum: 0).write(into: &buffer)
+            return Array(buffer.readableBytesView)
+        }
+        for (kind, payload, uncompressed) in [
+            (WireHeader.Kind.batch, Int.max, 10), (.batch, 10, Int.max), (.batch, 0, 10), (.batch, 10, 0),
+            (.batch, WireDecoder.maxPayload + 1, 10), (.end, WireDecoder.maxJSONPayload + 1, 0), (.error, Int.max, 0),
+        ] {
+            let error = #expect(throws: MBDataError.self) { try WireDecoder.messages(header(kind: kind, payload: payload, uncompressed: uncompressed)) }
+            #expect(error?.description.contains("bad message") == true)
+        }
+        var end = WireMessage.end(reason: "complete", sent: 0, allocator: ByteBufferAllocator())
+        let whole = Array(end.readableBytesView)
+        #expect(try WireDecoder.messages(whole).count == 1)
+        #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(whole.dropLast())) }
+        end.setInteger(UInt8(ascii: "x"), at: end.writerIndex - 2)
+        #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(end.readableBytesView)) }
+    }
 }

@@ -143,6 +143,18 @@ def test_an_implausible_length_is_rejected_before_reading():
         wire.read_message(reader(bytes(data)))
 
 
+@pytest.mark.parametrize("kind, length, uncompressed", [
+    (wire.KIND_BATCH, 2**63 - 1, 10), (wire.KIND_BATCH, 2**64 - 1, 10), (wire.KIND_BATCH, 10, 2**63 - 1),
+    (wire.KIND_BATCH, 0, 10), (wire.KIND_BATCH, 10, 0), (wire.KIND_END, (1 << 20) + 1, 0), (wire.KIND_ERROR, 2**62, 0),
+])
+def test_header_sizes_that_do_not_fit_are_rejected_before_reading(kind, length, uncompressed):
+    header = wire.HEADER.pack(wire.MAGIC, kind, b"\0\0\0", 0, 0, 0, 0, uncompressed, length, 0, 0)
+    with pytest.raises(ProtocolError):
+        wire.parse_header(header)
+    with pytest.raises(ProtocolError):  # nothing past the header is read or allocated
+        wire.read_message(reader(header))
+
+
 def test_a_payload_that_is_not_an_lz4_frame_is_rejected():
     data = wire.encode_message(wire.KIND_BATCH, b"not a frame at all", uncompressed=10)
     message = wire.read_message(reader(data))

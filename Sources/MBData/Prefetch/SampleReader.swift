@@ -3,10 +3,11 @@ import GRDB
 /// Reads the rows of one batch with one query (ids sorted for locality), then puts them
 /// back in plan order.
 struct SampleReader {
-    let fieldCount: Int
+    let fields: [Field]
+    var fieldCount: Int { fields.count }
 
     init(schema: Schema) {
-        fieldCount = schema.fields.count
+        fields = schema.fields
     }
 
     /// Rows for `ids` in the same order; nil ids (padding) stay nil.
@@ -20,6 +21,7 @@ struct SampleReader {
             try SampleRowDecoder.forEachRow(
                 db, sql: "SELECT * FROM samples WHERE _id IN (\(placeholders)) ORDER BY _id", arguments: part, fieldCount: fieldCount
             ) { id, _, values in
+                try check(values, of: id)
                 byID[id] = values
             }
         }
@@ -29,6 +31,16 @@ struct SampleReader {
                 throw MBDataError(.invalidDataset, "sample \(id) of the plan is missing from the dataset")
             }
             return (id, values)
+        }
+    }
+
+    /// Refuses a stored value the schema does not allow before it reaches collation.
+    private func check(_ values: [SampleValue], of id: Int64) throws {
+        for (field, value) in zip(fields, values) {
+            if let problem = field.problem(withStored: value) {
+                throw MBDataError(
+                    .corruptData, "the stored value does not fit the schema: \(problem)", location: "sample \(id)", field: field.name)
+            }
         }
     }
 }

@@ -15,6 +15,11 @@ enum SampleRowDecoder {
         try statement.setArguments(StatementArguments(arguments))
         let handle = statement.sqliteStatement
         defer { sqlite3_reset(handle) }
+        let columns = Int(sqlite3_column_count(handle))
+        guard columns == 2 + fieldCount else {
+            throw MBDataError(
+                .corruptData, "the samples table has \(columns) columns; the schema's \(fieldCount) fields need \(2 + fieldCount) (_id, _split, one per field)")
+        }
         while true {
             let code = sqlite3_step(handle)
             if code == SQLITE_DONE { return }

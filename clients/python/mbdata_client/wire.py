@@ -99,8 +99,8 @@ def parse_header(data: bytes) -> Message:
     if kind == KIND_BATCH:
         if length == 0:
             raise ProtocolError("batch message with an empty payload")
-        if uncompressed > MAX_PAYLOAD:
-            raise ProtocolError(f"batch message: {uncompressed} uncompressed bytes exceed the {MAX_PAYLOAD}-byte limit")
+        if uncompressed == 0 or uncompressed > MAX_PAYLOAD:
+            raise ProtocolError(f"batch message: {uncompressed} uncompressed bytes, expected 1 to the {MAX_PAYLOAD}-byte limit")
     elif length > MAX_JSON_PAYLOAD:
         raise ProtocolError(f"{KINDS[kind]} message: JSON payload of {length} bytes")
     return Message(kind, epoch, batch, rank, samples, uncompressed, length, checksum, lease)
