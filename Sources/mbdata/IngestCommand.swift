@@ -43,8 +43,13 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .customLong("batch-rows"), help: "Records per committed transaction.")
     var batchRows: Int = 10_000
 
-    @Option(name: .customLong("seq-len"), help: "Tokens per sample for token binaries.")
+    @Option(name: .customLong("seq-len"), help: "Tokens per sample for token binaries (1…\(RecordLimits.maxSequenceLength)).")
     var seqLen: Int?
+
+    @Option(
+        name: .customLong("max-record-mb"),
+        help: "The most memory one record may need while parsed: a line, tensor, image or token window (MiB, 1…\(RecordLimits.largestMaxRecordBytes >> 20)).")
+    var maxRecordMB: Int = RecordLimits.defaultMaxRecordBytes >> 20
 
     @Option(name: .customLong("token-dtype"), help: "Token width in token binaries: uint16 or uint32.")
     var tokenDtype: String = "uint16"
@@ -54,6 +59,22 @@ struct IngestCommand: AsyncParsableCommand {
 
     @Flag(help: "Print the summaries as JSON on stdout.")
     var json = false
+
+    func validate() throws {
+        if let seqLen, !(1...RecordLimits.maxSequenceLength).contains(seqLen) {
+            throw ValidationError("--seq-len must be within 1…\(RecordLimits.maxSequenceLength) tokens, got \(seqLen)")
+        }
+        if !(1...IngestOptions.maxRowsPerTransaction).contains(batchRows) {
+            throw ValidationError("--batch-rows must be within 1…\(IngestOptions.maxRowsPerTransaction), got \(batchRows)")
+        }
+        if maxErrors < 0 { throw ValidationError("--max-errors must be ≥ 0, got \(maxErrors)") }
+        if let valFraction, !(0...1).contains(valFraction) {
+            throw ValidationError("--val-fraction must be within 0…1, got \(valFraction)")
+        }
+        if !(1...(RecordLimits.largestMaxRecordBytes >> 20)).contains(maxRecordMB) {
+            throw ValidationError("--max-record-mb must be within 1…\(RecordLimits.largestMaxRecordBytes >> 20), got \(maxRecordMB)")
+        }
+    }
 
     func run() async throws {
         try await reportingErrors {
@@ -76,6 +97,7 @@ struct IngestCommand: AsyncParsableCommand {
             options.split = split
             options.validationFraction = valFraction
             options.force = force
+            options.maxRecordBytes = maxRecordMB << 20
             let spec = SourceSpec(
                 paths: sources, format: format, sequenceLength: seqLen, tokenByteWidth: tokenDtype == "uint32" ? 4 : 2)
 

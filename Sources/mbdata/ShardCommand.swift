@@ -57,10 +57,39 @@ struct ShardCommand: AsyncParsableCommand {
     @Option(name: .customLong("shard-mb"), help: "Target shard file size in MB.")
     var shardMB: Int = 256
 
+    /// Documented ranges of the options: each value past them is refused with exit 64 before any work.
+    enum Limits {
+        static let batchSize = 1...(1 << 24)
+        static let epochs = 1...1_000_000
+        static let firstEpoch = 0...(1 << 31)
+        static let level: ClosedRange<Int32> = 0...12
+        static let depth = 1...1024
+        static let shardMB = 1...(1 << 20)
+        static let padLength = 1...RecordLimits.maxSequenceLength
+    }
+
     func validate() throws {
         if dropLast && pad { throw ValidationError("--drop-last and --pad exclude each other") }
-        if epochs < 1 || firstEpoch < 0 { throw ValidationError("--epochs must be ≥ 1 and --first-epoch ≥ 0") }
-        if shardMB < 1 { throw ValidationError("--shard-mb must be ≥ 1") }
+        func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
+            guard range.contains(value) else {
+                throw ValidationError("\(flag) must be within \(range.lowerBound)…\(range.upperBound), got \(value)")
+            }
+        }
+        try check(batchSize, Limits.batchSize, "--batch-size")
+        try check(world, 1...batchSize, "--world")
+        if batchSize % world != 0 { throw ValidationError("--world \(world) must divide --batch-size \(batchSize)") }
+        try check(epochs, Limits.epochs, "--epochs")
+        try check(firstEpoch, Limits.firstEpoch, "--first-epoch")
+        try check(level, Limits.level, "--level")
+        try check(depth, Limits.depth, "--depth")
+        try check(shardMB, Limits.shardMB, "--shard-mb")
+        for item in padTo {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let length = Int(parts[1]) else {
+                throw ValidationError("--pad-to expects FIELD=LENGTH, got \(item)")
+            }
+            try check(length, Limits.padLength, "--pad-to length")
+        }
     }
 
     func run() async throws {

@@ -12,7 +12,7 @@ struct ShardSummary: Encodable {
         directory = shards.directory
         manifest = shards.manifest
         compressionRatio = Double(manifest.totals.uncompressedBytes) / Double(max(manifest.totals.compressedBytes, 1))
-        framesPerShard = Dictionary(uniqueKeysWithValues: zip(manifest.shards.map(\.file), shards.entries.map(\.count)))
+        framesPerShard = Dictionary(zip(manifest.shards.map(\.file), shards.entries.map(\.count)), uniquingKeysWith: +)
     }
 
     var rendered: String {
@@ -22,7 +22,7 @@ struct ShardSummary: Encodable {
             "shards   \(directory)  (\(manifest.format))",
             "dataset  version \(manifest.dataset.version), \(manifest.dataset.samples) samples, ids ≤ \(manifest.dataset.maxId), \(manifest.dataset.fingerprint)",
             "plan     seed \(p.parameters.seed), batch \(p.parameters.batchSize), world \(p.parameters.world), tail \(p.parameters.tail.rawValue), split \(p.parameters.split ?? "(all)"), shuffle \(p.parameters.shuffle)",
-            "epochs   \(p.firstEpoch)…\(p.firstEpoch + p.epochs - 1): \(p.batchesPerEpoch) batches each per rank, \(p.droppedPerEpoch) samples dropped each",
+            "epochs   \(p.firstEpoch)…\(p.firstEpoch &+ (p.epochs &- 1)): \(p.batchesPerEpoch) batches each per rank, \(p.droppedPerEpoch) samples dropped each",
             "batches  \(t.batches), samples \(t.samples)",
             String(
                 format: "bytes    %.1f MB uncompressed, %.1f MB compressed (ratio %.2f, %@)", Double(t.uncompressedBytes) / 1e6,

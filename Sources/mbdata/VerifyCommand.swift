@@ -6,7 +6,7 @@ struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a dataset (SQLite integrity, every value against the schema) or a shard directory (hashes, frames, coverage).",
-        discussion: "Exits 1 and lists the first problems when any are found.")
+        discussion: "Exits 1 and lists the first problems when any are found. A shard directory whose manifest, trailers or footers cannot be read as the format says exits 65 naming the first problem.")
 
     @Argument(help: "A dataset file or a shard directory.")
     var dataset: String
@@ -38,16 +38,20 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     private func verifyShards() async throws {
+        // Opening checks the manifest, trailers, footers, frame order and totals; a set that
+        // fails there cannot be read further and ends with exit 65 and the first problem.
         let shards = try ShardSet(directory: dataset)
         if let against {
-            let plan = try await Dataset(path: against).plan(shards.manifest.plan.parameters)
-            try shards.check(matches: plan)
+            let source = try Dataset(path: against)
+            let plan = try await source.plan(shards.manifest.plan.parameters)
+            try shards.check(matches: plan, schema: try await source.schema())
         }
         let report = try await shards.verify()
         if json {
             try printJSON(report)
         } else if report.isValid {
-            print("\(dataset): ok (\(report.batchesChecked) batches, \(report.samplesChecked) samples; every epoch covers each sample once)")
+            let fingerprint = report.fingerprintChecked ? "; the fingerprint matches the batches' ids" : ""
+            print("\(dataset): ok (\(report.batchesChecked) batches, \(report.samplesChecked) samples; every epoch covers each sample once\(fingerprint))")
         } else {
             print("\(dataset): \(report.problems.count) problems (\(report.batchesChecked) batches checked)")
             for problem in report.problems { print("  \(problem)") }

@@ -56,6 +56,8 @@ import Testing
         #expect(error.field == field)
         #expect(error.description.contains(expectation), "\(error)")
         #expect(error.location?.hasPrefix("sample ") == true)
+        let report = try await dataset.verify()
+        #expect(report.problems.count == 1 && report.problems[0].contains("field '\(field)'"), "\(report.problems)")
         _ = dir
     }
 
@@ -70,6 +72,7 @@ import Testing
     @Test func anUneditedDatasetStillCollates() async throws {
         let (dir, dataset) = try await Self.dataset(editedWith: "SELECT 1")
         #expect(try await Self.firstBatchError(dataset) == nil)
+        #expect(try await dataset.verify().isValid)
         _ = dir
     }
 }

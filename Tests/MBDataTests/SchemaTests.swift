@@ -38,6 +38,8 @@ import Testing
         (#"{"name": "x", "key": "a", "fields": [{"name": "a", "dtype": "float32"}]}"#, "a key must be a scalar integer"),
         (#"{"name": "x", "fields": [{"name": "a", "dtype": "bytes", "shape": [4]}]}"#, "hold one value per sample"),
         (#"{"name": "x", "fields": [{"name": "a", "dtype": "int8", "shape": [null, null]}]}"#, "at most one dimension may be variable"),
+        (#"{"name": "x", "fields": [{"name": "a", "dtype": "int8", "shape": [2147483647, 2147483647, 2147483647]}]}"#, "more than 1024 MiB per value"),
+        (#"{"name": "x", "fields": [{"name": "a", "dtype": "float64", "shape": [null, 65536, 4096]}]}"#, "more than 1024 MiB per value"),
         (#"{"name": "x", "fields": [{"name": "a", "dtype": "int8", "size": 3}]}"#, "unknown property \"size\""),
         (#"{"name": "x", "fields": [{"name": "a", "dtype": "int8"}"#, "not valid JSON"),
         (#"[1, 2]"#, "must be a JSON object"),

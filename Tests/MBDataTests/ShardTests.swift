@@ -33,9 +33,10 @@ import Testing
         #expect(f.manifest.totals.batches == 2 * (1797 / 64) * 2)
         #expect(f.manifest.plan.droppedPerEpoch == 1797 % 64)
         let set = try ShardSet(directory: f.shards)
-        try set.check(matches: f.plan, epochs: 0..<2)
+        try set.check(matches: f.plan, schema: try await f.dataset.schema(), epochs: 0..<2)
         let report = try await set.verify()
         #expect(report.isValid, "\(report.problems)")
+        #expect(report.fingerprintChecked, "two shuffled epochs show every sample")
         #expect(report.samplesChecked == 2 * (1797 - 1797 % 64))
         // A batch holds exactly the rows of its ids, in plan order.
         let buffer = try set.batch(shard: 0, entry: 1)

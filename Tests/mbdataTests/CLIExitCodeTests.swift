@@ -60,6 +60,49 @@ struct CLIExitCodeTests {
         #expect(result.stderr.contains("types.jsonl") && result.stderr.contains("line 2") && result.stderr.contains("label"), "\(result.stderr)")
     }
 
+    /// An NPY file whose header declares `shape` for `descr`, with 8 data bytes.
+    static func npy(descr: String, shape: String) -> Data {
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        let length = header.utf8.count
+        return Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(length & 0xFF), UInt8(length >> 8)] + Array(header.utf8) + [UInt8](repeating: 1, count: 8))
+    }
+
+    @Test(
+        "an NPY header with absurd sizes: exit 65 naming the file, never a signal",
+        arguments: [("<i8", "(4611686018427387904,)"), ("|S9223372036854775807", "(2,)"), ("<U4611686018427387904", "(1,)"), ("<i8", "(1, 4294967296, 4294967296)")])
+    func absurdNPYHeaders(descr: String, shape: String) async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        try Self.npy(descr: descr, shape: shape).write(to: dir.file("label.npy"))
+        let schema = try dir.write("s.json", #"{"name": "l", "fields": [{"name": "label", "dtype": "int64"}]}"#)
+        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", schema.path, "label=\(dir.file("label.npy").path)"], in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("label.npy"), "\(result.stderr)")
+    }
+
+    @Test("an NPZ whose member fails its CRC-32: exit 65 naming the member, nothing ingested")
+    func npzWithBadCRC() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        var bytes = try Data(contentsOf: CLI.sample("formats/tabular.npz"))
+        // The last byte of the first member's data (stored members: the archive holds the raw .npy).
+        let firstDirectoryEntry = try #require(bytes.firstRange(of: Data([0x50, 0x4B, 0x01, 0x02]))).lowerBound
+        let localNameLength = Int(bytes[26]) | Int(bytes[27]) << 8
+        let localExtraLength = Int(bytes[28]) | Int(bytes[29]) << 8
+        let dataStart = 30 + localNameLength + localExtraLength
+        let size = Int(bytes[firstDirectoryEntry + 20]) | Int(bytes[firstDirectoryEntry + 21]) << 8
+        bytes[dataStart + size - 1] ^= 0x01
+        try bytes.write(to: dir.file("bad.npz"))
+        let result = try await CLI.mbdata(
+            ["ingest", dir.file("x.mbdb").path, "--schema", CLI.sample("formats/tabular.schema.json").path, dir.file("bad.npz").path, "--batch-rows", "1"],
+            in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("bad.npz:") && result.stderr.contains("bad CRC-32"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("x.mbdb").path), "nothing of the archive was committed")
+    }
+
     @Test("a missing source file: exit 66 naming it")
     func missingSource() async throws {
         let dir = try TempDirectory()
@@ -97,6 +140,37 @@ struct CLIExitCodeTests {
         #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
         #expect(!result.stderr.isEmpty)
         // Nothing was created for a command that was refused.
+        #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
+    }
+
+    @Test(
+        "an option value out of its documented range: exit 64 naming the flag, nothing created",
+        arguments: [
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "4611686018427387904"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "1000000000000"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "t.bin", "--seq-len", "0"], "--seq-len"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--batch-rows", "100000000000"], "--batch-rows"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-record-mb", "0"], "--max-record-mb"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-record-mb", "9007199254740993"], "--max-record-mb"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--val-fraction", "nan"], "--val-fraction"),
+            (["ingest", "DB", "--schema", "S", "d.jsonl", "--max-errors", "-1"], "--max-errors"),
+            (["shard", "DB", "--out", "O", "--batch-size", "0"], "--batch-size"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4611686018427387904"], "--batch-size"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--world", "3"], "--world"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--world", "0"], "--world"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--epochs", "9223372036854775807"], "--epochs"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--first-epoch", "9223372036854775807"], "--first-epoch"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--shard-mb", "9223372036854775807"], "--shard-mb"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--level", "13"], "--level"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--depth", "0"], "--depth"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pad-to", "text=0"], "--pad-to"),
+        ])
+    func optionRanges(arguments: [String], flag: String) async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let result = try await CLI.mbdata(arguments, in: dir)
+        #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
+        #expect(result.stderr.contains(flag), "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
     }
 

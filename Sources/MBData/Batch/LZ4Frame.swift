@@ -37,14 +37,22 @@ public enum LZ4Frame {
         guard LZ4F_isError(result) == 0 else {
             throw MBDataError(.malformedRecord, "not an LZ4 frame: \(String(cString: LZ4F_getErrorName(result)))")
         }
-        guard info.contentSize > 0 || frame.count == 0 else {
+        guard info.contentSize > 0 else {
             throw MBDataError(.malformedRecord, "LZ4 frame declares no content size")
         }
-        guard let size = Int(exactly: info.contentSize) else {
-            throw MBDataError(.corruptData, "LZ4 frame declares \(info.contentSize) content bytes, more than can be addressed")
+        // Compared before any conversion: a header may declare up to 2^64 − 1 bytes.
+        guard info.contentSize / UInt64(maxExpansion) < UInt64(frame.count) else {
+            throw MBDataError(
+                .corruptData, "LZ4 frame of \(frame.count) bytes declares \(info.contentSize) bytes of content, more than \(maxExpansion) times its size")
         }
-        return size
+        return Int(info.contentSize)
     }
+
+    /// No LZ4 frame decodes to 255 times its own size: a sequence of n bytes (token, 2-byte
+    /// offset, n − 3 match-length bytes) decodes to at most 255·(n − 3) + 18 bytes, and the
+    /// frame header, block sizes and end mark only add bytes to the frame. A header declaring
+    /// more is corrupt, and is refused before its buffer is allocated.
+    public static let maxExpansion = 255
 
     /// Decodes one frame straight into `output`, which must be exactly the declared content
     /// size. liblz4 verifies the content checksum unless `verifyingContentChecksum` is false,

@@ -1,58 +1,117 @@
-/// Reads the header of a safetensors buffer: each tensor's dtype, shape and byte range,
-/// checked to lie inside the buffer.
+/// Reads the header of a safetensors buffer: each tensor's dtype, shape and byte range.
+///
+/// Every number of the header is untrusted and checked before use, as the reference
+/// implementation checks it: the header length fits the buffer, each tensor's
+/// `data_offsets` are `0 ≤ begin ≤ end` within the data, its byte range equals
+/// `product(shape) × element size` (computed without overflow), and the tensors tile the
+/// data exactly — no gap, no overlap, nothing after the last one. A malformed buffer throws
+/// `MBDataError` (`.corruptData`); this initializer is the fuzz target's entry point.
 public struct SafetensorsReader: Sendable {
     public struct TensorInfo: Sendable, Hashable {
         public var dtype: String
         public var shape: [Int]
         /// Byte range within the whole buffer (header included).
         public var range: Range<Int>
+        /// The product of `shape` (1 for a scalar).
+        public var elementCount: Int { shape.reduce(1, *) }
     }
 
     public let tensors: [String: TensorInfo]
+    /// The names in header order.
+    public let names: [String]
     public let metadata: [String: String]
 
+    /// Bytes per element of each safetensors dtype.
+    public static let elementSizes: [String: Int] = [
+        "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+        "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+        "U32": 4, "I32": 4, "F32": 4,
+        "U64": 8, "I64": 8, "F64": 8,
+    ]
+
     public init(_ buffer: [UInt8]) throws {
-        guard buffer.count >= 8 else { throw MBDataError(.malformedRecord, "safetensors buffer shorter than its 8-byte header length") }
-        let headerLength = (0..<8).reduce(0) { $0 | Int(buffer[$1]) << (8 * $1) }
-        guard headerLength >= 2, headerLength <= buffer.count - 8 else {
-            throw MBDataError(.malformedRecord, "safetensors header length \(headerLength) does not fit the \(buffer.count)-byte buffer")
+        func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, "safetensors: " + message) }
+        guard buffer.count >= 8 else { throw refuse("buffer of \(buffer.count) bytes is shorter than its 8-byte header length") }
+        let declared = ShardFormat.littleEndianU64(buffer, at: 0)
+        guard declared >= 2, declared <= UInt64(buffer.count - 8) else {
+            throw refuse("header length \(declared) does not fit the \(buffer.count)-byte buffer")
         }
-        let header = try JSONValue.parse(Array(buffer[8..<(8 + headerLength)]))
-        guard case .object(let members) = header else { throw MBDataError(.malformedRecord, "safetensors header is not a JSON object") }
-        let dataStart = 8 + headerLength
+        let dataStart = 8 + Int(declared)
+        let dataLength = buffer.count - dataStart
+        let header: JSONValue
+        do {
+            header = try JSONValue.parse(Array(buffer[8..<dataStart]))
+        } catch let error as MBDataError {
+            throw refuse("header is not JSON: \(error.message)")
+        }
+        guard case .object(let members) = header else { throw refuse("header is not a JSON object") }
         var tensors: [String: TensorInfo] = [:]
-        var metadata: [String: String] = [:]
+        var names: [String] = []
+        var metadata: [String: String]?
+        var ranges: [(begin: Int, end: Int, name: String)] = []
         for (name, value) in members {
             if name == "__metadata__" {
-                if case .object(let pairs) = value {
-                    for (key, text) in pairs { if case .string(let s) = text { metadata[key] = s } }
+                guard metadata == nil, case .object(let pairs) = value else { throw refuse("__metadata__ is not one object of strings") }
+                var strings: [String: String] = [:]
+                for (key, text) in pairs {
+                    guard case .string(let s) = text, strings.updateValue(s, forKey: key) == nil else {
+                        throw refuse("__metadata__ is not one object of strings")
+                    }
                 }
+                metadata = strings
                 continue
             }
-            guard case .string(let dtype)? = value["dtype"], case .array(let shapeValues)? = value["shape"],
-                case .array(let offsets)? = value["data_offsets"], offsets.count == 2,
-                case .number(.integer(let begin)) = offsets[0], case .number(.integer(let end)) = offsets[1], begin <= end,
-                dataStart + Int(end) <= buffer.count
-            else {
-                throw MBDataError(.malformedRecord, "safetensors tensor \"\(name)\" has a bad dtype, shape or data_offsets")
+            let quoted = "\"\(name.prefix(64))\""
+            guard tensors[name] == nil else { throw refuse("tensor \(quoted) appears twice") }
+            guard case .string(let dtype)? = value["dtype"], let elementSize = Self.elementSizes[dtype] else {
+                throw refuse("tensor \(quoted) has no known dtype")
             }
-            let shape = try shapeValues.map { dim -> Int in
-                guard case .number(.integer(let n)) = dim, n >= 0 else { throw MBDataError(.malformedRecord, "bad shape of \(name)") }
-                return Int(n)
+            guard case .array(let shapeValues)? = value["shape"] else { throw refuse("tensor \(quoted) has no shape") }
+            var shape: [Int] = []
+            var bytes = elementSize
+            for dimension in shapeValues {
+                guard case .number(.integer(let n)) = dimension, n >= 0, n <= Int64(dataLength) else {
+                    throw refuse("tensor \(quoted) has a dimension that is not an integer in 0…\(dataLength)")
+                }
+                // Saturates: a product past Int.max cannot fit the data either (and a later
+                // zero dimension still makes it 0, as it should).
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: Int(n))
+                bytes = overflow ? Int.max : product
+                shape.append(Int(n))
+            }
+            guard case .array(let offsets)? = value["data_offsets"], offsets.count == 2,
+                case .number(.integer(let begin)) = offsets[0], case .number(.integer(let end)) = offsets[1],
+                begin >= 0, begin <= end, end <= Int64(dataLength)
+            else {
+                throw refuse("tensor \(quoted) has data_offsets that are not 0 ≤ begin ≤ end ≤ \(dataLength)")
+            }
+            guard Int(end - begin) == bytes else {
+                throw refuse("tensor \(quoted) \(dtype) \(shape) needs \(bytes == Int.max ? "more than \(Int.max)" : String(bytes)) bytes, its data_offsets hold \(end - begin)")
             }
             tensors[name] = TensorInfo(dtype: dtype, shape: shape, range: (dataStart + Int(begin))..<(dataStart + Int(end)))
+            names.append(name)
+            ranges.append((Int(begin), Int(end), name))
         }
+        var next = 0
+        for range in ranges.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+            guard range.begin == next else {
+                throw refuse("tensor \"\(range.name.prefix(64))\" starts at \(range.begin), not where the data before it ends (\(next)): a gap or an overlap")
+            }
+            next = range.end
+        }
+        guard next == dataLength else { throw refuse("the tensors end at \(next) of \(dataLength) data bytes") }
         self.tensors = tensors
-        self.metadata = metadata
+        self.names = names
+        self.metadata = metadata ?? [:]
     }
 
     /// An int64 tensor's values.
     public func int64Values(_ name: String, in buffer: [UInt8]) throws -> [Int64] {
-        guard let info = tensors[name], info.dtype == "I64", info.range.count % 8 == 0 else {
-            throw MBDataError(.malformedRecord, "batch has no int64 tensor \"\(name)\"")
+        guard let info = tensors[name], info.dtype == "I64", info.range.upperBound <= buffer.count else {
+            throw MBDataError(.corruptData, "batch has no int64 tensor \"\(name)\"")
         }
         return stride(from: info.range.lowerBound, to: info.range.upperBound, by: 8).map { offset in
-            (0..<8).reduce(Int64(0)) { $0 | Int64(buffer[offset + $1]) << (8 * Int64($1)) }
+            Int64(bitPattern: ShardFormat.littleEndianU64(buffer, at: offset))
         }
     }
 }

@@ -149,9 +149,10 @@ final class InflateByteStream: ByteStream {
                 stream.next_in = inBytes.baseAddress!.assumingMemoryBound(to: Bytef.self) + inputStart
                 stream.avail_in = uInt(available)
                 stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.avail_out = uInt(buffer.count)
+                let outCount = min(buffer.count, Int(UInt32.max))
+                stream.avail_out = uInt(outCount)
                 let status = inflate(&stream, Z_NO_FLUSH)
-                return (status, buffer.count - Int(stream.avail_out), available - Int(stream.avail_in))
+                return (status, outCount - Int(stream.avail_out), available - Int(stream.avail_in))
             }
             inputStart += consumed
             if status == Z_STREAM_END {
@@ -166,5 +167,67 @@ final class InflateByteStream: ByteStream {
                 throw MBDataError(.malformedRecord, "truncated deflate data", source: source)
             }
         }
+    }
+}
+
+/// Passes another stream through while it counts the bytes and computes their CRC-32 (zlib's);
+/// at the end of the inner stream both must equal what the zip directory declared. A member
+/// that yields more bytes than declared is refused as soon as it does.
+final class CRC32CheckingStream: ByteStream {
+    private var inner: any ByteStream
+    private let expectedCRC: UInt32
+    private let expectedSize: Int
+    private let source: String
+    private var crc: uLong = crc32(0, nil, 0)
+    private(set) var count = 0
+    private(set) var isVerified = false
+
+    init(_ inner: any ByteStream, expectedCRC: UInt32, expectedSize: Int, source: String) {
+        self.inner = inner
+        self.expectedCRC = expectedCRC
+        self.expectedSize = expectedSize
+        self.source = source
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try inner.read(into: buffer)
+        if n == 0 {
+            try verify()
+            return 0
+        }
+        count += n
+        guard count <= expectedSize else {
+            throw MBDataError(
+                .malformedRecord, "member holds more than the \(expectedSize) bytes its zip directory entry declares", source: source)
+        }
+        crc = crc32(crc, buffer.baseAddress!.assumingMemoryBound(to: Bytef.self), uInt(n))
+        return n
+    }
+
+    /// Reads what is left (without keeping it) so that the checks run.
+    func drain() throws {
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        while try scratch.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
+    }
+
+    private func verify() throws {
+        guard !isVerified else { return }
+        guard count == expectedSize else {
+            throw MBDataError(
+                .malformedRecord, "truncated member: its zip directory entry declares \(expectedSize) bytes, it holds \(count)",
+                source: source)
+        }
+        guard UInt32(truncatingIfNeeded: crc) == expectedCRC else {
+            throw MBDataError(
+                .malformedRecord,
+                "bad CRC-32: the member's bytes give \(Self.hex(UInt32(truncatingIfNeeded: crc))), its zip directory entry declares \(Self.hex(expectedCRC)); the archive is corrupt",
+                source: source)
+        }
+        isVerified = true
+    }
+
+    private static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
     }
 }

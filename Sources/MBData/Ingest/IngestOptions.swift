@@ -20,12 +20,25 @@ public struct IngestOptions: Sendable, Hashable {
     public var validationFraction: Double?
     /// Ingest a source again even when the log says the same file was fully ingested. Default false.
     public var force: Bool = false
+    /// The most memory one record may need while it is parsed — its line, a tensor, an image,
+    /// a token window; a record past it stops the ingest with `.limitExceeded`.
+    /// Default 256 MiB (`RecordLimits.defaultMaxRecordBytes`), at most 1 GiB.
+    public var maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes
+
+    /// The most records one transaction may hold.
+    public static let maxRowsPerTransaction = 10_000_000
 
     public init() {}
 
     func validate() throws {
-        guard rowsPerTransaction > 0 else {
-            throw MBDataError(.invalidArgument, "--batch-rows must be positive, got \(rowsPerTransaction)")
+        guard (1...Self.maxRowsPerTransaction).contains(rowsPerTransaction) else {
+            throw MBDataError(
+                .invalidArgument, "--batch-rows must be within 1...\(Self.maxRowsPerTransaction), got \(rowsPerTransaction)")
+        }
+        guard (1...RecordLimits.largestMaxRecordBytes).contains(maxRecordBytes) else {
+            throw MBDataError(
+                .invalidArgument,
+                "--max-record-mb must be within 1...\(RecordLimits.largestMaxRecordBytes >> 20) MiB, got \(maxRecordBytes) bytes")
         }
         guard maxErrors >= 0 else { throw MBDataError(.invalidArgument, "--max-errors must be ≥ 0, got \(maxErrors)") }
         if split != nil && validationFraction != nil {
@@ -44,6 +57,7 @@ public struct IngestOptions: Sendable, Hashable {
         if onError == .skip { parts.append("max_errors=\(maxErrors)") }
         if let split { parts.append("split=\(split)") }
         if let validationFraction { parts.append("val_fraction=\(validationFraction)") }
+        if maxRecordBytes != RecordLimits.defaultMaxRecordBytes { parts.append("max_record_bytes=\(maxRecordBytes)") }
         return parts.joined(separator: " ")
     }
 }

@@ -15,6 +15,7 @@ extension Dataset {
     ) async throws -> [IngestSummary] {
         try options.validate()
         let path = self.path
+        try spec.validate()
         let sources = try spec.sources()
         for source in sources { _ = try source.resolvedFormat() }
         // Idle reader connections of this process would keep the bulk journal mode out.
@@ -113,7 +114,7 @@ final class Ingestor {
 
     func run() throws -> IngestSummary {
         let started = Date()
-        let source = try spec.open(schema: schema)
+        let source = try spec.open(schema: schema, maxRecordBytes: options.maxRecordBytes)
         var summary = IngestSummary(source: source.name, format: source.format.rawValue)
         let fingerprint = spec.fingerprint()
 

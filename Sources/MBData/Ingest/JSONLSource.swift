@@ -8,12 +8,12 @@ final class JSONLSource: SampleSource {
     private var lines: LineReader
     private let parser: JSONRecordParser
 
-    init(path: String, schema: Schema) throws {
+    init(path: String, schema: Schema, maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes) throws {
         name = path
         stream = try FileByteStream(path: path)
         expectedBytes = FileByteStream.size(of: path)
-        lines = LineReader(stream, source: path)
-        parser = JSONRecordParser(schema: schema)
+        lines = LineReader(stream, source: path, maxLineLength: maxRecordBytes)
+        parser = JSONRecordParser(schema: schema, maxRecordBytes: maxRecordBytes)
     }
 
     var bytesRead: Int { stream.bytesRead }

@@ -5,11 +5,19 @@ import Foundation
 /// as they go.
 struct JSONRecordParser {
     let schema: Schema
+    /// No value may grow past this many bytes (`.limitExceeded`).
+    let maxRecordBytes: Int
     private let names: [[UInt8]]
 
-    init(schema: Schema) {
+    init(schema: Schema, maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes) {
         self.schema = schema
+        self.maxRecordBytes = maxRecordBytes
         names = schema.fields.map { Array($0.name.utf8) }
+    }
+
+    /// Parses one line held in memory (the JSON fuzz target and tests).
+    package func parse(bytes: [UInt8]) throws -> [SampleValue] {
+        try bytes.withUnsafeBytes { try parse($0) }
     }
 
     func parse(_ line: UnsafeRawBufferPointer) throws -> [SampleValue] {
@@ -37,7 +45,7 @@ struct JSONRecordParser {
                 }
                 try scanner.expect(UInt8(ascii: ":"), "':' after the key")
                 do {
-                    values[index] = try Self.value(of: field, from: &scanner)
+                    values[index] = try Self.value(of: field, from: &scanner, maxBytes: maxRecordBytes)
                 } catch let error as MBDataError {
                     throw error.located(field: field.name)
                 }
@@ -52,7 +60,7 @@ struct JSONRecordParser {
         return values.map { $0! }
     }
 
-    static func value(of field: Field, from scanner: inout JSONScanner) throws -> SampleValue {
+    static func value(of field: Field, from scanner: inout JSONScanner, maxBytes: Int) throws -> SampleValue {
         if !field.isScalar {
             guard scanner.peekKind() == "an array" else {
                 throw MBDataError(
@@ -60,7 +68,7 @@ struct JSONRecordParser {
             }
             var out: [UInt8] = []
             out.reserveCapacity(field.fixedByteCount ?? 256)
-            try tensor(field, depth: 0, from: &scanner, into: &out)
+            try tensor(field, depth: 0, from: &scanner, into: &out, maxBytes: maxBytes)
             return .blob(out)
         }
         switch field.dtype {
@@ -79,14 +87,22 @@ struct JSONRecordParser {
         }
     }
 
-    /// A number, or `true`/`false` for bool fields.
+    /// A number, `true`/`false` for bool fields, or `NaN`/`Infinity`/`-Infinity` (as Python's
+    /// `json` writes them) for float fields.
     @inline(__always)
     static func number(for dtype: DType, from scanner: inout JSONScanner) throws -> ElementEncoding.Number {
         scanner.skipWhitespace()
         switch scanner.current ?? 0 {
         case UInt8(ascii: "t") where dtype == .bool && scanner.literal("true"): return .integer(1)
         case UInt8(ascii: "f") where dtype == .bool && scanner.literal("false"): return .integer(0)
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try scanner.number()
+        case UInt8(ascii: "N") where dtype.isFloat && scanner.literal("NaN"): return .real(.nan)
+        case UInt8(ascii: "I") where dtype.isFloat && scanner.literal("Infinity"): return .real(.infinity)
+        case UInt8(ascii: "-") where dtype.isFloat && scanner.literal("-Infinity"): return .real(-.infinity)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try scanner.number(for: dtype)
+        case UInt8(ascii: "N"), UInt8(ascii: "I"):
+            throw MBDataError(
+                .schemaMismatch,
+                "expected \(dtype.rawValue), got a non-finite token (NaN, Infinity and -Infinity are accepted only in float fields)")
         case UInt8(ascii: "\""), UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             throw MBDataError(.schemaMismatch, "expected \(dtype.rawValue), got \(scanner.peekKind())")
         default:
@@ -94,7 +110,7 @@ struct JSONRecordParser {
         }
     }
 
-    private static func tensor(_ field: Field, depth: Int, from scanner: inout JSONScanner, into out: inout [UInt8]) throws {
+    private static func tensor(_ field: Field, depth: Int, from scanner: inout JSONScanner, into out: inout [UInt8], maxBytes: Int) throws {
         let expected = field.shape[depth]
         guard scanner.consume(UInt8(ascii: "[")) else {
             throw MBDataError(
@@ -105,10 +121,13 @@ struct JSONRecordParser {
         let innermost = depth == field.shape.count - 1
         if !scanner.consume(UInt8(ascii: "]")) {
             repeat {
+                // Refused as soon as the array is too long, before the rest is parsed.
+                if let expected, count == expected { throw tooMany(field, depth: depth, expected: expected) }
                 if innermost {
                     try ElementEncoding.append(try number(for: field.dtype, from: &scanner), as: field.dtype, to: &out)
+                    if out.count > maxBytes { throw RecordLimits.exceeded("the tensor", limit: maxBytes) }
                 } else {
-                    try tensor(field, depth: depth + 1, from: &scanner, into: &out)
+                    try tensor(field, depth: depth + 1, from: &scanner, into: &out, maxBytes: maxBytes)
                 }
                 count += 1
             } while scanner.consume(UInt8(ascii: ","))
@@ -120,6 +139,12 @@ struct JSONRecordParser {
                 "expected \(expected) elements at depth \(depth + 1) of shape \(field.shapeDescription), got \(count)")
         }
     }
+}
+
+private func tooMany(_ field: Field, depth: Int, expected: Int) -> MBDataError {
+    MBDataError(
+        .schemaMismatch,
+        "expected \(expected) elements at depth \(depth + 1) of shape \(field.shapeDescription), got more")
 }
 
 /// Standard base64 (with or without padding) as used for `bytes` in JSONL and CSV.

@@ -58,8 +58,9 @@ struct JSONScanner {
         return true
     }
 
-    /// A JSON number; integers that fit are kept exact.
-    mutating func number() throws -> ElementEncoding.Number {
+    /// A JSON number; integers that fit are kept exact. A literal beyond float64's range
+    /// (`1e400`) is refused, never rounded to infinity: as out of range for `dtype` when given.
+    mutating func number(for dtype: DType? = nil) throws -> ElementEncoding.Number {
         skipWhitespace()
         guard let base = bytes.baseAddress else { throw error("a number") }
         let end = bytes.count
@@ -114,7 +115,15 @@ struct JSONScanner {
         if isInteger, let exact = Int64(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)) {
             return .integer(exact)
         }
-        return .real(Self.parseDouble(UnsafeRawBufferPointer(rebasing: bytes[start..<i])))
+        let literal = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+        let value = Self.parseDouble(literal)
+        guard value.isFinite else {
+            position = start
+            let text = String(decoding: literal.prefix(40), as: UTF8.self) + (literal.count > 40 ? "…" : "")
+            if let dtype { throw ElementEncoding.mismatch(dtype, text: text) }
+            throw MBDataError(.schemaMismatch, "number \(text) is beyond the range of float64 (±\(Double.greatestFiniteMagnitude))")
+        }
+        return .real(value)
     }
 
     /// `strtod` over a small copy, so the text needs no terminator.

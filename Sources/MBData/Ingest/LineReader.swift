@@ -11,15 +11,17 @@ struct LineReader {
     private var end = 0
     private var atEnd = false
     private(set) var lineNumber = 0
-    /// Refuse lines longer than this rather than grow without bound.
+    /// Refuse lines longer than this (`.limitExceeded`) rather than grow without bound:
+    /// the buffer never exceeds it by more than the line break.
     let maxLineLength: Int
     let source: String
 
-    init(_ stream: any ByteStream, source: String, maxLineLength: Int = 1 << 30) {
+    /// `initialCapacity` (default 1 MiB) is where the buffer starts; it doubles up to the limit.
+    init(_ stream: any ByteStream, source: String, maxLineLength: Int = RecordLimits.defaultMaxRecordBytes, initialCapacity: Int = 1 << 20) {
         self.stream = stream
         self.source = source
-        self.maxLineLength = maxLineLength
-        buffer = [UInt8](repeating: 0, count: 1 << 20)
+        self.maxLineLength = max(1, maxLineLength)
+        buffer = [UInt8](repeating: 0, count: max(1, min(initialCapacity, self.maxLineLength + 2)))
     }
 
     /// Calls `body` with the next line, or returns nil at the end of the stream.
@@ -64,12 +66,13 @@ struct LineReader {
             start = 0
         }
         if end == buffer.count {
-            guard buffer.count < maxLineLength else {
-                throw MBDataError(
-                    .malformedRecord, "line longer than \(maxLineLength) bytes", source: source,
-                    location: "line \(lineNumber + 1)")
+            // Room for the longest allowed line, its `\r\n`, and no more.
+            let largest = maxLineLength + 2
+            guard buffer.count < largest else {
+                throw RecordLimits.exceeded("a line longer than \(maxLineLength) bytes", limit: maxLineLength)
+                    .located(source: source, location: "line \(lineNumber + 1)")
             }
-            buffer.append(contentsOf: repeatElement(0, count: buffer.count))
+            buffer.append(contentsOf: [UInt8](repeating: 0, count: min(buffer.count, largest - buffer.count)))
         }
         let n = try buffer.withUnsafeMutableBytes { raw in
             try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))

@@ -13,7 +13,7 @@ final class NPYColumn {
     /// The file holds exactly the schema's dtype, little-endian: rows are copied as they are.
     private let isRawCopy: Bool
 
-    init(header: NPYHeader, stream: any ByteStream, field: Field, source: String) throws {
+    init(header: NPYHeader, stream: any ByteStream, field: Field, source: String, maxRecordBytes: Int) throws {
         self.header = header
         self.stream = stream
         self.field = field
@@ -52,6 +52,10 @@ final class NPYColumn {
                     .schemaMismatch, "expected numbers for \(field.typeDescription), got NPY dtype \(header.descr)",
                     source: source, field: field.name)
             }
+        }
+        guard header.rowByteCount <= maxRecordBytes else {
+            throw RecordLimits.exceeded("one row of \(header.shapeDescription) \(header.descr) (\(header.rowByteCount) bytes)", limit: maxRecordBytes)
+                .located(source: source, field: field.name)
         }
         isRawCopy = !header.bigEndian && Self.sameType(header, field.dtype)
         rowsPerBlock = max(1, min(header.rowCount, (1 << 20) / max(1, header.rowByteCount)))

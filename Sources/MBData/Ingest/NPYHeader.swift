@@ -11,10 +11,13 @@ struct NPYHeader: Equatable {
     /// Bytes before the data: magic, version, header length, header text.
     var dataOffset: Int
 
+    /// The sizes below are computed once, checked, by `parse`: a shape or item size whose
+    /// byte count does not fit in an `Int` is refused there.
+    private(set) var elementsPerRow = 1
+    private(set) var rowByteCount = 0
+    private(set) var dataByteCount = 0
+
     var rowCount: Int { shape.first ?? 1 }
-    var elementsPerRow: Int { shape.dropFirst().reduce(1, *) }
-    var rowByteCount: Int { elementsPerRow * itemSize }
-    var dataByteCount: Int { rowCount * rowByteCount }
     var shapeDescription: String { "(" + shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",)" : ")") }
 
     static func read(from stream: inout some ByteStream, source: String) throws -> NPYHeader {
@@ -31,7 +34,7 @@ struct NPYHeader: Equatable {
             throw MBDataError(.malformedRecord, "unsupported NPY format version \(major).\(prefix[7]); expected 1, 2 or 3", source: source)
         }
         let lengthField = try stream.readExactly(lengthBytes, source: source, what: "NPY header length")
-        let headerLength = lengthField.reversed().reduce(0) { $0 << 8 | Int($1) }
+        let headerLength = lengthField.reversed().reduce(0) { $0 << 8 | Int($1) }  // at most 2^32 - 1: no overflow
         guard headerLength < 1 << 20 else {
             throw MBDataError(.malformedRecord, "NPY header length \(headerLength) is implausible", source: source)
         }
@@ -93,16 +96,37 @@ struct NPYHeader: Equatable {
                 "NPY dtype '\(descr)' is not supported; expected bool, (u)int8–64, float16/32/64, S (bytes) or U (text)",
                 source: source)
         }
-        let itemSize = kind == .unicode ? count * 4 : count
+        guard let itemSize = kind == .unicode ? CheckedSize.product(count, 4) : count else {
+            throw bad("item size of '\(descr)' is out of range")
+        }
         switch kind {
         case .bool where itemSize != 1, .float where ![2, 4, 8].contains(itemSize),
             .signed where ![1, 2, 4, 8].contains(itemSize), .unsigned where ![1, 2, 4, 8].contains(itemSize):
             throw MBDataError(.schemaMismatch, "NPY dtype '\(descr)' is not supported", source: source)
         default: break
         }
-        return NPYHeader(
+        var header = NPYHeader(
             kind: kind, itemSize: itemSize, bigEndian: bigEndian && itemSize > 1 && kind != .bytes, fortranOrder: fortran,
             shape: shape, descr: descr, dataOffset: 0)
+        guard let elements = CheckedSize.product(shape.dropFirst()),
+            let rowBytes = CheckedSize.product(elements, itemSize),
+            let dataBytes = CheckedSize.product(header.rowCount, rowBytes)
+        else {
+            throw MBDataError(
+                .malformedRecord,
+                "NPY header declares \(header.shapeDescription) elements of \(itemSize) bytes ('\(descr)'): more bytes than any file can hold",
+                source: source)
+        }
+        header.elementsPerRow = elements
+        header.rowByteCount = rowBytes
+        header.dataByteCount = dataBytes
+        return header
+    }
+
+    /// The header at the start of `bytes` (fuzzing and tests): the same checks as a file.
+    package static func parse(bytes: [UInt8], source: String = "<memory>") throws -> NPYHeader {
+        var stream = MemoryByteStream(bytes)
+        return try read(from: &stream, source: source)
     }
 }
 

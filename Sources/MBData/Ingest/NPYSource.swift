@@ -10,7 +10,7 @@ final class NPYSource: SampleSource {
     private var row = 0
 
     /// One `.npy` per field.
-    init(pairs: [String], schema: Schema) throws {
+    init(pairs: [String], schema: Schema, maxRecordBytes: Int) throws {
         name = pairs.joined(separator: " ")
         format = .npy
         var byField: [Int: NPYColumn] = [:]
@@ -31,15 +31,13 @@ final class NPYSource: SampleSource {
             }
             var stream = try FileByteStream(path: path)
             let header = try NPYHeader.read(from: &stream, source: path)
-            if let size = FileByteStream.size(of: path), size < header.dataOffset + header.dataByteCount {
-                throw MBDataError(
-                    .malformedRecord,
-                    "truncated: header declares \(header.shapeDescription) \(header.descr) = \(header.dataByteCount) data bytes, the file holds \(size - header.dataOffset)",
-                    source: path, field: fieldName)
+            if let size = FileByteStream.size(of: path) {
+                try Self.checkData(of: header, fits: size, source: path, field: fieldName)
+                bytes += size
             }
-            bytes += FileByteStream.size(of: path) ?? 0
             files.append(stream)
-            byField[index] = try NPYColumn(header: header, stream: stream, field: schema.fields[index], source: path)
+            byField[index] = try NPYColumn(
+                header: header, stream: stream, field: schema.fields[index], source: path, maxRecordBytes: maxRecordBytes)
         }
         expectedBytes = bytes
         columns = try Self.ordered(byField, schema: schema, source: name)
@@ -47,10 +45,12 @@ final class NPYSource: SampleSource {
     }
 
     /// The members of an `.npz` archive, stored or deflated.
-    init(npz path: String, schema: Schema) throws {
+    init(npz path: String, schema: Schema, maxRecordBytes: Int) throws {
         name = path
         format = .npz
         let zip = try ZipDirectory(path: path)
+        // A corrupt member would otherwise be found only after earlier chunks committed.
+        try zip.verifyMembers()
         var byField: [Int: NPYColumn] = [:]
         for entry in zip.entries {
             let member = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
@@ -61,15 +61,16 @@ final class NPYSource: SampleSource {
                     "array \"\(member)\" is not a field; the schema has: \(schema.fields.map(\.name).joined(separator: ", "))",
                     source: source, field: member)
             }
-            var stream = try zip.open(entry)
-            let header = try NPYHeader.read(from: &stream, source: source)
-            if entry.uncompressedSize < header.dataOffset + header.dataByteCount {
-                throw MBDataError(
-                    .malformedRecord,
-                    "truncated: header declares \(header.dataByteCount) data bytes, the member holds \(entry.uncompressedSize - header.dataOffset)",
-                    source: source, field: member)
+            guard byField[index] == nil else {
+                throw MBDataError(.malformedRecord, "a second array for the field (as \(entry.name))", source: path, field: member)
             }
-            byField[index] = try NPYColumn(header: header, stream: stream, field: schema.fields[index], source: source)
+            let content = try zip.open(entry)
+            var stream: any ByteStream = content
+            let header = try NPYHeader.read(from: &stream, source: source)
+            try Self.checkData(of: header, fits: entry.uncompressedSize, source: source, field: member)
+            members.append(content)
+            byField[index] = try NPYColumn(
+                header: header, stream: content, field: schema.fields[index], source: source, maxRecordBytes: maxRecordBytes)
         }
         expectedBytes = FileByteStream.size(of: path)
         columns = try Self.ordered(byField, schema: schema, source: path)
@@ -78,6 +79,18 @@ final class NPYSource: SampleSource {
     }
 
     private var npzHash: String?
+    /// The npz members being read; drained at the end so their CRC-32 is checked again.
+    private var members: [CRC32CheckingStream] = []
+
+    /// The header's data must fit in what holds it (the file, the member).
+    private static func checkData(of header: NPYHeader, fits size: Int, source: String, field: String) throws {
+        guard let end = CheckedSize.sum(header.dataOffset, header.dataByteCount), end <= size else {
+            throw MBDataError(
+                .malformedRecord,
+                "truncated: header declares \(header.shapeDescription) \(header.descr) = \(header.dataByteCount) data bytes, the \(size)-byte file holds \(max(0, size - header.dataOffset))",
+                source: source, field: field)
+        }
+    }
 
     private static func ordered(_ byField: [Int: NPYColumn], schema: Schema, source: String) throws -> [NPYColumn] {
         if let missing = schema.fields.indices.first(where: { byField[$0] == nil }) {
@@ -114,7 +127,10 @@ final class NPYSource: SampleSource {
     }
 
     func next() throws -> SourceItem? {
-        guard row < expectedRecords! else { return nil }
+        guard row < expectedRecords! else {
+            for member in members { try member.drain() }
+            return nil
+        }
         defer { row += 1 }
         var values: [SampleValue] = []
         values.reserveCapacity(columns.count)

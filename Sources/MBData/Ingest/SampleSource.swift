@@ -113,17 +113,33 @@ public struct SourceSpec: Sendable, Hashable {
         return format
     }
 
-    /// Opens the reader of a single-source spec.
-    func open(schema: Schema) throws -> any SampleSource {
+    /// Opens the reader of a single-source spec; no record may need more than `maxRecordBytes`.
+    func open(schema: Schema, maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes) throws -> any SampleSource {
         switch try resolvedFormat() {
-        case .jsonl: return try JSONLSource(path: paths[0], schema: schema)
-        case .csv: return try CSVSource(path: paths[0], schema: schema)
-        case .npy: return try NPYSource(pairs: paths, schema: schema)
-        case .npz: return try NPYSource(npz: paths[0], schema: schema)
-        case .imagefolder: return try ImageFolderSource(root: paths[0], schema: schema)
+        case .jsonl: return try JSONLSource(path: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
+        case .csv: return try CSVSource(path: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
+        case .npy: return try NPYSource(pairs: paths, schema: schema, maxRecordBytes: maxRecordBytes)
+        case .npz: return try NPYSource(npz: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
+        case .imagefolder: return try ImageFolderSource(root: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
         case .tokens:
             return try TokenSource(
-                path: paths[0], schema: schema, sequenceLength: sequenceLength, tokenByteWidth: tokenByteWidth)
+                path: paths[0], schema: schema, sequenceLength: sequenceLength, tokenByteWidth: tokenByteWidth,
+                maxRecordBytes: maxRecordBytes)
+        }
+    }
+
+    /// Checks the options a spec carries (the library's own check; the CLI names the flags).
+    func validate() throws {
+        if let sequenceLength { try Self.checkSequenceLength(sequenceLength) }
+        guard tokenByteWidth == 2 || tokenByteWidth == 4 else {
+            throw MBDataError(.invalidArgument, "--token-dtype must be uint16 or uint32 (2 or 4 bytes per token), got \(tokenByteWidth) bytes")
+        }
+    }
+
+    static func checkSequenceLength(_ length: Int) throws {
+        guard (1...RecordLimits.maxSequenceLength).contains(length) else {
+            throw MBDataError(
+                .invalidArgument, "--seq-len must be within 1...\(RecordLimits.maxSequenceLength) tokens, got \(length)")
         }
     }
 

@@ -7,7 +7,9 @@ final class TokenSource: SampleSource {
     let format = SourceFormat.tokens
     let expectedRecords: Int?
     let expectedBytes: Int?
-    private let stream: FileByteStream
+    private var stream: any ByteStream
+    /// The file being read, for progress and the content hash; nil for bytes in memory.
+    private let file: FileByteStream?
     private let sequenceLength: Int
     private let tokenByteWidth: Int
     private let tokensIndex: Int
@@ -18,11 +20,39 @@ final class TokenSource: SampleSource {
     private var windowNumber = 0
     private var tailTokens = 0
 
-    init(path: String, schema: Schema, sequenceLength: Int?, tokenByteWidth: Int) throws {
+    convenience init(path: String, schema: Schema, sequenceLength: Int?, tokenByteWidth: Int, maxRecordBytes: Int) throws {
+        let file = try FileByteStream(path: path)
+        try self.init(
+            stream: file, file: file, size: FileByteStream.size(of: path), name: path, schema: schema, sequenceLength: sequenceLength,
+            tokenByteWidth: tokenByteWidth, maxRecordBytes: maxRecordBytes)
+    }
+
+    /// Cuts token bytes held in memory into windows (the token fuzz target and tests): the
+    /// number of windows, or the error of the first bad one.
+    package static func windowCount(
+        in bytes: [UInt8], schema: Schema, sequenceLength: Int?, tokenByteWidth: Int,
+        maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes
+    ) throws -> Int {
+        let source = try TokenSource(
+            stream: MemoryByteStream(bytes), file: nil, size: bytes.count, name: "<memory>.bin", schema: schema,
+            sequenceLength: sequenceLength, tokenByteWidth: tokenByteWidth, maxRecordBytes: maxRecordBytes)
+        var count = 0
+        while let item = try source.next() {
+            if case .invalid(let error) = item { throw error }
+            count += 1
+        }
+        return count
+    }
+
+    private init(
+        stream: any ByteStream, file: FileByteStream?, size: Int?, name path: String, schema: Schema, sequenceLength: Int?,
+        tokenByteWidth: Int, maxRecordBytes: Int
+    ) throws {
         name = path
-        guard let sequenceLength, sequenceLength > 0 else {
+        guard let sequenceLength else {
             throw MBDataError(.invalidArgument, "token binaries need --seq-len N (tokens per sample)", source: path)
         }
+        try SourceSpec.checkSequenceLength(sequenceLength)
         guard tokenByteWidth == 2 || tokenByteWidth == 4 else {
             throw MBDataError(.invalidArgument, "--token-dtype must be uint16 or uint32", source: path)
         }
@@ -42,14 +72,20 @@ final class TokenSource: SampleSource {
                 .schemaMismatch, "a token binary fills only the token window and an optional integer offset; this field would have no value",
                 source: path, field: fields[extra].name)
         }
+        // Both products stay below 2^24 × 8: no overflow.
+        let recordBytes = sequenceLength * max(tokenByteWidth, tokensField.dtype.itemSize ?? 8)
+        guard recordBytes <= maxRecordBytes else {
+            throw RecordLimits.exceeded("a window of \(sequenceLength) tokens (\(recordBytes) bytes)", limit: maxRecordBytes)
+                .located(source: path, field: tokensField.name)
+        }
         self.sequenceLength = sequenceLength
         self.tokenByteWidth = tokenByteWidth
         self.tokensIndex = tokensIndex
         self.offsetIndex = offsetIndex
         self.tokensField = tokensField
         fieldCount = fields.count
-        stream = try FileByteStream(path: path)
-        let size = FileByteStream.size(of: path)
+        self.stream = stream
+        self.file = file
         if let size, size % tokenByteWidth != 0 {
             throw MBDataError(
                 .malformedRecord,
@@ -61,15 +97,14 @@ final class TokenSource: SampleSource {
         window = [UInt8](repeating: 0, count: sequenceLength * tokenByteWidth)
     }
 
-    var bytesRead: Int { stream.bytesRead }
-    var contentHash: String { stream.hash.hexDigest }
+    var bytesRead: Int { file?.bytesRead ?? 0 }
+    var contentHash: String { file?.hash.hexDigest ?? XXH64().hexDigest }
     var notes: [String] {
         tailTokens > 0 ? ["dropped a tail of \(tailTokens) tokens shorter than --seq-len \(sequenceLength)"] : []
     }
 
     func next() throws -> SourceItem? {
-        var mutableStream: any ByteStream = stream
-        let got = try window.withUnsafeMutableBytes { try mutableStream.readFully(into: $0) }
+        let got = try window.withUnsafeMutableBytes { try stream.readFully(into: $0) }
         guard got == window.count else {
             if got % tokenByteWidth != 0 {
                 throw MBDataError(

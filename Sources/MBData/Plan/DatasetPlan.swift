@@ -14,6 +14,16 @@ public struct DatasetPlan: Sendable, Hashable {
 
     public var parameters: PlanParameters { plan.parameters }
 
+    /// The fingerprint of a plan: xxh64 of the schema, the ascending ids, the version, the
+    /// highest id and the parameters (`verify` recomputes it from a shard set's batches).
+    static func fingerprint(schema: Schema, ids: [Int64], version: Int, maxID: Int64, parameters: PlanParameters) -> String {
+        var hash = XXH64()
+        hash.update(Array(schema.canonicalJSON().utf8))
+        ids.withUnsafeBytes { hash.update($0) }
+        hash.update(Array("\(version)|\(maxID)|\(parameters.key)".utf8))
+        return hash.hexDigest
+    }
+
     /// The sample ids of rank `rank`'s part of global batch `batch` of `epoch`; nil is padding.
     public func sampleIDs(epoch: Int, batch: Int, rank: Int = 0) -> [Int64?] {
         plan.indices(epoch: epoch, batch: batch, rank: rank).map { $0.map { ids[$0] } }
@@ -52,11 +62,8 @@ extension Dataset {
                 throw MBDataError(.invalidArgument, "split \(parameters.split ?? "(all)") has no samples at version \(pinned)", source: path)
             }
             let plan = try EpochPlan(parameters: parameters, sampleCount: ids.count)
-            var hash = XXH64()
-            hash.update(Array(schema.canonicalJSON().utf8))
-            ids.withUnsafeBytes { hash.update($0) }
-            hash.update(Array("\(pinned)|\(maxID)|\(parameters.key)".utf8))
-            return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: hash.hexDigest)
+            let fingerprint = DatasetPlan.fingerprint(schema: schema, ids: ids, version: pinned, maxID: maxID, parameters: parameters)
+            return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: fingerprint)
         }
     }
 }

@@ -35,6 +35,10 @@ enum ElementEncoding {
 
     /// The value rounded to the precision of the float `dtype` (so a float16 scalar stored as
     /// REAL holds exactly what a float16 can), or an error when out of range.
+    ///
+    /// NaN and ±infinity pass: a parser produces them only from an explicit token (CSV `nan`,
+    /// `inf`; JSON `NaN`, `Infinity`) or a stored float (NPY); a finite literal too large for
+    /// float64 is refused by the scanner, one too large for `dtype` here.
     static func real(_ number: Number, as dtype: DType) throws -> Double {
         let value: Double
         switch number {
@@ -109,6 +113,11 @@ enum ElementEncoding {
     }
 
     static func mismatch(_ dtype: DType, _ number: Number) -> MBDataError {
+        mismatch(dtype, text: number.text)
+    }
+
+    /// "expected <dtype and its range>, got <text>".
+    static func mismatch(_ dtype: DType, text: String) -> MBDataError {
         let expectation: String
         if let range = dtype.integerRange {
             expectation = dtype == .bool ? "bool (0 or 1)" : "\(dtype.rawValue) in \(range.lowerBound)...\(range.upperBound)"
@@ -117,7 +126,7 @@ enum ElementEncoding {
         } else {
             expectation = dtype.rawValue
         }
-        return MBDataError(.schemaMismatch, "expected \(expectation), got \(number.text)")
+        return MBDataError(.schemaMismatch, "expected \(expectation), got \(text)")
     }
 }
 

@@ -155,6 +155,16 @@ public struct Schema: Hashable, Codable, Sendable {
             if field.shape.contains(where: { ($0 ?? 1) <= 0 }) {
                 throw MBDataError(.invalidSchema, "shape dimensions must be positive", field: field.name)
             }
+            // Checked here so that element and byte counts computed from the shape later cannot overflow.
+            let known = field.shape.compactMap { $0 }
+            guard let elements = CheckedSize.product(known), let bytes = CheckedSize.product(elements, field.dtype.itemSize ?? 1),
+                bytes <= RecordLimits.largestMaxRecordBytes
+            else {
+                throw MBDataError(
+                    .invalidSchema,
+                    "shape \(field.shapeDescription) of \(field.dtype.rawValue) needs more than \(RecordLimits.largestMaxRecordBytes >> 20) MiB per value, the most one record may hold",
+                    field: field.name)
+            }
         }
         if let key {
             guard let field = field(named: key) else {

@@ -55,33 +55,93 @@ public enum ShardFormat {
         return hash.finalize()
     }
 
-    /// Parses and checks a footer against the size of the frames region before it.
-    static func decodeFooter(_ bytes: [UInt8], framesEnd: UInt64, source: String) throws -> [Entry] {
-        func u64(_ i: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[i + $1]) << (8 * UInt64($1)) } }
-        func u32(_ i: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << (8 * UInt32($1)) } }
-        guard bytes.count >= 8 else { throw MBDataError(.malformedRecord, "shard footer is too short", source: source) }
-        let count = Int(clamping: u64(0))
-        guard bytes.count == 8 + count * entrySize else {
-            throw MBDataError(.malformedRecord, "shard footer declares \(count) entries but holds \(bytes.count) bytes", source: source)
+    /// The largest batch (decoded safetensors buffer) a reader accepts, 2 GiB: a footer entry
+    /// or frame header declaring more is refused before anything is allocated.
+    public static let maxBatchBytes = 1 << 31
+
+    /// The entries of a whole shard file held in memory: the trailer, the footer's length and
+    /// hash, and every entry checked as `ShardSet` checks a file on disk (the fuzz target's
+    /// entry point). Throws `MBDataError` (`.corruptData`) on any malformed input.
+    public static func entries(inFile bytes: [UInt8], source: String = "shard") throws -> [Entry] {
+        guard bytes.count >= trailerSize + 8 else {
+            throw MBDataError(.corruptData, "shard of \(bytes.count) bytes is too short for a footer and trailer", source: source)
+        }
+        let (footerLength, footerHash) = try decodeTrailer(bytes[(bytes.count - trailerSize)...], fileSize: bytes.count, source: source)
+        let footerStart = bytes.count - trailerSize - footerLength
+        let footer = Array(bytes[footerStart..<(bytes.count - trailerSize)])
+        return try decodeFooter(footer, hash: footerHash, framesEnd: footerStart, source: source)
+    }
+
+    /// The footer's length and xxh64 from the 24-byte trailer of a `fileSize`-byte file,
+    /// the length checked to fit the file before the trailer.
+    static func decodeTrailer(_ trailer: ArraySlice<UInt8>, fileSize: Int, source: String) throws -> (length: Int, hash: UInt64) {
+        let trailer = Array(trailer)
+        guard trailer.count == trailerSize, Array(trailer[16..<24]) == magic else {
+            throw MBDataError(.corruptData, "bad shard trailer: magic number missing", source: source)
+        }
+        let length = littleEndianU64(trailer, at: 0)
+        guard fileSize >= trailerSize, length >= 8, length <= UInt64(fileSize - trailerSize), (length - 8) % UInt64(entrySize) == 0 else {
+            throw MBDataError(
+                .corruptData, "bad shard trailer: footer length \(length) does not fit the \(fileSize)-byte file as 8 + 48·n bytes",
+                source: source)
+        }
+        return (Int(length), littleEndianU64(trailer, at: 8))
+    }
+
+    /// Checks a footer's hash, then parses it (``decodeFooter(_:framesEnd:source:)``).
+    static func decodeFooter(_ bytes: [UInt8], hash: UInt64, framesEnd: Int, source: String) throws -> [Entry] {
+        guard xxh64(bytes) == hash else { throw MBDataError(.corruptData, "shard footer checksum mismatch", source: source) }
+        return try decodeFooter(bytes, framesEnd: UInt64(framesEnd), source: source)
+    }
+
+    /// Parses a footer and checks that its entries tile the `framesEnd` bytes before it
+    /// exactly (first at 0, contiguous, the last ending at the footer), each declaring a
+    /// decoded size in `1 … maxBatchBytes`. No arithmetic on a stored value can overflow:
+    /// every count, offset and length is compared with what contains it first.
+    static func decodeFooter(_ bytes: [UInt8], framesEnd end: UInt64, source: String) throws -> [Entry] {
+        guard bytes.count >= 8, (bytes.count - 8) % entrySize == 0 else {
+            throw MBDataError(.corruptData, "shard footer of \(bytes.count) bytes is not 8 + 48·n bytes", source: source)
+        }
+        let count = (bytes.count - 8) / entrySize
+        let declared = littleEndianU64(bytes, at: 0)
+        guard declared == UInt64(count) else {
+            throw MBDataError(.corruptData, "shard footer declares \(declared) entries but holds \(count)", source: source)
         }
         var entries: [Entry] = []
+        entries.reserveCapacity(count)
         var expectedOffset: UInt64 = 0
         for index in 0..<count {
             let p = 8 + index * entrySize
             let entry = Entry(
-                offset: u64(p), length: u64(p + 8), uncompressed: u64(p + 16), epoch: u32(p + 24), batch: u32(p + 28),
-                rank: u32(p + 32), samples: u32(p + 36), checksum: u64(p + 40))
-            guard entry.offset == expectedOffset, entry.length > 0, entry.offset + entry.length <= framesEnd else {
+                offset: littleEndianU64(bytes, at: p), length: littleEndianU64(bytes, at: p + 8), uncompressed: littleEndianU64(bytes, at: p + 16),
+                epoch: littleEndianU32(bytes, at: p + 24), batch: littleEndianU32(bytes, at: p + 28), rank: littleEndianU32(bytes, at: p + 32),
+                samples: littleEndianU32(bytes, at: p + 36), checksum: littleEndianU64(bytes, at: p + 40))
+            // expectedOffset <= end holds here, so `end - entry.offset` cannot wrap.
+            guard entry.offset == expectedOffset, entry.length > 0, entry.length <= end - entry.offset else {
                 throw MBDataError(
-                    .malformedRecord, "shard footer entry \(index) points at bytes \(entry.offset)..<\(entry.offset + entry.length), outside the frames",
+                    .corruptData,
+                    "shard footer entry \(index) (offset \(entry.offset), length \(entry.length)) does not follow the frame before it inside the \(end) bytes of frames",
+                    source: source)
+            }
+            guard entry.uncompressed > 0, entry.uncompressed <= UInt64(maxBatchBytes) else {
+                throw MBDataError(
+                    .corruptData, "shard footer entry \(index) declares a \(entry.uncompressed)-byte batch, outside 1…\(maxBatchBytes)",
                     source: source)
             }
             expectedOffset = entry.offset + entry.length
             entries.append(entry)
         }
-        guard expectedOffset == framesEnd else {
-            throw MBDataError(.malformedRecord, "shard frames end at \(expectedOffset) but the footer starts at \(framesEnd)", source: source)
+        guard expectedOffset == end else {
+            throw MBDataError(.corruptData, "shard frames end at \(expectedOffset) but the footer starts at \(end)", source: source)
         }
         return entries
+    }
+
+    static func littleEndianU64<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt64 where C.Element == UInt8, C.Index == Int {
+        (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[bytes.startIndex + offset + $1]) << (8 * UInt64($1)) }
+    }
+
+    static func littleEndianU32<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.startIndex + offset + $1]) << (8 * UInt32($1)) }
     }
 }

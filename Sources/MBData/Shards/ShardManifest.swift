@@ -1,3 +1,5 @@
+import Foundation
+
 /// `manifest.json` of a shard directory: which dataset version and plan the shards hold,
 /// and every shard's size and hash. Shards are a cache keyed by this: a manifest that does
 /// not match the dataset and plan asked for is refused.
@@ -44,4 +46,120 @@ public struct ShardManifest: Codable, Sendable, Hashable {
     public var shards: [Shard]
     public var totals: Totals
     public var createdAt: String
+}
+
+extension ShardManifest {
+    /// Decodes and validates a manifest held in memory (what `ShardSet` does with
+    /// `manifest.json`; the fuzz target's entry point). Throws `MBDataError`:
+    /// `.invalidDataset` when the bytes are not a manifest, `.corruptData` when its values
+    /// contradict each other (see ``validate(source:)``).
+    public static func parse(_ bytes: [UInt8], source: String = fileName) throws -> ShardManifest {
+        let manifest: ShardManifest
+        do {
+            manifest = try decoder.decode(ShardManifest.self, from: Data(bytes))
+        } catch {
+            throw MBDataError(.invalidDataset, "manifest is not a valid mbdata shard manifest: \(error)", source: source)
+        }
+        guard manifest.format == formatName else {
+            throw MBDataError(.invalidDataset, "manifest format \(manifest.format.prefix(64)), expected \(formatName)", source: source)
+        }
+        try manifest.validate(source: source)
+        return manifest
+    }
+
+    /// The file name of the `index`-th shard (§1 of the format: five digits from 00000).
+    static func shardFileName(_ index: Int) -> String {
+        let digits = String(index)
+        return "shard-" + String(repeating: "0", count: max(0, 5 - digits.count)) + digits + "." + ShardFormat.fileExtension
+    }
+
+    /// Checks everything the manifest says about itself, with arithmetic that cannot
+    /// overflow: counts are non-negative and in range, `batches_per_epoch` and
+    /// `dropped_per_epoch` follow from `dataset.samples` and the plan, the epochs fit a
+    /// footer's u32, shard files are named and numbered as §1 says (so none is listed twice),
+    /// and `totals.batches`/`totals.samples` equal what the plan implies and the shards list.
+    /// What needs the shard files (footers, frames) is checked by `ShardSet` and `verify`.
+    public func validate(source: String = fileName) throws {
+        func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, "manifest: \(message)", source: source) }
+        try Self.validate(schema: schema, padLengths: plan.padLengths, refuse: refuse)
+
+        let n = dataset.samples
+        guard Self.isDigest(dataset.fingerprint) else { throw refuse("dataset.fingerprint \"\(dataset.fingerprint.prefix(40))\" is not \"xxh64:\" and 16 hex digits") }
+        guard dataset.version >= 1 else { throw refuse("dataset.version \(dataset.version) is not ≥ 1") }
+        guard n >= 1, dataset.maxId >= 1, Int64(n) <= dataset.maxId else {
+            throw refuse("dataset.samples \(n) is not in 1…max_id (\(dataset.maxId)): every sample has a distinct id ≥ 1")
+        }
+        let parameters = plan.parameters
+        do { try parameters.validate() } catch let error as MBDataError { throw refuse("plan.parameters: \(error.message)") }
+        let g = parameters.batchSize
+        let batchesPerEpoch = parameters.tail == .drop ? n / g : n / g + (n % g == 0 ? 0 : 1)
+        let dropped = parameters.tail == .drop ? n % g : 0
+        guard plan.batchesPerEpoch == batchesPerEpoch else {
+            throw refuse("plan.batches_per_epoch is \(plan.batchesPerEpoch), but \(n) samples in global batches of \(g) (tail \(parameters.tail.rawValue)) make \(batchesPerEpoch)")
+        }
+        guard plan.droppedPerEpoch == dropped else {
+            throw refuse("plan.dropped_per_epoch is \(plan.droppedPerEpoch), but \(n) samples in global batches of \(g) (tail \(parameters.tail.rawValue)) drop \(dropped)")
+        }
+        // Footers hold the epoch as a u32.
+        guard plan.firstEpoch >= 0, plan.epochs >= 1, plan.firstEpoch <= Int(UInt32.max), plan.epochs <= Int(UInt32.max) - plan.firstEpoch + 1 else {
+            throw refuse("plan.first_epoch \(plan.firstEpoch) and plan.epochs \(plan.epochs) do not describe epochs within 0…\(UInt32.max)")
+        }
+        let (framesPerEpoch, o1) = batchesPerEpoch.multipliedReportingOverflow(by: parameters.world)
+        let (batches, o2) = framesPerEpoch.multipliedReportingOverflow(by: plan.epochs)
+        let (samples, o3) = (n - dropped).multipliedReportingOverflow(by: plan.epochs)
+        guard !o1, !o2, totals.batches == batches else {
+            throw refuse("totals.batches is \(totals.batches), but \(plan.epochs) epochs of \(batchesPerEpoch) batches on \(parameters.world) ranks make \(o1 || o2 ? "more than \(Int.max)" : String(batches))")
+        }
+        guard !o3, totals.samples == samples else {
+            throw refuse("totals.samples is \(totals.samples), but \(plan.epochs) epochs of \(n - dropped) samples make \(o3 ? "more than \(Int.max)" : String(samples))")
+        }
+        guard totals.uncompressedBytes >= 0, totals.compressedBytes >= 0 else { throw refuse("totals hold a negative byte count") }
+
+        var listed = 0
+        for (index, shard) in shards.enumerated() {
+            guard shard.file == Self.shardFileName(index) else {
+                throw refuse("shards[\(index)] is \"\(shard.file.prefix(80))\"; the shards are shard-00000.mbshard, shard-00001.mbshard, … in order, each listed once")
+            }
+            guard shard.bytes >= ShardFormat.trailerSize + 8, shard.batches >= 1 else {
+                throw refuse("shards[\(index)] (\(shard.file)) declares \(shard.bytes) bytes and \(shard.batches) batches; a shard holds at least one frame, its footer and trailer")
+            }
+            guard Self.isDigest(shard.xxh64) else { throw refuse("shards[\(index)].xxh64 \"\(shard.xxh64.prefix(40))\" is not \"xxh64:\" and 16 hex digits") }
+            let (sum, overflow) = listed.addingReportingOverflow(shard.batches)
+            guard !overflow else { throw refuse("shards[].batches add up to more than \(Int.max)") }
+            listed = sum
+        }
+        guard listed == totals.batches else {
+            throw refuse("shards[].batches add up to \(listed), totals.batches is \(totals.batches)")
+        }
+    }
+
+    /// The schema as `Schema(json:)` would accept it, every fixed shape's size computable,
+    /// and `pad_lengths` naming fields whose first dimension is variable.
+    private static func validate(schema: Schema, padLengths: [String: Int], refuse: (String) -> MBDataError) throws {
+        do { try schema.validate() } catch let error as MBDataError { throw refuse("schema: \(error.description)") }
+        guard !schema.fields.isEmpty else { throw refuse("schema has no fields") }
+        for field in schema.fields {
+            var size = field.dtype.itemSize ?? 1
+            for dimension in field.shape {
+                guard let dimension else { continue }
+                let (product, overflow) = size.multipliedReportingOverflow(by: dimension)
+                guard dimension <= Int(Int32.max), !overflow, product <= ShardFormat.maxBatchBytes else {
+                    throw refuse("schema field '\(field.name)' has shape \(field.shapeDescription), larger than a batch can hold")
+                }
+                size = product
+            }
+        }
+        for (name, length) in padLengths.sorted(by: { $0.key < $1.key }) {
+            guard let field = schema.field(named: name), field.dtype.itemSize != nil, field.shape.first == .some(nil) else {
+                throw refuse("plan.pad_lengths names '\(name.prefix(64))', which is not a field with a variable first dimension")
+            }
+            guard length >= 1, length <= Int(Int32.max) else { throw refuse("plan.pad_lengths['\(name)'] is \(length), not in 1…\(Int32.max)") }
+        }
+    }
+
+    static func isDigest(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        return utf8.count == 22 && text.hasPrefix("xxh64:")
+            && utf8[6...].allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+    }
 }

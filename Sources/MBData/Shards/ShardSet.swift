@@ -7,29 +7,38 @@ public struct ShardSet: Sendable {
     /// Footer entries per shard file, in manifest order.
     public let entries: [[ShardFormat.Entry]]
 
-    /// Opens a shard directory, checking the manifest, each shard's size, trailer and footer.
+    /// The largest `manifest.json` read: far above any real one (a shard entry takes about
+    /// 120 bytes), so a huge or endless file is refused instead of read into memory.
+    static let maxManifestBytes = 64 << 20
+
+    /// Opens a shard directory, checking before any frame is read what can be checked
+    /// without reading frames: the manifest (``ShardManifest/validate(source:)``), each
+    /// shard's size, trailer and footer, and that the footers' frames run through exactly the
+    /// plan's (epoch, batch, rank) triples in order, with the sample counts the plan implies
+    /// and the byte totals the manifest declares. The loader and `serve --spool` open shard
+    /// sets here, so a stale, truncated or edited set is refused before a byte is served.
     public init(directory: String) throws {
         self.directory = directory
         let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: manifestPath))
-        } catch {
+        guard let size = FileByteStream.size(of: manifestPath), let handle = FileHandle(forReadingAtPath: manifestPath) else {
             throw MBDataError(.invalidDataset, "not a shard directory: no readable \(ShardManifest.fileName)", source: directory)
         }
-        let manifest: ShardManifest
+        defer { try? handle.close() }
+        guard size <= Self.maxManifestBytes else {
+            throw MBDataError(.corruptData, "manifest of \(size) bytes is larger than any shard set's (\(Self.maxManifestBytes))", source: manifestPath)
+        }
+        let data: Data
         do {
-            manifest = try ShardManifest.decoder.decode(ShardManifest.self, from: data)
+            data = try handle.read(upToCount: Self.maxManifestBytes + 1) ?? Data()
         } catch {
-            throw MBDataError(.invalidDataset, "manifest is not a valid mbdata shard manifest: \(error)", source: manifestPath)
+            throw MBDataError(.unreadableSource, "cannot read \(ShardManifest.fileName): \(error)", source: manifestPath)
         }
-        guard manifest.format == ShardManifest.formatName else {
-            throw MBDataError(.invalidDataset, "manifest format \(manifest.format), expected \(ShardManifest.formatName)", source: manifestPath)
-        }
+        let manifest = try ShardManifest.parse([UInt8](data), source: manifestPath)
         self.manifest = manifest
         entries = try manifest.shards.map { shard in
             try Self.readFooter(path: (directory as NSString).appendingPathComponent(shard.file), expectedBytes: shard.bytes)
         }
+        try Self.checkFrames(of: manifest, entries: entries, directory: directory)
     }
 
     static func readFooter(path: String, expectedBytes: Int) throws -> [ShardFormat.Entry] {
@@ -40,33 +49,88 @@ public struct ShardSet: Sendable {
             throw MBDataError(.invalidDataset, "shard holds \(size) bytes, the manifest says \(expectedBytes) (truncated or replaced)", source: path)
         }
         guard size >= ShardFormat.trailerSize + 8 else {
-            throw MBDataError(.malformedRecord, "shard is too short for a footer and trailer", source: path)
+            throw MBDataError(.corruptData, "shard is too short for a footer and trailer", source: path)
         }
-        var trailerStream = try FileByteStream(path: path, offset: size - ShardFormat.trailerSize)
-        let trailer = try trailerStream.readExactly(ShardFormat.trailerSize, source: path, what: "shard trailer")
-        guard Array(trailer[16..<24]) == ShardFormat.magic else {
-            throw MBDataError(.malformedRecord, "bad shard trailer: magic number missing", source: path)
-        }
-        let footerLength = Int(clamping: (0..<8).reduce(UInt64(0)) { $0 | UInt64(trailer[$1]) << (8 * UInt64($1)) })
-        let footerHash = (0..<8).reduce(UInt64(0)) { $0 | UInt64(trailer[8 + $1]) << (8 * UInt64($1)) }
-        guard footerLength >= 8, footerLength <= size - ShardFormat.trailerSize else {
-            throw MBDataError(.malformedRecord, "bad shard trailer: footer length \(footerLength) does not fit the file", source: path)
-        }
+        let file = try ShardFile(path: path)
+        let (footerLength, footerHash) = try ShardFormat.decodeTrailer(
+            try file.copy((size - ShardFormat.trailerSize)..<size)[...], fileSize: size, source: path)
         let footerStart = size - ShardFormat.trailerSize - footerLength
-        var footerStream = try FileByteStream(path: path, offset: footerStart)
-        let footer = try footerStream.readExactly(footerLength, source: path, what: "shard footer")
-        guard ShardFormat.xxh64(footer) == footerHash else {
-            throw MBDataError(.malformedRecord, "shard footer checksum mismatch", source: path)
-        }
-        return try ShardFormat.decodeFooter(footer, framesEnd: UInt64(footerStart), source: path)
+        let footer = try file.copy(footerStart..<(size - ShardFormat.trailerSize))
+        return try ShardFormat.decodeFooter(footer, hash: footerHash, framesEnd: footerStart, source: path)
     }
 
-    /// Refuses a shard set that was not made from exactly this dataset version and plan.
-    public func check(matches plan: DatasetPlan, epochs: Range<Int>? = nil) throws {
+    /// Checks the footers against the manifest: each holds `shards[].batches` frames; the
+    /// frames, in manifest order, are exactly the triples (epoch, batch, rank) of §3 of the
+    /// format, in order; each holds the samples its place in the plan implies; and the frames'
+    /// sizes add up to `totals`. The manifest was validated, so none of this can overflow.
+    static func checkFrames(of manifest: ShardManifest, entries: [[ShardFormat.Entry]], directory: String) throws {
+        let plan = manifest.plan
+        let world = plan.parameters.world
+        let globalBatch = plan.parameters.batchSize
+        let localBatch = globalBatch / world
+        let framesPerEpoch = plan.batchesPerEpoch * world
+        var position = 0
+        var uncompressed = 0
+        var compressed = 0
+        var overflow = false
+        for (shard, frames) in zip(manifest.shards, entries) {
+            let path = (directory as NSString).appendingPathComponent(shard.file)
+            guard frames.count == shard.batches else {
+                throw MBDataError(.corruptData, "the footer lists \(frames.count) frames, the manifest says \(shard.batches)", source: path)
+            }
+            for (index, entry) in frames.enumerated() {
+                // position < totals.batches = epochs × framesPerEpoch: validated sums.
+                let epoch = plan.firstEpoch + position / framesPerEpoch
+                let batch = position % framesPerEpoch / world
+                let rank = position % world
+                guard Int(entry.epoch) == epoch, Int(entry.batch) == batch, Int(entry.rank) == rank else {
+                    throw MBDataError(
+                        .corruptData,
+                        "frame \(index) is epoch \(entry.epoch) batch \(entry.batch) rank \(entry.rank); frame \(position) of the set must be epoch \(epoch) batch \(batch) rank \(rank) (frames run in (epoch, batch, rank) order through the shards in manifest order)",
+                        source: path)
+                }
+                let expectedSamples = max(0, min(localBatch, manifest.dataset.samples - (batch * globalBatch + rank * localBatch)))
+                guard Int(entry.samples) == expectedSamples else {
+                    throw MBDataError(
+                        .corruptData, "frame \(index) (epoch \(epoch) batch \(batch) rank \(rank)) declares \(entry.samples) samples, the plan puts \(expectedSamples) there",
+                        source: path)
+                }
+                var carry = false
+                (uncompressed, carry) = uncompressed.addingReportingOverflow(Int(entry.uncompressed))
+                overflow = overflow || carry
+                (compressed, carry) = compressed.addingReportingOverflow(Int(entry.length))
+                overflow = overflow || carry
+                position += 1
+            }
+        }
+        guard !overflow, uncompressed == manifest.totals.uncompressedBytes, compressed == manifest.totals.compressedBytes else {
+            throw MBDataError(
+                .corruptData,
+                "the frames hold \(uncompressed) bytes decoded and \(compressed) compressed; the manifest's totals say \(manifest.totals.uncompressedBytes) and \(manifest.totals.compressedBytes)",
+                source: directory)
+        }
+    }
+
+    /// Refuses a shard set that was not made from exactly this dataset version and plan:
+    /// the fingerprint and parameters, and also the version, sample count and highest id
+    /// (which the fingerprint covers, but which a reader takes from the manifest) and, when
+    /// given, the dataset's schema.
+    public func check(matches plan: DatasetPlan, schema: Schema? = nil, epochs: Range<Int>? = nil) throws {
         guard manifest.dataset.fingerprint == plan.fingerprint, manifest.plan.parameters == plan.parameters else {
             throw MBDataError(
                 .invalidDataset,
                 "stale shards: made from dataset version \(manifest.dataset.version) (\(manifest.dataset.fingerprint)) with \(manifest.plan.parameters), asked for version \(plan.datasetVersion) (\(plan.fingerprint)) with \(plan.parameters)",
+                source: directory)
+        }
+        guard manifest.dataset.version == plan.datasetVersion, manifest.dataset.samples == plan.ids.count, manifest.dataset.maxId == plan.maxID else {
+            throw MBDataError(
+                .invalidDataset,
+                "the manifest says dataset version \(manifest.dataset.version), \(manifest.dataset.samples) samples, ids ≤ \(manifest.dataset.maxId); its fingerprint is that of version \(plan.datasetVersion), \(plan.ids.count) samples, ids ≤ \(plan.maxID)",
+                source: directory)
+        }
+        if let schema, schema != manifest.schema {
+            throw MBDataError(
+                .invalidDataset, "the manifest's schema differs from the dataset's: \(manifest.schema.canonicalJSON()) vs \(schema.canonicalJSON())",
                 source: directory)
         }
         if let epochs {

@@ -4,71 +4,73 @@ import Foundation
 public struct ShardVerifyReport: Sendable, Codable {
     public var batchesChecked = 0
     public var samplesChecked = 0
+    /// Whether every sample of the plan appeared in some batch, so that the manifest's
+    /// fingerprint could be recomputed from the batches' ids and was compared.
+    public var fingerprintChecked = false
     public var problems: [String] = []
     public var isValid: Bool { problems.isEmpty }
 }
 
 extension ShardSet {
-    /// Checks every shard's hash, every frame's checksum and decoding, every batch's
-    /// safetensors header, and that each epoch holds every sample of the plan exactly once
-    /// (less the dropped tail) with the same batch count on every rank.
+    /// Checks what `schemas/shard-format.md` §7 says a reader must check, beyond what opening
+    /// the set checked (manifest, trailers, footers, frame order and totals): every shard's
+    /// hash, every frame's checksum and decoding, every batch's tensors against the schema and
+    /// its footer entry (``checkBatch(_:entry:)``), that each epoch holds every sample of the
+    /// plan exactly once (less the dropped tail), and — when every sample appears in some
+    /// batch — the manifest's fingerprint recomputed from the ids, which covers the schema,
+    /// dataset version, highest id and plan parameters the manifest names.
     public func verify(maxProblems: Int = 20) -> ShardVerifyReport {
         var report = ShardVerifyReport()
         func problem(_ text: String) { if report.problems.count < maxProblems { report.problems.append(text) } }
         let plan = manifest.plan
-        let world = plan.parameters.world
-        let localBatch = plan.parameters.batchSize / world
-        var seenBatches: [Int: Set<[Int]>] = [:]
         var idsByEpoch: [Int: [Int64]] = [:]
 
         for (shardIndex, shard) in manifest.shards.enumerated() {
             let path = (directory as NSString).appendingPathComponent(shard.file)
-            if let digest = try? FileByteStream.digest(of: path), digest != shard.xxh64 {
-                problem("\(shard.file): content hash \(digest) differs from the manifest's \(shard.xxh64)")
+            do {
+                let digest = try FileByteStream.digest(of: path)
+                if digest != shard.xxh64 { problem("\(shard.file): content hash \(digest) differs from the manifest's \(shard.xxh64)") }
+            } catch {
+                problem("\(shard.file): cannot be read whole: \(error)")
             }
             for (entryIndex, entry) in entries[shardIndex].enumerated() {
                 report.batchesChecked += 1
                 let label = "\(shard.file): epoch \(entry.epoch) batch \(entry.batch) rank \(entry.rank)"
-                let buffer: [UInt8]
                 do {
-                    buffer = try batch(shard: shardIndex, entry: entryIndex)
-                } catch {
-                    problem("\(label): \(error)")
-                    continue
-                }
-                do {
-                    let tensors = try SafetensorsReader(buffer)
-                    let ids = try tensors.int64Values("_id", in: buffer)
-                    guard ids.count == localBatch else {
-                        problem("\(label): \(ids.count) rows, expected \(localBatch)")
-                        continue
-                    }
-                    let real = ids.filter { $0 >= 0 }
-                    if real.count != Int(entry.samples) { problem("\(label): \(real.count) samples, the footer says \(entry.samples)") }
+                    let real = try checkBatch(try batch(shard: shardIndex, entry: entryIndex), entry: entry)
                     idsByEpoch[Int(entry.epoch), default: []] += real
                     report.samplesChecked += real.count
+                } catch let error as MBDataError {
+                    problem("\(label): \(error.message)")
                 } catch {
                     problem("\(label): \(error)")
-                }
-                if seenBatches[Int(entry.epoch), default: []].insert([Int(entry.batch), Int(entry.rank)]).inserted == false {
-                    problem("\(label): appears twice")
                 }
             }
         }
-        let expectedPerEpoch = plan.parameters.tail == .drop ? manifest.dataset.samples - plan.droppedPerEpoch : manifest.dataset.samples
+        // Opening the set checked that the frames are exactly the plan's triples, so there
+        // are `epochs` epochs of batches here only when an epoch has batches at all: the loop
+        // is bounded by the frames the files hold, never by a number in the manifest alone.
+        guard plan.batchesPerEpoch > 0 else { return report }
+        let expectedPerEpoch = manifest.dataset.samples - plan.droppedPerEpoch
+        var seen = Set<Int64>()
         for epoch in plan.firstEpoch..<(plan.firstEpoch + plan.epochs) {
-            let batches = seenBatches[epoch] ?? []
-            if batches.count != plan.batchesPerEpoch * world {
-                problem("epoch \(epoch): \(batches.count) batches, expected \(plan.batchesPerEpoch) on each of \(world) ranks")
-            }
             let ids = idsByEpoch[epoch] ?? []
             let distinct = Set(ids)
             if distinct.count != ids.count { problem("epoch \(epoch): \(ids.count - distinct.count) samples appear more than once") }
             if ids.count != expectedPerEpoch {
-                problem("epoch \(epoch): \(ids.count) samples, expected \(expectedPerEpoch) (\(manifest.dataset.samples) less \(plan.parameters.tail == .drop ? plan.droppedPerEpoch : 0) dropped)")
+                problem("epoch \(epoch): \(ids.count) samples, expected \(expectedPerEpoch) (\(manifest.dataset.samples) less \(plan.droppedPerEpoch) dropped)")
             }
-            if let outside = distinct.first(where: { $0 < 1 || $0 > manifest.dataset.maxId }) {
-                problem("epoch \(epoch): sample \(outside) is outside the dataset version's ids 1…\(manifest.dataset.maxId)")
+            seen.formUnion(distinct)
+        }
+        if seen.count == manifest.dataset.samples {
+            let fingerprint = DatasetPlan.fingerprint(
+                schema: manifest.schema, ids: seen.sorted(), version: manifest.dataset.version, maxID: manifest.dataset.maxId,
+                parameters: plan.parameters)
+            report.fingerprintChecked = true
+            if fingerprint != manifest.dataset.fingerprint {
+                problem(
+                    "manifest: the fingerprint of its schema, dataset version \(manifest.dataset.version), ids ≤ \(manifest.dataset.maxId), plan parameters and the batches' ids is \(fingerprint), the manifest says \(manifest.dataset.fingerprint): one of them was edited"
+                )
             }
         }
         return report
@@ -78,5 +80,89 @@ extension ShardSet {
     public func verify(maxProblems: Int = 20) async throws -> ShardVerifyReport {
         let shards = self
         return try await runOnThread { shards.verify(maxProblems: maxProblems) }
+    }
+
+    /// Checks one decoded batch against §5 of the format and returns its real sample ids:
+    /// `__metadata__` names the entry's epoch, batch and rank; the tensors are exactly those
+    /// the schema, `pad_lengths` and tail policy imply, with their dtypes and shapes (the
+    /// reader already checked each byte range against its shape); `_id` holds −1 or ids in
+    /// `1 … max_id`, as many real ones as the entry says; `_valid` is present exactly under
+    /// `tail = "pad"` and equals `_id ≥ 0`; every `.offsets` runs from 0, never decreasing,
+    /// to the length of its values; every `.lengths` value is in `0 … L`.
+    public func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry) throws -> [Int64] {
+        try Self.checkBatch(buffer, entry: entry, manifest: manifest)
+    }
+
+    static func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry, manifest: ShardManifest) throws -> [Int64] {
+        func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, message) }
+        let reader = try SafetensorsReader(buffer)
+        let expectedMetadata = ["format": "mbdata-batch-1", "epoch": String(entry.epoch), "batch": String(entry.batch), "rank": String(entry.rank)]
+        for (key, value) in expectedMetadata.sorted(by: { $0.key < $1.key }) where reader.metadata[key] != value {
+            throw refuse("__metadata__ \(key) is \(reader.metadata[key].map { "\"\($0.prefix(32))\"" } ?? "missing"), the footer entry says \"\(value)\"")
+        }
+        let rows = manifest.plan.parameters.batchSize / manifest.plan.parameters.world
+        var expected: Set<String> = ["_id"]
+        /// The tensor `name`, checked to have `dtype` and `shape` (nil: any extent).
+        func tensor(_ name: String, _ dtype: String, _ shape: [Int?]) throws -> SafetensorsReader.TensorInfo {
+            expected.insert(name)
+            guard let info = reader.tensors[name] else { throw refuse("tensor \"\(name)\" is missing") }
+            guard info.dtype == dtype, info.shape.count == shape.count, zip(info.shape, shape).allSatisfy({ $1 == nil || $0 == $1 }) else {
+                let wanted = "[" + shape.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
+                throw refuse("tensor \"\(name)\" is \(info.dtype) \(info.shape), the schema makes it \(dtype) \(wanted)")
+            }
+            return info
+        }
+        func int64s(_ info: SafetensorsReader.TensorInfo) -> [Int64] {
+            stride(from: info.range.lowerBound, to: info.range.upperBound, by: 8).map {
+                Int64(bitPattern: ShardFormat.littleEndianU64(buffer, at: $0))
+            }
+        }
+        /// `name.offsets`: [B+1], from 0, non-decreasing, ending at `total`; each row's extent
+        /// a multiple of `unit`.
+        func offsets(_ name: String, total: Int, unit: Int = 1) throws {
+            let values = int64s(try tensor(name + ".offsets", "I64", [rows + 1]))
+            guard values.first == 0, values.last == Int64(total), zip(values, values.dropFirst()).allSatisfy({ $0 <= $1 && ($1 - $0) % Int64(unit) == 0 }) else {
+                throw refuse("tensor \"\(name).offsets\" does not run from 0 to \(total) without decreasing\(unit > 1 ? ", in whole rows of \(unit) elements" : "")")
+            }
+        }
+        for field in manifest.schema.fields {
+            let dtype = SafetensorsWriter.dtypeName(field.dtype)
+            let known = field.shape.dropFirst().map { $0 }
+            if field.dtype.isVariableLength {
+                let values = try tensor(field.name, "U8", [nil])
+                try offsets(field.name, total: values.shape[0])
+            } else if field.isFixedShape {
+                _ = try tensor(field.name, dtype, [rows] + field.shape)
+            } else if let length = manifest.plan.padLengths[field.name] {
+                _ = try tensor(field.name, dtype, [rows, length] + known)
+                let lengths = int64s(try tensor(field.name + ".lengths", "I64", [rows]))
+                guard lengths.allSatisfy({ (0...Int64(length)).contains($0) }) else {
+                    throw refuse("tensor \"\(field.name).lengths\" holds a value outside 0…\(length)")
+                }
+            } else if field.shape.first == .some(nil) {
+                let values = try tensor(field.name, dtype, [nil] + known)
+                try offsets(field.name, total: values.shape[0])
+            } else {
+                let values = try tensor(field.name, dtype, [nil])
+                try offsets(field.name, total: values.shape[0], unit: field.shape.compactMap { $0 }.reduce(1, *))
+            }
+        }
+        let ids = int64s(try tensor("_id", "I64", [rows]))
+        let maxID = manifest.dataset.maxId
+        if let bad = ids.first(where: { $0 != -1 && !(1...maxID).contains($0) }) {
+            throw refuse("_id \(bad) is neither -1 (padding) nor an id in 1…\(maxID)")
+        }
+        let real = ids.filter { $0 >= 0 }
+        guard real.count == Int(entry.samples) else { throw refuse("\(real.count) samples, the footer says \(entry.samples)") }
+        if manifest.plan.parameters.tail == .pad {
+            let valid = try tensor("_valid", "BOOL", [rows])
+            guard zip(buffer[valid.range], ids).allSatisfy({ $0 == ($1 >= 0 ? 1 : 0) }) else {
+                throw refuse("_valid differs from _id ≥ 0")
+            }
+        }
+        if let extra = reader.names.first(where: { !expected.contains($0) }) {
+            throw refuse("tensor \"\(extra.prefix(64))\" is not one the schema and plan make\(extra == "_valid" ? " (_valid is only in plans with tail = \"pad\")" : "")")
+        }
+        return real
     }
 }

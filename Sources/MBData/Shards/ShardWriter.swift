@@ -56,7 +56,7 @@ public enum ShardWriter {
 
         while let batch = try prefetcher.next() {
             if file == nil {
-                let name = String(format: "shard-%05d.%@", shards.count, ShardFormat.fileExtension)
+                let name = ShardManifest.shardFileName(shards.count)
                 file = try AtomicFile(path: (directory as NSString).appendingPathComponent(name))
             }
             let offset = UInt64(file!.size)

@@ -55,37 +55,17 @@ extension Dataset {
         }
     }
 
-    /// Nil when the stored value fits the field, else what is wrong.
+    /// Nil when the stored value fits the field, else what is wrong (the check batch reads
+    /// make, so what `verify` passes collates).
     static func check(_ value: DatabaseValue, against field: Field) -> String? {
-        func typeName(_ storage: DatabaseValue.Storage) -> String {
-            switch storage {
-            case .null: "NULL"
-            case .int64: "INTEGER"
-            case .double: "REAL"
-            case .string: "TEXT"
-            case .blob: "BLOB"
-            }
+        let stored: SampleValue
+        switch value.storage {
+        case .null: return "expected \(field.sqlType) for \(field.typeDescription), got NULL"
+        case .int64(let i): stored = .integer(i)
+        case .double(let d): stored = .real(d)
+        case .string(let s): stored = .text(s)
+        case .blob(let data): stored = .blob([UInt8](data))
         }
-        let storage = value.storage
-        switch (field.sqlType, storage) {
-        case ("INTEGER", .int64(let i)):
-            if let range = field.dtype.integerRange, !range.contains(i) {
-                return "value \(i) is outside \(field.dtype.rawValue)"
-            }
-            return nil
-        case ("REAL", .double), ("REAL", .int64):
-            return nil
-        case ("TEXT", .string):
-            return nil
-        case ("BLOB", .blob(let data)):
-            guard !field.isScalar, let itemSize = field.dtype.itemSize else { return nil }
-            if let expected = field.fixedByteCount {
-                return data.count == expected ? nil : "expected \(expected) bytes for \(field.typeDescription), got \(data.count)"
-            }
-            let unit = field.shape.compactMap { $0 }.reduce(itemSize, *)
-            return data.count % unit == 0 ? nil : "\(data.count) bytes is not a whole number of \(unit)-byte rows of \(field.typeDescription)"
-        default:
-            return "expected \(field.sqlType) for \(field.typeDescription), got \(typeName(storage))"
-        }
+        return field.problem(withStored: stored)
     }
 }

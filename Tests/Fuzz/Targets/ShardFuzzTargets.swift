@@ -15,5 +15,14 @@ extension FuzzTarget {
             let framesEnd = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             try UntrustedInput.shardFooter(Array(bytes.dropFirst(8)), framesEnd: framesEnd)
         },
+        FuzzTarget("shard-file", "a whole shard file: frames, footer, trailer (footer hash and entries checked)") { data in
+            try UntrustedInput.shardFile([UInt8](data))
+        },
+        FuzzTarget("shard-manifest", "a shard set's manifest.json, decoded and validated against itself") { data in
+            try UntrustedInput.shardManifest([UInt8](data))
+        },
+        FuzzTarget("shard-batch", "one byte choosing batch 0–2, then a safetensors batch checked against a padded plan's manifest") { data in
+            try UntrustedInput.shardBatch([UInt8](data))
+        },
     ]
 }

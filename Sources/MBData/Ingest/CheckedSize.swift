@@ -1,0 +1,55 @@
+/// Arithmetic on sizes, counts and offsets read from untrusted bytes (a header, a zip
+/// directory, a command line): every operation returns nil where plain arithmetic would
+/// trap, so a parser turns an absurd value into an error that names it.
+enum CheckedSize {
+    static func sum(_ a: Int, _ b: Int) -> Int? {
+        let (value, overflow) = a.addingReportingOverflow(b)
+        return overflow ? nil : value
+    }
+
+    static func product(_ a: Int, _ b: Int) -> Int? {
+        let (value, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? nil : value
+    }
+
+    /// The product of all values (1 for none), or nil on overflow.
+    static func product(_ values: some Sequence<Int>) -> Int? {
+        var total = 1
+        for value in values {
+            guard let next = product(total, value) else { return nil }
+            total = next
+        }
+        return total
+    }
+
+    /// An unsigned 64-bit field as an `Int`, or nil when it is 2^63 or more.
+    static func int(_ value: UInt64) -> Int? { Int(exactly: value) }
+
+    /// True when `[offset, offset + length)` lies within `[0, limit)`.
+    static func range(offset: Int, length: Int, within limit: Int) -> Bool {
+        guard offset >= 0, length >= 0, let end = sum(offset, length) else { return false }
+        return end <= limit
+    }
+}
+
+/// How much memory one record may take while it is parsed: the longest line, the largest
+/// tensor, image or token window. Past it a source stops with `.limitExceeded` instead of
+/// growing without bound.
+public enum RecordLimits {
+    /// The default per-record limit: 256 MiB.
+    public static let defaultMaxRecordBytes = 256 << 20
+    /// The largest per-record limit that may be asked for: 1 GiB (zlib and CRC-32 take 32-bit lengths).
+    public static let largestMaxRecordBytes = 1 << 30
+    /// The longest token window `--seq-len` may ask for: 2^24 tokens.
+    public static let maxSequenceLength = 1 << 24
+
+    static func exceeded(_ what: String, limit: Int) -> MBDataError {
+        MBDataError(
+            .limitExceeded,
+            "\(what) exceeds the per-record limit of \(describe(limit)) (raise it with --max-record-mb)")
+    }
+
+    static func describe(_ bytes: Int) -> String {
+        bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
+    }
+}
