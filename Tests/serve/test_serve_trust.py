@@ -16,10 +16,40 @@ from pathlib import Path
 import pytest
 
 from mbdata_client import wire
-from servetest import RawStream, assert_error, hold_stream, request
+from servetest import RawStream, Server, assert_error, hold_stream, request
 
 STREAM = "/v1/datasets/digits/batches"
-BATCH_SIZE = 2
+
+
+@pytest.fixture(scope="module")
+def big_db(mbdata_binary, tmp_path_factory):
+    """64 samples of 256 KiB of noise: a stream of them (16 MiB, incompressible) outgrows
+    every socket buffer, so a consumer that stops reading really blocks the daemon."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("big")
+    np.save(folder / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 1 << 18), dtype=np.uint8))
+    (folder / "big.schema.json").write_text(json.dumps({"name": "big", "fields": [
+        {"name": "x", "dtype": "uint8", "shape": [1 << 18]}]}))
+    dataset = folder / "big.mbdb"
+    subprocess.run([str(mbdata_binary), "ingest", str(dataset), "--schema", str(folder / "big.schema.json"),
+                    f"x={folder / 'x.npy'}"], check=True, capture_output=True, timeout=120)
+    return dataset
+
+
+@pytest.fixture
+def big_server(big_db, tmp_path):
+    """big_server(*options) → a started daemon serving the big dataset (as "digits")."""
+    daemons = []
+
+    def make(*options):
+        daemons.append(Server(tmp_path / f"big-{len(daemons)}", big_db, *options).start())
+        return daemons[-1]
+
+    yield make
+    for daemon in daemons:
+        if daemon.running:
+            assert daemon.stop() == 0, daemon.log_tail()
 
 
 def cursor_of(port: int, group: str, query: str = "batch_size=1") -> dict:
@@ -119,10 +149,11 @@ def test_a_body_sent_one_byte_at_a_time_is_cut_after_the_body_timeout(make_serve
     assert request(daemon.port, "GET", "/healthz")[0] == 200, "the daemon goes on serving"
 
 
-def test_stalled_readers_lose_their_stream_slots_after_the_stall_timeout(make_server):
-    daemon = make_server("--max-streams", "2", "--stall-timeout", "2")
-    stalled = [hold_stream(daemon.port, f"stalled-{index}") for index in range(2)]
+def test_stalled_readers_lose_their_stream_slots_after_the_stall_timeout(big_server):
+    daemon = big_server("--max-streams", "2", "--stall-timeout", "2")
+    stalled = [RawStream(daemon.port, f"{STREAM}?batch_size=1&group=stalled-{index}") for index in range(2)]
     try:
+        assert [stream.status for stream in stalled] == [200, 200]
         assert_error(request(daemon.port, "GET", f"{STREAM}?batch_size=64&group=next"), 429, "too_many_streams")
         started = time.monotonic()
         while True:
@@ -131,18 +162,20 @@ def test_stalled_readers_lose_their_stream_slots_after_the_stall_timeout(make_se
                 break
             time.sleep(0.2)
         assert status == 200, f"still {status} after {time.monotonic() - started:.1f} s: {body[:200]!r}"
+        assert 1.0 < time.monotonic() - started < 15
         assert wire.parse_messages(body)[-1].json()["reason"] == "complete"
+        assert daemon.log.read_text().count("took no bytes for --stall-timeout") == 2, daemon.log_tail()
     finally:
         for stream in stalled:
             stream.close()
 
 
-def test_sigterm_ends_every_open_stream_with_a_draining_end_message(make_server):
+def test_sigterm_ends_every_open_stream_with_a_draining_end_message(big_server):
     """Consumers that read slowly (a message each in turn, as trainers between steps): when
-    the drain ends their streams, tens of KiB still wait in the daemon for each socket, and
-    a close that dropped them cut the streams inside a batch."""
-    daemon = make_server()
-    streams = [RawStream(daemon.port, f"{STREAM}?batch_size={BATCH_SIZE}&group=drain-{index}") for index in range(6)]
+    the drain ends their streams, a batch of 256 KiB still waits in the daemon for each
+    socket, and a close that dropped it cut the streams inside a batch."""
+    daemon = big_server()
+    streams = [RawStream(daemon.port, f"{STREAM}?batch_size=1&group=drain-{index}") for index in range(6)]
     try:
         assert all(stream.status == 200 for stream in streams)
         time.sleep(0.5)  # every stream blocks on its reader
@@ -160,7 +193,6 @@ def test_sigterm_ends_every_open_stream_with_a_draining_end_message(make_server)
                     batches[index] += 1
                 else:
                     ends[index] = message
-            time.sleep(0.001)
         for index, end in enumerate(ends):
             assert end.kind == wire.KIND_END, end
             assert end.json() == {"reason": "draining", "sent": batches[index]}, f"stream {index}: {end.json()}"
