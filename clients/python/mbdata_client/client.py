@@ -162,7 +162,10 @@ class Client:
     Failed connections and `503 draining` answers are retried `retries` times with
     exponential backoff from `backoff` seconds up to `max_backoff`; a partition or
     replicate stream that ends with `draining` or is cut reconnects the same way, and the
-    daemon resumes it from the cursor (batches sent but not acked come again).
+    daemon resumes it from the cursor (batches sent but not acked come again). A stream
+    opened on a cursor whose previous stream the daemon has not yet seen close (`409
+    cursor_busy`, as when a process reopens its cursor right after leaving a stream) is
+    retried up to three times (0.7 s with the default backoff) before the error is raised.
 
     `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
     a background thread; 0 decodes them in the consumer's thread.
@@ -520,7 +523,8 @@ class Client:
                 cause = f"cannot open the stream: {error}"
                 unreachable = True
             except MBDataError as error:
-                retryable = error.status == 503 or (reconnecting and error.code == "cursor_busy")
+                busy_retries = self.retries if reconnecting else min(3, self.retries)
+                retryable = error.status == 503 or (error.code == "cursor_busy" and attempt < busy_retries)
                 if not retryable or attempt >= self.retries:
                     raise
                 cause = str(error)
