@@ -75,8 +75,7 @@ public struct SafetensorsReader: Sendable {
                 }
                 // Saturates: a product past Int.max cannot fit the data either (and a later
                 // zero dimension still makes it 0, as it should).
-                let (product, overflow) = bytes.multipliedReportingOverflow(by: Int(n))
-                bytes = overflow ? Int.max : product
+                bytes = CheckedSize.product(bytes, Int(n)) ?? Int.max
                 shape.append(Int(n))
             }
             guard case .array(let offsets)? = value["data_offsets"], offsets.count == 2,

@@ -104,14 +104,13 @@ extension ShardManifest {
         guard plan.firstEpoch >= 0, plan.epochs >= 1, plan.firstEpoch <= Int(UInt32.max), plan.epochs <= Int(UInt32.max) - plan.firstEpoch + 1 else {
             throw refuse("plan.first_epoch \(plan.firstEpoch) and plan.epochs \(plan.epochs) do not describe epochs within 0…\(UInt32.max)")
         }
-        let (framesPerEpoch, o1) = batchesPerEpoch.multipliedReportingOverflow(by: parameters.world)
-        let (batches, o2) = framesPerEpoch.multipliedReportingOverflow(by: plan.epochs)
-        let (samples, o3) = (n - dropped).multipliedReportingOverflow(by: plan.epochs)
-        guard !o1, !o2, totals.batches == batches else {
-            throw refuse("totals.batches is \(totals.batches), but \(plan.epochs) epochs of \(batchesPerEpoch) batches on \(parameters.world) ranks make \(o1 || o2 ? "more than \(Int.max)" : String(batches))")
+        let batches = CheckedSize.product([batchesPerEpoch, parameters.world, plan.epochs])
+        let samples = CheckedSize.product(n - dropped, plan.epochs)
+        guard totals.batches == batches else {
+            throw refuse("totals.batches is \(totals.batches), but \(plan.epochs) epochs of \(batchesPerEpoch) batches on \(parameters.world) ranks make \(batches.map(String.init) ?? "more than \(Int.max)")")
         }
-        guard !o3, totals.samples == samples else {
-            throw refuse("totals.samples is \(totals.samples), but \(plan.epochs) epochs of \(n - dropped) samples make \(o3 ? "more than \(Int.max)" : String(samples))")
+        guard totals.samples == samples else {
+            throw refuse("totals.samples is \(totals.samples), but \(plan.epochs) epochs of \(n - dropped) samples make \(samples.map(String.init) ?? "more than \(Int.max)")")
         }
         guard totals.uncompressedBytes >= 0, totals.compressedBytes >= 0 else { throw refuse("totals hold a negative byte count") }
 
@@ -124,8 +123,7 @@ extension ShardManifest {
                 throw refuse("shards[\(index)] (\(shard.file)) declares \(shard.bytes) bytes and \(shard.batches) batches; a shard holds at least one frame, its footer and trailer")
             }
             guard Self.isDigest(shard.xxh64) else { throw refuse("shards[\(index)].xxh64 \"\(shard.xxh64.prefix(40))\" is not \"xxh64:\" and 16 hex digits") }
-            let (sum, overflow) = listed.addingReportingOverflow(shard.batches)
-            guard !overflow else { throw refuse("shards[].batches add up to more than \(Int.max)") }
+            guard let sum = CheckedSize.sum(listed, shard.batches) else { throw refuse("shards[].batches add up to more than \(Int.max)") }
             listed = sum
         }
         guard listed == totals.batches else {
@@ -142,8 +140,7 @@ extension ShardManifest {
             var size = field.dtype.itemSize ?? 1
             for dimension in field.shape {
                 guard let dimension else { continue }
-                let (product, overflow) = size.multipliedReportingOverflow(by: dimension)
-                guard dimension <= Int(Int32.max), !overflow, product <= ShardFormat.maxBatchBytes else {
+                guard dimension <= Int(Int32.max), let product = CheckedSize.product(size, dimension), product <= ShardFormat.maxBatchBytes else {
                     throw refuse("schema field '\(field.name)' has shape \(field.shapeDescription), larger than a batch can hold")
                 }
                 size = product

@@ -95,11 +95,8 @@ public struct ShardSet: Sendable {
                         .corruptData, "frame \(index) (epoch \(epoch) batch \(batch) rank \(rank)) declares \(entry.samples) samples, the plan puts \(expectedSamples) there",
                         source: path)
                 }
-                var carry = false
-                (uncompressed, carry) = uncompressed.addingReportingOverflow(Int(entry.uncompressed))
-                overflow = overflow || carry
-                (compressed, carry) = compressed.addingReportingOverflow(Int(entry.length))
-                overflow = overflow || carry
+                if let sum = CheckedSize.sum(uncompressed, Int(entry.uncompressed)) { uncompressed = sum } else { overflow = true }
+                if let sum = CheckedSize.sum(compressed, Int(entry.length)) { compressed = sum } else { overflow = true }
                 position += 1
             }
         }
