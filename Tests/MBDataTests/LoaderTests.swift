@@ -80,6 +80,33 @@ actor RecordingTrainer: Trainer {
         }
     }
 
+    @Test(arguments: [MultiBatchLoader.Mode.asynchronous, .synchronous])
+    func noTwoCallsRunningAtOnceShareASlot(mode: MultiBatchLoader.Mode) async throws {
+        actor SlotTrainer: Trainer {
+            var busy: Set<Int> = []
+            var clashes: [String] = []
+            var used: Set<Int> = []
+            var seed: UInt64 = 11
+
+            func train(_ batch: Batch, context: TrainingContext) async throws {
+                if !busy.insert(context.slot).inserted { clashes.append("batch \(batch.index) in busy slot \(context.slot)") }
+                used.insert(context.slot)
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                try? await Task.sleep(nanoseconds: (seed >> 33) % 4_000_000)
+                busy.remove(context.slot)
+            }
+
+            func finishStep(_ step: Int) async throws {}
+        }
+        let (dir, dataset) = try await Self.digits()
+        defer { withExtendedLifetime(dir) {} }
+        let loader = try await MultiBatchLoader(dataset: dataset, configuration: Self.config(k: 3, mode: mode))
+        let trainer = SlotTrainer()
+        try await loader.run(trainer: trainer)
+        #expect(await trainer.clashes == [])
+        #expect(await trainer.used == [0, 1, 2])
+    }
+
     @Test func aCheckpointAtAnyMomentResumesWithExactlyTheUnfinishedBatches() async throws {
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }

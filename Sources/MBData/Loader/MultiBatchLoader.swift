@@ -206,16 +206,21 @@ public final class MultiBatchLoader: Sendable {
         let cursor = self.cursor
         let cancelInFlight = configuration.cancelInFlightOnFailure
 
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        try await withThrowingTaskGroup(of: Int.self) { group in
             var inFlight = 0
             var position = 0
             var firstError: (any Error)?
+            // A call holds its slot until it returns: one model replica or device stream per
+            // slot is never used by two calls at once, however the calls finish.
+            var freeSlots = Array((0..<k).reversed())
 
             func drain(_ count: Int) async {
                 var remaining = count
                 while remaining > 0 {
                     do {
-                        guard try await group.next() != nil else { break }
+                        guard let slot = try await group.next() else { break }
+                        freeSlots.append(slot)
+                        freeSlots.sort(by: >)
                     } catch {
                         if firstError == nil {
                             firstError = error
@@ -231,7 +236,8 @@ public final class MultiBatchLoader: Sendable {
                 if Task.isCancelled || firstError != nil { break }
                 if !synchronous && inFlight >= k { await drain(1) }
                 if firstError != nil { break }
-                let context = TrainingContext(step: synchronous ? position / k : position, slot: position % k)
+                guard let slot = freeSlots.popLast() else { preconditionFailure("no free slot with \(inFlight) of \(k) calls in flight") }
+                let context = TrainingContext(step: synchronous ? position / k : position, slot: slot)
                 group.addTask {
                     do {
                         try await trainer.train(batch, context: context)
@@ -244,6 +250,7 @@ public final class MultiBatchLoader: Sendable {
                     }
                     await cursor.finish(epoch: batch.epoch, batch: batch.index)
                     try await finished(batch.epoch, batch.index)
+                    return slot
                 }
                 inFlight += 1
                 position += 1

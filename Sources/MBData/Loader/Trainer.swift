@@ -3,7 +3,10 @@ public struct TrainingContext: Sendable {
     /// The step this batch belongs to (synchronous mode: `concurrency` batches a step;
     /// asynchronous mode: the batch's position in this run).
     public var step: Int
-    /// Which of the step's concurrent slots (0..<concurrency) runs it.
+    /// Which of the concurrent slots (0..<concurrency) runs it. A call holds its slot until it
+    /// returns, so no two calls running at once share a slot: a trainer may keep one model
+    /// replica or device stream per slot. Synchronous mode gives the step's i-th batch slot
+    /// i; asynchronous mode gives each call the lowest slot free when it starts.
     public var slot: Int
 }
 
