@@ -123,6 +123,7 @@ let package = Package(
         ),
         .target(
             name: "MBDataTestSupport",
+            dependencies: ["MBData"],
             path: "Tests/Support",
             swiftSettings: strictSettings
         ),
@@ -147,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "mbdataTests",
-            dependencies: ["MBData", "mbdata", "digits-trainer"],
+            dependencies: ["MBData", "MBDataTestSupport", "mbdata", "digits-trainer"],
             swiftSettings: strictSettings
         ),
         .testTarget(

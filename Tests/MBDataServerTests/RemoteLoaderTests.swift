@@ -8,22 +8,6 @@ import Testing
 @testable import MBDataClient
 @testable import MBDataServer
 
-/// Collects the ids of every batch it is given; can stop the run after some batches.
-actor IDCollector: Trainer {
-    private(set) var batches: [Int: [Int64]] = [:]
-    private(set) var deliveries = 0
-    let failAfter: Int?
-
-    init(failAfter: Int? = nil) { self.failAfter = failAfter }
-
-    func train(_ batch: Batch, context: TrainingContext) async throws {
-        deliveries += 1
-        if let failAfter, deliveries > failAfter { throw CancellationError() }
-        try? await Task.sleep(nanoseconds: UInt64.random(in: 0...1_000_000))
-        batches[batch.index] = batch.ids
-    }
-}
-
 @Suite struct RemoteLoaderTests {
     static func configuration(rank: Int = 0, world: Int = 1) -> MultiBatchLoader.Configuration {
         var config = MultiBatchLoader.Configuration(batchSize: 64, seed: 7, epochs: 0..<1)
@@ -37,11 +21,11 @@ actor IDCollector: Trainer {
     @Test func loaderOverServeMatchesTheLocalLoaderBatchForBatch() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        let local = IDCollector()
+        let local = RecordingTrainer(maxDelayMilliseconds: 1)
         try await MultiBatchLoader(dataset: Dataset(path: path), configuration: Self.configuration()).run(trainer: local)
 
         let remote = try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
-            let trainer = IDCollector()
+            let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
             let loader = try await MultiBatchLoader(
                 remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
             try await loader.run(trainer: trainer)
@@ -67,7 +51,7 @@ actor IDCollector: Trainer {
             try await withThrowingTaskGroup(of: [Int64].self) { group in
                 for rank in 0..<4 {
                     group.addTask {
-                        let trainer = IDCollector()
+                        let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
                         try await MultiBatchLoader(
                             remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(rank: rank, world: 4)
                         ).run(trainer: trainer)
@@ -89,16 +73,17 @@ actor IDCollector: Trainer {
         let path = try await digitsDataset(directory)
         let configuration = ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))
         let (first, checkpoint) = try await withServer(configuration) { url in
-            let trainer = IDCollector(failAfter: 9)
+            let trainer = RecordingTrainer(maxDelayMilliseconds: 1, failAfter: 9)
             let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
-            await #expect(throws: (any Error).self) { try await loader.run(trainer: trainer) }
+            let failure = await #expect(throws: MBDataError.self) { try await loader.run(trainer: trainer) }
+            #expect(failure?.code == .trainerFailed, "\(String(describing: failure))")
             return (await trainer.batches, await loader.checkpoint())
         }
         #expect(checkpoint.finishedBatchCount == first.count)
         #expect(first.count >= 1 && first.count <= 9)
         // A new daemon on the same state database: the loader's checkpoint decides.
         let rest = try await withServer(configuration) { url in
-            let trainer = IDCollector()
+            let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
             let loader = try await MultiBatchLoader(
                 remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(), resumingFrom: checkpoint)
             try await loader.run(trainer: trainer)

@@ -4,48 +4,6 @@ import Testing
 
 @testable import MBData
 
-/// Records every batch a trainer finished, with optional random delays and a failure.
-actor RecordingTrainer: Trainer {
-    struct Call: Hashable { var epoch: Int; var batch: Int }
-    private(set) var finished: [Call] = []
-    private(set) var ids: [Int: [Int64]] = [:]
-    private(set) var events: [String] = []
-    private var running = 0
-    private(set) var maxRunning = 0
-    let delays: Bool
-    let failAt: Call?
-    var seed: UInt64
-    var onFinish: (@Sendable (Int) async -> Void)?
-
-    init(delays: Bool = true, failAt: Call? = nil, seed: UInt64 = 1) {
-        self.delays = delays
-        self.failAt = failAt
-        self.seed = seed
-    }
-
-    func setOnFinish(_ body: @escaping @Sendable (Int) async -> Void) { onFinish = body }
-
-    func train(_ batch: Batch, context: TrainingContext) async throws {
-        running += 1
-        maxRunning = max(maxRunning, running)
-        events.append("start \(context.step)")
-        defer { running -= 1 }
-        if delays {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            try? await Task.sleep(nanoseconds: (seed >> 33) % 3_000_000)
-        }
-        if let failAt, failAt == Call(epoch: batch.epoch, batch: batch.index) {
-            throw MBDataError(.invalidArgument, "boom")
-        }
-        finished.append(Call(epoch: batch.epoch, batch: batch.index))
-        ids[batch.epoch, default: []] += batch.ids.filter { $0 >= 0 }
-        events.append("end \(context.step)")
-        if let onFinish { await onFinish(finished.count) }
-    }
-
-    func finishStep(_ step: Int) async throws { events.append("step \(step)") }
-}
-
 @Suite struct LoaderTests {
     static func digits() async throws -> (TemporaryDirectory, Dataset) {
         let dir = try TemporaryDirectory()
@@ -82,29 +40,13 @@ actor RecordingTrainer: Trainer {
 
     @Test(arguments: [MultiBatchLoader.Mode.asynchronous, .synchronous])
     func noTwoCallsRunningAtOnceShareASlot(mode: MultiBatchLoader.Mode) async throws {
-        actor SlotTrainer: Trainer {
-            var busy: Set<Int> = []
-            var clashes: [String] = []
-            var used: Set<Int> = []
-            var seed: UInt64 = 11
-
-            func train(_ batch: Batch, context: TrainingContext) async throws {
-                if !busy.insert(context.slot).inserted { clashes.append("batch \(batch.index) in busy slot \(context.slot)") }
-                used.insert(context.slot)
-                seed = seed &* 6364136223846793005 &+ 1442695040888963407
-                try? await Task.sleep(nanoseconds: (seed >> 33) % 4_000_000)
-                busy.remove(context.slot)
-            }
-
-            func finishStep(_ step: Int) async throws {}
-        }
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }
         let loader = try await MultiBatchLoader(dataset: dataset, configuration: Self.config(k: 3, mode: mode))
-        let trainer = SlotTrainer()
+        let trainer = RecordingTrainer(maxDelayMilliseconds: 4, seed: 11)
         try await loader.run(trainer: trainer)
-        #expect(await trainer.clashes == [])
-        #expect(await trainer.used == [0, 1, 2])
+        #expect(await trainer.slotClashes == [])
+        #expect(await trainer.slotsUsed == [0, 1, 2])
     }
 
     @Test func aCheckpointAtAnyMomentResumesWithExactlyTheUnfinishedBatches() async throws {
@@ -114,19 +56,26 @@ actor RecordingTrainer: Trainer {
         for cut in [1, 5, 16, 23, 33] {
             let loader = try await MultiBatchLoader(dataset: dataset, configuration: Self.config(seed: UInt64(cut)))
             let trainer = RecordingTrainer(seed: UInt64(cut))
-            let saved = Mutex<LoaderCheckpoint?>(nil)
+            // The snapshot, and what the trainer had recorded once it was taken.
+            let saved = Mutex<(LoaderCheckpoint, [RecordingTrainer.Call])?>(nil)
             await trainer.setOnFinish { count in
                 if count == cut, saved.withLock({ $0 == nil }) {
                     let snapshot = await loader.checkpoint()
-                    saved.withLock { $0 = snapshot }
+                    let recorded = await trainer.finished
+                    saved.withLock { $0 = (snapshot, recorded) }
                 }
             }
             try await loader.run(trainer: trainer)
-            let checkpoint = try #require(saved.withLock { $0 })
+            let (checkpoint, recordedAfterSnapshot) = try #require(saved.withLock { $0 })
             let finishedAtCut = all.filter { checkpoint.isFinished(epoch: $0.epoch, batch: $0.batch) }
             #expect(finishedAtCut.count == checkpoint.finishedBatchCount)
-            // Up to k calls may have returned without being recorded yet when the trainer counts `cut`.
-            #expect(finishedAtCut.count >= cut - 3 && finishedAtCut.count <= cut, "the snapshot holds the batches finished so far")
+            // A call is in the checkpoint only after the trainer recorded it and returned, so
+            // the snapshot is a subset of what the trainer had recorded once it was taken
+            // (calls keep finishing while it is taken: no count bounds it from above). When
+            // the trainer counted `cut`, at most k = 3 of its recorded calls (this one among
+            // them) had not yet returned to the loader.
+            #expect(finishedAtCut.isSubset(of: Set(recordedAfterSnapshot)), "cut \(cut): the snapshot claims only finished batches")
+            #expect(finishedAtCut.count >= cut - 3, "cut \(cut): the snapshot holds the batches finished so far")
 
             let resumed = try await MultiBatchLoader(dataset: dataset, configuration: Self.config(seed: UInt64(cut)), resumingFrom: checkpoint)
             let second = RecordingTrainer(seed: 99)
@@ -166,13 +115,9 @@ actor RecordingTrainer: Trainer {
         defer { withExtendedLifetime(dir) {} }
         let loader = try await MultiBatchLoader(dataset: dataset, configuration: Self.config())
         let trainer = RecordingTrainer(failAt: .init(epoch: 0, batch: 6))
-        do {
-            try await loader.run(trainer: trainer)
-            Issue.record("expected the run to fail")
-        } catch let error as MBDataError {
-            #expect(error.code == .trainerFailed)
-            #expect(error.description.contains("epoch 0 batch 6"))
-        }
+        let error = try #require(await #expect(throws: MBDataError.self) { try await loader.run(trainer: trainer) })
+        #expect(error.code == .trainerFailed)
+        #expect(error.description.contains("epoch 0 batch 6"))
         let checkpoint = await loader.checkpoint()
         #expect(!checkpoint.isFinished(epoch: 0, batch: 6))
         let finished = await trainer.finished
@@ -186,8 +131,12 @@ actor RecordingTrainer: Trainer {
         let config = Self.config(epochs: 0..<3)
         let loader = try await MultiBatchLoader(dataset: dataset, configuration: config)
         let trainer = RecordingTrainer()
+        let (eighth, reached) = AsyncStream.makeStream(of: Void.self)
+        await trainer.setOnFinish { count in
+            if count == 8 { reached.finish() }
+        }
         let task = Task { try await loader.run(trainer: trainer) }
-        while await trainer.finished.count < 8 { try await Task.sleep(nanoseconds: 1_000_000) }
+        for await _ in eighth {}
         task.cancel()
         _ = await task.result
         let checkpoint = await loader.checkpoint()
@@ -242,18 +191,12 @@ actor RecordingTrainer: Trainer {
             values[2] = .integer(Int64(random.next() % 1000))  // label := a seeded random number
             return values
         }
-        actor Labels: Trainer {
-            var byID: [Int64: Int64] = [:]
-            func train(_ batch: Batch, context: TrainingContext) async throws {
-                for (id, label) in zip(batch.ids, batch["label"]!.int64s()) { byID[id] = label }
-            }
-        }
-        let a = Labels()
-        let b = Labels()
+        let a = RecordingTrainer(delays: false, recordField: "label")
+        let b = RecordingTrainer(delays: false, recordField: "label")
         try await MultiBatchLoader(dataset: dataset, configuration: config).run(trainer: a)
         try await MultiBatchLoader(dataset: dataset, configuration: config).run(trainer: b)
-        let first = await a.byID
-        #expect(first == (await b.byID))
+        let first = await a.fieldValues
+        #expect(first == (await b.fieldValues))
         #expect(Set(first.values).count > 100, "labels were replaced by random numbers")
     }
 }

@@ -81,6 +81,8 @@ import Testing
         var abc = XXH64()
         abc.update(Array("abc".utf8))
         #expect(abc.finalize() == 0x44BC_2CF5_AD77_0999)
+        let text = Array("The quick brown fox jumps over the lazy dog, twice: the quick brown fox jumps over the lazy dog.".utf8)
+        #expect(text.count == 96 && ShardFormat.xxh64(text) == 0x581D_6C19_BA1B_00F2, "three whole stripes, no tail")
         // Streaming in pieces equals one call.
         let long = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         var whole = XXH64()
@@ -88,5 +90,24 @@ import Testing
         var pieces = XXH64()
         for chunk in stride(from: 0, to: long.count, by: 37) { pieces.update(Array(long[chunk..<min(chunk + 37, long.count)])) }
         #expect(whole.finalize() == pieces.finalize())
+    }
+
+    /// Inputs past 32 bytes go through the four-lane stripe loop and the lane merge, then
+    /// the 8-, 4- and 1-byte tail steps; values from Python's `xxhash` package
+    /// (`xxhash.xxh64(data).hexdigest()`, xxHash 0.8).
+    @Test(arguments: [
+        (33, 0x791C_BE85_7E7F_A007 as UInt64),  // one stripe, one byte over
+        (71, 0x4E6A_8949_1E99_5E23),  // two stripes, then 4 + 3 bytes
+        (1000, 0xB128_0F64_2812_6532),  // 31 stripes, then 8 bytes
+    ])
+    func xxh64MatchesTheReferenceOnLongInputs(length: Int, expected: UInt64) {
+        let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var hash = XXH64()
+        hash.update(bytes)
+        #expect(hash.finalize() == expected)
+        var pieces = XXH64()
+        for start in stride(from: 0, to: length, by: 13) { pieces.update(Array(bytes[start..<min(start + 13, length)])) }
+        #expect(pieces.finalize() == expected, "streamed in 13-byte pieces")
+        #expect(ShardFormat.xxh64(bytes) == expected)
     }
 }

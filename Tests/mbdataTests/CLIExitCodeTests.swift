@@ -1,8 +1,9 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 /// The documented exit statuses (0 ok, 1 verify found problems, 64 usage, 65 data, 66 no
-/// input) and messages that point at the bad input.
+/// input, 74 I/O) and messages that point at the bad input.
 @Suite("CLI exit codes and messages")
 struct CLIExitCodeTests {
     static let tabularSchema = CLI.sample("formats/tabular.schema.json")
@@ -13,7 +14,7 @@ struct CLIExitCodeTests {
 
     @Test("a record that breaks the schema: exit 65 naming file, line and field; earlier chunks stay")
     func badRecord() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("bad.mbdb")
         var lines = (1...4).map(Self.good)
@@ -22,7 +23,7 @@ struct CLIExitCodeTests {
         let source = try dir.write("bad-record.jsonl", lines.joined(separator: "\n") + "\n")
 
         let result = try await CLI.mbdata(
-            ["ingest", db.path, "--schema", Self.tabularSchema.path, source.path, "--batch-rows", "2"], in: dir)
+            ["ingest", db.path, "--schema", Self.tabularSchema.path, source, "--batch-rows", "2"], in: dir)
         #expect(result.status == 65 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("bad-record.jsonl"), "stderr should name the file: \(result.stderr)")
         #expect(result.stderr.contains("line 5"), "stderr should name the line: \(result.stderr)")
@@ -38,24 +39,24 @@ struct CLIExitCodeTests {
 
     @Test("malformed JSON: exit 65 naming file and line")
     func malformedJSON() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("bad.mbdb")
         let text = Self.good(1) + "\n" + Self.good(2) + "\n" + "{\"id\": 3, \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": 0\n"
         let source = try dir.write("broken.jsonl", text)
-        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source.path], in: dir)
+        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source], in: dir)
         #expect(result.status == 65 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("broken.jsonl") && result.stderr.contains("line 3"), "\(result.stderr)")
     }
 
     @Test("a wrong type: exit 65 naming the field")
     func wrongType() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("bad.mbdb")
         let text = Self.good(1) + "\n" + "{\"id\": 2, \"features\": [1.0, 2.0, 3.0, 4.0], \"label\": \"two\"}\n"
         let source = try dir.write("types.jsonl", text)
-        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source.path], in: dir)
+        let result = try await CLI.mbdata(["ingest", db.path, "--schema", Self.tabularSchema.path, source], in: dir)
         #expect(result.status == 65 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("types.jsonl") && result.stderr.contains("line 2") && result.stderr.contains("label"), "\(result.stderr)")
     }
@@ -73,18 +74,18 @@ struct CLIExitCodeTests {
         "an NPY header with absurd sizes: exit 65 naming the file, never a signal",
         arguments: [("<i8", "(4611686018427387904,)"), ("|S9223372036854775807", "(2,)"), ("<U4611686018427387904", "(1,)"), ("<i8", "(1, 4294967296, 4294967296)")])
     func absurdNPYHeaders(descr: String, shape: String) async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try Self.npy(descr: descr, shape: shape).write(to: dir.file("label.npy"))
         let schema = try dir.write("s.json", #"{"name": "l", "fields": [{"name": "label", "dtype": "int64"}]}"#)
-        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", schema.path, "label=\(dir.file("label.npy").path)"], in: dir)
+        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", schema, "label=\(dir.file("label.npy").path)"], in: dir)
         #expect(result.status == 65 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("label.npy"), "\(result.stderr)")
     }
 
     @Test("an NPZ whose member fails its CRC-32: exit 65 naming the member, nothing ingested")
     func npzWithBadCRC() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         var bytes = try Data(contentsOf: CLI.sample("formats/tabular.npz"))
         // The last byte of the first member's data (stored members: the archive holds the raw .npy).
@@ -105,7 +106,7 @@ struct CLIExitCodeTests {
 
     @Test("a missing source file: exit 66 naming it")
     func missingSource() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let missing = dir.file("no-such-file.jsonl")
         let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, missing.path], in: dir)
@@ -116,10 +117,10 @@ struct CLIExitCodeTests {
 
     @Test("a missing schema file: exit 66")
     func missingSchema() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let source = try dir.write("ok.jsonl", Self.good(1) + "\n")
-        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", dir.file("nope.schema.json").path, source.path], in: dir)
+        let result = try await CLI.mbdata(["ingest", dir.file("x.mbdb").path, "--schema", dir.file("nope.schema.json").path, source], in: dir)
         #expect(result.status == 66 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("nope.schema.json"), "\(result.stderr)")
     }
@@ -134,7 +135,7 @@ struct CLIExitCodeTests {
             ["ingest", "DB", "--schema", "S", "data.jsonl", "--batch-rows", "many"],
         ])
     func usageErrors(arguments: [String]) async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let result = try await CLI.mbdata(arguments, in: dir)
         #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
@@ -166,7 +167,7 @@ struct CLIExitCodeTests {
             (["shard", "DB", "--out", "O", "--batch-size", "4", "--pad-to", "text=0"], "--pad-to"),
         ])
     func optionRanges(arguments: [String], flag: String) async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let result = try await CLI.mbdata(arguments, in: dir)
         #expect(result.status == 64 && !result.signaled, "mbdata \(arguments.joined(separator: " ")): \(result)")
@@ -176,18 +177,18 @@ struct CLIExitCodeTests {
 
     @Test("--batch-rows 0 is refused with exit 64")
     func zeroBatchRows() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let source = try dir.write("ok.jsonl", Self.good(1) + "\n")
         let result = try await CLI.mbdata(
-            ["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, source.path, "--batch-rows", "0"], in: dir)
+            ["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, source, "--batch-rows", "0"], in: dir)
         #expect(result.status == 64 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("--batch-rows"), "\(result.stderr)")
     }
 
     @Test("verify finds a blob corrupted by hand: exit 1 naming the sample and field", .enabled(if: CLI.hasSQLite3))
     func verifyFindsCorruption() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("digits.mbdb")
         let ingest = try await CLI.mbdata(
@@ -213,7 +214,7 @@ struct CLIExitCodeTests {
 
     @Test("inspect, verify and ingest on a file that is not SQLite: exit 65, the file untouched")
     func notADataset() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         // The classic slip: the data file where the dataset goes.
         let notDB = dir.file("digits.jsonl")
@@ -242,7 +243,7 @@ struct CLIExitCodeTests {
 
     @Test("inspect on a missing dataset: exit 65 naming it, nothing created")
     func inspectMissing() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("absent.mbdb")
         let result = try await CLI.mbdata(["inspect", db.path], in: dir)
@@ -268,12 +269,12 @@ struct SkipErrorsTests {
 
     @Test("2 bad records with --max-errors 2: exit 0, both listed, the rest ingested")
     func withinLimit() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("skip.mbdb")
         let source = try dir.write("two-bad.jsonl", Self.source(badLines: [3, 8]))
         let result = try await CLI.mbdata(
-            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source.path, "--on-error", "skip", "--max-errors", "2"],
+            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source, "--on-error", "skip", "--max-errors", "2"],
             in: dir)
         #expect(result.status == 0 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("line 3") && result.stderr.contains("line 8"), "stderr should list both bad lines: \(result.stderr)")
@@ -288,12 +289,12 @@ struct SkipErrorsTests {
 
     @Test("3 bad records with --max-errors 2: exit 65")
     func overLimit() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("skip.mbdb")
         let source = try dir.write("three-bad.jsonl", Self.source(badLines: [2, 5, 9]))
         let result = try await CLI.mbdata(
-            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source.path, "--on-error", "skip", "--max-errors", "2"],
+            ["ingest", db.path, "--schema", CLIExitCodeTests.tabularSchema.path, source, "--on-error", "skip", "--max-errors", "2"],
             in: dir)
         #expect(result.status == 65 && !result.signaled, "\(result)")
         #expect(result.stderr.contains("max-errors"), "\(result.stderr)")

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -90,13 +91,13 @@ enum CLI {
     }
 
     /// Runs `mbdata` with `arguments` and waits for it.
-    static func mbdata(_ arguments: [String], in directory: TempDirectory, timeout: Double = 180) async throws -> CLIResult {
+    static func mbdata(_ arguments: [String], in directory: TemporaryDirectory, timeout: Double = 180) async throws -> CLIResult {
         try await run(try binary(), arguments, in: directory, timeout: timeout)
     }
 
     /// Runs an executable to completion; stdout and stderr go to files (no pipe can fill up),
     /// stdin is /dev/null. A watchdog kills it after `timeout` seconds.
-    static func run(_ executable: URL, _ arguments: [String], in directory: TempDirectory, timeout: Double = 180) async throws
+    static func run(_ executable: URL, _ arguments: [String], in directory: TemporaryDirectory, timeout: Double = 180) async throws
         -> CLIResult
     {
         let child = try ChildProcess(executable, arguments, in: directory)
@@ -104,12 +105,12 @@ enum CLI {
     }
 
     /// Runs a shell command line (for real pipes: `cat f | mbdata ingest … -`).
-    static func shell(_ commandLine: String, in directory: TempDirectory, timeout: Double = 180) async throws -> CLIResult {
+    static func shell(_ commandLine: String, in directory: TemporaryDirectory, timeout: Double = 180) async throws -> CLIResult {
         try await run(URL(fileURLWithPath: "/bin/sh"), ["-c", commandLine], in: directory, timeout: timeout)
     }
 
     /// `sqlite3 DB SQL`; fails the test (throws) unless sqlite3 exits 0.
-    static func sqlite(_ database: URL, _ sql: String, in directory: TempDirectory) async throws -> String {
+    static func sqlite(_ database: URL, _ sql: String, in directory: TemporaryDirectory) async throws -> String {
         let result = try await run(URL(fileURLWithPath: sqlite3Path), ["-cmd", ".timeout 10000", database.path, sql], in: directory, timeout: 60)
         guard result.status == 0, !result.signaled else {
             throw HarnessError("sqlite3 \(database.lastPathComponent) '\(sql)' failed: \(result)")
@@ -118,7 +119,7 @@ enum CLI {
     }
 
     /// The number of rows in `samples`; 0 when the table does not exist yet.
-    static func sampleCount(_ database: URL, in directory: TempDirectory) async throws -> Int {
+    static func sampleCount(_ database: URL, in directory: TemporaryDirectory) async throws -> Int {
         let exists = try await sqlite(database, "select count(*) from sqlite_master where type = 'table' and name = 'samples'", in: directory)
         guard exists == "1" else { return 0 }
         let text = try await sqlite(database, "select count(*) from samples", in: directory)
@@ -142,7 +143,7 @@ final class ChildProcess {
     private let stderrURL: URL
     private let exited: AsyncStream<Void>
 
-    init(_ executable: URL, _ arguments: [String], in directory: TempDirectory) throws {
+    init(_ executable: URL, _ arguments: [String], in directory: TemporaryDirectory) throws {
         let tag = UUID().uuidString
         stdoutURL = directory.url.appendingPathComponent(".out-\(tag)")
         stderrURL = directory.url.appendingPathComponent(".err-\(tag)")
@@ -190,29 +191,6 @@ final class ChildProcess {
             status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
             stdout: out, stderr: err, timedOut: timedOut)
     }
-}
-
-/// A fresh directory under the system temporary directory; `remove()` deletes it.
-struct TempDirectory: Sendable {
-    let url: URL
-
-    init(_ label: String = #function) throws {
-        let name = label.filter { $0.isLetter || $0.isNumber }.prefix(40)
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("mbdataTests-\(name)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
-
-    /// Writes `text` to `name` and returns its URL.
-    @discardableResult
-    func write(_ name: String, _ text: String) throws -> URL {
-        let target = file(name)
-        try Data(text.utf8).write(to: target)
-        return target
-    }
-
-    func remove() { try? FileManager.default.removeItem(at: url) }
 }
 
 /// Quotes a path for /bin/sh.

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 /// `mbdata ingest` → `inspect` → `verify` on real data, read back with plain sqlite3.
@@ -6,7 +7,7 @@ import Testing
 struct CLIRoundTripTests {
     @Test("ingest digits.jsonl, inspect --json, verify, sqlite3 sees the samples")
     func digitsRoundTrip() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("digits.mbdb")
         let schema = CLI.sample("digits/digits.schema.json")
@@ -68,7 +69,7 @@ struct CLIRoundTripTests {
 
     @Test("JSONL piped into `ingest … -` (stdin) is ingested whole, last partial chunk included")
     func stdinIngest() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let db = dir.file("stdin.mbdb")
         let schema = CLI.sample("formats/tabular.schema.json")
@@ -80,7 +81,7 @@ struct CLIRoundTripTests {
             text += "{\"id\": \(1_000 + i), \"features\": \(features), \"label\": \(i % 10)}\n"
         }
         let data = try dir.write("generated.jsonl", text)
-        let command = "cat \(shellQuoted(data.path)) | \(shellQuoted(try CLI.binary().path)) ingest \(shellQuoted(db.path)) "
+        let command = "cat \(shellQuoted(data)) | \(shellQuoted(try CLI.binary().path)) ingest \(shellQuoted(db.path)) "
             + "--schema \(shellQuoted(schema.path)) --batch-rows 1000 -"
         let ingest = try await CLI.shell(command, in: dir)
         #expect(ingest.status == 0 && !ingest.signaled, "stdin ingest: \(ingest)")

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -44,8 +45,9 @@ struct DiskFullTests {
     static let rows = 6_000
 
     /// `rows` JSON Lines samples of 1 KiB each (float32 values LZ4 cannot shrink), keyed.
-    static func source(in directory: TempDirectory) throws -> (source: URL, schema: URL) {
-        let schema = try directory.write(
+    static func source(in directory: TemporaryDirectory) throws -> (source: URL, schema: URL) {
+        let schema = directory.file("s.schema.json")
+        try directory.write(
             "s.schema.json",
             #"{"name": "full", "key": "id", "fields": [{"name": "id", "dtype": "int64"}, {"name": "x", "dtype": "float32", "shape": [256]}]}"#)
         var text = ""
@@ -53,11 +55,12 @@ struct DiskFullTests {
             let values = (0..<256).map { String(Double((id &* 2_654_435_761 &+ $0 &* 40_503) % 1_000_003) / 7) }.joined(separator: ",")
             text += "{\"id\": \(id), \"x\": [\(values)]}\n"
         }
-        return (try directory.write("s.jsonl", text), schema)
+        try directory.write("s.jsonl", text)
+        return (directory.file("s.jsonl"), schema)
     }
 
     @Test func ingestOnAFullDiskKeepsWholeChunksAndFinishesOnceSpaceIsFreed() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let disk = try #require(SmallFileSystem(megabytes: 3))
         let (source, schema) = try Self.source(in: directory)
@@ -80,7 +83,7 @@ struct DiskFullTests {
     }
 
     @Test func shardOnAFullDiskLeavesNoShardOrManifestVisible() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let disk = try #require(SmallFileSystem(megabytes: 2))
         let (source, schema) = try Self.source(in: directory)

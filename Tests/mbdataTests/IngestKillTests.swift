@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -73,7 +74,7 @@ struct IngestKillTests {
     @Test("kill -9 mid-ingest, verify, resume: every record exactly once", .enabled(if: CLI.hasSQLite3), arguments: Variant.allCases)
     func killAndResume(variant: Variant) async throws {
         let started = Date()
-        let dir = try TempDirectory("kill-\(variant.rawValue)")
+        let dir = try TemporaryDirectory("kill-\(variant.rawValue)")
         defer { dir.remove() }
         let schema = try dir.write("\(variant.rawValue).schema.json", variant.schemaJSON)
         let data = try dir.write("data.jsonl", Self.makeData())
@@ -83,7 +84,7 @@ struct IngestKillTests {
         var notes: [String] = []
         for (planIndex, plan) in Self.plans.enumerated() {
             let db = dir.file("plan\(planIndex).mbdb")
-            let arguments = ["ingest", db.path, "--schema", schema.path, data.path, "--batch-rows", String(Self.batchRows)]
+            let arguments = ["ingest", db.path, "--schema", schema, data, "--batch-rows", String(Self.batchRows)]
             var committed = 0
             for (killIndex, point) in plan.kills.enumerated() {
                 let child = try ChildProcess(binary, arguments, in: dir)
@@ -147,7 +148,7 @@ struct IngestKillTests {
     }
 
     /// Committed rows as a concurrent reader sees them; 0 while there is no table yet.
-    static func pollCount(_ db: URL, in dir: TempDirectory) async -> Int {
+    static func pollCount(_ db: URL, in dir: TemporaryDirectory) async -> Int {
         guard let result = try? await CLI.run(URL(fileURLWithPath: CLI.sqlite3Path), ["-cmd", ".timeout 5000", db.path, "select count(*) from samples"], in: dir, timeout: 60),
             result.status == 0
         else { return 0 }
@@ -155,7 +156,7 @@ struct IngestKillTests {
     }
 
     /// After a kill: the dataset verifies, and holds whole chunks only — a prefix of the source.
-    func checkAfterKill(_ db: URL, label: String, in dir: TempDirectory) async throws -> Int {
+    func checkAfterKill(_ db: URL, label: String, in dir: TemporaryDirectory) async throws -> Int {
         guard FileManager.default.fileExists(atPath: db.path) else { return 0 }
         let verify = try await CLI.mbdata(["verify", db.path], in: dir)
         #expect(verify.status == 0 && !verify.signaled, "\(label) verify after the kill: \(verify)")
@@ -176,7 +177,7 @@ struct IngestKillTests {
     }
 
     /// After the final run: all records exactly once, a valid dataset, a complete log entry.
-    func checkComplete(_ db: URL, label: String, in dir: TempDirectory) async throws {
+    func checkComplete(_ db: URL, label: String, in dir: TemporaryDirectory) async throws {
         let shape = try await CLI.sqlite(db, "select count(*), count(distinct id), min(id), max(id) from samples", in: dir)
         #expect(shape == "\(Self.total)|\(Self.total)|0|\(Self.total - 1)", "\(label) after the resumed ingest: count|distinct|min|max = \(shape)")
         let verify = try await CLI.mbdata(["verify", db.path], in: dir)

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import MBData
 import Testing
 
@@ -8,8 +9,8 @@ import Testing
 @Suite("CLI on corrupt shard sets")
 struct ShardCLITests {
     /// digits ingested and sharded (world 2, two shuffled epochs) in a fresh directory.
-    static func sharded(_ label: String = #function) async throws -> (dir: TempDirectory, db: URL, shards: URL) {
-        let dir = try TempDirectory(label)
+    static func sharded(_ label: String = #function) async throws -> (dir: TemporaryDirectory, db: URL, shards: URL) {
+        let dir = try TemporaryDirectory(label)
         let db = dir.file("digits.mbdb")
         let ingest = try await CLI.mbdata(
             ["ingest", db.path, "--schema", CLI.sample("digits/digits.schema.json").path, CLI.sample("digits/digits.jsonl").path], in: dir)
@@ -37,7 +38,7 @@ struct ShardCLITests {
     }
 
     /// `verify` and `inspect` (text and JSON) both exit 65 within seconds, naming `message`.
-    static func expectRefused(_ shards: URL, in dir: TempDirectory, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectRefused(_ shards: URL, in dir: TemporaryDirectory, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         for arguments in [["verify", shards.path], ["inspect", shards.path], ["inspect", "--json", shards.path]] {
             let result = try await CLI.mbdata(arguments, in: dir, timeout: 60)
             #expect(

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -11,7 +12,7 @@ import Testing
 struct TrainerInterruptTests {
     @Test("SIGINT saves the loader checkpoint; the next run resumes and still reaches 90%")
     func interruptAndResume() async throws {
-        let dir = try TempDirectory()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let trainer = try CLI.binary().deletingLastPathComponent().appendingPathComponent("digits-trainer")
         try #require(FileManager.default.isExecutableFile(atPath: trainer.path), "digits-trainer is built beside mbdata")
