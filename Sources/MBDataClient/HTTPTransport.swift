@@ -68,13 +68,24 @@ struct HTTPTransport: Sendable {
         return (status, bytes)
     }
 
-    /// A request whose whole response body is read, whatever its status.
+    /// A request whose whole response body is read, whatever its status. A connection that
+    /// cannot be made or ends early throws `.unavailable` with the network error as its cause.
     func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
         let response = Collected()
-        try await send(method, target, json: body, head: { response.set(status: $0.status) }, body: { response.append($0) })
+        do {
+            try await send(method, target, json: body, head: { response.set(status: $0.status) }, body: { response.append($0) })
+        } catch let error as MBDataError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw MBDataError(.unavailable, "no answer from the daemon at \(host):\(port)", source: target, cause: error)
+        }
         return response.value
     }
 
+    /// A status outside 2xx as an error: 400, 404 and 409 are the request's fault
+    /// (`.invalidArgument`), any other (5xx above all) `.unavailable`.
     static func error(status: Int, body: [UInt8], target: String) -> MBDataError {
         struct Envelope: Decodable {
             struct Detail: Decodable {
@@ -85,7 +96,7 @@ struct HTTPTransport: Sendable {
         }
         let detail = try? JSONDecoder().decode(Envelope.self, from: Data(body)).error
         return MBDataError(
-            status == 400 || status == 404 || status == 409 ? .invalidArgument : .unreadableSource,
+            status == 400 || status == 404 || status == 409 ? .invalidArgument : .unavailable,
             "\(status) \(detail?.code ?? "error"): \(detail?.message ?? String(decoding: body.prefix(200), as: UTF8.self))", source: target)
     }
 }

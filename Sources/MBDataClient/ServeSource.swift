@@ -65,7 +65,7 @@ public final class ServeSource: RemoteBatchSource {
                     source: datasetPath)
             }
             guard var object = try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] else {
-                throw MBDataError(.malformedRecord, "the daemon's cursor is not a JSON object", source: datasetPath)
+                throw MBDataError(.corruptData, "the daemon's cursor is not a JSON object", source: datasetPath)
             }
             let complete = (checkpoint.firstEpoch..<checkpoint.firstEpoch + checkpoint.completedEpochs).map {
                 ["epoch": $0, "low_watermark": checkpoint.batchesPerEpoch, "acked_above": [Int]()] as [String: Any]
@@ -131,7 +131,7 @@ public final class ServeSource: RemoteBatchSource {
             if end == "complete" { return }
             attempts += 1
             guard attempts <= reconnects else {
-                throw MBDataError(.unreadableSource, "the stream was cut \(attempts) times; giving up", source: target)
+                throw MBDataError(.unavailable, "the stream was cut \(attempts) times; giving up", source: target)
             }
             try await Task.sleep(for: .milliseconds(100 * min(attempts, 10)))
         }

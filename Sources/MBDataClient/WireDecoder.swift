@@ -34,7 +34,7 @@ package struct WireDecoder {
         do {
             peeked = try WireHeader.peek(buffer)
         } catch {
-            throw MBDataError(.malformedRecord, "bad message: magic MBW1 missing", source: source)
+            throw MBDataError(.corruptData, "bad message: magic MBW1 missing", source: source)
         }
         guard let header = peeked else { return nil }
         try check(header)
@@ -51,24 +51,24 @@ package struct WireDecoder {
             return .batch(batch, lease: header.lease)
         case .end, .error:
             guard ShardFormat.xxh64(payload) == header.checksum else {
-                throw MBDataError(.malformedRecord, "bad message: checksum mismatch", source: source)
+                throw MBDataError(.corruptData, "bad message: checksum mismatch", source: source)
             }
             let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any]
             if header.kind == WireHeader.Kind.end.rawValue { return .end(reason: object?["reason"] as? String ?? "complete") }
             let detail = object?["error"] as? [String: Any]
             return .failure(
                 MBDataError(
-                    .unreadableSource, "the daemon failed the stream: \(detail?["code"] as? String ?? "error"): \(detail?["message"] as? String ?? "")",
+                    .unavailable, "the daemon failed the stream: \(detail?["code"] as? String ?? "error"): \(detail?["message"] as? String ?? "")",
                     source: source))
         case nil:
-            throw MBDataError(.malformedRecord, "bad message: unknown kind \(header.kind)", source: source)
+            throw MBDataError(.corruptData, "bad message: unknown kind \(header.kind)", source: source)
         }
     }
 
     /// The header's kind and sizes against the protocol's limits.
     private func check(_ header: WireHeader) throws {
         func refuse(_ message: String) -> MBDataError {
-            MBDataError(.malformedRecord, "bad message (epoch \(header.epoch), batch \(header.batch)): \(message)", source: source)
+            MBDataError(.corruptData, "bad message (epoch \(header.epoch), batch \(header.batch)): \(message)", source: source)
         }
         switch WireHeader.Kind(rawValue: header.kind) {
         case .batch:
@@ -95,7 +95,7 @@ package struct WireDecoder {
         var messages: [Message] = []
         while let message = try decoder.next() { messages.append(message) }
         guard decoder.buffer.readableBytes == 0 else {
-            throw MBDataError(.malformedRecord, "the body ends inside a message (\(decoder.buffer.readableBytes) bytes left)", source: source)
+            throw MBDataError(.corruptData, "the body ends inside a message (\(decoder.buffer.readableBytes) bytes left)", source: source)
         }
         return messages
     }

@@ -34,7 +34,7 @@ final class CursorStore: Sendable {
             }
             if !readOnly { try migrator.migrate(queue) }
         } catch {
-            throw MBDataError(.storage, "cannot open the serve state database: \(error)", source: path)
+            throw MBDataError.wrapping(error, .storage, "cannot open the serve state database", source: path)
         }
     }
 

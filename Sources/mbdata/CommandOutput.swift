@@ -12,13 +12,16 @@ enum ExitStatus {
     static let usage: Int32 = 64
     static let dataError: Int32 = 65
     static let noInput: Int32 = 66
+    static let unavailable: Int32 = 69
     static let ioError: Int32 = 74
 
     static func code(for error: MBDataError) -> Int32 {
         switch error.code {
         case .invalidArgument: usage
         case .unreadableSource: noInput
+        case .unavailable: unavailable
         case .storage: ioError
+        // corruptData, limitExceeded, malformedRecord, schemaMismatch, …: the data is bad.
         default: dataError
         }
     }

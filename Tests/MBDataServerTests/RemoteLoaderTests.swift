@@ -76,7 +76,7 @@ import Testing
             let trainer = RecordingTrainer(maxDelayMilliseconds: 1, failAfter: 9)
             let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
             let failure = await #expect(throws: MBDataError.self) { try await loader.run(trainer: trainer) }
-            #expect(failure?.code == .trainerFailed, "\(String(describing: failure))")
+            #expect(failure?.code == .trainerFailed && failure?.cause is RecordingTrainer.Failure, "\(String(describing: failure))")
             return (await trainer.batches, await loader.checkpoint())
         }
         #expect(checkpoint.finishedBatchCount == first.count)
@@ -105,5 +105,14 @@ import Testing
                     remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(), resumingFrom: checkpoint)
             }
         }
+    }
+
+    @Test func noDaemonAtTheURLIsUnavailableNotMissingInput() async throws {
+        // Nothing listens on port 1: the connection is refused.
+        let error = await #expect(throws: MBDataError.self) {
+            _ = try await MultiBatchLoader(remote: ServeSource(url: "http://127.0.0.1:1", dataset: "digits"), configuration: Self.configuration())
+        }
+        #expect(error?.code == .unavailable, "\(String(describing: error))")
+        #expect(error?.cause != nil, "the network error stays as the cause")
     }
 }

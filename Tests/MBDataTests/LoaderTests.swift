@@ -118,6 +118,8 @@ import Testing
         let error = try #require(await #expect(throws: MBDataError.self) { try await loader.run(trainer: trainer) })
         #expect(error.code == .trainerFailed)
         #expect(error.description.contains("epoch 0 batch 6"))
+        // The cause is the trainer's own error, as it threw it.
+        #expect(error.cause as? RecordingTrainer.Failure == RecordingTrainer.Failure(call: .init(epoch: 0, batch: 6)), "\(error)")
         let checkpoint = await loader.checkpoint()
         #expect(!checkpoint.isFinished(epoch: 0, batch: 6))
         let finished = await trainer.finished

@@ -3,7 +3,7 @@ import MBDataTestSupport
 import Testing
 
 /// The documented exit statuses (0 ok, 1 verify found problems, 64 usage, 65 data, 66 no
-/// input, 74 I/O) and messages that point at the bad input.
+/// input, 69 daemon unavailable, 74 I/O) and messages that point at the bad input.
 @Suite("CLI exit codes and messages")
 struct CLIExitCodeTests {
     static let tabularSchema = CLI.sample("formats/tabular.schema.json")

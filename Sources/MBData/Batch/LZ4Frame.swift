@@ -35,10 +35,10 @@ public enum LZ4Frame {
         var consumed = frame.count
         let result = LZ4F_getFrameInfo(context, &info, frame.baseAddress, &consumed)
         guard LZ4F_isError(result) == 0 else {
-            throw MBDataError(.malformedRecord, "not an LZ4 frame: \(String(cString: LZ4F_getErrorName(result)))")
+            throw MBDataError(.corruptData, "not an LZ4 frame: \(String(cString: LZ4F_getErrorName(result)))")
         }
         guard info.contentSize > 0 else {
-            throw MBDataError(.malformedRecord, "LZ4 frame declares no content size")
+            throw MBDataError(.corruptData, "LZ4 frame declares no content size")
         }
         // Compared before any conversion: a header may declare up to 2^64 − 1 bytes.
         guard info.contentSize / UInt64(maxExpansion) < UInt64(frame.count) else {
@@ -77,20 +77,20 @@ public enum LZ4Frame {
                 context, output.baseAddress.map { $0 + produced }, &targetSize, frame.baseAddress.map { $0 + sourceOffset },
                 &sourceSize, &options)
             guard LZ4F_isError(hint) == 0 else {
-                throw MBDataError(.malformedRecord, "corrupt LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))")
+                throw MBDataError(.corruptData, "corrupt LZ4 frame: \(String(cString: LZ4F_getErrorName(hint)))")
             }
             sourceOffset += sourceSize
             produced += targetSize
             if hint == 0 { break }
             if sourceSize == 0 && targetSize == 0 {
-                throw MBDataError(.malformedRecord, "truncated LZ4 frame after \(sourceOffset) of \(frame.count) bytes")
+                throw MBDataError(.corruptData, "truncated LZ4 frame after \(sourceOffset) of \(frame.count) bytes")
             }
         }
         guard produced == output.count else {
-            throw MBDataError(.malformedRecord, "LZ4 frame decoded to \(produced) bytes, declared \(output.count)")
+            throw MBDataError(.corruptData, "LZ4 frame decoded to \(produced) bytes, declared \(output.count)")
         }
         guard sourceOffset == frame.count else {
-            throw MBDataError(.malformedRecord, "\(frame.count - sourceOffset) bytes follow the end of the LZ4 frame")
+            throw MBDataError(.corruptData, "\(frame.count - sourceOffset) bytes follow the end of the LZ4 frame")
         }
     }
 
@@ -106,7 +106,7 @@ public enum LZ4Frame {
     ) throws -> [UInt8] {
         let size = try contentSize(of: frame)
         guard size <= limit else {
-            throw MBDataError(.malformedRecord, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
+            throw MBDataError(.corruptData, "LZ4 frame declares \(size) bytes, above the limit of \(limit)")
         }
         return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             try decompress(frame, into: UnsafeMutableRawBufferPointer(buffer), verifyingContentChecksum: verifyingContentChecksum)

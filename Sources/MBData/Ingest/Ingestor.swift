@@ -32,10 +32,8 @@ extension Dataset {
                 }
                 return summaries
             }
-        } catch let error as MBDataError {
-            throw error
         } catch {
-            throw MBDataError(.storage, Self.describe(error), source: path)
+            throw MBDataError.wrapping(error, .storage, "the ingest failed to write the dataset", source: path)
         }
     }
 

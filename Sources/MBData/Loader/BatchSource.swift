@@ -51,11 +51,11 @@ enum BatchSource: Sendable {
     static func decode(_ ready: ReadyBatch, configuration: MultiBatchLoader.Configuration) async throws -> Batch {
         try await runOnThread {
             guard ShardFormat.xxh64(ready.frame) == ready.checksum else {
-                throw MBDataError(.malformedRecord, "checksum mismatch in the frame of epoch \(ready.epoch) batch \(ready.batch) rank \(ready.rank)")
+                throw MBDataError(.corruptData, "checksum mismatch in the frame of epoch \(ready.epoch) batch \(ready.batch) rank \(ready.rank)")
             }
             let buffer = try LZ4Frame.decompress(ready.frame, limit: max(ready.uncompressedSize, 1), verifyingContentChecksum: false)
             guard buffer.count == ready.uncompressedSize else {
-                throw MBDataError(.malformedRecord, "frame of batch \(ready.batch) decodes to \(buffer.count) bytes, the message says \(ready.uncompressedSize)")
+                throw MBDataError(.corruptData, "frame of batch \(ready.batch) decodes to \(buffer.count) bytes, the message says \(ready.uncompressedSize)")
             }
             let batch = try Batch(epoch: ready.epoch, index: ready.batch, rank: ready.rank, safetensors: buffer)
             return try transform(batch, configuration.batchTransform, seed: configuration.seed)

@@ -246,7 +246,7 @@ public final class MultiBatchLoader: Sendable {
                     } catch {
                         throw MBDataError(
                             .trainerFailed, "trainer failed on epoch \(batch.epoch) batch \(batch.index) (rank \(batch.rank))",
-                            cause: UncheckedSendable(error))
+                            cause: error)
                     }
                     await cursor.finish(epoch: batch.epoch, batch: batch.index)
                     try await finished(batch.epoch, batch.index)

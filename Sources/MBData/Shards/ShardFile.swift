@@ -43,7 +43,7 @@ final class ShardFile: Sendable {
     /// Reads `range` into the first `range.count` bytes of `buffer`.
     func read(_ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard range.lowerBound >= 0, range.upperBound <= size, buffer.count >= range.count else {
-            throw MBDataError(.malformedRecord, "frame \(range) lies outside the \(size)-byte shard", source: path)
+            throw MBDataError(.corruptData, "frame \(range) lies outside the \(size)-byte shard", source: path)
         }
         var done = 0
         while done < range.count {

@@ -58,7 +58,7 @@ extension ShardManifest {
         do {
             manifest = try decoder.decode(ShardManifest.self, from: Data(bytes))
         } catch {
-            throw MBDataError(.invalidDataset, "manifest is not a valid mbdata shard manifest: \(error)", source: source)
+            throw MBDataError(.corruptData, "manifest is not a valid mbdata shard manifest", source: source, cause: error)
         }
         guard manifest.format == formatName else {
             throw MBDataError(.invalidDataset, "manifest format \(manifest.format.prefix(64)), expected \(formatName)", source: source)

@@ -31,7 +31,7 @@ public struct ShardSet: Sendable {
         do {
             data = try handle.read(upToCount: Self.maxManifestBytes + 1) ?? Data()
         } catch {
-            throw MBDataError(.unreadableSource, "cannot read \(ShardManifest.fileName): \(error)", source: manifestPath)
+            throw MBDataError(.unreadableSource, "cannot read \(ShardManifest.fileName)", source: manifestPath, cause: error)
         }
         let manifest = try ShardManifest.parse([UInt8](data), source: manifestPath)
         self.manifest = manifest

@@ -38,15 +38,13 @@ public final class Dataset: Sendable {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
-            throw MBDataError(.invalidDataset, "cannot open as SQLite: \(Self.describe(error))", source: path)
+            throw MBDataError.wrapping(error, .invalidDataset, "cannot open as SQLite", source: path)
         }
         do {
             try pool.read { db in try Self.checkTables(db, path: path) }
             try DatasetMigrations.migrator.migrate(pool)
-        } catch let error as MBDataError {
-            throw error
         } catch {
-            throw MBDataError(.invalidDataset, "not a readable dataset: \(Self.describe(error))", source: path)
+            throw MBDataError.wrapping(error, .invalidDataset, "not a readable dataset", source: path)
         }
     }
 
@@ -70,19 +68,12 @@ public final class Dataset: Sendable {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
-        return "\(error)"
-    }
-
     /// Runs `body` in a read transaction on a reader connection (off the cooperative pool).
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)
-        } catch let error as MBDataError {
-            throw error
         } catch {
-            throw MBDataError(.storage, Self.describe(error), source: path)
+            throw MBDataError.wrapping(error, .storage, "cannot read the dataset", source: path)
         }
     }
 

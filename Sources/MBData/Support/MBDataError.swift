@@ -2,7 +2,22 @@
 ///
 /// An error carries a growable ``Code``, a message saying what was expected and what was
 /// found, and — where it applies — the source, the record within it and the field, so the
-/// user can go straight to the bad input.
+/// user can go straight to the bad input. The error it was made from, if any, stays as
+/// ``cause``: a trainer's own error, or GRDB's `DatabaseError` with its SQLite result code
+/// (see ``databaseResultCode``), so `SQLITE_BUSY`, `SQLITE_FULL` and `SQLITE_IOERR` can be
+/// told apart.
+///
+/// A code is a pattern for any error, as GRDB's `ResultCode` is:
+///
+/// ```swift
+/// do {
+///     try await loader.run(trainer: trainer)
+/// } catch MBDataError.Code.trainerFailed {
+///     // the trainer threw; `(error as? MBDataError)?.cause` is its error
+/// } catch MBDataError.Code.storage {
+///     // SQLite or the file system failed
+/// }
+/// ```
 public struct MBDataError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is. New codes can be added without breaking callers.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -16,7 +31,8 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let malformedRecord = Code("malformedRecord")
         /// A record is well formed but does not fit the schema (shape, dtype, range, missing or unknown field).
         public static let schemaMismatch = Code("schemaMismatch")
-        /// A source file cannot be opened or read.
+        /// A source file (a sample source, a schema file, a shard or manifest) cannot be
+        /// opened or read.
         public static let unreadableSource = Code("unreadableSource")
         /// A source is empty or holds no records.
         public static let emptySource = Code("emptySource")
@@ -26,15 +42,24 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let invalidDataset = Code("invalidDataset")
         /// Too many bad records under `--on-error skip`.
         public static let tooManyErrors = Code("tooManyErrors")
-        /// A trainer threw; the cause is its error.
+        /// A trainer threw; ``MBDataError/cause`` is the trainer's own error, as thrown.
         public static let trainerFailed = Code("trainerFailed")
-        /// SQLite or the file system failed.
+        /// SQLite or the file system failed. When SQLite failed, ``MBDataError/cause`` is
+        /// GRDB's `DatabaseError` and ``MBDataError/databaseResultCode`` its result code.
         public static let storage = Code("storage")
         /// Stored bytes (a shard, a frame, a manifest, a batch) fail a check the format
         /// requires: a size, count or offset out of range, a checksum or a total that differs.
         public static let corruptData = Code("corruptData")
         /// One record or value needs more memory than the documented per-record limit.
         public static let limitExceeded = Code("limitExceeded")
+        /// A daemon or another network peer cannot be reached, refused or cut the connection,
+        /// answered with a server error, or failed a stream. Retrying later may succeed.
+        public static let unavailable = Code("unavailable")
+
+        /// Whether `error` is an ``MBDataError`` of this code: `catch MBDataError.Code.storage`.
+        public static func ~= (code: Code, error: any Error) -> Bool {
+            (error as? MBDataError)?.code == code
+        }
     }
 
     public var code: Code
@@ -45,7 +70,8 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
     public var location: String?
     /// The schema field the error is about.
     public var field: String?
-    /// The underlying error, if any.
+    /// The underlying error, if any: the trainer's own error for ``Code/trainerFailed``,
+    /// GRDB's `DatabaseError` when SQLite failed, the decoder's error for a bad document.
     public var cause: (any Error & Sendable)?
 
     public init(

@@ -3,8 +3,3 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
-
-/// Any error as the `cause` of an `MBDataError` (which must be Sendable).
-extension UncheckedSendable: Error, CustomStringConvertible where Value == any Error {
-    var description: String { "\(value)" }
-}
