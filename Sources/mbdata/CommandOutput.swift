@@ -27,13 +27,37 @@ enum ExitStatus {
     }
 }
 
+/// The command-line option for each library parameter an error can name
+/// (`MBDataError.parameter`): the library never names a flag, the command does.
+enum OptionNames {
+    static let flags: [String: String] = [
+        "schema": "--schema",
+        "SourceSpec.format": "--format",
+        "SourceSpec.sequenceLength": "--seq-len",
+        "SourceSpec.tokenByteWidth": "--token-dtype",
+        "IngestOptions.rowsPerTransaction": "--batch-rows",
+        "IngestOptions.maxRecordBytes": "--max-record-mb",
+        "IngestOptions.maxErrors": "--max-errors",
+        "IngestOptions.split": "--split",
+        "IngestOptions.validationFraction": "--val-fraction",
+        "IngestOptions.force": "--force",
+    ]
+
+    /// The error's line on stderr: its description, then the flag that sets what it is about.
+    static func line(for error: MBDataError) -> String {
+        guard let parameter = error.parameter, let flag = flags[parameter] else { return "error: \(error)" }
+        let hint = error.code == .limitExceeded ? "raise it with \(flag)" : flag
+        return "error: \(error) (\(hint))"
+    }
+}
+
 /// Runs a command body, turning library errors into one clear line on stderr and the
 /// documented exit status.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as MBDataError {
-        printError("error: \(error)")
+        printError(OptionNames.line(for: error))
         throw ExitCode(ExitStatus.code(for: error))
     }
 }

@@ -54,4 +54,11 @@ import Testing
         #expect(caught(MBDataError(.unavailable, "x")) == "other")
         #expect(caught(CancellationError()) == "other")
     }
+
+    @Test func aLimitNamesTheParameterNotAFlag() {
+        let error = RecordLimits.exceeded("a line of 2 MiB", limit: 1 << 20)
+        #expect(error.code == .limitExceeded)
+        #expect(error.parameter == "IngestOptions.maxRecordBytes")
+        #expect(!error.description.contains("--"), "the library names no command-line flag: \(error)")
+    }
 }

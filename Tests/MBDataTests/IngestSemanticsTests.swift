@@ -50,7 +50,7 @@ import Testing
         let tooMany = try dir.write("e.jsonl", Self.lines(0..<30, bad: [3, 17, 25]))
         let other = try Dataset(path: dir.path("e.mbdb"), create: true)
         let error = await ingestError(other, [tooMany], schema: try schema(tabularSchemaJSON), options: options { $0.onError = .skip; $0.maxErrors = 2 })
-        #expect(error?.matches(.tooManyErrors, "more than --max-errors 2", "line 26") == true, "\(String(describing: error))")
+        #expect(error?.matches(.tooManyErrors, "more than 2 bad records", "line 26") == true, "\(String(describing: error))")
         #expect(try await other.samples().count == 18, "two whole transactions of 10 records, less their 2 bad ones")
     }
 

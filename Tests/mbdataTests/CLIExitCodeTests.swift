@@ -175,6 +175,20 @@ struct CLIExitCodeTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("DB").path))
     }
 
+    @Test("a record over --max-record-mb: exit 65, the message names the flag that raises the limit")
+    func recordOverTheLimit() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        // Valid JSON, 1.5 MiB of it white space: over a 1 MiB limit before it is parsed.
+        let big = "{\"id\": 2," + String(repeating: " ", count: 3 << 19) + "\"features\": [1.0, 2.0, 3.0, 4.0], \"label\": 1}"
+        let source = try dir.write("big.jsonl", Self.good(1) + "\n" + big + "\n")
+        let result = try await CLI.mbdata(
+            ["ingest", dir.file("x.mbdb").path, "--schema", Self.tabularSchema.path, source, "--max-record-mb", "1"], in: dir)
+        #expect(result.status == 65 && !result.signaled, "\(result)")
+        #expect(result.stderr.contains("line 2") && result.stderr.contains("per-record limit of 1 MiB"), "\(result.stderr)")
+        #expect(result.stderr.contains("(raise it with --max-record-mb)"), "\(result.stderr)")
+    }
+
     @Test("--batch-rows 0 is refused with exit 64")
     func zeroBatchRows() async throws {
         let dir = try TemporaryDirectory()

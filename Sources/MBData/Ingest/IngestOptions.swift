@@ -33,22 +33,29 @@ public struct IngestOptions: Sendable, Hashable {
     func validate() throws {
         guard (1...Self.maxRowsPerTransaction).contains(rowsPerTransaction) else {
             throw MBDataError(
-                .invalidArgument, "--batch-rows must be within 1...\(Self.maxRowsPerTransaction), got \(rowsPerTransaction)")
+                .invalidArgument, "the records per transaction must be within 1...\(Self.maxRowsPerTransaction), got \(rowsPerTransaction)",
+                parameter: "IngestOptions.rowsPerTransaction")
         }
         guard (1...RecordLimits.largestMaxRecordBytes).contains(maxRecordBytes) else {
             throw MBDataError(
                 .invalidArgument,
-                "--max-record-mb must be within 1...\(RecordLimits.largestMaxRecordBytes >> 20) MiB, got \(maxRecordBytes) bytes")
+                "the per-record limit must be within 1...\(RecordLimits.largestMaxRecordBytes >> 20) MiB, got \(maxRecordBytes) bytes",
+                parameter: "IngestOptions.maxRecordBytes")
         }
-        guard maxErrors >= 0 else { throw MBDataError(.invalidArgument, "--max-errors must be ≥ 0, got \(maxErrors)") }
+        guard maxErrors >= 0 else {
+            throw MBDataError(.invalidArgument, "the most bad records allowed must be ≥ 0, got \(maxErrors)", parameter: "IngestOptions.maxErrors")
+        }
         if split != nil && validationFraction != nil {
-            throw MBDataError(.invalidArgument, "give either --split or --val-fraction, not both")
+            throw MBDataError(
+                .invalidArgument, "give either a split or a validation fraction, not both", parameter: "IngestOptions.validationFraction")
         }
         if let split, split.isEmpty || split.count > 64 || split.contains(where: { $0.isWhitespace }) {
-            throw MBDataError(.invalidArgument, "--split must be a short name without spaces, got \"\(split)\"")
+            throw MBDataError(
+                .invalidArgument, "the split must be a short name without spaces, got \"\(split)\"", parameter: "IngestOptions.split")
         }
         if let fraction = validationFraction, !(0...1).contains(fraction) {
-            throw MBDataError(.invalidArgument, "--val-fraction must be within 0…1, got \(fraction)")
+            throw MBDataError(
+                .invalidArgument, "the validation fraction must be within 0…1, got \(fraction)", parameter: "IngestOptions.validationFraction")
         }
     }
 
@@ -82,7 +89,7 @@ public struct IngestSummary: Sendable, Codable, Hashable {
     public var rowsAdded: Int = 0
     /// Records whose key was already in the dataset.
     public var rowsSkipped: Int = 0
-    /// Bad records passed over under `--on-error skip`.
+    /// Bad records passed over under ``IngestOptions/ErrorPolicy/skip``.
     public var rowsFailed: Int = 0
     public var bytesRead: Int = 0
     public var payloadBytes: Int = 0

@@ -65,7 +65,7 @@ extension Dataset {
             return stored
         }
         guard let given else {
-            throw MBDataError(.invalidArgument, "a new dataset needs --schema", source: path)
+            throw MBDataError(.invalidArgument, "a new dataset needs a schema", source: path, parameter: "schema")
         }
         try db.inTransaction {
             try db.execute(sql: SampleTable.createSQL(for: given))
@@ -127,7 +127,7 @@ final class Ingestor {
                 summary.alreadyIngested = true
                 summary.ingestID = previous["id"]
                 summary.datasetVersion = try currentVersion()
-                summary.notes.append("already ingested by ingest #\(previous["id"] as Int64); nothing read (use --force to read it again)")
+                summary.notes.append("already ingested by ingest #\(previous["id"] as Int64); nothing read (a forced ingest reads it again)")
                 return summary
             }
             skipRecords = previous["records_read"]
@@ -313,8 +313,8 @@ final class Ingestor {
                     if badTotal > options.maxErrors {
                         queue.put(
                             .failed(MBDataError(
-                                .tooManyErrors, "more than --max-errors \(options.maxErrors) bad records; the last: \(error)",
-                                source: source.name)))
+                                .tooManyErrors, "more than \(options.maxErrors) bad records, the most allowed; the last: \(error)",
+                                source: source.name, parameter: "IngestOptions.maxErrors")))
                         return
                     }
                     block.badRecords.append(error)
@@ -332,8 +332,8 @@ final class Ingestor {
                 queue.put(
                     .failed(MBDataError(
                         .invalidArgument,
-                        "the log says an earlier run committed \(skip) records but the source now holds \(skipped); use --force",
-                        source: source.name)))
+                        "the log says an earlier run committed \(skip) records but the source now holds \(skipped); force the ingest to read it whole",
+                        source: source.name, parameter: "IngestOptions.force")))
                 return
             }
             block.closesTransaction = true

@@ -6,13 +6,12 @@ public enum RecordLimits {
     public static let defaultMaxRecordBytes = 256 << 20
     /// The largest per-record limit that may be asked for: 1 GiB (zlib and CRC-32 take 32-bit lengths).
     public static let largestMaxRecordBytes = 1 << 30
-    /// The longest token window `--seq-len` may ask for: 2^24 tokens.
+    /// The longest token window ``SourceSpec/sequenceLength`` may ask for: 2^24 tokens.
     public static let maxSequenceLength = 1 << 24
 
     static func exceeded(_ what: String, limit: Int) -> MBDataError {
         MBDataError(
-            .limitExceeded,
-            "\(what) exceeds the per-record limit of \(describe(limit)) (raise it with --max-record-mb)")
+            .limitExceeded, "\(what) exceeds the per-record limit of \(describe(limit))", parameter: "IngestOptions.maxRecordBytes")
     }
 
     static func describe(_ bytes: Int) -> String {

@@ -17,7 +17,7 @@ public enum SourceFormat: String, CaseIterable, Codable, Sendable {
     }
 }
 
-/// What a source yields: a sample, or a record that does not fit (which `--on-error skip`
+/// What a source yields: a sample, or a record that does not fit (which `IngestOptions.ErrorPolicy.skip`
 /// may pass over; the source can go on after it).
 enum SourceItem {
     case sample([SampleValue])
@@ -107,8 +107,8 @@ public struct SourceSpec: Sendable, Hashable {
         guard let format = SourceFormat.infer(from: path, isDirectory: isDirectory.boolValue) else {
             throw MBDataError(
                 .invalidArgument,
-                "cannot tell the format from the extension; pass --format (\(SourceFormat.allCases.map(\.rawValue).joined(separator: "|")))",
-                source: path)
+                "cannot tell the format from the extension; name it (\(SourceFormat.allCases.map(\.rawValue).joined(separator: "|")))",
+                source: path, parameter: "SourceSpec.format")
         }
         return format
     }
@@ -132,14 +132,17 @@ public struct SourceSpec: Sendable, Hashable {
     func validate() throws {
         if let sequenceLength { try Self.checkSequenceLength(sequenceLength) }
         guard tokenByteWidth == 2 || tokenByteWidth == 4 else {
-            throw MBDataError(.invalidArgument, "--token-dtype must be uint16 or uint32 (2 or 4 bytes per token), got \(tokenByteWidth) bytes")
+            throw MBDataError(
+                .invalidArgument, "tokens must be uint16 or uint32 (2 or 4 bytes per token), got \(tokenByteWidth) bytes",
+                parameter: "SourceSpec.tokenByteWidth")
         }
     }
 
     static func checkSequenceLength(_ length: Int) throws {
         guard (1...RecordLimits.maxSequenceLength).contains(length) else {
             throw MBDataError(
-                .invalidArgument, "--seq-len must be within 1...\(RecordLimits.maxSequenceLength) tokens, got \(length)")
+                .invalidArgument, "the sequence length must be within 1...\(RecordLimits.maxSequenceLength) tokens, got \(length)",
+                parameter: "SourceSpec.sequenceLength")
         }
     }
 

@@ -50,11 +50,13 @@ final class TokenSource: SampleSource {
     ) throws {
         name = path
         guard let sequenceLength else {
-            throw MBDataError(.invalidArgument, "token binaries need --seq-len N (tokens per sample)", source: path)
+            throw MBDataError(
+                .invalidArgument, "token binaries need a sequence length (tokens per sample)", source: path, parameter: "SourceSpec.sequenceLength")
         }
         try SourceSpec.checkSequenceLength(sequenceLength)
         guard tokenByteWidth == 2 || tokenByteWidth == 4 else {
-            throw MBDataError(.invalidArgument, "--token-dtype must be uint16 or uint32", source: path)
+            throw MBDataError(
+                .invalidArgument, "tokens must be uint16 or uint32 (2 or 4 bytes per token)", source: path, parameter: "SourceSpec.tokenByteWidth")
         }
         let fields = schema.fields
         guard let tokensIndex = fields.firstIndex(where: { $0.dtype.isInteger && $0.shape.count == 1 }) else {
@@ -64,7 +66,8 @@ final class TokenSource: SampleSource {
         let tokensField = fields[tokensIndex]
         if let fixed = tokensField.shape[0], fixed != sequenceLength {
             throw MBDataError(
-                .schemaMismatch, "field has shape [\(fixed)] but --seq-len is \(sequenceLength)", source: path, field: tokensField.name)
+                .schemaMismatch, "field has shape [\(fixed)] but the sequence length is \(sequenceLength)", source: path,
+                field: tokensField.name, parameter: "SourceSpec.sequenceLength")
         }
         let offsetIndex = fields.firstIndex { $0.isScalar && $0.dtype.isInteger }
         if let extra = fields.indices.first(where: { $0 != tokensIndex && $0 != offsetIndex }) {
@@ -89,8 +92,8 @@ final class TokenSource: SampleSource {
         if let size, size % tokenByteWidth != 0 {
             throw MBDataError(
                 .malformedRecord,
-                "truncated: \(size) bytes is not a whole number of \(tokenByteWidth)-byte tokens (--token-dtype uint\(tokenByteWidth * 8))",
-                source: path)
+                "truncated: \(size) bytes is not a whole number of \(tokenByteWidth)-byte tokens (uint\(tokenByteWidth * 8))",
+                source: path, parameter: "SourceSpec.tokenByteWidth")
         }
         expectedBytes = size
         expectedRecords = size.map { $0 / tokenByteWidth / sequenceLength }
@@ -100,7 +103,7 @@ final class TokenSource: SampleSource {
     var bytesRead: Int { file?.bytesRead ?? 0 }
     var contentHash: String { file?.hash.hexDigest ?? XXH64().hexDigest }
     var notes: [String] {
-        tailTokens > 0 ? ["dropped a tail of \(tailTokens) tokens shorter than --seq-len \(sequenceLength)"] : []
+        tailTokens > 0 ? ["dropped a tail of \(tailTokens) tokens shorter than the sequence length \(sequenceLength)"] : []
     }
 
     func next() throws -> SourceItem? {

@@ -18,6 +18,9 @@
 ///     // SQLite or the file system failed
 /// }
 /// ```
+///
+/// Messages name the library's own parameters, never a command-line flag: the `mbdata`
+/// command adds the flag where it reports the error.
 public struct MBDataError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is. New codes can be added without breaking callers.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -40,7 +43,7 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let invalidArgument = Code("invalidArgument")
         /// The dataset file is not an mbdata dataset, is from a newer format, or is damaged.
         public static let invalidDataset = Code("invalidDataset")
-        /// Too many bad records under `--on-error skip`.
+        /// More bad records than ``IngestOptions/maxErrors`` allows while they are skipped.
         public static let tooManyErrors = Code("tooManyErrors")
         /// A trainer threw; ``MBDataError/cause`` is the trainer's own error, as thrown.
         public static let trainerFailed = Code("trainerFailed")
@@ -70,19 +73,24 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
     public var location: String?
     /// The schema field the error is about.
     public var field: String?
+    /// The parameter of the API call the error is about, as `Type.property`
+    /// (`IngestOptions.maxRecordBytes`, `SourceSpec.sequenceLength`) or an argument label
+    /// (`schema`). A front end names its own option for it: the `mbdata` command appends the flag.
+    public var parameter: String?
     /// The underlying error, if any: the trainer's own error for ``Code/trainerFailed``,
     /// GRDB's `DatabaseError` when SQLite failed, the decoder's error for a bad document.
     public var cause: (any Error & Sendable)?
 
     public init(
         _ code: Code, _ message: String, source: String? = nil, location: String? = nil,
-        field: String? = nil, cause: (any Error & Sendable)? = nil
+        field: String? = nil, parameter: String? = nil, cause: (any Error & Sendable)? = nil
     ) {
         self.code = code
         self.message = message
         self.source = source
         self.location = location
         self.field = field
+        self.parameter = parameter
         self.cause = cause
     }
 
