@@ -37,6 +37,15 @@ import Testing
         #expect(kind(MBDataError(.storage, "fsync failed")) == "not SQLite")
     }
 
+    @Test func aDatabaseFailureNamesTheExtendedCodeThatSQLitesMessageLeavesOut() throws {
+        let error = try DatabaseQueue().inDatabase { db in
+            MBDataError.database(DatabaseError(resultCode: .SQLITE_IOERR_FSYNC), on: db, .storage, "cannot commit", source: "d.mbdb")
+        }
+        #expect(error.databaseResultCode == .SQLITE_IOERR_FSYNC)
+        // "disk I/O error" is all SQLite says for each of its ~30 I/O error codes.
+        #expect(error.description.contains("cannot commit [extended result code 1034]"), "\(error)")
+    }
+
     @Test func aCodeIsAPatternForAnyError() {
         func caught(_ error: any Error) -> String {
             do {

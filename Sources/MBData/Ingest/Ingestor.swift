@@ -22,15 +22,17 @@ extension Dataset {
         pool.releaseMemory()
         do {
             return try await pool.writeWithoutTransaction { db in
-                let schema = try Self.establishSchema(db, given: schema, path: path)
-                let bulk = try BulkLoadMode.enter(db)
-                defer { BulkLoadMode.leave(db, entered: bulk) }
-                var summaries: [IngestSummary] = []
-                for source in sources {
-                    let ingestor = Ingestor(db: db, schema: schema, spec: source, options: options, progress: progress)
-                    summaries.append(try ingestor.run())
+                try db.describingFailures(.storage, "the ingest failed to write the dataset", source: path) {
+                    let schema = try Self.establishSchema(db, given: schema, path: path)
+                    let bulk = try BulkLoadMode.enter(db)
+                    defer { BulkLoadMode.leave(db, entered: bulk) }
+                    var summaries: [IngestSummary] = []
+                    for source in sources {
+                        let ingestor = Ingestor(db: db, schema: schema, spec: source, options: options, progress: progress)
+                        summaries.append(try ingestor.run())
+                    }
+                    return summaries
                 }
-                return summaries
             }
         } catch {
             throw MBDataError.wrapping(error, .storage, "the ingest failed to write the dataset", source: path)

@@ -71,7 +71,7 @@ public final class Dataset: Sendable {
     /// Runs `body` in a read transaction on a reader connection (off the cooperative pool).
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.read(body)
+            return try await pool.read { db in try db.describingFailures(.storage, "cannot read the dataset", source: path) { try body(db) } }
         } catch {
             throw MBDataError.wrapping(error, .storage, "cannot read the dataset", source: path)
         }
