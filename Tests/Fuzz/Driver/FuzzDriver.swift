@@ -14,24 +14,33 @@ enum FuzzDriver {
 
     static func main() {
         let arguments = CommandLine.arguments
-        guard arguments.count >= 2, arguments[1] != "--list", let chosen = FuzzTarget.named(arguments[1]) else {
+        if arguments.count >= 2 && arguments[1] == "--list" { return printUsage() }
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        if arguments.count >= 2, let named = FuzzTarget.named(arguments[1]) {
+            target = named
+            // libFuzzer sees argv without the target name; the modes that run the binary
+            // again (-merge, -fork, -jobs) pass that argv on, so the child finds its target
+            // in the environment.
+            setenv(targetVariable, named.name, 1)
+            argc -= 1
+            argv![1] = argv![0]
+            argv = argv! + 1
+        } else if let name = ProcessInfo.processInfo.environment[targetVariable], let named = FuzzTarget.named(name) {
+            target = named
+        } else {
             printUsage()
-            if arguments.count >= 2 && arguments[1] == "--list" { return }
             exit(64)
         }
-        target = chosen
-        // libFuzzer sees argv without the target name.
-        var argc = CommandLine.argc - 1
-        var argv = CommandLine.unsafeArgv
-        argv[1] = argv[0]
-        var shifted: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv + 1
-        let status = mbdata_fuzzer_run(&argc, &shifted) { data, size in
+        let status = mbdata_fuzzer_run(&argc, &argv) { data, size in
             let bytes = size == 0 || data == nil ? Data() : Data(bytes: data!, count: size)
             _ = try? FuzzDriver.target!.run(bytes)
             return 0
         }
         exit(status)
     }
+
+    static let targetVariable = "MBDATA_FUZZ_TARGET"
 
     static func printUsage() {
         print("usage: mbdata-fuzz TARGET [libFuzzer flags] [corpus folders]\ntargets:")
