@@ -52,6 +52,11 @@ class Client:
     `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
     a background thread; 0 decodes them in the consumer's thread.
 
+    `tune_allocator=True` raises glibc's mmap and trim thresholds for the whole process
+    (see `mbdata_client.allocator`), so that decoded batches reuse the memory earlier ones
+    freed: faster on large batches, at the cost of up to 256 MiB of free heap kept. Off by
+    default; None follows $MBDATA_TUNE_ALLOCATOR (1 turns it on).
+
     One Client holds one keep-alive connection guarded by a lock, so acks from several
     threads are safe; `cursor()` refers to the latest stream this Client opened, so give
     each concurrent stream its own Client when you need that.
@@ -75,6 +80,7 @@ class Client:
         max_backoff: float = 2.0,
         poll_interval: float = 0.1,
         prefetch: int = 2,
+        tune_allocator: Optional[bool] = None,
     ):
         self._transport = Transport(
             url, token, timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff
@@ -87,7 +93,8 @@ class Client:
         #: How many times this Client's streams reconnected (after a cut, `draining`, a 503).
         self.reconnects = 0
         self._acks = AckQueue(self)
-        allocator.keep_batch_buffers()
+        if allocator.requested(tune_allocator):
+            allocator.tune_allocator()
 
     def flush(self) -> None:
         """Waits until every ack queued with `ack(wait=False)` is on the daemon; raises the
