@@ -56,11 +56,13 @@ class Transport:
         return min(self.max_backoff, self.backoff * (2**attempt))
 
     def connect(self) -> http.client.HTTPConnection:
+        """A new connection to the daemon (not yet open)."""
         if self.scheme == "https":
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def headers(self, extra: Optional[dict] = None) -> dict:
+        """The headers of every request (user agent, bearer token), plus `extra`."""
         headers = {"User-Agent": "mbdata-client-python/0.1"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -69,6 +71,7 @@ class Transport:
         return headers
 
     def target(self, path: str, query: Optional[dict] = None) -> str:
+        """The request target of `path` under the URL's path, with `query` encoded."""
         target = self.prefix + path
         if query:
             target += "?" + urlencode(query)
@@ -155,7 +158,9 @@ class Transport:
         except (UnicodeDecodeError, ValueError) as error:
             raise ProtocolError(f"{method} {path}: response is not JSON ({error})") from None
 
-    def open_stream(self, method: str, path: str, query: dict):
+    def open_stream(
+        self, method: str, path: str, query: dict
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, dict[str, str], str]:
         """A batch stream on a connection of its own → (connection, response, headers with
         lower-case names, cursor id); the caller closes both. Not retried."""
         connection = self.connect()
