@@ -168,7 +168,7 @@ def serve_client_batches(args, info: dict):
     the trainer has touched it."""
     from mbdata_client import Client
 
-    client = Client(args.url)
+    client = Client(args.url, tune_allocator=True)  # as a trainer that wants the throughput would
     stream = client.batches(args.dataset, batch_size=args.batch_size, epoch=0, seed=args.seed, rank=args.rank,
                             world=args.world, group=args.group)
     first = True

@@ -226,9 +226,3 @@ def test_queued_acks_reach_the_daemon_by_flush_and_a_late_lease_ack_surfaces_the
         client.flush()
     assert raised.value.code == "lease_expired"
     client.flush()  # the error is reported once
-
-
-def test_the_client_keeps_batch_buffers_in_the_heap():
-    from mbdata_client import allocator
-
-    assert allocator.keep_batch_buffers() is True  # Linux with glibc: this machine

@@ -86,11 +86,12 @@ def test_a_lease_named_twice_in_one_ack_is_acked_once(server, group):
     assert request(server.port, "GET", "/healthz")[0] == 200, "the daemon goes on serving"
 
 
-def test_refused_requests_leave_no_cursor_and_no_pin(make_server):
-    daemon = make_server("--max-streams", "1")
+def test_refused_requests_leave_no_cursor_and_no_pin(big_server):
+    # The big dataset: a held digits stream (450 KB) fits the kernel's buffers, so the daemon
+    # could finish it and free the slot while the refused requests are being sent.
+    daemon = big_server("--max-streams", "1")
     with hold_stream(daemon.port, "first"):
         before = state_rows(daemon)
-        # (few, and at once: the held stream fits the kernel's buffers given time)
         for index in range(10):
             assert_error(request(daemon.port, "GET", f"{STREAM}?batch_size=64&group=refused-{index}"), 429,
                          "too_many_streams")

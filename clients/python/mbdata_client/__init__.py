@@ -9,9 +9,12 @@
         batch.ack()                                 # the cursor advances only on ack
 
 `mbdata_client.torch` (needs PyTorch) has an IterableDataset for DataLoader.
+`tune_allocator()` (or `Client(..., tune_allocator=True)`) opts in to glibc settings that
+let large batches reuse freed memory; the client changes nothing in the process otherwise.
 """
 
 from . import errors, wire
+from .allocator import tune_allocator
 from .client import DEFAULT_URL, Batch, Client, acked_batches, rank_and_world
 from .errors import MBDataError, ProtocolError, StreamCutError, StreamFailedError, UnavailableError
 
@@ -29,5 +32,6 @@ __all__ = [
     "acked_batches",
     "errors",
     "rank_and_world",
+    "tune_allocator",
     "wire",
 ]

@@ -1,0 +1,75 @@
+"""The query parameters that name a plan and a stream mode (schemas/serve-protocol.md §1,
+§3), and the rank and world a trainer runs as."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+__all__ = ["MODES", "TAILS", "add_mode", "plan_query", "rank_and_world"]
+
+TAILS = ("drop", "pad")
+#: The stream modes of `Client.batches`; share mode has `Client.share` of its own.
+MODES = ("partition", "replicate")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def rank_and_world(rank: Optional[int] = None, world: Optional[int] = None) -> tuple[int, int]:
+    """`rank` and `world`, each taken from RANK / WORLD_SIZE (as torchrun sets them) when
+    None, else 0 / 1."""
+    rank = _env_int("RANK", 0) if rank is None else int(rank)
+    world = _env_int("WORLD_SIZE", 1) if world is None else int(world)
+    if world < 1:
+        raise ValueError(f"world must be at least 1, got {world}")
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in 0…{world - 1} for world {world}, got {rank}")
+    return rank, world
+
+
+def plan_query(
+    batch_size: int,
+    epoch: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    group: str = "default",
+    split: Optional[str] = None,
+    tail: str = "drop",
+    shuffle: bool = True,
+) -> dict:
+    """The query parameters of a plan (serve-protocol.md §1)."""
+    if tail not in TAILS:
+        raise ValueError(f"tail must be one of {TAILS}, got {tail!r}")
+    query = {
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "epoch": int(epoch),
+        "world": int(world),
+        "rank": int(rank),
+        "tail": tail,
+        "shuffle": "true" if shuffle else "false",
+        "group": group,
+    }
+    if split is not None:
+        query["split"] = split
+    return query
+
+
+def add_mode(query: dict, mode: str, replica: int, replicas: int) -> None:
+    """Adds a stream mode other than partition to a plan query; replicate names the member."""
+    if mode == "partition":
+        return
+    query["mode"] = mode
+    if mode == "replicate":
+        if not 0 <= replica < replicas:
+            raise ValueError(f"replica must be in 0…{replicas - 1}, got {replica}")
+        query.update(replica=int(replica), replicas=int(replicas))

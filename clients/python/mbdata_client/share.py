@@ -1,0 +1,59 @@
+"""Work sharing (POST /v1/datasets/{name}/lease in a loop): one leased batch per request."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Iterator
+
+from . import wire
+from .batch import Batch
+from .errors import ProtocolError, UnavailableError
+from .protocol import StreamEnd, dataset_path, stream_cursor, stream_failure
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["leased_batches"]
+
+
+def leased_batches(
+    client: "Client", transport: Transport, dataset: str, query: dict, cap: float
+) -> Iterator[Batch]:
+    """Leases the batches of the epoch `query` names one at a time until the daemon says
+    every one is acked. A `204` (every remaining batch leased to someone else) is asked
+    again after Retry-After, capped at `cap` seconds; an end message `draining` after the
+    transport's backoff, up to its retries."""
+    path = dataset_path(dataset, "lease")
+    attempt = 0
+    while True:
+        status, headers, body = transport.request("POST", path, query, ok=(200, 204))
+        if status == 204:
+            try:
+                wait = float(headers.get("retry-after", cap))
+            except ValueError:
+                wait = cap
+            time.sleep(max(0.0, min(wait, cap)))
+            continue
+        cursor = stream_cursor(f"POST {path}", headers)
+        client._opened(headers, cursor)
+        messages = wire.parse_messages(body)
+        if len(messages) != 1:
+            raise ProtocolError(f"POST {path}: {len(messages)} messages in a lease answer, expected 1")
+        message = messages[0]
+        if message.kind == wire.KIND_BATCH:
+            if message.lease == 0:
+                raise ProtocolError(f"POST {path}: leased batch {message.batch} has lease 0")
+            attempt = 0
+            yield Batch(client, message, cursor, "share")
+        elif message.kind == wire.KIND_END:
+            if StreamEnd.of(message).complete:
+                client.flush()
+                return
+            # draining: the daemon is going away; ask again (its successor, or retries fail)
+            if attempt >= transport.retries:
+                raise UnavailableError(None, "draining", f"POST {path}: the daemon kept draining")
+            time.sleep(transport.delay(attempt))
+            attempt += 1
+        else:
+            raise stream_failure(message)

@@ -1,0 +1,94 @@
+"""Partition and replicate streams (GET /v1/datasets/{name}/batches): one long response
+of messages, read ahead of the consumer, reconnected after a cut or `draining`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from . import wire
+from .batch import Batch
+from .errors import MBDataError, StreamCutError, UnavailableError
+from .prefetch import ahead
+from .protocol import StreamEnd, dataset_path, stream_failure
+from .transport import CONNECTION_ERRORS, Transport
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["batch_stream"]
+
+#: Retries of `409 cursor_busy` when a stream is first opened (its previous stream may not
+#: have closed on the daemon yet); a reconnect retries it as often as anything else.
+BUSY_RETRIES = 3
+
+
+def batch_stream(
+    client: "Client", transport: Transport, dataset: str, query: dict, mode: str, resume: Optional[dict]
+) -> Iterator[Batch]:
+    """The batches of the stream `query` names, until its end message says complete. A
+    stream that is cut, ends `draining`, or cannot be opened (connection failure, `503`,
+    `cursor_busy`) is opened again after the transport's backoff, up to its retries, and
+    the daemon resumes it from the cursor. With `resume`, that state is PUT first."""
+    path = dataset_path(dataset, "batches")
+    if resume is not None:
+        client.put_cursor(resume)
+    attempt = 0
+    reconnecting = False
+    while True:
+        cause = None
+        unreachable = False
+        try:
+            connection, response, headers, cursor = transport.open_stream("GET", path, query)
+        except CONNECTION_ERRORS as error:
+            cause = f"cannot open the stream: {error}"
+            unreachable = True
+        except MBDataError as error:
+            busy_retries = transport.retries if reconnecting else min(BUSY_RETRIES, transport.retries)
+            retryable = error.status == 503 or (error.code == "cursor_busy" and attempt < busy_retries)
+            if not retryable or attempt >= transport.retries:
+                raise
+            cause = str(error)
+        if cause is None:
+            client._opened(headers, cursor)
+            if resume is not None and cursor != resume.get("cursor"):
+                response.close()
+                connection.close()
+                raise MBDataError(
+                    None, "cursor_mismatch", f"resumed cursor {resume.get('cursor')!r}, but the stream uses {cursor!r}"
+                )
+            decoded = (
+                Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
+                for message in wire.iter_messages(response.read)
+            )
+            try:
+                for message in ahead(decoded, client.prefetch):
+                    if isinstance(message, Batch):
+                        attempt = 0
+                        yield message
+                    elif message.kind == wire.KIND_END:
+                        end = StreamEnd.of(message)
+                        if end.complete:
+                            client.flush()
+                            return
+                        cause = f"stream ended with reason {end.reason!r}"
+                        break
+                    else:
+                        raise stream_failure(message)
+                else:
+                    cause = "stream ended without an end message"
+            except StreamCutError as error:
+                cause = str(error)
+            except (*CONNECTION_ERRORS, ValueError) as error:
+                cause = f"connection lost: {error!r}"
+            finally:
+                response.close()
+                connection.close()
+        if attempt >= transport.retries:
+            if unreachable:
+                raise UnavailableError(None, "unreachable", f"GET {path}: {cause}; gave up after {transport.retries} retries")
+            raise StreamCutError(f"{path}: {cause}; gave up after {transport.retries} reconnects")
+        time.sleep(transport.delay(attempt))
+        attempt += 1
+        reconnecting = True
+        client.reconnects += 1
