@@ -167,6 +167,18 @@ final class ChildProcess {
 
     var isRunning: Bool { process.isRunning }
 
+    /// Waits until the child has printed `text` on stdout: true once it has, false when the
+    /// child ended without printing it or `timeout` seconds passed.
+    func waitForOutput(containing text: String, timeout: Double = 120) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
+            if let out = try? String(contentsOf: stdoutURL, encoding: .utf8), out.contains(text) { return true }
+            guard process.isRunning else { return false }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
     /// Sends SIGKILL (if it still runs).
     func kill() {
         if process.isRunning { sendKill(pid) }

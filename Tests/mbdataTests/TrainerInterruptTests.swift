@@ -24,7 +24,9 @@ struct TrainerInterruptTests {
         let state = dir.file("state.json")
 
         let child = try ChildProcess(trainer, [db.path, state.path], in: dir)
-        try await Task.sleep(nanoseconds: 700_000_000)
+        // Interrupt once the first step is done: the handler is installed and batches have finished.
+        let training = try await child.waitForOutput(containing: "training: the first step is done")
+        #expect(training, "the trainer announces its first step")
         #expect(child.isRunning, "training should still run when interrupted (make the run longer if not)")
         kill(child.pid, SIGINT)
         let interrupted = try await child.wait(timeout: 60)
@@ -36,7 +38,7 @@ struct TrainerInterruptTests {
 
         let resumed = try await CLI.run(trainer, [db.path, state.path], in: dir, timeout: 120)
         #expect(resumed.status == 0, "\(resumed)")
-        #expect(resumed.stdout.contains("resuming:"), "\(resumed.stdout)")
+        #expect(resumed.stdout.contains("resuming:") && !resumed.stdout.contains("resuming: 0 "), "\(resumed.stdout)")
         #expect(resumed.stdout.contains("held-out accuracy"), "\(resumed.stdout)")
         #expect(!FileManager.default.fileExists(atPath: state.path), "a finished run removes its state")
     }

@@ -47,33 +47,41 @@ final class FileByteStream: ByteStream {
     private var remaining: Int?
     private(set) var bytesRead = 0
     private(set) var hash = XXH64()
-
-    /// Opens `path`, or stdin for `-`.
     private let hashing: Bool
 
+    /// Opens `path`, or stdin for `-`.
     init(path: String, offset: Int = 0, length: Int? = nil, hashing: Bool = true) throws {
         self.path = path
         self.hashing = hashing
+        remaining = length
         if path == "-" {
             fd = 0
             ownsDescriptor = false
         } else {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else {
-                throw MBDataError(.unreadableSource, "cannot open: \(String(cString: strerror(errno)))", source: path)
-            }
+            // Every stored property is set only once the descriptor is good: had the
+            // initializer thrown after that, `deinit` would run and close it a second time.
+            fd = try Self.openRegularFile(path, offset: offset)
             ownsDescriptor = true
-            var info = stat()
-            if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-                close(fd)
-                throw MBDataError(.unreadableSource, "is a directory, expected a file", source: path)
-            }
-            if offset > 0 && lseek(fd, off_t(offset), SEEK_SET) < 0 {
-                close(fd)
-                throw MBDataError(.unreadableSource, "cannot seek: \(String(cString: strerror(errno)))", source: path)
-            }
         }
-        remaining = length
+    }
+
+    /// A descriptor of `path` positioned at `offset`, or an error with no descriptor left open.
+    private static func openRegularFile(_ path: String, offset: Int) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw MBDataError(.unreadableSource, "cannot open: \(String(cString: strerror(errno)))", source: path)
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw MBDataError(.unreadableSource, "is a directory, expected a file", source: path)
+        }
+        if offset > 0 && lseek(fd, off_t(offset), SEEK_SET) < 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw MBDataError(.unreadableSource, "cannot seek: \(reason)", source: path)
+        }
+        return fd
     }
 
     deinit {

@@ -2,7 +2,7 @@
 /// sample per record. Quoted cells may hold commas, doubled quotes and line breaks.
 final class CSVSource: SampleSource {
     let name: String
-    let format = SourceFormat.csv
+    let formatName = SourceFormat.csv.rawValue
     let expectedRecords: Int? = nil
     let expectedBytes: Int?
     private let stream: FileByteStream
@@ -16,7 +16,7 @@ final class CSVSource: SampleSource {
     }
 
     var bytesRead: Int { stream.bytesRead }
-    var contentHash: String { stream.hash.hexDigest }
+    var contentHash: String? { stream.hash.hexDigest }
 
     func next() throws -> SourceItem? { try reader.next() }
 

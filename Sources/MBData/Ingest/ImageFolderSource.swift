@@ -16,7 +16,7 @@ import Foundation
 /// inside a class folder and files directly in the root.
 final class ImageFolderSource: SampleSource {
     let name: String
-    let format = SourceFormat.imagefolder
+    let formatName = SourceFormat.imagefolder.rawValue
     let expectedRecords: Int?
     let expectedBytes: Int?
     private(set) var bytesRead = 0
@@ -170,7 +170,7 @@ final class ImageFolderSource: SampleSource {
         return count
     }
 
-    var contentHash: String { hash.hexDigest }
+    var contentHash: String? { hash.hexDigest }
     var metadata: [String: String] {
         let data = try! JSONSerialization.data(withJSONObject: classes)
         return ["classes": String(decoding: data, as: UTF8.self)]

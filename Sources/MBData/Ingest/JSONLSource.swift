@@ -1,7 +1,7 @@
 /// JSON Lines: one object per line holding every field of the schema; blank lines are skipped.
 final class JSONLSource: SampleSource {
     let name: String
-    let format = SourceFormat.jsonl
+    let formatName = SourceFormat.jsonl.rawValue
     let expectedRecords: Int? = nil
     let expectedBytes: Int?
     private let stream: FileByteStream
@@ -17,7 +17,7 @@ final class JSONLSource: SampleSource {
     }
 
     var bytesRead: Int { stream.bytesRead }
-    var contentHash: String { stream.hash.hexDigest }
+    var contentHash: String? { stream.hash.hexDigest }
 
     func next() throws -> SourceItem? {
         while true {

@@ -112,6 +112,8 @@ final class NPYSource: SampleSource {
         return first.header.rowCount
     }
 
+    var formatName: String { format.rawValue }
+
     var bytesRead: Int {
         if format == .npz {
             return Int(Double(expectedBytes ?? 0) * Double(row) / Double(max(1, expectedRecords ?? 1)))
@@ -119,7 +121,7 @@ final class NPYSource: SampleSource {
         return files.reduce(0) { $0 + $1.bytesRead }
     }
 
-    var contentHash: String {
+    var contentHash: String? {
         if let npzHash { return npzHash }
         var combined = XXH64()
         for file in files { combined.update(Array(file.hash.hexDigest.utf8)) }

@@ -1,168 +1,97 @@
-/// The input formats `mbdata ingest` reads.
-public enum SourceFormat: String, CaseIterable, Codable, Sendable {
-    case jsonl, csv, npy, npz, imagefolder, tokens
-
-    /// The format a path implies by its extension or by being a directory; nil when unknown.
-    static func infer(from path: String, isDirectory: Bool) -> SourceFormat? {
-        if isDirectory { return .imagefolder }
-        if path.contains("=") && path.hasSuffix(".npy") { return .npy }
-        switch path.split(separator: ".").last?.lowercased() {
-        case "jsonl", "ndjson", "json": return .jsonl
-        case "csv": return .csv
-        case "npy": return .npy
-        case "npz": return .npz
-        case "bin", "tokens": return .tokens
-        default: return nil
-        }
-    }
-}
-
-/// What a source yields: a sample, or a record that does not fit (which `IngestOptions.ErrorPolicy.skip`
-/// may pass over; the source can go on after it).
-enum SourceItem {
+/// What a ``SampleSource`` yields for one record of its input.
+public enum SourceItem: Sendable {
+    /// The record's values, one per schema field in the schema's field order.
     case sample([SampleValue])
+    /// A record that does not fit, with where it is (``MBDataError/location``). The ingest's
+    /// ``IngestOptions/onError`` policy decides: `.fail` ends the ingest with this error,
+    /// `.skip` counts it against ``IngestOptions/maxErrors`` and goes on with the next record.
     case invalid(MBDataError)
 }
 
-/// A reader of one input that yields samples in the schema's field order.
+/// A reader of one input: conform to it to ingest a format mbdata does not read itself, and
+/// hand an instance to ``Dataset/ingest(from:schema:options:progress:)``.
 ///
-/// `next()` throws only when the source cannot go on (unreadable, truncated, wrong header);
-/// a bad record is returned as `.invalid` with its location.
-protocol SampleSource: AnyObject {
-    /// The source as the user named it, for messages and the ingest log.
+/// ```swift
+/// final class SquaresSource: SampleSource {
+///     let name = "squares"
+///     let formatName = "squares"
+///     var fingerprint: String? { "squares:0..<100" }
+///     private var next = 0
+///     func next() throws -> SourceItem? {
+///         guard next < 100 else { return nil }
+///         defer { next += 1 }
+///         return .sample([.integer(Int64(next)), .integer(Int64(next * next))])
+///     }
+/// }
+/// let summary = try await dataset.ingest(from: SquaresSource(), schema: schema)
+/// ```
+///
+/// The contract the ingest holds a source to, and keeps itself:
+/// - **What it yields.** `next()` returns one ``SourceItem`` per record, in input order, and
+///   nil at the end. A sample holds one value per field of the schema, in field order, of the
+///   storage class the field takes: `.integer` for integer dtypes, `.real` (or `.integer`)
+///   for float dtypes, `.text` for `string`, `.blob` for `bytes` and for shaped fields (the
+///   elements' little-endian bytes, row-major). The ingest checks every sample of a source it
+///   did not build against the schema; one that does not fit becomes `.invalid`.
+/// - **Errors.** A record that does not fit is `.invalid`, not a throw. `next()` throws only
+///   when the input cannot go on (unreadable, truncated): the ingest then fails with that
+///   error; transactions committed before stay, the open one is rolled back, and the ingest
+///   log records the failure. The other members do not throw.
+/// - **Limits.** The ingest keeps at most ``IngestOptions/rowsPerTransaction`` records of one
+///   transaction (cut into blocks of about 4 MiB, four blocks queued) in memory; it does not
+///   bound what one record may take. Bound that in the source: the built-in sources refuse a
+///   record larger than ``IngestOptions/maxRecordBytes``.
+/// - **Resuming.** A non-nil ``fingerprint`` names the input. An ingest with the fingerprint of
+///   a completed one reads nothing (unless ``IngestOptions/force``); one with the fingerprint
+///   of a failed, killed or cancelled one resumes: it reads the source from the start and
+///   drops the records committed before, so the source must yield the same records in the
+///   same order again. Without a fingerprint every ingest reads the whole input.
+/// - **Cancellation.** Cancelling the task that awaits the ingest stops it between two
+///   records: the open transaction is rolled back, the ingest throws `CancellationError`, and
+///   the same ingest later resumes. A `next()` in progress is not interrupted.
+/// - **Threads.** The ingest takes the source off the calling task: it reads the descriptive
+///   properties on the database's writer thread, then calls `next()` on a reading thread of
+///   its own, so `next()` may block on I/O. Calls never overlap. The source need not be
+///   `Sendable`; it is handed over (`sending`) and the caller must not use it afterwards.
+public protocol SampleSource: AnyObject {
+    /// The input as the user would name it (a path, a URL), for messages and the ingest log.
     var name: String { get }
-    var format: SourceFormat { get }
-    /// Records the source holds, when known before reading.
+    /// The format, as the ingest log and ``IngestSummary/format`` record it (`jsonl`, `csv`, …).
+    var formatName: String { get }
+    /// A stable identity of the input (its location, size and modification time, say) that
+    /// lets a re-run recognise the same ingest; nil (the default) turns that off.
+    var fingerprint: String? { get }
+    /// Records the input holds, when known before reading (for progress); nil by default.
     var expectedRecords: Int? { get }
-    /// Bytes the source holds, when known before reading.
+    /// Bytes the input holds, when known before reading (for progress); nil by default.
     var expectedBytes: Int? { get }
+    /// Bytes read so far (for progress and the ingest log); 0 by default.
     var bytesRead: Int { get }
+    /// The next record, or nil at the end of the input.
     func next() throws -> SourceItem?
-    /// The content hash of everything read so far (`xxh64:…`).
-    var contentHash: String { get }
-    /// Things the user should know after the run (a dropped tail, say).
+    /// A digest of everything read, recorded in the ingest log once the input is read whole
+    /// (the built-in sources give `xxh64:` and 16 hex digits); nil (the default) records none.
+    var contentHash: String? { get }
+    /// Things the user should know after the run (a dropped tail, skipped entries); none by default.
     var notes: [String] { get }
-    /// Dataset metadata this source defines (the class list of an image folder).
+    /// Dataset metadata the input defines (an image folder's class list); recorded with the
+    /// first ingest, and a later ingest whose source defines a different value fails. None by default.
     var metadata: [String: String] { get }
 }
 
 extension SampleSource {
-    var notes: [String] { [] }
-    var metadata: [String: String] { [:] }
+    /// No fingerprint: every ingest reads the whole input.
+    public var fingerprint: String? { nil }
+    /// Unknown before reading.
+    public var expectedRecords: Int? { nil }
+    /// Unknown before reading.
+    public var expectedBytes: Int? { nil }
+    /// Not counted.
+    public var bytesRead: Int { 0 }
+    /// No digest.
+    public var contentHash: String? { nil }
+    /// Nothing to report.
+    public var notes: [String] { [] }
+    /// No metadata.
+    public var metadata: [String: String] { [:] }
 }
-
-/// How the ingest finds and reads its inputs.
-public struct SourceSpec: Sendable, Hashable {
-    /// Paths as given: a file, `-` for stdin, `FIELD=path.npy` pairs, a directory.
-    public var paths: [String]
-    /// Overrides the format implied by the paths.
-    public var format: SourceFormat?
-    /// Window length for token binaries.
-    public var sequenceLength: Int?
-    /// Bytes per token in token binaries: 2 (uint16, default) or 4 (uint32).
-    public var tokenByteWidth: Int = 2
-
-    public init(paths: [String], format: SourceFormat? = nil, sequenceLength: Int? = nil, tokenByteWidth: Int = 2) {
-        self.paths = paths
-        self.format = format
-        self.sequenceLength = sequenceLength
-        self.tokenByteWidth = tokenByteWidth
-    }
-
-    /// Splits the paths into separate sources: NPY `FIELD=path` pairs form one source,
-    /// every other path is its own.
-    func sources() throws -> [SourceSpec] {
-        let npyPairs = paths.filter { $0.contains("=") }
-        let others = paths.filter { !$0.contains("=") }
-        var result: [SourceSpec] = []
-        if !npyPairs.isEmpty {
-            var spec = self
-            spec.paths = npyPairs
-            spec.format = .npy
-            result.append(spec)
-        }
-        for path in others {
-            var spec = self
-            spec.paths = [path]
-            result.append(spec)
-        }
-        guard !result.isEmpty else {
-            throw MBDataError(.invalidArgument, "no source given: name a file, `-` for stdin, FIELD=path.npy pairs or a folder")
-        }
-        return result
-    }
-
-    /// The resolved format of a single-source spec; fails when a path does not exist.
-    func resolvedFormat() throws -> SourceFormat {
-        var isDirectory: ObjCBool = false
-        for raw in paths where raw != "-" {
-            let path = raw.contains("=") ? String(raw.split(separator: "=", maxSplits: 1).last ?? "") : raw
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw MBDataError(.unreadableSource, "no such file or directory", source: path)
-            }
-        }
-        if let format { return format }
-        let path = paths[0]
-        if path == "-" { return .jsonl }
-        guard let format = SourceFormat.infer(from: path, isDirectory: isDirectory.boolValue) else {
-            throw MBDataError(
-                .invalidArgument,
-                "cannot tell the format from the extension; name it (\(SourceFormat.allCases.map(\.rawValue).joined(separator: "|")))",
-                source: path, parameter: "SourceSpec.format")
-        }
-        return format
-    }
-
-    /// Opens the reader of a single-source spec; no record may need more than `maxRecordBytes`.
-    func open(schema: Schema, maxRecordBytes: Int = RecordLimits.defaultMaxRecordBytes) throws -> any SampleSource {
-        switch try resolvedFormat() {
-        case .jsonl: return try JSONLSource(path: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
-        case .csv: return try CSVSource(path: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
-        case .npy: return try NPYSource(pairs: paths, schema: schema, maxRecordBytes: maxRecordBytes)
-        case .npz: return try NPYSource(npz: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
-        case .imagefolder: return try ImageFolderSource(root: paths[0], schema: schema, maxRecordBytes: maxRecordBytes)
-        case .tokens:
-            return try TokenSource(
-                path: paths[0], schema: schema, sequenceLength: sequenceLength, tokenByteWidth: tokenByteWidth,
-                maxRecordBytes: maxRecordBytes)
-        }
-    }
-
-    /// Checks the options a spec carries (the library's own check; the CLI names the flags).
-    func validate() throws {
-        if let sequenceLength { try Self.checkSequenceLength(sequenceLength) }
-        guard tokenByteWidth == 2 || tokenByteWidth == 4 else {
-            throw MBDataError(
-                .invalidArgument, "tokens must be uint16 or uint32 (2 or 4 bytes per token), got \(tokenByteWidth) bytes",
-                parameter: "SourceSpec.tokenByteWidth")
-        }
-    }
-
-    static func checkSequenceLength(_ length: Int) throws {
-        guard (1...RecordLimits.maxSequenceLength).contains(length) else {
-            throw MBDataError(
-                .invalidArgument, "the sequence length must be within 1...\(RecordLimits.maxSequenceLength) tokens, got \(length)",
-                parameter: "SourceSpec.sequenceLength")
-        }
-    }
-
-    /// A stable identity of the input (paths, sizes, modification times and options) used to
-    /// recognise a re-run of the same ingest.
-    func fingerprint() -> String? {
-        var parts: [String] = [(format ?? (try? resolvedFormat()))?.rawValue ?? "?"]
-        for raw in paths {
-            let path = String(raw.split(separator: "=", maxSplits: 1).last ?? Substring(raw))
-            guard path != "-" else { return nil }
-            let url = URL(fileURLWithPath: path).standardizedFileURL
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path) else { return nil }
-            let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            parts.append("\(raw.contains("=") ? raw.split(separator: "=")[0] + "=" : "")\(url.path):\(size):\(modified)")
-        }
-        if let sequenceLength { parts.append("seq=\(sequenceLength)") }
-        parts.append("tokenbytes=\(tokenByteWidth)")
-        return parts.joined(separator: "|")
-    }
-}
-
-import Foundation

@@ -4,7 +4,7 @@
 /// offset (a natural key). A tail shorter than a window is dropped and reported.
 final class TokenSource: SampleSource {
     let name: String
-    let format = SourceFormat.tokens
+    let formatName = SourceFormat.tokens.rawValue
     let expectedRecords: Int?
     let expectedBytes: Int?
     private var stream: any ByteStream
@@ -101,7 +101,7 @@ final class TokenSource: SampleSource {
     }
 
     var bytesRead: Int { file?.bytesRead ?? 0 }
-    var contentHash: String { file?.hash.hexDigest ?? XXH64().hexDigest }
+    var contentHash: String? { file?.hash.hexDigest ?? XXH64().hexDigest }
     var notes: [String] {
         tailTokens > 0 ? ["dropped a tail of \(tailTokens) tokens shorter than the sequence length \(sequenceLength)"] : []
     }

@@ -83,6 +83,10 @@ struct SoftmaxTrainer: Trainer {
 
     func finishStep(_ step: Int) async throws {
         await model.applyStep(learningRate: learningRate)
+        if step == 0 {
+            // Written at once (stdout to a file is buffered): a supervisor may wait for it.
+            FileHandle.standardOutput.write(Data("training: the first step is done; Ctrl-C saves the state and stops\n".utf8))
+        }
     }
 }
 
