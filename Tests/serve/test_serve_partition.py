@@ -137,15 +137,18 @@ def test_pad_across_ranks_gives_padding_only_slices(server, digits, group):
     assert (last[3].ids == -1).all() and not last[3]["_valid"].any()
 
 
-def test_replicas_stream_at_the_same_time(server, group):
+def test_replicas_stream_at_the_same_time(big_server, group):
     """One stream per replica may be open at once; a second one on a replica is busy."""
+    # The big dataset: a held digits stream fits the kernel's socket buffers, so the daemon
+    # could finish it (and free replica 0's cursor) while replica 1 is being read.
+    daemon = big_server()
     replicate = "&mode=replicate&replicas=2&replica=0"
-    with hold_stream(server.port, group, extra=replicate):
-        client = Client(server.url)
-        batches = list(client.batches("digits", 8, epoch=0, seed=0, rank=0, world=1, group=group,
+    with hold_stream(daemon.port, group, extra=replicate):
+        client = Client(daemon.url)
+        batches = list(client.batches("digits", 1, epoch=0, seed=0, rank=0, world=1, group=group,
                                       mode="replicate", replica=1, replicas=2))
-        assert len(batches) == 1797 // 8
-        response = request(server.port, "GET", f"/v1/datasets/digits/batches?batch_size=1&group={group}{replicate}")
+        assert len(batches) == 64
+        response = request(daemon.port, "GET", f"/v1/datasets/digits/batches?batch_size=1&group={group}{replicate}")
         assert_error(response, 409, "cursor_busy")
 
 

@@ -21,37 +21,6 @@ from servetest import RawStream, Server, assert_error, hold_stream, request
 STREAM = "/v1/datasets/digits/batches"
 
 
-@pytest.fixture(scope="module")
-def big_db(mbdata_binary, tmp_path_factory):
-    """64 samples of 256 KiB of noise: a stream of them (16 MiB, incompressible) outgrows
-    every socket buffer, so a consumer that stops reading really blocks the daemon."""
-    import numpy as np
-
-    folder = tmp_path_factory.mktemp("big")
-    np.save(folder / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 1 << 18), dtype=np.uint8))
-    (folder / "big.schema.json").write_text(json.dumps({"name": "big", "fields": [
-        {"name": "x", "dtype": "uint8", "shape": [1 << 18]}]}))
-    dataset = folder / "big.mbdb"
-    subprocess.run([str(mbdata_binary), "ingest", str(dataset), "--schema", str(folder / "big.schema.json"),
-                    f"x={folder / 'x.npy'}"], check=True, capture_output=True, timeout=120)
-    return dataset
-
-
-@pytest.fixture
-def big_server(big_db, tmp_path):
-    """big_server(*options) → a started daemon serving the big dataset (as "digits")."""
-    daemons = []
-
-    def make(*options):
-        daemons.append(Server(tmp_path / f"big-{len(daemons)}", big_db, *options).start())
-        return daemons[-1]
-
-    yield make
-    for daemon in daemons:
-        if daemon.running:
-            assert daemon.stop() == 0, daemon.log_tail()
-
-
 def cursor_of(port: int, group: str, query: str = "batch_size=1") -> dict:
     status, _, body = request(port, "GET", f"/v1/datasets/digits/cursor?{query}&group={group}")
     assert status == 200, body[:300]
