@@ -2,7 +2,9 @@ import GRDB
 
 /// A sample as read back from the store.
 public struct StoredSample: Sendable, Hashable {
+    /// The sample's `_id`: assigned in ingest order from 1, never reused.
     public var id: Int64
+    /// The split the sample was ingested into (`train`, `val`, …).
     public var split: String
     /// Values in the schema's field order.
     public var values: [SampleValue]
