@@ -1,5 +1,8 @@
 /// The input formats `mbdata ingest` reads.
 public enum SourceFormat: String, CaseIterable, Codable, Sendable {
+    /// JSON Lines; CSV with a header; NPY arrays (`FIELD=path.npy`, one per field); an NPZ
+    /// archive; an image folder (`root/<class>/<file>`); a little-endian token binary cut into
+    /// windows. The exact conventions: `samples/formats/README.md`.
     case jsonl, csv, npy, npz, imagefolder, tokens
 
     /// The format a path implies by its extension or by being a directory; nil when unknown.
@@ -62,6 +65,15 @@ public struct SourceSpec: Sendable, Hashable {
     /// Bytes per token in token binaries: 2 (uint16, default) or 4 (uint32).
     public var tokenByteWidth: Int = 2
 
+    /// Sources to ingest; the format of each path is inferred from its extension unless
+    /// `format` is given.
+    ///
+    /// - Parameters:
+    ///   - paths: Files, `-` for stdin, `FIELD=path.npy` pairs, or an image-folder directory.
+    ///   - format: The format of every path, overriding the extensions.
+    ///   - sequenceLength: Tokens per sample for token binaries (required for them), at most
+    ///     ``RecordLimits/maxSequenceLength``.
+    ///   - tokenByteWidth: 2 (uint16, default) or 4 (uint32) for token binaries.
     public init(paths: [String], format: SourceFormat? = nil, sequenceLength: Int? = nil, tokenByteWidth: Int = 2) {
         self.paths = paths
         self.format = format
