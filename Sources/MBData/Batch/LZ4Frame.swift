@@ -3,7 +3,8 @@ import CLZ4
 /// One batch ↔ one standard LZ4 frame (content size and content checksum on), through the
 /// system liblz4, so `lz4 -d` and Python's `lz4.frame` read what this writes.
 ///
-/// A ``ReadyBatch/frame`` decodes with `LZ4Frame.decompress(batch.frame)` into a safetensors buffer, which ``Batch/init(epoch:index:rank:safetensors:)`` reads.
+/// A ``ReadyBatch/frame`` decodes with `LZ4Frame.decompress(batch.frame)` into a safetensors
+/// buffer, which ``Batch/init(epoch:index:rank:safetensors:)`` reads.
 /// Every function is thread-safe (each call uses its own liblz4 context) and blocks while it
 /// works: call it from a worker thread, not from the cooperative pool, for large frames.
 public enum LZ4Frame {
