@@ -86,7 +86,9 @@ extension ShardManifest {
     /// Decodes and validates a manifest held in memory (what `ShardSet` does with
     /// `manifest.json`; the fuzz target's entry point). Throws `MBDataError`:
     /// `.invalidDataset` when the bytes are not a manifest, `.corruptData` when its values
-    /// contradict each other (see ``validate(source:)``).
+    /// contradict each other: a count out of range, `batches_per_epoch` or the totals not
+    /// what the plan implies, shard files misnamed or listed twice, an invalid schema or
+    /// `pad_lengths`.
     public static func parse(_ bytes: [UInt8], source: String = fileName) throws -> ShardManifest {
         let manifest: ShardManifest
         do {

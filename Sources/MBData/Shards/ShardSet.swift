@@ -18,7 +18,7 @@ public struct ShardSet: Sendable {
     static let maxManifestBytes = 64 << 20
 
     /// Opens a shard directory, checking before any frame is read what can be checked
-    /// without reading frames: the manifest (``ShardManifest/validate(source:)``), each
+    /// without reading frames: the manifest (``ShardManifest/parse(_:source:)``), each
     /// shard's size, trailer and footer, and that the footers' frames run through exactly the
     /// plan's (epoch, batch, rank) triples in order, with the sample counts the plan implies
     /// and the byte totals the manifest declares. The loader and `serve --spool` open shard

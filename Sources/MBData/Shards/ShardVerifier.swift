@@ -20,7 +20,7 @@ extension ShardSet {
     /// Checks what `schemas/shard-format.md` §7 says a reader must check, beyond what opening
     /// the set checked (manifest, trailers, footers, frame order and totals): every shard's
     /// hash, every frame's checksum and decoding, every batch's tensors against the schema and
-    /// its footer entry (``checkBatch(_:entry:)``), that each epoch holds every sample of the
+    /// its footer entry (`schemas/shard-format.md` §5), that each epoch holds every sample of the
     /// plan exactly once (less the dropped tail), and — when every sample appears in some
     /// batch — the manifest's fingerprint recomputed from the ids, which covers the schema,
     /// dataset version, highest id and plan parameters the manifest names.
