@@ -85,7 +85,7 @@ public struct EpochPlan: Sendable, Hashable {
     public var localBatchSize: Int { parameters.batchSize / parameters.world }
 
     /// The shuffled order of `epoch` (used when ``PlanParameters/shuffle`` is true).
-    public func permutation(epoch: Int) -> IndexPermutation {
+    package func permutation(epoch: Int) -> IndexPermutation {
         IndexPermutation(count: sampleCount, seed: parameters.seed, epoch: epoch)
     }
 
