@@ -4,7 +4,7 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
     /// Progress within one epoch: every batch below `lowWatermark` is finished, and so are
     /// those listed in `finishedAbove`.
     public struct EpochCursor: Codable, Sendable, Hashable {
-        /// The epoch.
+        /// The epoch whose progress this cursor records.
         public var epoch: Int
         /// Every batch below this index is finished.
         public var lowWatermark: Int

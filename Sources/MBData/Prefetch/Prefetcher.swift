@@ -49,7 +49,7 @@ public struct PrefetchConfiguration: Sendable, Hashable {
 
 /// One batch of a plan to produce: which epoch, global batch and rank.
 public struct PlanItem: Sendable, Hashable, Codable {
-    /// The epoch.
+    /// The epoch the batch belongs to.
     public var epoch: Int
     /// The global batch index within the epoch (`0..<batchesPerEpoch`).
     public var batch: Int
