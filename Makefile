@@ -53,13 +53,14 @@ $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
 
 test: test-swift test-interop test-serve test-schemas
 
-# The DocC documentation of MBData and MBDataClient (swift-docc-plugin) into $(OUT)/docs/;
-# any warning — a broken symbol link above all — fails it. Not part of `make test`: the two
-# targets take about 100 s together.
+# The DocC documentation of MBData, MBDataClient and MBDataServer (swift-docc-plugin) into
+# $(OUT)/docs/; any warning — a broken symbol link above all — fails it. Not part of
+# `make test`: the three targets take about two minutes together.
 docs: deps
 	@mkdir -p $(OUT)/docs
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBData --output-path $(OUT)/docs/MBData --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataClient --output-path $(OUT)/docs/MBDataClient --warnings-as-errors
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataServer --output-path $(OUT)/docs/MBDataServer --warnings-as-errors
 
 # The example sample schemas against the schema format, and the serve OpenAPI document
 # (valid OpenAPI 3.1, examples valid, the same routes as schemas/serve-protocol.md).

@@ -116,6 +116,8 @@ public final class Dataset: Sendable {
 
     /// The number that grows with every committed ingest chunk (0 for a new dataset); a
     /// plan pins one (``plan(_:version:)``), so samples ingested later are not in its epochs.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
     public func version() async throws -> Int {
         try await read { db in Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0 }
     }
