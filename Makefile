@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -52,6 +52,15 @@ $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
 	@touch $@
 
 test: test-swift test-interop test-serve test-schemas
+
+# The DocC documentation of MBData, MBDataClient and MBDataServer (swift-docc-plugin) into
+# $(OUT)/docs/; any warning — a broken symbol link above all — fails it. Not part of
+# `make test`: the three targets take about two minutes together.
+docs: deps
+	@mkdir -p $(OUT)/docs
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBData --output-path $(OUT)/docs/MBData --warnings-as-errors
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataClient --output-path $(OUT)/docs/MBDataClient --warnings-as-errors
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataServer --output-path $(OUT)/docs/MBDataServer --warnings-as-errors
 
 # The example sample schemas against the schema format, and the serve OpenAPI document
 # (valid OpenAPI 3.1, examples valid, the same routes as schemas/serve-protocol.md).

@@ -13,7 +13,10 @@ import Synchronization
 /// let loader = try await MultiBatchLoader(remote: source, configuration: config)
 /// ```
 public final class ServeSource: RemoteBatchSource {
+    /// The dataset's name on the daemon (what `mbdata serve NAME=path` called it).
     public let dataset: String
+    /// The consumer group: loaders of one training run share a group, and the daemon keeps
+    /// one cursor per group and rank.
     public let group: String
     /// Reconnections after a cut or a draining daemon before a stream gives up. Default 20.
     public let reconnects: Int
@@ -21,6 +24,16 @@ public final class ServeSource: RemoteBatchSource {
     private let cursor = Mutex<String?>(nil)
     private let acks = Mutex(AckQueue())
 
+    /// A source for `dataset` on the daemon at `url`; nothing is sent until the loader
+    /// prepares it.
+    ///
+    /// - Parameters:
+    ///   - url: The daemon's base URL, `http://host:port`.
+    ///   - dataset: The dataset's name on the daemon.
+    ///   - group: The consumer group. Default `default`.
+    ///   - token: The bearer token, when the daemon was started with `--token-file`.
+    ///   - reconnects: Reconnections a stream may make after a cut or a draining daemon. Default 20.
+    /// - Throws: `MBDataError` with `.invalidArgument` when `url` is not such a URL.
     public init(url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20) throws {
         transport = try HTTPTransport(url: url, token: token)
         self.dataset = dataset
@@ -48,6 +61,13 @@ public final class ServeSource: RemoteBatchSource {
 
     private var datasetPath: String { "/v1/datasets/" + (dataset.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? dataset) }
 
+    /// Asks the daemon for the cursor of this group and rank under `configuration`'s plan,
+    /// then restores it to `checkpoint` (or resets it when nil).
+    ///
+    /// - Throws: `MBDataError` with `.invalidArgument` when the configuration pads fields or has
+    ///   a sample transform (the daemon prepares the batches), or when the daemon refuses the
+    ///   request (400, 404, 409: an unknown dataset, a checkpoint of another plan);
+    ///   `.unavailable` when the daemon cannot be reached or fails (5xx).
     public func prepare(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws -> RemotePlan {
         guard configuration.padLengths.isEmpty, configuration.sampleTransform == nil else {
             throw MBDataError(.invalidArgument, "a serve source cannot pad fields or run sample transforms: the daemon prepares the batches")
@@ -79,6 +99,11 @@ public final class ServeSource: RemoteBatchSource {
         return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: state.batchesPerEpoch)
     }
 
+    /// Streams this rank's unfinished batches of `epoch`, reconnecting after a cut or a
+    /// draining daemon up to ``reconnects`` times.
+    ///
+    /// - Throws: `MBDataError` with `.unavailable` when the daemon fails the stream or it was
+    ///   cut too often; `.corruptData` when a message is malformed; what `deliver` throws.
     public func stream(
         epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
     ) async throws {

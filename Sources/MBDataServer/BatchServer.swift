@@ -10,6 +10,7 @@ import UnixSignals
 /// `mbdata serve`: batches of one or more datasets over HTTP to trainers in any process
 /// (schemas/serve-protocol.md). Cursors live in a SQLite state database.
 public final class BatchServer: Sendable {
+    /// The configuration the server was made with.
     public let configuration: ServeConfiguration
     let catalog: DatasetCatalog
     let book: CursorBook
@@ -18,6 +19,15 @@ public final class BatchServer: Sendable {
     let streams: StreamRegistry
     let logger: Logger
 
+    /// Opens the state database and every dataset and scans the spool, off the cooperative
+    /// pool; nothing listens until ``run(onListening:)``.
+    ///
+    /// - Parameters:
+    ///   - configuration: Datasets, address, limits and timeouts.
+    ///   - logger: Where requests, streams and failures are logged (structured metadata).
+    /// - Throws: `MBDataError` when the state database cannot be opened or written
+    ///   (`.storage`), a dataset cannot be opened
+    ///   (`.invalidDataset`), or a spool cannot be read.
     public init(configuration: ServeConfiguration, logger: Logger) async throws {
         self.configuration = configuration
         self.logger = logger

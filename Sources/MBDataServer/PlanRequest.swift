@@ -4,7 +4,7 @@ import HummingbirdCore
 import MBData
 
 /// How a consumer takes its batches (schemas/serve-protocol.md §3).
-public enum StreamMode: String, Codable, Sendable {
+package enum StreamMode: String, Codable, Sendable {
     /// Each rank streams its own slice of every global batch.
     case partition
     /// Several members each receive the same batches, with a cursor each.

@@ -29,6 +29,12 @@ public struct ServeConfiguration: Sendable {
     /// Ready batches held ahead of each stream, and the threads preparing them.
     public var prefetch = PrefetchConfiguration()
 
+    /// A configuration with every other field at its default.
+    ///
+    /// - Parameters:
+    ///   - datasets: The datasets to serve, each under a name of 1–64 letters, digits, `.`, `_` or
+    ///     `-` that clients use in URLs.
+    ///   - statePath: The state database (SQLite); created when missing.
     public init(datasets: [(name: String, path: String)], statePath: String) {
         self.datasets = datasets
         self.statePath = statePath
@@ -42,7 +48,7 @@ public struct ServeConfiguration: Sendable {
 
     /// The dataset name for a command-line argument: `name=path`, or the file name
     /// without its extension.
-    public static func parseDataset(_ argument: String) throws -> (name: String, path: String) {
+    package static func parseDataset(_ argument: String) throws -> (name: String, path: String) {
         let name: String
         let path: String
         if let equals = argument.firstIndex(of: "="), !argument[..<equals].contains("/") {

@@ -5,19 +5,19 @@ import MBData
 
 /// An error a request gets back: an HTTP status and a JSON body
 /// `{"error": {"code": …, "message": …}}` (schemas/serve-protocol.md §5).
-public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
-    public var status: HTTPResponse.Status
-    public var code: String
-    public var message: String
-    public var headers: HTTPFields = [:]
+package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
+    package var status: HTTPResponse.Status
+    package var code: String
+    package var message: String
+    package var headers: HTTPFields = [:]
 
-    public init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+    package init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
         self.status = status
         self.code = code
         self.message = message
     }
 
-    public var description: String { "\(status.code) \(code): \(message)" }
+    package var description: String { "\(status.code) \(code): \(message)" }
 
     static func invalidParameter(_ name: String, _ expectation: String, got value: Substring?) -> ServeError {
         let found = value.map { "got \"\($0.prefix(64))\"" } ?? "it is missing"
@@ -32,7 +32,7 @@ public struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConver
         return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))

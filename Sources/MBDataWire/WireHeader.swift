@@ -4,28 +4,43 @@ import NIOCore
 /// little-endian: magic `MBW1`, kind u8 and three zero bytes, then epoch, batch, rank and
 /// samples (u32), uncompressed bytes, payload length, xxh64 of the payload and lease (u64).
 /// The daemon writes it and the Swift client reads it; this is the one place that lays it out.
-public struct WireHeader: Sendable, Hashable {
-    public static let size = 56
-    public static let magic: [UInt8] = Array("MBW1".utf8)
+package struct WireHeader: Sendable, Hashable {
+    /// Bytes of a header.
+    package static let size = 56
+    /// The first four bytes of every header: `MBW1`.
+    package static let magic: [UInt8] = Array("MBW1".utf8)
 
-    public enum Kind: UInt8, Sendable {
+    /// What a message carries.
+    package enum Kind: UInt8, Sendable {
+        /// A batch: the payload is its LZ4 frame.
         case batch = 1
+        /// The end of the stream: the payload is JSON `{"reason": "complete" | "draining", "sent": n}`.
         case end = 2
+        /// A failure: the payload is the JSON error envelope.
         case error = 3
     }
 
     /// The raw kind byte, so that a reader can name an unknown one.
-    public var kind: UInt8
-    public var epoch: Int
-    public var batch: Int
-    public var rank: Int
-    public var samples: Int
-    public var uncompressed: Int
-    public var payloadLength: Int
-    public var checksum: UInt64
-    public var lease: UInt64
+    package var kind: UInt8
+    /// The batch's epoch (0 for end and error messages).
+    package var epoch: Int
+    /// The global batch index within the epoch.
+    package var batch: Int
+    /// The rank whose slice of the global batch the frame holds.
+    package var rank: Int
+    /// Real (non-padding) samples in the batch.
+    package var samples: Int
+    /// Bytes the frame decodes to.
+    package var uncompressed: Int
+    /// Bytes of the payload that follows the header.
+    package var payloadLength: Int
+    /// xxh64 (seed 0) of the payload.
+    package var checksum: UInt64
+    /// The lease id of a batch handed out in share mode, else 0.
+    package var lease: UInt64
 
-    public init(
+    /// A header; the raw ``kind`` byte is `kind`'s.
+    package init(
         kind: Kind, epoch: Int = 0, batch: Int = 0, rank: Int = 0, samples: Int = 0, uncompressed: Int = 0, payloadLength: Int,
         checksum: UInt64, lease: UInt64 = 0
     ) {
@@ -40,7 +55,8 @@ public struct WireHeader: Sendable, Hashable {
         self.lease = lease
     }
 
-    public func write(into buffer: inout ByteBuffer) {
+    /// Appends the 56 header bytes to `buffer`.
+    package func write(into buffer: inout ByteBuffer) {
         buffer.writeBytes(Self.magic)
         buffer.writeInteger(kind, endianness: .little)
         buffer.writeBytes([0, 0, 0])
@@ -49,11 +65,11 @@ public struct WireHeader: Sendable, Hashable {
     }
 
     /// A header that does not start with the magic.
-    public struct BadMagic: Error {}
+    package struct BadMagic: Error {}
 
     /// The header at `buffer`'s reader index, which is not moved; nil while fewer than
     /// `size` bytes are readable.
-    public static func peek(_ buffer: ByteBuffer) throws(BadMagic) -> WireHeader? {
+    package static func peek(_ buffer: ByteBuffer) throws(BadMagic) -> WireHeader? {
         guard buffer.readableBytes >= size else { return nil }
         let start = buffer.readerIndex
         guard buffer.getBytes(at: start, length: 4) == magic else { throw BadMagic() }

@@ -6,14 +6,14 @@
 /// - a variable dimension elsewhere → `name` flat and `name.offsets` in elements;
 /// - `bytes`/`string` → `name` uint8 values and `name.offsets` `[B+1]` in bytes;
 /// - `_id` int64 `[B]` (-1 on padding rows), and `_valid` bool `[B]` when the plan pads.
-public struct BatchCollator: Sendable {
-    public let schema: Schema
+package struct BatchCollator: Sendable {
+    package let schema: Schema
     /// Fields with a variable first dimension to pad to a fixed length.
-    public let padLengths: [String: Int]
+    package let padLengths: [String: Int]
     /// Add a `_valid` tensor (plans with `TailPolicy.pad`).
-    public let flagsValidity: Bool
+    package let flagsValidity: Bool
 
-    public init(schema: Schema, padLengths: [String: Int] = [:], flagsValidity: Bool = false) throws {
+    package init(schema: Schema, padLengths: [String: Int] = [:], flagsValidity: Bool = false) throws {
         for (name, length) in padLengths {
             guard let field = schema.field(named: name), !field.isFixedShape, field.shape.first == .some(nil), length > 0 else {
                 throw MBDataError(
@@ -26,9 +26,9 @@ public struct BatchCollator: Sendable {
     }
 
     /// A row: its sample id and values in schema order; nil is a padding row.
-    public typealias Row = (id: Int64, values: [SampleValue])?
+    package typealias Row = (id: Int64, values: [SampleValue])?
 
-    public func collate(_ rows: [Row], metadata: [String: String] = [:]) -> [UInt8] {
+    package func collate(_ rows: [Row], metadata: [String: String] = [:]) -> [UInt8] {
         var writer = SafetensorsWriter()
         writer.metadata = metadata
         let count = rows.count

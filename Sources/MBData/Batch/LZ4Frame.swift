@@ -2,8 +2,15 @@ import CLZ4
 
 /// One batch ↔ one standard LZ4 frame (content size and content checksum on), through the
 /// system liblz4, so `lz4 -d` and Python's `lz4.frame` read what this writes.
+///
+/// A ``ReadyBatch/frame`` decodes with `LZ4Frame.decompress(batch.frame)` into a safetensors
+/// buffer, which ``Batch/init(epoch:index:rank:safetensors:)`` reads.
+/// Every function is thread-safe (each call uses its own liblz4 context) and blocks while it
+/// works: call it from a worker thread, not from the cooperative pool, for large frames.
 public enum LZ4Frame {
     /// Compresses `input` into one frame. Level 0 (default) is LZ4's fast mode; 1–12 are HC levels.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` if liblz4 fails.
     public static func compress(_ input: [UInt8], level: Int32 = 0) throws -> [UInt8] {
         var preferences = LZ4F_preferences_t()
         preferences.frameInfo.contentSize = UInt64(input.count)
@@ -25,6 +32,10 @@ public enum LZ4Frame {
     }
 
     /// The content size a frame declares, read from its header without decoding.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData`` when `frame` is not an
+    ///   LZ4 frame, declares no content size, or declares more than 255 times its own size
+    ///   (no frame can decode to that).
     public static func contentSize(of frame: UnsafeRawBufferPointer) throws -> Int {
         var context: OpaquePointer?
         guard LZ4F_isError(LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))) == 0, let context else {
@@ -52,12 +63,15 @@ public enum LZ4Frame {
     /// offset, n − 3 match-length bytes) decodes to at most 255·(n − 3) + 18 bytes, and the
     /// frame header, block sizes and end mark only add bytes to the frame. A header declaring
     /// more is corrupt, and is refused before its buffer is allocated.
-    public static let maxExpansion = 255
+    package static let maxExpansion = 255
 
     /// Decodes one frame straight into `output`, which must be exactly the declared content
     /// size. liblz4 verifies the content checksum unless `verifyingContentChecksum` is false,
     /// for a caller that has already checked a checksum of the whole frame (the shard
     /// footer's or the wire message's xxh64, several times faster here than liblz4's xxh32).
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData`` when the frame is
+    ///   corrupt or truncated, decodes to another size than `output`, or has bytes after its end.
     public static func decompress(
         _ frame: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, verifyingContentChecksum: Bool = true
     ) throws {
@@ -94,13 +108,19 @@ public enum LZ4Frame {
         }
     }
 
-    /// Decodes one frame into a new buffer, refusing a declared size above `limit`.
+    /// Decodes one frame into a new buffer, refusing a declared size above `limit` (bytes,
+    /// default 2 GiB) before anything is allocated.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData``, as
+    ///   ``decompress(_:into:verifyingContentChecksum:)`` does, or when the size passes `limit`.
     public static func decompress(_ frame: [UInt8], limit: Int = 1 << 31, verifyingContentChecksum: Bool = true) throws -> [UInt8] {
         try frame.withUnsafeBytes { try decompress($0, limit: limit, verifyingContentChecksum: verifyingContentChecksum) }
     }
 
     /// Decodes one frame (from any memory, a mapped file say) into a new buffer, refusing a
-    /// declared size above `limit`; the buffer is not zero-filled first.
+    /// declared size above `limit` (bytes, default 2 GiB); the buffer is not zero-filled first.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData``, as the other overloads do.
     public static func decompress(
         _ frame: UnsafeRawBufferPointer, limit: Int = 1 << 31, verifyingContentChecksum: Bool = true
     ) throws -> [UInt8] {

@@ -6,30 +6,30 @@
 /// `product(shape) × element size` (computed without overflow), and the tensors tile the
 /// data exactly — no gap, no overlap, nothing after the last one. A malformed buffer throws
 /// `MBDataError` (`.corruptData`); this initializer is the fuzz target's entry point.
-public struct SafetensorsReader: Sendable {
-    public struct TensorInfo: Sendable, Hashable {
-        public var dtype: String
-        public var shape: [Int]
+package struct SafetensorsReader: Sendable {
+    package struct TensorInfo: Sendable, Hashable {
+        package var dtype: String
+        package var shape: [Int]
         /// Byte range within the whole buffer (header included).
-        public var range: Range<Int>
+        package var range: Range<Int>
         /// The product of `shape` (1 for a scalar).
-        public var elementCount: Int { shape.reduce(1, *) }
+        package var elementCount: Int { shape.reduce(1, *) }
     }
 
-    public let tensors: [String: TensorInfo]
+    package let tensors: [String: TensorInfo]
     /// The names in header order.
-    public let names: [String]
-    public let metadata: [String: String]
+    package let names: [String]
+    package let metadata: [String: String]
 
     /// Bytes per element of each safetensors dtype.
-    public static let elementSizes: [String: Int] = [
+    package static let elementSizes: [String: Int] = [
         "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
         "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
         "U32": 4, "I32": 4, "F32": 4,
         "U64": 8, "I64": 8, "F64": 8,
     ]
 
-    public init(_ buffer: [UInt8]) throws {
+    package init(_ buffer: [UInt8]) throws {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, "safetensors: " + message) }
         guard buffer.count >= 8 else { throw refuse("buffer of \(buffer.count) bytes is shorter than its 8-byte header length") }
         let declared = ShardFormat.littleEndianU64(buffer, at: 0)
@@ -105,7 +105,7 @@ public struct SafetensorsReader: Sendable {
     }
 
     /// An int64 tensor's values.
-    public func int64Values(_ name: String, in buffer: [UInt8]) throws -> [Int64] {
+    package func int64Values(_ name: String, in buffer: [UInt8]) throws -> [Int64] {
         guard let info = tensors[name], info.dtype == "I64", info.range.upperBound <= buffer.count else {
             throw MBDataError(.corruptData, "batch has no int64 tensor \"\(name)\"")
         }

@@ -1,7 +1,11 @@
 /// One tensor of a batch: a typed view over bytes the batch owns (no copy).
 public struct Tensor: Sendable {
+    /// The tensor's name in the batch: a field name, `name.offsets` / `name.lengths` for a
+    /// variable-length field, `_id`, or `_valid`.
     public let name: String
+    /// The element type (`bytes` and `string` fields arrive as `uint8` values plus offsets).
     public let dtype: DType
+    /// The dimensions; the first is the batch's row count for per-row tensors.
     public let shape: [Int]
     private let storage: [UInt8]
     private let range: Range<Int>
@@ -19,7 +23,9 @@ public struct Tensor: Sendable {
         self.init(name: name, dtype: dtype, shape: shape, storage: bytes, range: 0..<bytes.count)
     }
 
+    /// Bytes of the tensor's data.
     public var byteCount: Int { range.count }
+    /// The product of ``shape`` (1 for a scalar).
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// The raw little-endian bytes.
@@ -27,6 +33,7 @@ public struct Tensor: Sendable {
         try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
+    /// A copy of the raw little-endian bytes (``withUnsafeBytes(_:)`` reads them without copying).
     public var bytes: [UInt8] { Array(storage[range]) }
 
     /// Every element converted to Float (any numeric dtype).
@@ -72,13 +79,20 @@ public struct Tensor: Sendable {
 /// A decoded batch as trainers see it: tensors by name (`batch["image"]`), the sample ids,
 /// and where it sits in the plan.
 public struct Batch: Sendable {
+    /// The epoch the batch belongs to.
     public let epoch: Int
     /// The global batch index within the epoch.
     public let index: Int
+    /// The rank whose slice of the global batch this is.
     public let rank: Int
+    /// Every tensor, by name; ``set(_:)`` replaces one.
     public private(set) var tensors: [String: Tensor]
 
     /// Decodes a safetensors buffer; the tensors view its bytes without copying.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData`` when the buffer is not
+    ///   valid safetensors, ``MBDataError/Code/malformedRecord`` for a dtype mbdata does not
+    ///   use (`F8_*`, `U16`, `U32`, `U64`).
     public init(epoch: Int, index: Int, rank: Int, safetensors buffer: [UInt8]) throws {
         self.epoch = epoch
         self.index = index
@@ -94,6 +108,7 @@ public struct Batch: Sendable {
         self.tensors = tensors
     }
 
+    /// The tensor called `name`, or nil.
     public subscript(_ name: String) -> Tensor? { tensors[name] }
 
     /// Sample ids, -1 for padding rows.

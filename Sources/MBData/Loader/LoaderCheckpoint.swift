@@ -4,16 +4,21 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
     /// Progress within one epoch: every batch below `lowWatermark` is finished, and so are
     /// those listed in `finishedAbove`.
     public struct EpochCursor: Codable, Sendable, Hashable {
+        /// The epoch whose progress this cursor records.
         public var epoch: Int
+        /// Every batch below this index is finished.
         public var lowWatermark: Int
+        /// Finished batches above the watermark, ascending.
         public var finishedAbove: [Int]
 
+        /// A cursor; `finishedAbove` must be ascending and above `lowWatermark`.
         public init(epoch: Int, lowWatermark: Int = 0, finishedAbove: [Int] = []) {
             self.epoch = epoch
             self.lowWatermark = lowWatermark
             self.finishedAbove = finishedAbove
         }
 
+        /// Whether batch `batch` of this epoch is finished.
         public func isFinished(_ batch: Int) -> Bool { batch < lowWatermark || finishedAbove.contains(batch) }
 
         /// Marks `batch` finished and moves the watermark over every finished batch above
@@ -32,11 +37,17 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
 
     /// Identifies dataset content and plan; a checkpoint only resumes the same plan.
     public var planFingerprint: String
+    /// The dataset version the plan was pinned to; a resumed loader reads this version.
     public var datasetVersion: Int
+    /// Ranks sharing each global batch; a resume must use the same.
     public var world: Int
+    /// This loader's rank; a resume must use the same.
     public var rank: Int
+    /// The first epoch of the run.
     public var firstEpoch: Int
+    /// The number of epochs of the run.
     public var epochCount: Int
+    /// This rank's batches per epoch (the plan's global batches per epoch).
     public var batchesPerEpoch: Int
     /// Epochs whose batches are all finished, from `firstEpoch` on.
     public var completedEpochs: Int
@@ -50,6 +61,7 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
         return batch < cursor.lowWatermark || cursor.finishedAbove.contains(batch)
     }
 
+    /// Finished batches in all epochs together.
     public var finishedBatchCount: Int {
         completedEpochs * batchesPerEpoch + inProgress.reduce(0) { $0 + $1.lowWatermark + $1.finishedAbove.count }
     }

@@ -13,6 +13,7 @@ import Foundation
 /// let checkpoint = await loader.checkpoint()
 /// ```
 public final class MultiBatchLoader: Sendable {
+    /// How concurrent trainer calls are scheduled.
     public enum Mode: String, Sendable, Codable {
         /// Steps of `concurrency` batches: step s+1 starts after every batch of step s returned.
         case synchronous
@@ -20,6 +21,8 @@ public final class MultiBatchLoader: Sendable {
         case asynchronous
     }
 
+    /// What a loader runs: the plan's parameters (they must match those of a shard set or
+    /// checkpoint), the epochs, the concurrency and how batches are prepared.
     public struct Configuration: Sendable {
         /// Global batch size (samples per step across all ranks).
         public var batchSize: Int
@@ -29,16 +32,17 @@ public final class MultiBatchLoader: Sendable {
         public var epochs: Range<Int>
         /// Batches consumed at once (k). Default 1.
         public var concurrency: Int = 1
-        /// Default `.asynchronous`.
+        /// How calls are scheduled. Default ``Mode/asynchronous``.
         public var mode: Mode = .asynchronous
-        /// Ranks sharing each global batch, and this loader's rank. Default 1 and 0.
+        /// Ranks sharing each global batch; must divide `batchSize`. Default 1.
         public var world: Int = 1
+        /// This loader's rank in `0..<world`. Default 0.
         public var rank: Int = 0
         /// The split to draw from; nil (default) for every sample.
         public var split: String?
-        /// Default `.drop`.
+        /// What happens to the last `count % batchSize` samples of an epoch. Default ``TailPolicy/drop``.
         public var tail: TailPolicy = .drop
-        /// Default true; false keeps ingest order.
+        /// Whether epochs are shuffled. Default true; false keeps ingest order (evaluation).
         public var shuffle: Bool = true
         /// Batches prepared ahead of the trainers. Default 8.
         public var prefetchDepth: Int = 8
@@ -53,6 +57,12 @@ public final class MultiBatchLoader: Sendable {
         /// Runs on every decoded batch before the trainer sees it, in parallel.
         public var batchTransform: BatchTransform?
 
+        /// A configuration with every other setting at its default; checked when a loader is made.
+        ///
+        /// - Parameters:
+        ///   - batchSize: The global batch size; `world` must divide it.
+        ///   - seed: The shuffle seed.
+        ///   - epochs: The epochs to run, e.g. `0..<10`; not empty.
         public init(batchSize: Int, seed: UInt64 = 0, epochs: Range<Int>) {
             self.batchSize = batchSize
             self.seed = seed
@@ -64,6 +74,7 @@ public final class MultiBatchLoader: Sendable {
         }
     }
 
+    /// The configuration the loader was made with.
     public let configuration: Configuration
     private let source: BatchSource
     private let cursor: CursorTracker
@@ -71,6 +82,10 @@ public final class MultiBatchLoader: Sendable {
 
     /// Reads batches live from a dataset (pinned to its current version, or to the
     /// checkpoint's version when resuming).
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` for an invalid
+    ///   configuration or a checkpoint of another plan, world, rank or epoch range; what
+    ///   ``Dataset/plan(_:version:)`` throws.
     public init(dataset: Dataset, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         try Self.validate(configuration)
         AllocatorTuning.apply()
@@ -84,6 +99,10 @@ public final class MultiBatchLoader: Sendable {
     }
 
     /// Reads batches from a shard directory written for the same plan parameters.
+    ///
+    /// - Throws: ``MBDataError``: what ``ShardSet/init(directory:)`` throws;
+    ///   ``MBDataError/Code/invalidArgument`` when the set was written for other parameters or
+    ///   lacks some of the epochs, or as the other initializers do.
     public init(shards directory: String, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) throws {
         try Self.validate(configuration)
         AllocatorTuning.apply()
@@ -109,6 +128,9 @@ public final class MultiBatchLoader: Sendable {
 
     /// Receives batches from a remote source (an `mbdata serve` daemon through
     /// MBDataClient); the remote cursor follows this loader's checkpoint.
+    ///
+    /// - Throws: what the source's ``RemoteBatchSource/prepare(_:resumingFrom:)`` throws, or
+    ///   ``MBDataError`` as the other initializers do.
     public init(remote: some RemoteBatchSource, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         try Self.validate(configuration)
         let plan = try await remote.prepare(configuration, resumingFrom: checkpoint)
@@ -158,7 +180,15 @@ public final class MultiBatchLoader: Sendable {
     /// The position now: only batches whose `train` call returned count as finished.
     public func checkpoint() async -> LoaderCheckpoint { await cursor.snapshot() }
 
-    /// Runs every unfinished batch of the configured epochs through `trainer`.
+    /// Runs every unfinished batch of the configured epochs through `trainer`, returning when
+    /// all are finished.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/trainerFailed`` when a trainer call
+    ///   threw (its error is the ``MBDataError/cause``); what preparing a batch throws
+    ///   (``MBDataError/Code/storage``, ``MBDataError/Code/corruptData``, or
+    ///   ``MBDataError/Code/unavailable`` from a remote source); `CancellationError` when the
+    ///   calling task was cancelled. In every case ``checkpoint()`` then holds exactly the
+    ///   finished batches, and a new loader resumed from it continues the run.
     public func run(trainer: some Trainer) async throws {
         let snapshot = await cursor.snapshot()
         let items = configuration.epochs.flatMap { epoch in

@@ -18,10 +18,14 @@ public protocol RemoteBatchSource: Sendable {
 
 /// What a remote source says of the plan it serves.
 public struct RemotePlan: Sendable, Hashable {
+    /// The plan fingerprint (``DatasetPlan/fingerprint``) the source serves.
     public var fingerprint: String
+    /// The dataset version the remote plan is pinned to.
     public var datasetVersion: Int
+    /// Global batches per epoch of the remote plan.
     public var batchesPerEpoch: Int
 
+    /// What ``RemoteBatchSource/prepare(_:resumingFrom:)`` returns.
     public init(fingerprint: String, datasetVersion: Int, batchesPerEpoch: Int) {
         self.fingerprint = fingerprint
         self.datasetVersion = datasetVersion

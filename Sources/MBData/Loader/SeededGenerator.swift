@@ -4,6 +4,7 @@
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
+    /// A generator started from `seed`: the same seed gives the same sequence.
     public init(seed: UInt64) { state = seed }
 
     init(planSeed: UInt64, epoch: Int, key: Int64, salt: UInt64) {
@@ -12,6 +13,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         state = SplitMix64.mix(mixed ^ UInt64(bitPattern: key))
     }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 { SplitMix64.next(&state) }
 }
 

@@ -27,10 +27,16 @@ public struct TrainingContext: Sendable {
 /// - In synchronous mode, `finishStep` runs after all batches of a step returned and
 ///   before any batch of the next step starts (apply accumulated gradients here).
 public protocol Trainer: Sendable {
+    /// Consumes one batch; the batch is finished when this returns. Throwing stops the run
+    /// (the contract above).
     func train(_ batch: Batch, context: TrainingContext) async throws
+    /// Synchronous mode: runs after every batch of step `step` returned, before the next
+    /// step starts (and once more after a last, shorter step). Throwing stops the run.
     func finishStep(_ step: Int) async throws
 }
 
 extension Trainer {
+    /// Does nothing: asynchronous-mode trainers, and synchronous ones with nothing to do
+    /// between steps, need not implement it.
     public func finishStep(_ step: Int) async throws {}
 }

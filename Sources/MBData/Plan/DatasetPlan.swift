@@ -3,7 +3,9 @@ import GRDB
 /// An epoch plan pinned to one dataset version: the ids of the plan's split as they were at
 /// that version, so an ingest running beside a reader never changes an epoch in flight.
 public struct DatasetPlan: Sendable, Hashable {
+    /// The epochs' order and batches over the ids below.
     public let plan: EpochPlan
+    /// The dataset version the plan is pinned to (``Dataset/version()``).
     public let datasetVersion: Int
     /// The largest sample id at that version; later samples are not in the plan.
     public let maxID: Int64
@@ -12,6 +14,7 @@ public struct DatasetPlan: Sendable, Hashable {
     /// Identifies the dataset content and plan: schema, version, ids and parameters.
     public let fingerprint: String
 
+    /// The parameters the plan was made with (``EpochPlan/parameters``).
     public var parameters: PlanParameters { plan.parameters }
 
     /// The fingerprint of a plan: xxh64 of the schema, the ascending ids, the version, the
@@ -31,7 +34,13 @@ public struct DatasetPlan: Sendable, Hashable {
 }
 
 extension Dataset {
-    /// Pins a plan to the dataset's current version (or an earlier `version`).
+    /// Pins a plan to the dataset's current version (or an earlier `version`): reads the
+    /// ids of the plan's split as they were at that version and fingerprints them.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` for invalid
+    ///   parameters, a version that does not exist or a split without samples at it;
+    ///   ``MBDataError/Code/invalidDataset`` when nothing was ingested yet;
+    ///   ``MBDataError/Code/storage`` when the file cannot be read.
     public func plan(_ parameters: PlanParameters, version: Int? = nil) async throws -> DatasetPlan {
         try parameters.validate()
         let path = self.path

@@ -4,14 +4,16 @@
 /// with cycle walking to stay inside the domain: `index(at:)` is O(1) expected time
 /// (fewer than 4 rounds of walking on average, as the domain is under 4 × count) and the
 /// permutation needs O(1) memory — no shuffle buffer, and seeking to any position is free.
-public struct IndexPermutation: Sendable, Hashable {
-    public let count: Int
+package struct IndexPermutation: Sendable, Hashable {
+    /// The size of the domain: the permutation maps `0..<count` onto itself.
+    package let count: Int
     private let halfBits: UInt64
     private let halfMask: UInt64
     private let keys: [UInt64]
 
     /// The permutation for `(seed, epoch)`; different epochs give independent orders.
-    public init(count: Int, seed: UInt64, epoch: Int, rounds: Int = 6) {
+    /// `rounds` is the number of Feistel rounds (6 by default; changing it changes every order).
+    package init(count: Int, seed: UInt64, epoch: Int, rounds: Int = 6) {
         precondition(count >= 0)
         self.count = count
         var bits: UInt64 = 2
@@ -22,8 +24,9 @@ public struct IndexPermutation: Sendable, Hashable {
         keys = (0..<rounds).map { _ in SplitMix64.next(&state) }
     }
 
-    /// The sample index at `position` of the shuffled order.
-    public func index(at position: Int) -> Int {
+    /// The sample index at `position` of the shuffled order; `position` must be in
+    /// `0..<count` (a precondition).
+    package func index(at position: Int) -> Int {
         precondition(position >= 0 && position < count, "position \(position) outside 0..<\(count)")
         var value = UInt64(position)
         repeat {

@@ -3,7 +3,7 @@ import GRDB
 
 /// Prepares any single batch of a plan on demand. Both methods block (they read, collate,
 /// compress or copy): call them from a worker thread, never from the cooperative pool.
-public protocol BatchProducer: Sendable {
+package protocol BatchProducer: Sendable {
     func produce(_ item: PlanItem) throws -> ReadyBatch
 
     /// Calls `body` with what `item`'s frame is and a function that writes the frame into the
@@ -15,20 +15,20 @@ public protocol BatchProducer: Sendable {
 
 /// A batch's frame as known before its bytes are read: from a shard footer, or from the
 /// batch just produced.
-public struct FrameDescription: Sendable, Hashable {
-    public var epoch: Int
-    public var batch: Int
-    public var rank: Int
-    public var sampleCount: Int
-    public var uncompressedSize: Int
+package struct FrameDescription: Sendable, Hashable {
+    package var epoch: Int
+    package var batch: Int
+    package var rank: Int
+    package var sampleCount: Int
+    package var uncompressedSize: Int
     /// Bytes of the LZ4 frame.
-    public var length: Int
+    package var length: Int
     /// xxh64 of the frame.
-    public var checksum: UInt64
+    package var checksum: UInt64
 }
 
 extension BatchProducer {
-    public func withFrame<R>(
+    package func withFrame<R>(
         _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
     ) throws -> R {
         let ready = try produce(item)
@@ -43,14 +43,14 @@ extension BatchProducer {
 
 /// Batches read live from a dataset: one SQL query per batch (ids sorted for locality),
 /// collation into safetensors, one LZ4 frame, and the frame's xxh64.
-public struct LiveBatchProducer: BatchProducer {
-    public let plan: DatasetPlan
+package struct LiveBatchProducer: BatchProducer {
+    package let plan: DatasetPlan
     let database: DatabasePool
     let collator: BatchCollator
     let reader: SampleReader
     let level: Int32
 
-    public init(dataset: Dataset, plan: DatasetPlan, configuration: PrefetchConfiguration = PrefetchConfiguration()) async throws {
+    package init(dataset: Dataset, plan: DatasetPlan, configuration: PrefetchConfiguration = PrefetchConfiguration()) async throws {
         guard let schema = try await dataset.schema() else {
             throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
         }
@@ -61,7 +61,7 @@ public struct LiveBatchProducer: BatchProducer {
         level = configuration.compressionLevel
     }
 
-    public func produce(_ item: PlanItem) throws -> ReadyBatch {
+    package func produce(_ item: PlanItem) throws -> ReadyBatch {
         let rows = try rows(item)
         let buffer = collate(rows, as: item)
         let frame = try LZ4Frame.compress(buffer, level: level)
@@ -86,12 +86,12 @@ public struct LiveBatchProducer: BatchProducer {
 
 /// Batches read from a shard set: frames exactly as stored, with the footer's checksum,
 /// never recompressed.
-public final class SpoolBatchProducer: BatchProducer {
-    public let shards: ShardSet
+package final class SpoolBatchProducer: BatchProducer {
+    package let shards: ShardSet
     private let files: [ShardFile]
     private let locations: [PlanItem: (shard: Int, entry: Int)]
 
-    public init(shards: ShardSet) throws {
+    package init(shards: ShardSet) throws {
         self.shards = shards
         var locations: [PlanItem: (shard: Int, entry: Int)] = [:]
         for (shard, entries) in shards.entries.enumerated() {
@@ -104,7 +104,7 @@ public final class SpoolBatchProducer: BatchProducer {
     }
 
     /// Whether the set holds every batch of `epoch` for `rank`.
-    public func holds(epoch: Int, rank: Int, batchesPerEpoch: Int) -> Bool {
+    package func holds(epoch: Int, rank: Int, batchesPerEpoch: Int) -> Bool {
         (0..<batchesPerEpoch).allSatisfy { locations[PlanItem(epoch: epoch, batch: $0, rank: rank)] != nil }
     }
 
@@ -117,13 +117,13 @@ public final class SpoolBatchProducer: BatchProducer {
     }
 
     /// The footer entry of `item`'s frame: its length, decoded size, samples and checksum.
-    public func entry(_ item: PlanItem) throws -> ShardFormat.Entry {
+    package func entry(_ item: PlanItem) throws -> ShardFormat.Entry {
         let (shard, index) = try location(item)
         return shards.entries[shard][index]
     }
 
     /// The frame as stored, read from the shard straight into the caller's buffer.
-    public func withFrame<R>(
+    package func withFrame<R>(
         _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
     ) throws -> R {
         let (shard, index) = try location(item)
@@ -136,7 +136,7 @@ public final class SpoolBatchProducer: BatchProducer {
         }
     }
 
-    public func produce(_ item: PlanItem) throws -> ReadyBatch {
+    package func produce(_ item: PlanItem) throws -> ReadyBatch {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
         let frame = try files[shard].copy(Int(entry.offset)..<Int(entry.offset + entry.length))

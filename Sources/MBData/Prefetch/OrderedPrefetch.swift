@@ -1,11 +1,11 @@
 /// Produces `count` results on worker threads and hands them out in index order, at most
 /// `depth` ahead of the consumer: the prefetcher's machinery for any output — the serve
 /// daemon uses it to build whole wire messages off the event loop.
-public final class OrderedPrefetch<Output: Sendable>: Sendable {
+package final class OrderedPrefetch<Output: Sendable>: Sendable {
     private let pool: OrderedWorkPool<Output>
 
     /// `produce(index)` runs on a worker thread and may block.
-    public init(count: Int, workers: Int, depth: Int, produce: @escaping @Sendable (Int) throws -> Output) {
+    package init(count: Int, workers: Int, depth: Int, produce: @escaping @Sendable (Int) throws -> Output) {
         AllocatorTuning.apply()
         pool = OrderedWorkPool(count: count, workers: workers, depth: depth, produce: produce)
     }
@@ -13,11 +13,11 @@ public final class OrderedPrefetch<Output: Sendable>: Sendable {
     deinit { pool.stop() }
 
     /// The results in order; the first worker failure is rethrown.
-    public func results() -> some AsyncSequence<Output, any Error> { pool.stream() }
+    package func results() -> some AsyncSequence<Output, any Error> { pool.stream() }
 
     /// Results produced and waiting for the consumer.
-    public var readyCount: Int { pool.readyCount }
+    package var readyCount: Int { pool.readyCount }
 
     /// Stops the workers without waiting for them.
-    public func stop() { pool.stop() }
+    package func stop() { pool.stop() }
 }

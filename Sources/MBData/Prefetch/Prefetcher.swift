@@ -2,9 +2,11 @@ import Foundation
 
 /// One batch of a plan, collated and compressed, ready to store or send.
 public struct ReadyBatch: Sendable, Hashable {
+    /// The epoch the batch belongs to.
     public var epoch: Int
     /// The global batch index within the epoch.
     public var batch: Int
+    /// The rank whose slice of the global batch this is (`0..<world`).
     public var rank: Int
     /// Real (non-padding) samples in the batch.
     public var sampleCount: Int
@@ -15,6 +17,9 @@ public struct ReadyBatch: Sendable, Hashable {
     /// xxh64 of `frame`.
     public var checksum: UInt64
 
+    /// A batch as received or read from elsewhere (a ``RemoteBatchSource`` delivers these).
+    /// Nothing is checked here; the loader checks `checksum` against `frame` and the decoded
+    /// size against `uncompressedSize` before a trainer sees the batch.
     public init(epoch: Int, batch: Int, rank: Int, sampleCount: Int, uncompressedSize: Int, frame: [UInt8], checksum: UInt64) {
         self.epoch = epoch
         self.batch = batch
@@ -26,7 +31,8 @@ public struct ReadyBatch: Sendable, Hashable {
     }
 }
 
-/// How the prefetcher works.
+/// How a prefetcher (and `mbdata serve`'s live streams) prepare batches: how many threads,
+/// how far ahead, how hard to compress, which fields to pad.
 public struct PrefetchConfiguration: Sendable, Hashable {
     /// Batches claimed but not yet taken by the consumer, at most (back-pressure). Default 8.
     public var depth: Int = 8
@@ -37,15 +43,20 @@ public struct PrefetchConfiguration: Sendable, Hashable {
     /// Fields with a variable first dimension to pad to a fixed length.
     public var padLengths: [String: Int] = [:]
 
+    /// The defaults: depth 8, one worker per active core, LZ4 fast mode, no padding.
     public init() {}
 }
 
 /// One batch of a plan to produce: which epoch, global batch and rank.
 public struct PlanItem: Sendable, Hashable, Codable {
+    /// The epoch the batch belongs to.
     public var epoch: Int
+    /// The global batch index within the epoch (`0..<batchesPerEpoch`).
     public var batch: Int
+    /// The rank whose slice of the global batch to produce (`0..<world`).
     public var rank: Int
 
+    /// The batch `batch` of `epoch` for `rank`; checked when a prefetcher produces it.
     public init(epoch: Int, batch: Int, rank: Int) {
         self.epoch = epoch
         self.batch = batch
@@ -53,7 +64,7 @@ public struct PlanItem: Sendable, Hashable, Codable {
     }
 
     /// Every batch of `epochs` for `ranks`, ordered by epoch, then batch, then rank.
-    public static func all(of plan: EpochPlan, epochs: Range<Int>, ranks: [Int]) -> [PlanItem] {
+    package static func all(of plan: EpochPlan, epochs: Range<Int>, ranks: [Int]) -> [PlanItem] {
         epochs.flatMap { epoch in
             (0..<plan.batchesPerEpoch).flatMap { batch in ranks.map { PlanItem(epoch: epoch, batch: batch, rank: $0) } }
         }
@@ -68,14 +79,25 @@ public struct PlanItem: Sendable, Hashable, Codable {
 /// `next()` blocks; call it from a thread of your own (not the cooperative pool), or use
 /// `batches()` from async code. `cancel()` (or deinit) stops the workers.
 public final class Prefetcher: Sendable {
+    /// The pinned plan the batches come from.
     public let plan: DatasetPlan
+    /// The epochs the prefetcher was asked for (a shard manifest records them).
     public let epochs: Range<Int>
+    /// The batches it produces, in the order it hands them out.
     public let items: [PlanItem]
+    /// Depth, workers, compression level and padding.
     public let configuration: PrefetchConfiguration
+    /// The number of batches it produces: `items.count`.
     public var totalBatches: Int { items.count }
     private let pool: OrderedWorkPool<ReadyBatch>
 
-    /// Every batch of `epochs` for `ranks` (default: all ranks).
+    /// Every batch of `epochs` for `ranks` (default: all ranks), read live from `dataset`.
+    /// The workers start at once.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` for a rank outside
+    ///   `0..<world`, a non-positive depth or worker count, or `padLengths` naming a field
+    ///   whose first dimension is not variable; ``MBDataError/Code/invalidDataset`` when the
+    ///   dataset has no schema.
     public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, ranks: [Int]? = nil,
         configuration: PrefetchConfiguration = PrefetchConfiguration()
@@ -90,6 +112,8 @@ public final class Prefetcher: Sendable {
     }
 
     /// The given batches, in the given order (a resumed run passes the unfinished ones).
+    ///
+    /// - Throws: ``MBDataError``, as ``init(dataset:plan:epochs:ranks:configuration:)`` does.
     public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem],
         configuration: PrefetchConfiguration = PrefetchConfiguration()
@@ -99,7 +123,7 @@ public final class Prefetcher: Sendable {
     }
 
     /// The given batches from any producer (live, or frames from a shard set).
-    public init(
+    package init(
         plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem], producer: some BatchProducer,
         configuration: PrefetchConfiguration = PrefetchConfiguration()
     ) throws {
@@ -127,7 +151,11 @@ public final class Prefetcher: Sendable {
     /// Stops the workers and waits for them; `next()` then returns nil.
     public func cancel() { pool.cancel() }
 
-    /// The next batch in order, nil after the last; rethrows a worker's failure.
+    /// The next batch in order, nil after the last; rethrows a worker's failure (an
+    /// ``MBDataError``: ``MBDataError/Code/storage`` when reading failed,
+    /// ``MBDataError/Code/corruptData`` for a stored value the schema does not allow).
+    ///
+    /// Blocks until the batch is ready. Call it from one consumer at a time.
     public func next() throws -> ReadyBatch? { try pool.next() }
 
     /// The batches as an async sequence, taken from the workers only as the consumer asks.

@@ -1,7 +1,14 @@
-/// The element type of a schema field.
+/// The element type of a schema field; the raw value is the name a schema document uses
+/// (`"uint8"`, `"bfloat16"`, `"string"`…).
 public enum DType: String, CaseIterable, Codable, Sendable {
+    /// Integers: unsigned 8-bit and signed 8-, 16-, 32- and 64-bit.
     case uint8, int8, int16, int32, int64
+    /// IEEE half, brain float (the upper half of a float32), single and double precision.
+    ///
+    /// Ingest refuses a value beyond the dtype's finite range; within it, values are rounded to
+    /// the dtype's precision.
     case float16, bfloat16, float32, float64
+    /// 0 or 1, one byte per element (safetensors `BOOL`).
     case bool
     /// A variable-length byte string (an encoded image, a serialized record…).
     case bytes
@@ -19,6 +26,8 @@ public enum DType: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// True for the integer dtypes (`uint8` … `int64`); false for `bool`, the floats,
+    /// `bytes` and `string`.
     public var isInteger: Bool {
         switch self {
         case .uint8, .int8, .int16, .int32, .int64: true
@@ -26,6 +35,7 @@ public enum DType: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// True for `float16`, `bfloat16`, `float32` and `float64`.
     public var isFloat: Bool {
         switch self {
         case .float16, .bfloat16, .float32, .float64: true

@@ -8,14 +8,23 @@ import Foundation
 ///             {"name": "image", "dtype": "uint8", "shape": [8, 8]},
 ///             {"name": "label", "dtype": "int64"}]}
 /// ```
-/// The format is specified by `schemas/sample-schema.schema.json`.
+/// The format is specified by `schemas/sample-schema.schema.json`. A dataset keeps the
+/// schema it was created with (``Dataset/schema()``); every ingest must match it.
 public struct Schema: Hashable, Codable, Sendable {
+    /// The dataset's name (non-empty); informational.
     public var name: String
     /// The field that identifies a sample; re-ingesting a sample with a known key adds nothing.
     public var key: String?
+    /// The fields of every sample, in column and tensor order (at least one).
     public var fields: [Field]
+    /// Free text for people; not used by mbdata.
     public var description: String?
 
+    /// A schema built in code, checked as a schema document is.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema`` when a field name is
+    ///   invalid or repeated, a shape breaks the format's rules, a value would need more than
+    ///   ``RecordLimits/largestMaxRecordBytes``, or `key` names no scalar integer, string or bytes field.
     public init(name: String, key: String? = nil, fields: [Field], description: String? = nil) throws {
         self.name = name
         self.key = key
@@ -24,11 +33,18 @@ public struct Schema: Hashable, Codable, Sendable {
         try validate()
     }
 
+    /// The field called `name` (case-sensitive), or nil.
     public func field(named name: String) -> Field? { fields.first { $0.name == name } }
+    /// The position of the field called `name` in ``fields`` — and so in a stored sample's
+    /// values (``StoredSample/values``) — or nil.
     public func index(of name: String) -> Int? { fields.firstIndex { $0.name == name } }
+    /// The position of the ``key`` field, or nil when the schema has no key.
     public var keyIndex: Int? { key.flatMap(index(of:)) }
 
     /// Reads and validates a schema file.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/unreadableSource`` when the file cannot
+    ///   be read, ``MBDataError/Code/invalidSchema`` when it is not a valid schema document.
     public init(contentsOf path: String) throws {
         let data: Data
         do {
@@ -44,7 +60,9 @@ public struct Schema: Hashable, Codable, Sendable {
         }
     }
 
-    /// Parses and validates a schema document.
+    /// Parses and validates a schema document (UTF-8 JSON; unknown properties are refused).
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema``.
     public init(json data: Data) throws {
         let root: JSONValue
         do {
@@ -129,7 +147,12 @@ public struct Schema: Hashable, Codable, Sendable {
         }
     }
 
-    /// Checks the rules a document cannot express by shape alone.
+    /// Checks the rules a document cannot express by shape alone: valid, case-insensitively
+    /// unique field names; `bytes` and `string` only as scalars; at most one variable
+    /// dimension; a value size within ``RecordLimits/largestMaxRecordBytes``; a key that
+    /// names a scalar integer, string or bytes field.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema``, naming the field.
     public func validate() throws {
         var seen = Set<String>()
         for field in fields {
@@ -186,7 +209,9 @@ public struct Schema: Hashable, Codable, Sendable {
         return scalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }
     }
 
-    /// The canonical JSON text stored in the dataset's meta table.
+    /// The canonical JSON text stored in the dataset's meta table: sorted keys, no
+    /// whitespace, shapes only for non-scalars. Two schemas are equal exactly when their
+    /// canonical texts are; plan fingerprints hash it.
     public func canonicalJSON() -> String {
         var object: [String: Any] = ["name": name]
         if let key { object["key"] = key }

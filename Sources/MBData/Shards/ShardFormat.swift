@@ -6,22 +6,31 @@
 ///               samples u32, xxh64 of the frame u64
 ///     trailer = footer length u64, xxh64 of the footer u64, magic "MBSHARD1"
 ///
-/// All integers little-endian.
+/// All integers little-endian. ``ShardSet`` reads this layout and ``ShardWriter`` writes it;
+/// ``ShardSet/entries`` holds every footer ``Entry``.
 public enum ShardFormat {
-    public static let magic: [UInt8] = Array("MBSHARD1".utf8)
-    public static let entrySize = 48
-    public static let trailerSize = 24
-    public static let fileExtension = "mbshard"
+    package static let magic: [UInt8] = Array("MBSHARD1".utf8)
+    package static let entrySize = 48
+    package static let trailerSize = 24
+    package static let fileExtension = "mbshard"
 
     /// Where one batch's frame lies in a shard, and what it holds.
     public struct Entry: Sendable, Hashable, Codable {
+        /// Byte offset of the frame from the start of the shard file.
         public var offset: UInt64
+        /// Bytes of the LZ4 frame.
         public var length: UInt64
+        /// Bytes of the safetensors buffer the frame decodes to.
         public var uncompressed: UInt64
+        /// The epoch of the batch.
         public var epoch: UInt32
+        /// The global batch index within the epoch.
         public var batch: UInt32
+        /// The rank whose slice of the global batch the frame holds.
         public var rank: UInt32
+        /// Real (non-padding) samples in the batch.
         public var samples: UInt32
+        /// xxh64 (seed 0) of the frame's bytes, checked before the frame is decoded.
         public var checksum: UInt64
     }
 
@@ -45,11 +54,11 @@ public enum ShardFormat {
     }
 
     /// XXH64 (seed 0): the checksum of frames in shard footers and on the wire.
-    public static func xxh64(_ bytes: [UInt8]) -> UInt64 {
+    package static func xxh64(_ bytes: [UInt8]) -> UInt64 {
         bytes.withUnsafeBytes { xxh64($0) }
     }
 
-    public static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+    package static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var hash = XXH64()
         hash.update(bytes)
         return hash.finalize()
@@ -57,12 +66,12 @@ public enum ShardFormat {
 
     /// The largest batch (decoded safetensors buffer) a reader accepts, 2 GiB: a footer entry
     /// or frame header declaring more is refused before anything is allocated.
-    public static let maxBatchBytes = 1 << 31
+    package static let maxBatchBytes = 1 << 31
 
     /// The entries of a whole shard file held in memory: the trailer, the footer's length and
     /// hash, and every entry checked as `ShardSet` checks a file on disk (the fuzz target's
     /// entry point). Throws `MBDataError` (`.corruptData`) on any malformed input.
-    public static func entries(inFile bytes: [UInt8], source: String = "shard") throws -> [Entry] {
+    package static func entries(inFile bytes: [UInt8], source: String = "shard") throws -> [Entry] {
         guard bytes.count >= trailerSize + 8 else {
             throw MBDataError(.corruptData, "shard of \(bytes.count) bytes is too short for a footer and trailer", source: source)
         }

@@ -3,48 +3,82 @@ import Foundation
 /// `manifest.json` of a shard directory: which dataset version and plan the shards hold,
 /// and every shard's size and hash. Shards are a cache keyed by this: a manifest that does
 /// not match the dataset and plan asked for is refused.
+///
+/// The JSON keys are snake_case (`max_id`, `batches_per_epoch`…); `schemas/shard-format.md`
+/// specifies every one.
 public struct ShardManifest: Codable, Sendable, Hashable {
+    /// The value of ``format`` this build writes and reads.
     public static let formatName = "mbdata-shards-1"
+    /// The manifest's file name inside a shard directory.
     public static let fileName = "manifest.json"
 
+    /// The dataset version the shards were made from.
     public struct DatasetInfo: Codable, Sendable, Hashable {
+        /// The dataset version the plan was pinned to.
         public var version: Int
+        /// The largest sample id at that version.
         public var maxId: Int64
+        /// Samples in the plan's split at that version.
         public var samples: Int
         /// The plan fingerprint: schema, version, sample ids and plan parameters.
         public var fingerprint: String
     }
 
+    /// The plan the shards hold, and which of its epochs.
     public struct PlanInfo: Codable, Sendable, Hashable {
+        /// The plan's parameters; a loader or daemon must ask for exactly these.
         public var parameters: PlanParameters
+        /// The first epoch held.
         public var firstEpoch: Int
+        /// The number of consecutive epochs held from `firstEpoch`.
         public var epochs: Int
+        /// Global batches per epoch (``EpochPlan/batchesPerEpoch``).
         public var batchesPerEpoch: Int
+        /// Samples left out of each epoch under ``TailPolicy/drop``.
         public var droppedPerEpoch: Int
+        /// Fields padded to a fixed length (``PrefetchConfiguration/padLengths``).
         public var padLengths: [String: Int]
     }
 
+    /// One shard file of the set.
     public struct Shard: Codable, Sendable, Hashable {
+        /// The file name inside the directory: `shard-00000.mbshard`, `shard-00001.mbshard`, … in order.
         public var file: String
+        /// The file's size in bytes.
         public var bytes: Int
+        /// `xxh64:` and 16 hex digits of the whole file.
         public var xxh64: String
+        /// Frames (batches) the file holds.
         public var batches: Int
     }
 
+    /// Sums over every frame of the set.
     public struct Totals: Codable, Sendable, Hashable {
+        /// Frames in all shards: epochs × batches per epoch × world.
         public var batches: Int
+        /// Real samples in all batches.
         public var samples: Int
+        /// Bytes of the decoded safetensors buffers.
         public var uncompressedBytes: Int
+        /// Bytes of the LZ4 frames.
         public var compressedBytes: Int
     }
 
+    /// The manifest format: ``formatName``.
     public var format: String = formatName
+    /// The dataset version and plan fingerprint.
     public var dataset: DatasetInfo
+    /// The dataset's schema, which the batches' tensors follow.
     public var schema: Schema
+    /// The plan and epochs held.
     public var plan: PlanInfo
+    /// How frames are compressed: `lz4-frame level N`.
     public var compression: String
+    /// The shard files, in frame order.
     public var shards: [Shard]
+    /// Sums over every frame.
     public var totals: Totals
+    /// When the set was written: ISO 8601 UTC with milliseconds.
     public var createdAt: String
 }
 
@@ -52,7 +86,9 @@ extension ShardManifest {
     /// Decodes and validates a manifest held in memory (what `ShardSet` does with
     /// `manifest.json`; the fuzz target's entry point). Throws `MBDataError`:
     /// `.invalidDataset` when the bytes are not a manifest, `.corruptData` when its values
-    /// contradict each other (see ``validate(source:)``).
+    /// contradict each other: a count out of range, `batches_per_epoch` or the totals not
+    /// what the plan implies, shard files misnamed or listed twice, an invalid schema or
+    /// `pad_lengths`.
     public static func parse(_ bytes: [UInt8], source: String = fileName) throws -> ShardManifest {
         let manifest: ShardManifest
         do {
@@ -79,7 +115,7 @@ extension ShardManifest {
     /// footer's u32, shard files are named and numbered as §1 says (so none is listed twice),
     /// and `totals.batches`/`totals.samples` equal what the plan implies and the shards list.
     /// What needs the shard files (footers, frames) is checked by `ShardSet` and `verify`.
-    public func validate(source: String = fileName) throws {
+    package func validate(source: String = fileName) throws {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, "manifest: \(message)", source: source) }
         try Self.validate(schema: schema, padLengths: plan.padLengths, refuse: refuse)
 

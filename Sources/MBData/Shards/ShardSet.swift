@@ -1,8 +1,14 @@
 import Foundation
 
 /// A shard directory opened for reading: its manifest and, per shard, the index footer.
+///
+/// Opening it reads only the manifest and the footers; frames are read on demand. A value
+/// of this type is immutable and may be shared between threads; its methods block on file
+/// I/O, so call them from a worker thread rather than from the cooperative pool.
 public struct ShardSet: Sendable {
+    /// The shard directory, as given.
     public let directory: String
+    /// The validated manifest.
     public let manifest: ShardManifest
     /// Footer entries per shard file, in manifest order.
     public let entries: [[ShardFormat.Entry]]
@@ -12,11 +18,16 @@ public struct ShardSet: Sendable {
     static let maxManifestBytes = 64 << 20
 
     /// Opens a shard directory, checking before any frame is read what can be checked
-    /// without reading frames: the manifest (``ShardManifest/validate(source:)``), each
+    /// without reading frames: the manifest (``ShardManifest/parse(_:source:)``), each
     /// shard's size, trailer and footer, and that the footers' frames run through exactly the
     /// plan's (epoch, batch, rank) triples in order, with the sample counts the plan implies
     /// and the byte totals the manifest declares. The loader and `serve --spool` open shard
     /// sets here, so a stale, truncated or edited set is refused before a byte is served.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset`` when there is no
+    ///   readable manifest, a shard file is missing or of another size than listed;
+    ///   ``MBDataError/Code/corruptData`` when the manifest, a trailer or a footer fails a
+    ///   check; ``MBDataError/Code/unreadableSource`` when a file cannot be read.
     public init(directory: String) throws {
         self.directory = directory
         let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
@@ -111,7 +122,9 @@ public struct ShardSet: Sendable {
     /// Refuses a shard set that was not made from exactly this dataset version and plan:
     /// the fingerprint and parameters, and also the version, sample count and highest id
     /// (which the fingerprint covers, but which a reader takes from the manifest) and, when
-    /// given, the dataset's schema.
+    /// given, the dataset's schema, and, when given, that the set holds all of `epochs`.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset``, saying what differs.
     public func check(matches plan: DatasetPlan, schema: Schema? = nil, epochs: Range<Int>? = nil) throws {
         guard manifest.dataset.fingerprint == plan.fingerprint, manifest.plan.parameters == plan.parameters else {
             throw MBDataError(
@@ -139,7 +152,15 @@ public struct ShardSet: Sendable {
     }
 
     /// Reads one frame, checks its xxh64 and decodes it, checking liblz4's content checksum
-    /// too (what `verify` uses).
+    /// too (what `verify` uses). Returns the safetensors buffer.
+    ///
+    /// - Parameters:
+    ///   - shard: The shard's index in ``ShardManifest/shards`` (a precondition: in range).
+    ///   - entry: The frame's index in that shard's ``entries`` (a precondition: in range).
+    ///   - limit: The largest decoded size accepted, in bytes (default 2 GiB).
+    /// - Throws: ``MBDataError``: ``MBDataError/Code/malformedRecord`` on a checksum mismatch,
+    ///   ``MBDataError/Code/corruptData`` when the frame does not decode as its entry says,
+    ///   ``MBDataError/Code/unreadableSource`` when the file cannot be read.
     public func batch(shard: Int, entry: Int, limit: Int = 1 << 31) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent(manifest.shards[shard].file)
         let e = entries[shard][entry]

@@ -2,12 +2,17 @@ import Foundation
 
 /// What verifying a shard directory found.
 public struct ShardVerifyReport: Sendable, Codable {
+    /// Frames read, checked and decoded.
     public var batchesChecked = 0
+    /// Real samples found in the batches that passed.
     public var samplesChecked = 0
     /// Whether every sample of the plan appeared in some batch, so that the manifest's
     /// fingerprint could be recomputed from the batches' ids and was compared.
     public var fingerprintChecked = false
+    /// The first problems found (at most the `maxProblems` asked for), each naming the
+    /// shard file and batch.
     public var problems: [String] = []
+    /// True when no problem was found.
     public var isValid: Bool { problems.isEmpty }
 }
 
@@ -15,10 +20,13 @@ extension ShardSet {
     /// Checks what `schemas/shard-format.md` §7 says a reader must check, beyond what opening
     /// the set checked (manifest, trailers, footers, frame order and totals): every shard's
     /// hash, every frame's checksum and decoding, every batch's tensors against the schema and
-    /// its footer entry (``checkBatch(_:entry:)``), that each epoch holds every sample of the
+    /// its footer entry (`schemas/shard-format.md` §5), that each epoch holds every sample of the
     /// plan exactly once (less the dropped tail), and — when every sample appears in some
     /// batch — the manifest's fingerprint recomputed from the ids, which covers the schema,
     /// dataset version, highest id and plan parameters the manifest names.
+    ///
+    /// Problems are reported, not thrown. Reads and decodes every frame: blocking, and as long
+    /// as reading the whole set; from async code use the `async` overload.
     public func verify(maxProblems: Int = 20) -> ShardVerifyReport {
         var report = ShardVerifyReport()
         func problem(_ text: String) { if report.problems.count < maxProblems { report.problems.append(text) } }
@@ -77,6 +85,8 @@ extension ShardSet {
     }
 
     /// The same checks, run on a thread of their own (they read and decode every frame).
+    ///
+    /// Problems are reported in the result, not thrown.
     public func verify(maxProblems: Int = 20) async throws -> ShardVerifyReport {
         let shards = self
         return try await runOnThread { shards.verify(maxProblems: maxProblems) }
@@ -89,7 +99,7 @@ extension ShardSet {
     /// `1 … max_id`, as many real ones as the entry says; `_valid` is present exactly under
     /// `tail = "pad"` and equals `_id ≥ 0`; every `.offsets` runs from 0, never decreasing,
     /// to the length of its values; every `.lengths` value is in `0 … L`.
-    public func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry) throws -> [Int64] {
+    package func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry) throws -> [Int64] {
         try Self.checkBatch(buffer, entry: entry, manifest: manifest)
     }
 

@@ -5,14 +5,34 @@ import Foundation
 /// `manifest.json`. An existing manifest is removed first, so a half-replaced set is never
 /// mistaken for a whole one.
 public enum ShardWriter {
+    /// Where a write stands, reported after every batch written.
     public struct Progress: Sendable {
+        /// Batches written so far.
         public var batches: Int
+        /// Batches the prefetcher produces in all (``Prefetcher/totalBatches``).
         public var totalBatches: Int
+        /// Decoded bytes of the batches written so far.
         public var uncompressedBytes: Int
+        /// Frame bytes written so far.
         public var compressedBytes: Int
+        /// Seconds since the write started.
         public var elapsedSeconds: Double
     }
 
+    /// Drains `prefetcher` into shard files in `directory` and writes the manifest last;
+    /// returns the manifest written. Runs on a thread of its own, not on the cooperative pool.
+    ///
+    /// - Parameters:
+    ///   - prefetcher: The batches to write, in order; it must not be consumed elsewhere.
+    ///   - schema: The dataset's schema, recorded in the manifest.
+    ///   - directory: Created if missing; an existing one must be empty or hold a shard set,
+    ///     whose shards not rewritten are removed.
+    ///   - targetShardBytes: A shard is closed once it holds this many bytes (default 256 MiB).
+    ///   - progress: Called after every batch, on the writing thread.
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` when `directory` is a
+    ///   file or holds other files; ``MBDataError/Code/storage`` when a shard or the manifest
+    ///   cannot be written (the disk is full, say); what the prefetcher throws. A failed write
+    ///   leaves no manifest, so the directory is never taken for a whole set.
     public static func write(
         _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int = 256 << 20,
         progress: (@Sendable (Progress) -> Void)? = nil

@@ -9,11 +9,21 @@ import GRDB
 /// let summaries = try await dataset.ingest(SourceSpec(paths: ["digits.jsonl"]), schema: schema)
 /// print(try await dataset.info().sampleCount)
 /// ```
+///
+/// Thread-safety: one `Dataset` may be shared by any number of tasks; reads run
+/// concurrently on a pool of reader connections, writes (ingest) one at a time, all off the
+/// cooperative thread pool. Other processes may read the file while one ingests (WAL).
 public final class Dataset: Sendable {
+    /// The path of the dataset file, as given to ``init(path:create:)``.
     public let path: String
     let pool: DatabasePool
 
-    /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset.
+    /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
+    /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset`` when the file is
+    ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
+    ///   newer format than this build reads.
     public init(path: String, create: Bool = false) throws {
         self.path = path
         let exists = FileManager.default.fileExists(atPath: path)
@@ -78,6 +88,8 @@ public final class Dataset: Sendable {
     }
 
     /// The schema the dataset was created with; nil before the first ingest.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
     public func schema() async throws -> Schema? {
         try await read { db in try Self.storedSchema(db) }
     }
@@ -102,7 +114,10 @@ public final class Dataset: Sendable {
         for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: path + suffix) }
     }
 
-    /// The number that grows with every committed ingest chunk; a plan pins one.
+    /// The number that grows with every committed ingest chunk (0 for a new dataset); a
+    /// plan pins one (``plan(_:version:)``), so samples ingested later are not in its epochs.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
     public func version() async throws -> Int {
         try await read { db in Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0 }
     }

@@ -3,17 +3,22 @@ import GRDB
 
 /// What `mbdata verify` found.
 public struct VerifyReport: Sendable, Codable {
+    /// Samples whose stored values were checked against the schema.
     public var samplesChecked = 0
     /// The first problems, each naming the sample (`_id`) and field.
     public var problems: [String] = []
     /// Problems beyond those listed.
     public var moreProblems = 0
+    /// True when no problem was found.
     public var isValid: Bool { problems.isEmpty }
 }
 
 extension Dataset {
     /// Runs SQLite's `integrity_check`, checks the meta tables and checks every stored value
     /// against the schema (column type, integer range, blob length for the shape, UTF-8).
+    ///
+    /// Problems are reported, not thrown: the first `maxProblems` are listed, the rest counted.
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read at all.
     public func verify(maxProblems: Int = 20) async throws -> VerifyReport {
         try await read { db in
             var report = VerifyReport()

@@ -26,6 +26,7 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private let name: String
         private init(_ name: String) { self.name = name }
+        /// The code's name, e.g. `storage`.
         public var description: String { name }
 
         /// A schema document is not valid JSON or breaks the schema format.
@@ -65,7 +66,10 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// What kind of failure this is; `catch MBDataError.Code.storage` matches on it.
     public var code: Code
+    /// What was expected and what was found, without the source, location and field
+    /// (``description`` puts them together).
     public var message: String
     /// The source the error is about: a file path, `-` for stdin, or a dataset path.
     public var source: String?
@@ -81,6 +85,16 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
     /// GRDB's `DatabaseError` when SQLite failed, the decoder's error for a bad document.
     public var cause: (any Error & Sendable)?
 
+    /// An error with its context; absent parts are nil.
+    ///
+    /// - Parameters:
+    ///   - code: The kind of failure.
+    ///   - message: What was expected and what was found.
+    ///   - source: The file, `-` or dataset path it concerns.
+    ///   - location: Where in the source: `line 12`, `record 7`.
+    ///   - field: The schema field it concerns.
+    ///   - parameter: The API parameter it concerns, as `Type.property`.
+    ///   - cause: The error it was made from, kept as is.
     public init(
         _ code: Code, _ message: String, source: String? = nil, location: String? = nil,
         field: String? = nil, parameter: String? = nil, cause: (any Error & Sendable)? = nil
