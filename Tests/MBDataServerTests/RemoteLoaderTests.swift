@@ -33,7 +33,7 @@ import Testing
             #expect(checkpoint.completedEpochs == 1)
             // Acks go several to a request under load; all of them reached the daemon.
             let id = CursorState.id(
-                dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().planParameters, rank: 0, replica: 0)
+                dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().plan, rank: 0, replica: 0)
             let reply = try await HTTPTransport(url: url, token: nil).call(.GET, "/v1/cursors/\(id)")
             let state = try CursorState.decoder.decode(CursorState.self, from: Data(reply.body))
             #expect(state.progress(epoch: 0).lowWatermark == 1449 / 64)

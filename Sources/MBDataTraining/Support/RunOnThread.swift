@@ -2,7 +2,7 @@ import Foundation
 
 /// Runs blocking work on a thread of its own and awaits it, keeping file I/O and
 /// compression off the cooperative pool.
-public func runOnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+package func runOnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         let thread = Thread {
             continuation.resume(with: Result { try body() })
