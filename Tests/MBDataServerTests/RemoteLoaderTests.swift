@@ -107,6 +107,37 @@ import Testing
         }
     }
 
+    @Test func aCheckpointResumesThroughServeIntoMoreEpochs() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let batchesPerEpoch = 1449 / 64
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+            let short = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
+            let first = RecordingTrainer(maxDelayMilliseconds: 1)
+            try await short.run(trainer: first)
+            let checkpoint = await short.checkpoint()
+            #expect(checkpoint.completedEpochs == 1)
+
+            var longer = Self.configuration()
+            longer.epochs = 0..<3
+            let resumed = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: longer, resumingFrom: checkpoint)
+            let second = RecordingTrainer(maxDelayMilliseconds: 1)
+            try await resumed.run(trainer: second)
+            let delivered = await second.finished
+            #expect(delivered.count == 2 * batchesPerEpoch)
+            #expect(Set(delivered.map(\.epoch)) == [1, 2], "only the new epochs")
+            #expect(await resumed.checkpoint().completedEpochs == 3)
+
+            // Another seed is refused by name before the daemon is asked anything.
+            var reseeded = Self.configuration()
+            reseeded.seed = 8
+            let refused = await #expect(throws: MBDataError.self) {
+                _ = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: reseeded, resumingFrom: checkpoint)
+            }
+            #expect(refused?.message.contains("with seed 7, the loader has seed 8") == true, "\(String(describing: refused))")
+        }
+    }
+
     @Test func noDaemonAtTheURLIsUnavailableNotMissingInput() async throws {
         // Nothing listens on port 1: the connection is refused.
         let error = await #expect(throws: MBDataError.self) {
