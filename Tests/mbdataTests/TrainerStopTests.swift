@@ -9,13 +9,7 @@ import Testing
     @Test func maxStepsStopsFromInsideTheTrainerAtAStepBoundaryAndResumes() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let trainer = try CLI.binary().deletingLastPathComponent().appendingPathComponent("digits-trainer")
-        try #require(FileManager.default.isExecutableFile(atPath: trainer.path), "digits-trainer is built beside mbdata")
-        let db = dir.file("digits.mbdb")
-        let ingest = try await CLI.mbdata(
-            ["ingest", db.path, "--schema", CLI.sample("digits/digits.schema.json").path, "--val-fraction", "0.2",
-             CLI.sample("digits/digits.jsonl").path], in: dir)
-        #expect(ingest.status == 0, "\(ingest)")
+        let (trainer, db) = try await CLI.digitsTrainer(in: dir)
         let state = dir.file("state.json")
 
         let stopped = try await CLI.run(trainer, [db.path, state.path, "--max-steps", "20"], in: dir, timeout: 120)
