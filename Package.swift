@@ -18,6 +18,7 @@ let package = Package(
     name: "mbdata",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "MBDataTraining", targets: ["MBDataTraining"]),
         .library(name: "MBData", targets: ["MBData"]),
         .library(name: "MBDataServer", targets: ["MBDataServer"]),
         .library(name: "MBDataClient", targets: ["MBDataClient"]),
@@ -50,12 +51,19 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
-            name: "MBData",
+            name: "MBDataTraining",
             dependencies: [
                 "CLZ4",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "MBData",
+            dependencies: [
+                "MBDataTraining",
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             ],
             swiftSettings: strictSettings
         ),
@@ -87,7 +95,7 @@ let package = Package(
         .target(
             name: "MBDataClient",
             dependencies: [
-                "MBData",
+                "MBDataTraining",
                 "MBDataWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

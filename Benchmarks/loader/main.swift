@@ -56,13 +56,9 @@ var results: [(k: Int, batchesPerSecond: Double, gigabytesPerSecond: Double, pea
 let environment = ProcessInfo.processInfo.environment
 let ks = (environment["LOADER_K"] ?? "1,2,4").split(separator: ",").compactMap { Int($0) }
 for k in ks {
-    var config = MultiBatchLoader.Configuration(batchSize: p.batchSize, seed: p.seed, epochs: epochs)
-    config.world = p.world
-    config.tail = p.tail
-    config.split = p.split
-    config.shuffle = p.shuffle
+    var config = MultiBatchLoader.Configuration(plan: p, epochs: epochs)
     config.concurrency = k
-    let loader = try MultiBatchLoader(shards: directory, configuration: config)
+    let loader = try await MultiBatchLoader(shards: directory, configuration: config)
     let start = Date()
     try await loader.run(trainer: Touch())
     let seconds = Date().timeIntervalSince(start)

@@ -1,5 +1,5 @@
 import Foundation
-import MBData
+import MBDataTraining
 import NIOCore
 
 package enum UntrustedStream {

@@ -1,5 +1,5 @@
 import Foundation
-import MBData
+import MBDataTraining
 import MBDataWire
 import NIOCore
 
@@ -50,7 +50,7 @@ package struct WireDecoder {
                 uncompressedSize: header.uncompressed, frame: payload, checksum: header.checksum)
             return .batch(batch, lease: header.lease)
         case .end, .error:
-            guard ShardFormat.xxh64(payload) == header.checksum else {
+            guard XXH64.digest(payload) == header.checksum else {
                 throw MBDataError(.corruptData, "bad message: checksum mismatch", source: source)
             }
             let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any]

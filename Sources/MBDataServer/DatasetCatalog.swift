@@ -118,10 +118,7 @@ actor DatasetCatalog {
     /// otherwise batches prepared live from the dataset.
     func producer(dataset: Served, plan: DatasetPlan, epoch: Int, rank: Int) async throws -> (any BatchProducer, spooled: Bool) {
         if let set = spool.first(where: { producer in
-            let manifest = producer.shards.manifest
-            return manifest.dataset.fingerprint == plan.fingerprint && manifest.plan.parameters == plan.parameters
-                && manifest.plan.padLengths == prefetch.padLengths
-                && (manifest.plan.firstEpoch..<manifest.plan.firstEpoch + manifest.plan.epochs).contains(epoch)
+            producer.shards.manifest.serves(ShardRequirement(plan: plan, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths))
                 && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: plan.plan.batchesPerEpoch)
         }) {
             return (set, true)

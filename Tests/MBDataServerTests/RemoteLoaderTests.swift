@@ -33,7 +33,7 @@ import Testing
             #expect(checkpoint.completedEpochs == 1)
             // Acks go several to a request under load; all of them reached the daemon.
             let id = CursorState.id(
-                dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().planParameters, rank: 0, replica: 0)
+                dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().plan, rank: 0, replica: 0)
             let reply = try await HTTPTransport(url: url, token: nil).call(.GET, "/v1/cursors/\(id)")
             let state = try CursorState.decoder.decode(CursorState.self, from: Data(reply.body))
             #expect(state.progress(epoch: 0).lowWatermark == 1449 / 64)
@@ -104,6 +104,37 @@ import Testing
                 _ = try await MultiBatchLoader(
                     remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration(), resumingFrom: checkpoint)
             }
+        }
+    }
+
+    @Test func aCheckpointResumesThroughServeIntoMoreEpochs() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let batchesPerEpoch = 1449 / 64
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+            let short = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
+            let first = RecordingTrainer(maxDelayMilliseconds: 1)
+            try await short.run(trainer: first)
+            let checkpoint = await short.checkpoint()
+            #expect(checkpoint.completedEpochs == 1)
+
+            var longer = Self.configuration()
+            longer.epochs = 0..<3
+            let resumed = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: longer, resumingFrom: checkpoint)
+            let second = RecordingTrainer(maxDelayMilliseconds: 1)
+            try await resumed.run(trainer: second)
+            let delivered = await second.finished
+            #expect(delivered.count == 2 * batchesPerEpoch)
+            #expect(Set(delivered.map(\.epoch)) == [1, 2], "only the new epochs")
+            #expect(await resumed.checkpoint().completedEpochs == 3)
+
+            // Another seed is refused by name before the daemon is asked anything.
+            var reseeded = Self.configuration()
+            reseeded.seed = 8
+            let refused = await #expect(throws: MBDataError.self) {
+                _ = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: reseeded, resumingFrom: checkpoint)
+            }
+            #expect(refused?.message.contains("with seed 7, the loader has seed 8") == true, "\(String(describing: refused))")
         }
     }
 

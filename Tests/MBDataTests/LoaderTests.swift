@@ -172,7 +172,7 @@ import Testing
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }
         let config = Self.config(epochs: 0..<2, k: 2)
-        let plan = try await dataset.plan(config.planParameters)
+        let plan = try await dataset.plan(config.plan)
         let prefetcher = try await Prefetcher(dataset: dataset, plan: plan, epochs: 0..<2)
         _ = try await ShardWriter.write(prefetcher, schema: try #require(try await dataset.schema()), to: dir.path("shards"))
         let live = RecordingTrainer(delays: false)

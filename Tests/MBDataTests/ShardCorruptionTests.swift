@@ -203,12 +203,12 @@ import Testing
         let f = try await Self.fixture()
         var configuration = MultiBatchLoader.Configuration(batchSize: 64, seed: 7, epochs: 0..<2)
         configuration.world = 2
-        _ = try MultiBatchLoader(shards: f.shards, configuration: configuration)
+        _ = try await MultiBatchLoader(shards: f.shards, configuration: configuration)
         try editManifest(f) {
             set(&$0, ["plan", "first_epoch"], 1)
             set(&$0, ["plan", "epochs"], Int.max)
         }
-        let loading = #expect(throws: MBDataError.self) { try MultiBatchLoader(shards: f.shards, configuration: configuration) }
+        let loading = await #expect(throws: MBDataError.self) { try await MultiBatchLoader(shards: f.shards, configuration: configuration) }
         #expect(loading?.code == .corruptData, "\(String(describing: loading))")
         // serve --spool opens each set as a SpoolBatchProducer over a ShardSet.
         #expect(throws: MBDataError.self) { try SpoolBatchProducer(shards: ShardSet(directory: f.shards)) }

@@ -14,13 +14,7 @@ struct TrainerInterruptTests {
     func interruptAndResume() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let trainer = try CLI.binary().deletingLastPathComponent().appendingPathComponent("digits-trainer")
-        try #require(FileManager.default.isExecutableFile(atPath: trainer.path), "digits-trainer is built beside mbdata")
-        let db = dir.file("digits.mbdb")
-        let ingest = try await CLI.mbdata(
-            ["ingest", db.path, "--schema", CLI.sample("digits/digits.schema.json").path, "--val-fraction", "0.2",
-             CLI.sample("digits/digits.jsonl").path], in: dir)
-        #expect(ingest.status == 0, "\(ingest)")
+        let (trainer, db) = try await CLI.digitsTrainer(in: dir)
         let state = dir.file("state.json")
 
         let child = try ChildProcess(trainer, [db.path, state.path], in: dir)

@@ -54,15 +54,10 @@ public enum ShardFormat {
     }
 
     /// XXH64 (seed 0): the checksum of frames in shard footers and on the wire.
-    package static func xxh64(_ bytes: [UInt8]) -> UInt64 {
-        bytes.withUnsafeBytes { xxh64($0) }
-    }
+    package static func xxh64(_ bytes: [UInt8]) -> UInt64 { XXH64.digest(bytes) }
 
-    package static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var hash = XXH64()
-        hash.update(bytes)
-        return hash.finalize()
-    }
+    /// XXH64 (seed 0) of the bytes in `bytes`.
+    package static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 { XXH64.digest(bytes) }
 
     /// The largest batch (decoded safetensors buffer) a reader accepts, 2 GiB: a footer entry
     /// or frame header declaring more is refused before anything is allocated.
@@ -147,10 +142,10 @@ public enum ShardFormat {
     }
 
     static func littleEndianU64<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt64 where C.Element == UInt8, C.Index == Int {
-        (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[bytes.startIndex + offset + $1]) << (8 * UInt64($1)) }
+        ElementEncoding.littleEndianU64(bytes, at: offset)
     }
 
     static func littleEndianU32<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
-        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.startIndex + offset + $1]) << (8 * UInt32($1)) }
+        ElementEncoding.littleEndianU32(bytes, at: offset)
     }
 }

@@ -119,35 +119,21 @@ public struct ShardSet: Sendable {
         }
     }
 
-    /// Refuses a shard set that was not made from exactly this dataset version and plan:
-    /// the fingerprint and parameters, and also the version, sample count and highest id
-    /// (which the fingerprint covers, but which a reader takes from the manifest) and, when
-    /// given, the dataset's schema, and, when given, that the set holds all of `epochs`.
+    /// Refuses a shard set that was not made from exactly this dataset version and plan
+    /// (and, when given, schema and epochs): ``ShardManifest/check(serves:source:)``.
     ///
     /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset``, saying what differs.
     public func check(matches plan: DatasetPlan, schema: Schema? = nil, epochs: Range<Int>? = nil) throws {
-        guard manifest.dataset.fingerprint == plan.fingerprint, manifest.plan.parameters == plan.parameters else {
-            throw MBDataError(
-                .invalidDataset,
-                "stale shards: made from dataset version \(manifest.dataset.version) (\(manifest.dataset.fingerprint)) with \(manifest.plan.parameters), asked for version \(plan.datasetVersion) (\(plan.fingerprint)) with \(plan.parameters)",
-                source: directory)
-        }
-        guard manifest.dataset.version == plan.datasetVersion, manifest.dataset.samples == plan.ids.count, manifest.dataset.maxId == plan.maxID else {
-            throw MBDataError(
-                .invalidDataset,
-                "the manifest says dataset version \(manifest.dataset.version), \(manifest.dataset.samples) samples, ids ≤ \(manifest.dataset.maxId); its fingerprint is that of version \(plan.datasetVersion), \(plan.ids.count) samples, ids ≤ \(plan.maxID)",
-                source: directory)
-        }
-        if let schema, schema != manifest.schema {
-            throw MBDataError(
-                .invalidDataset, "the manifest's schema differs from the dataset's: \(manifest.schema.canonicalJSON()) vs \(schema.canonicalJSON())",
-                source: directory)
-        }
-        if let epochs {
-            let have = manifest.plan.firstEpoch..<(manifest.plan.firstEpoch + manifest.plan.epochs)
-            guard have.lowerBound <= epochs.lowerBound, epochs.upperBound <= have.upperBound else {
-                throw MBDataError(.invalidDataset, "shards hold epochs \(have), asked for \(epochs)", source: directory)
-            }
+        try manifest.check(serves: ShardRequirement(plan: plan, schema: schema, epochs: epochs), source: directory)
+    }
+
+    /// Opens a shard directory off the cooperative pool (it reads the manifest and every
+    /// footer) and refuses it unless it serves `requirement`.
+    public static func open(_ directory: String, serving requirement: ShardRequirement) async throws -> ShardSet {
+        try await runOnThread {
+            let shards = try ShardSet(directory: directory)
+            try shards.manifest.check(serves: requirement, source: directory)
+            return shards
         }
     }
 
@@ -181,7 +167,7 @@ public struct ShardSet: Sendable {
     private func decode(
         _ frame: UnsafeRawBufferPointer, entry e: ShardFormat.Entry, path: String, limit: Int, contentChecksum: Bool
     ) throws -> [UInt8] {
-        guard ShardFormat.xxh64(frame) == e.checksum else {
+        guard XXH64.digest(frame) == e.checksum else {
             throw MBDataError(.malformedRecord, "checksum mismatch in the frame of epoch \(e.epoch) batch \(e.batch) rank \(e.rank)", source: path)
         }
         do {

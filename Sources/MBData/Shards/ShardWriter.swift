@@ -121,10 +121,9 @@ extension ShardWriter {
     public static func upToDate(
         _ directory: String, plan: DatasetPlan, epochs: Range<Int>, configuration: PrefetchConfiguration
     ) -> ShardManifest? {
-        guard let existing = try? ShardSet(directory: directory), (try? existing.check(matches: plan)) != nil else { return nil }
-        let manifest = existing.manifest
-        guard manifest.plan.firstEpoch == epochs.lowerBound, manifest.plan.epochs == epochs.count,
-            manifest.plan.padLengths == configuration.padLengths,
+        guard let manifest = try? ShardSet(directory: directory).manifest,
+            manifest.serves(ShardRequirement(plan: plan, epochs: epochs, padLengths: configuration.padLengths)),
+            manifest.plan.firstEpoch == epochs.lowerBound, manifest.plan.epochs == epochs.count,
             manifest.compression == ShardManifest.compression(level: configuration.compressionLevel)
         else { return nil }
         return manifest

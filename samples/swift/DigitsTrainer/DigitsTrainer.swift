@@ -10,9 +10,11 @@
 // model: a demo of the daemon's partition streams); held-out accuracy is still measured
 // on the dataset's `val` split read from the file.
 //
-// Ctrl-C (SIGINT) stops training cleanly: the loader's checkpoint and the weights are
-// written to the state file (default: beside the dataset), and the next run resumes from
-// them with exactly the batches that had not finished.
+// Ctrl-C (SIGINT) stops training cleanly: `loader.stop()` lets the step in progress finish
+// (its gradient applied), then the loader's checkpoint and the weights are written to the
+// state file (default: beside the dataset), and the next run resumes from them with exactly
+// the batches that had not finished. `--max-steps N` stops at global step N from inside the
+// trainer (`context.stop()`); the step count goes on across resumes.
 import Foundation
 import MBData
 import MBDataClient
@@ -63,8 +65,14 @@ actor SoftmaxModel {
 struct SoftmaxTrainer: Trainer {
     let model: SoftmaxModel
     let learningRate: Float
+    /// The global step to stop at (nil: run every epoch).
+    let maxSteps: Int?
 
     func train(_ batch: Batch, context: TrainingContext) async throws {
+        if let maxSteps, context.step + 1 >= maxSteps { context.stop() }
+        if context.slot == 0, context.step % 100 == 0, let position = await context.checkpoint() {
+            print("step \(context.step): \(position.finishedBatchCount) batches finished so far")
+        }
         let pixels = batch["image"]!.floats().map { $0 / 16 }
         let labels = batch["label"]!.int64s()
         let (weights, bias) = await (model.weights, model.bias)
@@ -129,16 +137,18 @@ struct DigitsTrainerMain {
         }
 
         let started = Date()
-        let interrupted = try await runUntilInterrupted {
-            try await loader.run(trainer: SoftmaxTrainer(model: model, learningRate: 0.5))
+        let interrupted = try await runUntilInterrupted(loader) {
+            try await loader.run(trainer: SoftmaxTrainer(model: model, learningRate: 0.5, maxSteps: arguments.maxSteps))
         }
         let seconds = Date().timeIntervalSince(started)
         let checkpoint = await loader.checkpoint()
-        if interrupted {
+        let stoppedEarly = checkpoint.finishedBatchCount < checkpoint.batchesPerEpoch * config.epochs.count
+        if interrupted || stoppedEarly {
             let state = TrainingState(checkpoint: checkpoint, weights: await model.weights, bias: await model.bias)
             try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: statePath), options: .atomic)
-            print("interrupted after \(checkpoint.finishedBatchCount) finished batches; state saved to \(statePath); run again to resume")
-            exit(130)
+            let why = interrupted ? "interrupted" : "stopped at step \(arguments.maxSteps ?? 0)"
+            print("\(why) after \(checkpoint.finishedBatchCount) finished batches; state saved to \(statePath); run again to resume")
+            exit(interrupted ? 130 : 0)
         }
         try? FileManager.default.removeItem(atPath: statePath)
 
@@ -163,10 +173,10 @@ struct DigitsTrainerMain {
         }
     }
 
-    /// Runs `body` until it finishes or SIGINT arrives; returns true when interrupted. The
-    /// training is cancelled, so the loader stops starting batches and its checkpoint holds
-    /// exactly the finished ones.
-    static func runUntilInterrupted(_ body: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+    /// Runs `body` (the loader's run) until it returns; SIGINT calls `loader.stop()`, so the
+    /// step in progress finishes and the run returns normally with a checkpoint of whole steps.
+    /// Returns true when interrupted.
+    static func runUntilInterrupted(_ loader: MultiBatchLoader, _ body: @escaping @Sendable () async throws -> Void) async throws -> Bool {
         signal(SIGINT, SIG_IGN)
         let signals = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "sigint"))
         let (interrupts, continuation) = AsyncStream<Void>.makeStream()
@@ -175,34 +185,27 @@ struct DigitsTrainerMain {
         defer { signals.cancel() }
         return try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                do {
-                    try await body()
-                    return false
-                } catch is CancellationError {
+                for await _ in interrupts {
+                    loader.stop()
                     return true
                 }
-            }
-            group.addTask {
-                for await _ in interrupts { return true }
                 return false
             }
-            let first = try await group.next()!
-            group.cancelAll()
+            try await body()
             continuation.finish()
-            // The other child: the training (after an interrupt) or the signal waiter.
-            let second = try await group.next() ?? false
-            return first || second
+            return try await group.next() ?? false
         }
     }
 }
 
-/// `DATASET [STATE] [--url URL] [--rank R] [--world W] [--group G]`.
+/// `DATASET [STATE] [--url URL] [--rank R] [--world W] [--group G] [--max-steps N]`.
 struct Arguments {
     var positional: [String] = []
     var url: String?
     var rank = 0
     var world = 1
     var group = "digits-trainer"
+    var maxSteps: Int?
 
     init(_ arguments: ArraySlice<String>) {
         var rest = arguments
@@ -212,6 +215,7 @@ struct Arguments {
             case "--rank": rank = rest.popFirst().flatMap { Int($0) } ?? 0
             case "--world": world = rest.popFirst().flatMap { Int($0) } ?? 1
             case "--group": group = rest.popFirst() ?? group
+            case "--max-steps": maxSteps = rest.popFirst().flatMap { Int($0) }
             default: positional.append(argument)
             }
         }

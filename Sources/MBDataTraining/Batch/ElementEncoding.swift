@@ -1,13 +1,13 @@
 /// Conversion of parsed numbers into the dtypes of the schema, refusing anything lossy
 /// that the user did not write (integer overflow, a fraction in an integer field, a float
 /// beyond the dtype's range).
-enum ElementEncoding {
+package enum ElementEncoding {
     /// A number as read from text or from an array, before it meets the schema.
-    enum Number {
+    package enum Number {
         case integer(Int64)
         case real(Double)
 
-        var text: String {
+        package var text: String {
             switch self {
             case .integer(let i): String(i)
             case .real(let d): d.description
@@ -16,7 +16,7 @@ enum ElementEncoding {
     }
 
     /// The value as an integer of `dtype`, or an error message.
-    static func integer(_ number: Number, as dtype: DType) throws -> Int64 {
+    package static func integer(_ number: Number, as dtype: DType) throws -> Int64 {
         let value: Int64
         switch number {
         case .integer(let i):
@@ -39,7 +39,7 @@ enum ElementEncoding {
     /// NaN and ±infinity pass: a parser produces them only from an explicit token (CSV `nan`,
     /// `inf`; JSON `NaN`, `Infinity`) or a stored float (NPY); a finite literal too large for
     /// float64 is refused by the scanner, one too large for `dtype` here.
-    static func real(_ number: Number, as dtype: DType) throws -> Double {
+    package static func real(_ number: Number, as dtype: DType) throws -> Double {
         let value: Double
         switch number {
         case .integer(let i): value = Double(i)
@@ -56,13 +56,13 @@ enum ElementEncoding {
     }
 
     /// A scalar field's stored value.
-    static func scalarValue(_ number: Number, as dtype: DType) throws -> SampleValue {
+    package static func scalarValue(_ number: Number, as dtype: DType) throws -> SampleValue {
         dtype.isFloat ? .real(try real(number, as: dtype)) : .integer(try integer(number, as: dtype))
     }
 
     /// Appends one element of `dtype`, little-endian.
     @inline(__always)
-    static func append(_ number: Number, as dtype: DType, to out: inout [UInt8]) throws {
+    package static func append(_ number: Number, as dtype: DType, to out: inout [UInt8]) throws {
         switch dtype {
         case .uint8, .bool:
             out.append(UInt8(truncatingIfNeeded: try integer(number, as: dtype)))
@@ -88,12 +88,22 @@ enum ElementEncoding {
     }
 
     @inline(__always)
-    static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
+    package static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
         withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
 
+    /// The little-endian UInt64 at `offset` of `bytes` (the caller checked the bounds).
+    package static func littleEndianU64<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt64 where C.Element == UInt8, C.Index == Int {
+        (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[bytes.startIndex + offset + $1]) << (8 * UInt64($1)) }
+    }
+
+    /// The little-endian UInt32 at `offset` of `bytes` (the caller checked the bounds).
+    package static func littleEndianU32<C: RandomAccessCollection>(_ bytes: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[bytes.startIndex + offset + $1]) << (8 * UInt32($1)) }
+    }
+
     /// Reads element `index` of a little-endian buffer of `dtype` as a number.
-    static func element(_ raw: UnsafeRawBufferPointer, at index: Int, dtype: DType) -> Number {
+    package static func element(_ raw: UnsafeRawBufferPointer, at index: Int, dtype: DType) -> Number {
         switch dtype {
         case .uint8, .bool: .integer(Int64(raw[index]))
         case .int8: .integer(Int64(Int8(bitPattern: raw[index])))
@@ -112,12 +122,12 @@ enum ElementEncoding {
         }
     }
 
-    static func mismatch(_ dtype: DType, _ number: Number) -> MBDataError {
+    package static func mismatch(_ dtype: DType, _ number: Number) -> MBDataError {
         mismatch(dtype, text: number.text)
     }
 
     /// "expected <dtype and its range>, got <text>".
-    static func mismatch(_ dtype: DType, text: String) -> MBDataError {
+    package static func mismatch(_ dtype: DType, text: String) -> MBDataError {
         let expectation: String
         if let range = dtype.integerRange {
             expectation = dtype == .bool ? "bool (0 or 1)" : "\(dtype.rawValue) in \(range.lowerBound)...\(range.upperBound)"
@@ -131,15 +141,15 @@ enum ElementEncoding {
 }
 
 /// The bfloat16 encoding: the upper half of a float32, rounded to nearest even.
-enum BFloat16 {
-    static func encode(_ value: Float) -> UInt16 {
+package enum BFloat16 {
+    package static func encode(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         if value.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
         let rounding = UInt32(0x7FFF) + ((bits >> 16) & 1)
         return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
     }
 
-    static func decode(_ bits: UInt16) -> Float {
+    package static func decode(_ bits: UInt16) -> Float {
         Float(bitPattern: UInt32(bits) << 16)
     }
 }

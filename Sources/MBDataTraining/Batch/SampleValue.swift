@@ -14,7 +14,7 @@ public enum SampleValue: Hashable, Sendable {
     case blob([UInt8])
 
     /// Payload bytes this value adds to the store (used for MB/s figures).
-    var payloadByteCount: Int {
+    package var payloadByteCount: Int {
         switch self {
         case .integer, .real: 8
         case .text(let s): s.utf8.count

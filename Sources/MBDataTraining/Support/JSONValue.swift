@@ -1,5 +1,5 @@
 /// A parsed JSON document, for small configuration files such as schemas.
-enum JSONValue {
+package enum JSONValue {
     case null
     case bool(Bool)
     case number(ElementEncoding.Number)
@@ -7,7 +7,7 @@ enum JSONValue {
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         try bytes.withUnsafeBytes { raw in
             var scanner = JSONScanner(raw)
             let value = try parseValue(&scanner, depth: 0)
@@ -51,12 +51,12 @@ enum JSONValue {
         }
     }
 
-    subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }
 
-    var kindDescription: String {
+    package var kindDescription: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"

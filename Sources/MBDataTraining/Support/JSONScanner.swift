@@ -1,16 +1,16 @@
 /// A cursor over the bytes of one JSON text with the lexical pieces the parsers need.
 /// Errors say what was expected and what was found, at a 1-based column.
-struct JSONScanner {
-    let bytes: UnsafeRawBufferPointer
-    var position = 0
+package struct JSONScanner {
+    package let bytes: UnsafeRawBufferPointer
+    package var position = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    var isAtEnd: Bool { position >= bytes.count }
+    package var isAtEnd: Bool { position >= bytes.count }
 
-    @inline(__always) var current: UInt8? { position < bytes.count ? bytes[position] : nil }
+    @inline(__always) package var current: UInt8? { position < bytes.count ? bytes[position] : nil }
 
-    @inline(__always) mutating func skipWhitespace() {
+    @inline(__always) package mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -19,24 +19,24 @@ struct JSONScanner {
         }
     }
 
-    func error(_ expected: String) -> MBDataError {
+    package func error(_ expected: String) -> MBDataError {
         MBDataError(.malformedRecord, "invalid JSON at column \(position + 1): expected \(expected), got \(foundDescription)")
     }
 
-    var foundDescription: String {
+    package var foundDescription: String {
         guard let c = current else { return "end of line" }
         if c >= 0x20 && c < 0x7F { return "'\(Character(Unicode.Scalar(c)))'" }
         return "byte 0x\(String(c, radix: 16))"
     }
 
-    @inline(__always) mutating func expect(_ byte: UInt8, _ what: String) throws {
+    @inline(__always) package mutating func expect(_ byte: UInt8, _ what: String) throws {
         skipWhitespace()
         guard current == byte else { throw error(what) }
         position += 1
     }
 
     /// Consumes `byte` if it is next (after whitespace).
-    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
+    @inline(__always) package mutating func consume(_ byte: UInt8) -> Bool {
         skipWhitespace()
         if current == byte {
             position += 1
@@ -45,12 +45,12 @@ struct JSONScanner {
         return false
     }
 
-    mutating func expectEnd() throws {
+    package mutating func expectEnd() throws {
         skipWhitespace()
         guard isAtEnd else { throw error("end of line after the object") }
     }
 
-    mutating func literal(_ word: StaticString) -> Bool {
+    package mutating func literal(_ word: StaticString) -> Bool {
         let count = word.utf8CodeUnitCount
         guard position + count <= bytes.count else { return false }
         for i in 0..<count where bytes[position + i] != word.utf8Start[i] { return false }
@@ -60,7 +60,7 @@ struct JSONScanner {
 
     /// A JSON number; integers that fit are kept exact. A literal beyond float64's range
     /// (`1e400`) is refused, never rounded to infinity: as out of range for `dtype` when given.
-    mutating func number(for dtype: DType? = nil) throws -> ElementEncoding.Number {
+    package mutating func number(for dtype: DType? = nil) throws -> ElementEncoding.Number {
         skipWhitespace()
         guard let base = bytes.baseAddress else { throw error("a number") }
         let end = bytes.count
@@ -127,7 +127,7 @@ struct JSONScanner {
     }
 
     /// `strtod` over a small copy, so the text needs no terminator.
-    static func parseDouble(_ text: UnsafeRawBufferPointer) -> Double {
+    package static func parseDouble(_ text: UnsafeRawBufferPointer) -> Double {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: text.count + 1) { buffer in
             for i in 0..<text.count { buffer[i] = CChar(bitPattern: text[i]) }
             buffer[text.count] = 0
@@ -136,7 +136,7 @@ struct JSONScanner {
     }
 
     /// A JSON string's raw bytes between the quotes, with escapes decoded and UTF-8 checked.
-    mutating func stringBytes() throws -> [UInt8] {
+    package mutating func stringBytes() throws -> [UInt8] {
         try expect(UInt8(ascii: "\""), "a string")
         var out: [UInt8] = []
         var runStart = position
@@ -161,7 +161,7 @@ struct JSONScanner {
     }
 
     /// A JSON string as text; invalid UTF-8 is refused.
-    mutating func string() throws -> String {
+    package mutating func string() throws -> String {
         let start = position
         let raw = try stringBytes()
         guard let text = String(validating: raw, as: UTF8.self) else {
@@ -219,7 +219,7 @@ struct JSONScanner {
     }
 
     /// A short name for the kind of the next value, for "expected X, got Y" messages.
-    mutating func peekKind() -> String {
+    package mutating func peekKind() -> String {
         skipWhitespace()
         switch current ?? 0 {
         case UInt8(ascii: "\""): return "a string"

@@ -1,7 +1,7 @@
 /// Streaming XXH64 (the xxHash 64-bit algorithm, seed 0), used to fingerprint ingested sources.
 ///
 /// Not cryptographic: it identifies content, it does not authenticate it.
-struct XXH64: Sendable {
+package struct XXH64: Sendable {
     private static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     private static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
     private static let p3: UInt64 = 0x1656_67B1_9E37_79F9
@@ -16,7 +16,7 @@ struct XXH64: Sendable {
     private var pending: [UInt8] = []
     private let seed: UInt64
 
-    init(seed: UInt64 = 0) {
+    package init(seed: UInt64 = 0) {
         self.seed = seed
         v1 = seed &+ Self.p1 &+ Self.p2
         v2 = seed &+ Self.p2
@@ -36,7 +36,7 @@ struct XXH64: Sendable {
         return (acc ^ value) &* p1 &+ p4
     }
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         totalLength &+= UInt64(bytes.count)
         var offset = 0
@@ -57,7 +57,7 @@ struct XXH64: Sendable {
         }
     }
 
-    mutating func update(_ bytes: [UInt8]) {
+    package mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
@@ -68,7 +68,7 @@ struct XXH64: Sendable {
         v4 = Self.round(v4, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
     }
 
-    func finalize() -> UInt64 {
+    package func finalize() -> UInt64 {
         var h: UInt64
         if totalLength >= 32 {
             h = ((v1 << 1) | (v1 >> 63)) &+ ((v2 << 7) | (v2 >> 57)) &+ ((v3 << 12) | (v3 >> 52))
@@ -110,8 +110,20 @@ struct XXH64: Sendable {
     }
 
     /// The digest as the text recorded in the ingest log: `xxh64:` and 16 hex digits.
-    var hexDigest: String {
+    package var hexDigest: String {
         let value = String(finalize(), radix: 16)
         return "xxh64:" + String(repeating: "0", count: 16 - value.count) + value
+    }
+
+    /// XXH64 (seed 0) of `bytes` in one call: the checksum of frames in shard footers and on the wire.
+    package static func digest(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var hash = XXH64()
+        hash.update(bytes)
+        return hash.finalize()
+    }
+
+    /// XXH64 (seed 0) of `bytes` in one call.
+    package static func digest(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { digest($0) }
     }
 }

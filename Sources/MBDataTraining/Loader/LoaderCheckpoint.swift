@@ -4,21 +4,21 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
     /// Progress within one epoch: every batch below `lowWatermark` is finished, and so are
     /// those listed in `finishedAbove`.
     public struct EpochCursor: Codable, Sendable, Hashable {
-        /// The epoch whose progress this cursor records.
+        /// The epoch this cursor is about.
         public var epoch: Int
-        /// Every batch below this index is finished.
+        /// Every batch below it is finished.
         public var lowWatermark: Int
         /// Finished batches above the watermark, ascending.
         public var finishedAbove: [Int]
 
-        /// A cursor; `finishedAbove` must be ascending and above `lowWatermark`.
+        /// A cursor of `epoch` (default: nothing finished).
         public init(epoch: Int, lowWatermark: Int = 0, finishedAbove: [Int] = []) {
             self.epoch = epoch
             self.lowWatermark = lowWatermark
             self.finishedAbove = finishedAbove
         }
 
-        /// Whether batch `batch` of this epoch is finished.
+        /// Whether `batch` of this epoch is finished.
         public func isFinished(_ batch: Int) -> Bool { batch < lowWatermark || finishedAbove.contains(batch) }
 
         /// Marks `batch` finished and moves the watermark over every finished batch above
@@ -37,17 +37,20 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
 
     /// Identifies dataset content and plan; a checkpoint only resumes the same plan.
     public var planFingerprint: String
-    /// The dataset version the plan was pinned to; a resumed loader reads this version.
+    /// The plan parameters of the run that took the checkpoint, so that a refused resume
+    /// names the setting that differs. Nil in checkpoints written before they were recorded.
+    public var parameters: PlanParameters?
+    /// The dataset version the plan is pinned to.
     public var datasetVersion: Int
-    /// Ranks sharing each global batch; a resume must use the same.
+    /// Ranks of the run.
     public var world: Int
-    /// This loader's rank; a resume must use the same.
+    /// The rank of the run that took the checkpoint.
     public var rank: Int
-    /// The first epoch of the run.
+    /// The first epoch of the run; a resumed run starts here too.
     public var firstEpoch: Int
-    /// The number of epochs of the run.
+    /// Epochs of the run that took the checkpoint (a resumed run may ask for more or fewer).
     public var epochCount: Int
-    /// This rank's batches per epoch (the plan's global batches per epoch).
+    /// Batches of each epoch (per rank).
     public var batchesPerEpoch: Int
     /// Epochs whose batches are all finished, from `firstEpoch` on.
     public var completedEpochs: Int
@@ -61,33 +64,8 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
         return batch < cursor.lowWatermark || cursor.finishedAbove.contains(batch)
     }
 
-    /// Finished batches in all epochs together.
+    /// Finished batches, over all epochs from `firstEpoch` on.
     public var finishedBatchCount: Int {
         completedEpochs * batchesPerEpoch + inProgress.reduce(0) { $0 + $1.lowWatermark + $1.finishedAbove.count }
     }
-}
-
-/// Records finished batches as trainers return, out of order.
-actor CursorTracker {
-    private var checkpoint: LoaderCheckpoint
-
-    init(_ checkpoint: LoaderCheckpoint) { self.checkpoint = checkpoint }
-
-    func finish(epoch: Int, batch: Int) {
-        guard !checkpoint.isFinished(epoch: epoch, batch: batch) else { return }
-        var cursor = checkpoint.inProgress.first { $0.epoch == epoch } ?? .init(epoch: epoch)
-        cursor.finish(batch)
-        checkpoint.inProgress.removeAll { $0.epoch == epoch }
-        checkpoint.inProgress.append(cursor)
-        // Fold complete epochs, in order, into completedEpochs.
-        while let next = checkpoint.inProgress.first(where: { $0.epoch == checkpoint.firstEpoch + checkpoint.completedEpochs }),
-            next.lowWatermark >= checkpoint.batchesPerEpoch
-        {
-            checkpoint.inProgress.removeAll { $0.epoch == next.epoch }
-            checkpoint.completedEpochs += 1
-        }
-        checkpoint.inProgress.sort { $0.epoch < $1.epoch }
-    }
-
-    func snapshot() -> LoaderCheckpoint { checkpoint }
 }

@@ -119,7 +119,7 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
     }
 
     /// The same error with context filled in where it was still missing.
-    func located(source: String? = nil, location: String? = nil, field: String? = nil) -> MBDataError {
+    package func located(source: String? = nil, location: String? = nil, field: String? = nil) -> MBDataError {
         var copy = self
         if copy.source == nil { copy.source = source }
         if copy.location == nil { copy.location = location }

@@ -32,7 +32,7 @@ package struct SafetensorsReader: Sendable {
     package init(_ buffer: [UInt8]) throws {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, "safetensors: " + message) }
         guard buffer.count >= 8 else { throw refuse("buffer of \(buffer.count) bytes is shorter than its 8-byte header length") }
-        let declared = ShardFormat.littleEndianU64(buffer, at: 0)
+        let declared = ElementEncoding.littleEndianU64(buffer, at: 0)
         guard declared >= 2, declared <= UInt64(buffer.count - 8) else {
             throw refuse("header length \(declared) does not fit the \(buffer.count)-byte buffer")
         }
@@ -110,7 +110,7 @@ package struct SafetensorsReader: Sendable {
             throw MBDataError(.corruptData, "batch has no int64 tensor \"\(name)\"")
         }
         return stride(from: info.range.lowerBound, to: info.range.upperBound, by: 8).map { offset in
-            Int64(bitPattern: ShardFormat.littleEndianU64(buffer, at: offset))
+            Int64(bitPattern: ElementEncoding.littleEndianU64(buffer, at: offset))
         }
     }
 }

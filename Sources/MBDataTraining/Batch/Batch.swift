@@ -1,0 +1,37 @@
+/// A decoded batch as trainers see it: tensors by name (`batch["image"]`), the sample ids,
+/// and where it sits in the plan.
+public struct Batch: Sendable {
+    public let epoch: Int
+    /// The global batch index within the epoch.
+    public let index: Int
+    public let rank: Int
+    public private(set) var tensors: [String: Tensor]
+
+    /// Decodes a safetensors buffer; the tensors view its bytes without copying.
+    public init(epoch: Int, index: Int, rank: Int, safetensors buffer: [UInt8]) throws {
+        self.epoch = epoch
+        self.index = index
+        self.rank = rank
+        let header = try SafetensorsReader(buffer)
+        var tensors: [String: Tensor] = [:]
+        for (name, info) in header.tensors {
+            guard let dtype = Tensor.dtype(safetensorsName: info.dtype) else {
+                throw MBDataError(.malformedRecord, "tensor \(name) has unsupported dtype \(info.dtype)")
+            }
+            tensors[name] = Tensor(name: name, dtype: dtype, shape: info.shape, storage: buffer, range: info.range)
+        }
+        self.tensors = tensors
+    }
+
+    public subscript(_ name: String) -> Tensor? { tensors[name] }
+
+    /// Sample ids, -1 for padding rows.
+    public var ids: [Int64] { tensors["_id"]?.int64s() ?? [] }
+    /// Rows, padding included.
+    public var rowCount: Int { tensors["_id"]?.shape.first ?? 0 }
+    /// Real (non-padding) samples.
+    public var sampleCount: Int { ids.filter { $0 >= 0 }.count }
+
+    /// Replaces or adds a tensor (batch transforms).
+    public mutating func set(_ tensor: Tensor) { tensors[tensor.name] = tensor }
+}

@@ -1,0 +1,17 @@
+import Foundation
+
+/// How a prefetcher (and `mbdata serve`'s live streams) prepare batches: how many threads,
+/// how far ahead, how hard to compress, which fields to pad.
+public struct PrefetchConfiguration: Sendable, Hashable {
+    /// Batches claimed but not yet taken by the consumer, at most (back-pressure). Default 8.
+    public var depth: Int = 8
+    /// Threads that read, collate and compress. Default: the number of active cores.
+    public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// LZ4 level: 0 (default) is the fast mode, 1–12 HC.
+    public var compressionLevel: Int32 = 0
+    /// Fields with a variable first dimension to pad to a fixed length.
+    public var padLengths: [String: Int] = [:]
+
+    /// The defaults: depth 8, one worker per active core, LZ4 fast mode, no padding.
+    public init() {}
+}
