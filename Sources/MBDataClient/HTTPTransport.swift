@@ -29,11 +29,10 @@ final class HTTPTransport: Sendable {
         }
         self.base = base
         self.token = token
-        var configuration = HTTPClient.Configuration(
+        let configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.read)),
             connectionPool: .init(idleTimeout: .seconds(60)))
-        configuration.httpVersion = .automatic
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
