@@ -1,62 +1,85 @@
+import AsyncHTTPClient
 import Foundation
 import MBDataTraining
+import MBDataWire
 import NIOCore
 import NIOHTTP1
-import NIOPosix
+import Synchronization
 
-/// Plain HTTP/1.1 over one NIO connection per request: enough for a daemon on the same
-/// host or network (no TLS, no redirects).
-struct HTTPTransport: Sendable {
-    let host: String
-    let port: Int
+/// HTTP to one daemon over AsyncHTTPClient: a pool of keep-alive connections (an ack reuses
+/// one instead of opening its own), connect and read timeouts, TLS when the URL is https.
+/// Shut down by ``shutdown()``, or when released.
+final class HTTPTransport: Sendable {
+    /// The daemon's URL without path or query: `http://127.0.0.1:7070`.
+    let base: String
     let token: String?
+    private let client: HTTPClient
+    private let isShutDown = Mutex(false)
 
-    init(url: String, token: String?) throws {
-        guard let components = URLComponents(string: url), components.scheme == "http", let host = components.host else {
+    init(url: String, token: String?, timeouts: ServeSource.Timeouts = .init()) throws {
+        guard var components = URLComponents(string: url), ["http", "https"].contains(components.scheme), components.host?.isEmpty == false
+        else {
             throw MBDataError(.invalidArgument, "expected a URL like http://127.0.0.1:7070, got \(url)")
         }
-        self.host = host
-        port = components.port ?? 80
+        components.path = ""
+        components.query = nil
+        components.fragment = nil
+        guard let base = components.string else {
+            throw MBDataError(.invalidArgument, "expected a URL like http://127.0.0.1:7070, got \(url)")
+        }
+        self.base = base
         self.token = token
+        let configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.read)),
+            connectionPool: .init(idleTimeout: .seconds(60)))
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
-    struct Head: Sendable {
-        var status: Int
-        var headers: HTTPHeaders
+    /// Closes the pooled connections; later requests fail. Safe to call more than once.
+    func shutdown() async throws {
+        guard claimShutdown() else { return }
+        try await client.shutdown()
     }
 
-    /// Sends a request and hands the response head, then each body chunk, to the callbacks.
-    func send(
-        _ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil, head onHead: @Sendable (Head) async throws -> Void,
-        body onBody: @Sendable (ByteBuffer) async throws -> Void
-    ) async throws {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
-            }
-        try await channel.executeThenClose { inbound, outbound in
-            var request = HTTPRequestHead(version: .http1_1, method: method, uri: target)
-            request.headers.add(name: "Host", value: "\(host):\(port)")
-            request.headers.add(name: "Connection", value: "close")
-            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            if let body {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "Content-Length", value: String(body.count))
-            }
-            try await outbound.write(.head(request))
-            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
-            for try await part in inbound {
-                switch part {
-                case .head(let head): try await onHead(Head(status: Int(head.status.code), headers: head.headers))
-                case .body(let chunk): try await onBody(chunk)
-                case .end: return
-                }
-            }
-            throw ConnectionCut()
+    deinit {
+        // Not blocking: the client finishes closing on its own queue, and stays alive until then.
+        if claimShutdown() { client.shutdown { _ in } }
+    }
+
+    private func claimShutdown() -> Bool {
+        isShutDown.withLock { done in
+            defer { done = true }
+            return !done
+        }
+    }
+
+    /// Sends a request; the response's body is the caller's to read. Throws AsyncHTTPClient's
+    /// and NIO's errors as they are (a stream reconnects on them); see ``unavailable(_:target:)``.
+    func send(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: base + target)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        return try await client.execute(request, deadline: .distantFuture)
+    }
+
+    /// The largest reply body read whole (a cursor state of a million acked batches fits).
+    static let maxReplyBytes = 64 << 20
+
+    /// A request whose whole response body is read, whatever its status. A connection that
+    /// cannot be made, times out or ends early throws `.unavailable` with the network error
+    /// as its cause.
+    func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
+        do {
+            let response = try await send(method, target, json: body)
+            let bytes = try await response.body.collect(upTo: Self.maxReplyBytes)
+            return (Int(response.status.code), Array(bytes.readableBytesView))
+        } catch {
+            throw unavailable(error, target: target)
         }
     }
 
@@ -68,49 +91,31 @@ struct HTTPTransport: Sendable {
         return (status, bytes)
     }
 
-    /// A request whose whole response body is read, whatever its status. A connection that
-    /// cannot be made or ends early throws `.unavailable` with the network error as its cause.
-    func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
-        let response = Collected()
+    /// A `call` whose 2xx reply is a protocol document.
+    func call<Reply: Decodable>(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil, as reply: Reply.Type) async throws -> Reply {
+        let bytes = try await call(method, target, json: body).body
         do {
-            try await send(method, target, json: body, head: { response.set(status: $0.status) }, body: { response.append($0) })
-        } catch let error as MBDataError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
+            return try WireJSON.decode(reply, from: Data(bytes))
         } catch {
-            throw MBDataError(.unavailable, "no answer from the daemon at \(host):\(port)", source: target, cause: error)
+            throw MBDataError(.corruptData, "the daemon's reply is not the expected JSON", source: target, cause: error)
         }
-        return response.value
+    }
+
+    /// A failed request as the caller sees it: cancellation stays cancellation, an
+    /// `MBDataError` stays itself, anything else — the network — is `.unavailable`.
+    func unavailable(_ error: any Error, target: String) -> any Error {
+        if error is MBDataError { return error }
+        if error is CancellationError || Task.isCancelled { return CancellationError() }
+        return MBDataError(.unavailable, "no answer from the daemon at \(base)", source: target, cause: error)
     }
 
     /// A status outside 2xx as an error: 400, 404 and 409 are the request's fault
-    /// (`.invalidArgument`), any other (5xx above all) `.unavailable`.
+    /// (`.invalidArgument`), any other (5xx above all) `.unavailable`. The message holds the
+    /// status and the daemon's error code.
     static func error(status: Int, body: [UInt8], target: String) -> MBDataError {
-        struct Envelope: Decodable {
-            struct Detail: Decodable {
-                var code: String
-                var message: String
-            }
-            var error: Detail
-        }
-        let detail = try? JSONDecoder().decode(Envelope.self, from: Data(body)).error
+        let detail = (try? WireJSON.decode(ErrorEnvelope.self, from: Data(body)))?.error
         return MBDataError(
             status == 400 || status == 404 || status == 409 ? .invalidArgument : .unavailable,
             "\(status) \(detail?.code ?? "error"): \(detail?.message ?? String(decoding: body.prefix(200), as: UTF8.self))", source: target)
     }
-}
-
-/// The connection closed before the response ended.
-struct ConnectionCut: Error {}
-
-/// A response body gathered from the transport's callbacks.
-private final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var status = 0
-    private var bytes: [UInt8] = []
-
-    func set(status: Int) { lock.withLock { self.status = status } }
-    func append(_ chunk: ByteBuffer) { lock.withLock { bytes.append(contentsOf: chunk.readableBytesView) } }
-    var value: (Int, [UInt8]) { lock.withLock { (status, bytes) } }
 }

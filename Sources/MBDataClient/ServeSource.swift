@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Foundation
 import MBDataTraining
+import MBDataWire
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -12,7 +14,27 @@ import Synchronization
 /// let source = try ServeSource(url: "http://127.0.0.1:7070", dataset: "digits")
 /// let loader = try await MultiBatchLoader(remote: source, configuration: config)
 /// ```
+///
+/// The source keeps its connections to the daemon open between requests (HTTP keep-alive)
+/// and speaks TLS to an `https` URL. Its connections close when it is released, or at once
+/// with ``shutdown()``.
 public final class ServeSource: RemoteBatchSource {
+    /// How long the source waits for the daemon.
+    public struct Timeouts: Sendable {
+        /// The longest a connection may take to open. Default 10 seconds.
+        public var connect: Duration
+        /// The longest the daemon may stay silent while an answer or a stream is due,
+        /// including while the loader holds back a stream it cannot take yet. Default
+        /// 60 seconds, the daemon's own `--stall-timeout`: it cuts a reader that stalls longer.
+        public var read: Duration
+
+        /// Timeouts; the defaults suit a daemon on the same network.
+        public init(connect: Duration = .seconds(10), read: Duration = .seconds(60)) {
+            self.connect = connect
+            self.read = read
+        }
+    }
+
     /// The dataset's name on the daemon (what `mbdata serve NAME=path` called it).
     public let dataset: String
     /// The consumer group: loaders of one training run share a group, and the daemon keeps
@@ -20,7 +42,7 @@ public final class ServeSource: RemoteBatchSource {
     public let group: String
     /// Reconnections after a cut or a draining daemon before a stream gives up. Default 20.
     public let reconnects: Int
-    private let transport: HTTPTransport
+    let transport: HTTPTransport
     private let cursor = Mutex<String?>(nil)
     private let acks = Mutex(AckQueue())
 
@@ -28,34 +50,35 @@ public final class ServeSource: RemoteBatchSource {
     /// prepares it.
     ///
     /// - Parameters:
-    ///   - url: The daemon's base URL, `http://host:port`.
+    ///   - url: The daemon's base URL, `http://host:port` or `https://host:port`.
     ///   - dataset: The dataset's name on the daemon.
     ///   - group: The consumer group. Default `default`.
     ///   - token: The bearer token, when the daemon was started with `--token-file`.
     ///   - reconnects: Reconnections a stream may make after a cut or a draining daemon. Default 20.
+    ///   - timeouts: How long to wait for a connection and for the daemon's answers.
     /// - Throws: `MBDataError` with `.invalidArgument` when `url` is not such a URL.
-    public init(url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20) throws {
-        transport = try HTTPTransport(url: url, token: token)
+    public init(
+        url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20, timeouts: Timeouts = .init()
+    ) throws {
+        transport = try HTTPTransport(url: url, token: token, timeouts: timeouts)
         self.dataset = dataset
         self.group = group
         self.reconnects = reconnects
     }
 
-    private struct CursorReply: Codable {
-        var cursor: String
-        var planFingerprint: String
-        var datasetVersion: Int
-        var batchesPerEpoch: Int
+    /// Closes the source's connections now rather than when it is released; requests after
+    /// it fail.
+    public func shutdown() async throws {
+        try await transport.shutdown()
     }
 
     private func query(_ configuration: MultiBatchLoader.Configuration, extra: [(String, String)] = []) -> String {
-        var items: [(String, String)] = [
-            ("batch_size", "\(configuration.batchSize)"), ("seed", "\(configuration.seed)"), ("world", "\(configuration.world)"),
-            ("rank", "\(configuration.rank)"), ("tail", configuration.tail.rawValue), ("shuffle", "\(configuration.shuffle)"), ("group", group),
-        ]
-        if let split = configuration.split { items.append(("split", split)) }
+        let plan = PlanParameters(
+            seed: configuration.seed, batchSize: configuration.batchSize, world: configuration.world, tail: configuration.tail,
+            split: configuration.split, shuffle: configuration.shuffle)
+        let items = PlanQuery(plan: plan, rank: configuration.rank, group: group).items + extra
         var components = URLComponents()
-        components.queryItems = (items + extra).map { URLQueryItem(name: $0.0, value: $0.1) }
+        components.queryItems = items.map { URLQueryItem(name: $0.0, value: $0.1) }
         return components.percentEncodedQuery ?? ""
     }
 
@@ -72,10 +95,7 @@ public final class ServeSource: RemoteBatchSource {
         guard configuration.padLengths.isEmpty, configuration.sampleTransform == nil else {
             throw MBDataError(.invalidArgument, "a serve source cannot pad fields or run sample transforms: the daemon prepares the batches")
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let reply = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration))
-        let state = try decoder.decode(CursorReply.self, from: Data(reply.body))
+        let state = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration), as: CursorState.self)
         cursor.withLock { $0 = state.cursor }
         if let checkpoint {
             guard checkpoint.planFingerprint == state.planFingerprint, checkpoint.datasetVersion == state.datasetVersion else {
@@ -84,15 +104,12 @@ public final class ServeSource: RemoteBatchSource {
                     "the checkpoint is for plan \(checkpoint.planFingerprint) at dataset version \(checkpoint.datasetVersion); the daemon serves \(state.planFingerprint) at version \(state.datasetVersion)",
                     source: datasetPath)
             }
-            guard var object = try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] else {
-                throw MBDataError(.corruptData, "the daemon's cursor is not a JSON object", source: datasetPath)
-            }
-            let complete = (checkpoint.firstEpoch..<checkpoint.firstEpoch + checkpoint.completedEpochs).map {
-                ["epoch": $0, "low_watermark": checkpoint.batchesPerEpoch, "acked_above": [Int]()] as [String: Any]
-            }
-            let partial = checkpoint.inProgress.map { ["epoch": $0.epoch, "low_watermark": $0.lowWatermark, "acked_above": $0.finishedAbove] as [String: Any] }
-            object["epochs"] = complete + partial
-            _ = try await transport.call(.PUT, "/v1/cursors/\(state.cursor)", json: Array(try JSONSerialization.data(withJSONObject: object)))
+            var restored = state
+            restored.epochs =
+                (checkpoint.firstEpoch..<checkpoint.firstEpoch + checkpoint.completedEpochs).map {
+                    LoaderCheckpoint.EpochCursor(epoch: $0, lowWatermark: checkpoint.batchesPerEpoch)
+                } + checkpoint.inProgress
+            _ = try await transport.call(.PUT, "/v1/cursors/\(state.cursor)", json: Array(try WireJSON.encode(restored)))
         } else {
             _ = try await transport.call(.DELETE, "/v1/cursors/\(state.cursor)")
         }
@@ -107,53 +124,41 @@ public final class ServeSource: RemoteBatchSource {
     public func stream(
         epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
     ) async throws {
-        /// What one connection received; the transport's callbacks fill it in.
-        struct Attempt {
-            var status = 0
-            var errorBody: [UInt8] = []
-            var decoder: WireDecoder
-            var end: String?
-        }
-        let next = Mutex(0)
+        var next = 0
         var attempts = 0
         while true {
-            let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next.withLock { $0 })")])
-            let attempt = Mutex(Attempt(decoder: WireDecoder(source: target)))
+            let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next)")])
+            var decoder = WireDecoder(source: target)
+            var end: StreamEnd.Reason?
             do {
-                try await transport.send(
-                    .GET, target, head: { head in attempt.withLock { $0.status = head.status } },
-                    body: { chunk in
-                        let accepted = attempt.withLock { attempt in
-                            guard attempt.status == 200 else {
-                                attempt.errorBody.append(contentsOf: chunk.readableBytesView)
-                                return false
-                            }
-                            attempt.decoder.append(chunk)
-                            return true
-                        }
-                        guard accepted else { return }
-                        while let message = try attempt.withLock({ try $0.decoder.next() }) {
+                let response = try await transport.send(.GET, target)
+                if response.status == .ok {
+                    // Chunk by chunk: the decoder holds at most one message, never the epoch.
+                    for try await chunk in response.body {
+                        decoder.append(chunk)
+                        while let message = try decoder.next() {
                             switch message {
                             case .batch(let batch, _):
                                 try await deliver(batch)
-                                next.withLock { $0 = batch.batch + 1 }
-                            case .end(let reason): attempt.withLock { $0.end = reason }
+                                next = batch.batch + 1
+                            case .end(let reason): end = reason
                             case .failure(let error): throw error
                             }
                         }
-                    })
+                    }
+                } else {
+                    let body = try await response.body.collect(upTo: WireDecoder.maxJSONPayload)
+                    guard response.status == .serviceUnavailable else {
+                        throw HTTPTransport.error(status: Int(response.status.code), body: Array(body.readableBytesView), target: target)
+                    }
+                }
             } catch let error as MBDataError {
                 throw error
-            } catch is CancellationError {
-                throw CancellationError()
             } catch {
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
                 // The connection was refused, reset or cut (a daemon restarting): reconnect below.
             }
-            let (code, body, end) = attempt.withLock { ($0.status, $0.errorBody, $0.end) }
-            if code != 200 && code != 0 && code != 503 {
-                throw HTTPTransport.error(status: code, body: body, target: target)
-            }
-            if end == "complete" { return }
+            if end == .complete { return }
             attempts += 1
             guard attempts <= reconnects else {
                 throw MBDataError(.unavailable, "the stream was cut \(attempts) times; giving up", source: target)
@@ -176,8 +181,7 @@ public final class ServeSource: RemoteBatchSource {
         guard sends else { return }
         do {
             while let (epoch, batches) = acks.withLock({ $0.takeEarliestEpoch() }) {
-                let list = batches.map(String.init).joined(separator: ",")
-                try await ack("/v1/cursors/\(id)/acks", Array(#"{"epoch":\#(epoch),"batches":[\#(list)]}"#.utf8))
+                try await ack("/v1/cursors/\(id)/acks", Array(try WireJSON.encode(AckRequest.batches(epoch: epoch, batches: batches))))
             }
         } catch {
             acks.withLock { $0.sending = false }

@@ -14,7 +14,7 @@ package struct WireDecoder {
 
     package enum Message {
         case batch(ReadyBatch, lease: UInt64)
-        case end(reason: String)
+        case end(reason: StreamEnd.Reason)
         case failure(MBDataError)
     }
 
@@ -53,13 +53,16 @@ package struct WireDecoder {
             guard XXH64.digest(payload) == header.checksum else {
                 throw MBDataError(.corruptData, "bad message: checksum mismatch", source: source)
             }
-            let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any]
-            if header.kind == WireHeader.Kind.end.rawValue { return .end(reason: object?["reason"] as? String ?? "complete") }
-            let detail = object?["error"] as? [String: Any]
+            if header.kind == WireHeader.Kind.end.rawValue {
+                guard let end = try? WireJSON.decode(StreamEnd.self, from: Data(payload)) else {
+                    throw MBDataError(.corruptData, "bad message: an end message's payload is not {\"reason\", \"sent\"}", source: source)
+                }
+                return .end(reason: end.reason)
+            }
+            let detail = (try? WireJSON.decode(ErrorEnvelope.self, from: Data(payload)))?.error
             return .failure(
                 MBDataError(
-                    .unavailable, "the daemon failed the stream: \(detail?["code"] as? String ?? "error"): \(detail?["message"] as? String ?? "")",
-                    source: source))
+                    .unavailable, "the daemon failed the stream: \(detail?.code ?? "error"): \(detail?.message ?? "")", source: source))
         case nil:
             throw MBDataError(.corruptData, "bad message: unknown kind \(header.kind)", source: source)
         }

@@ -3,6 +3,7 @@ import Hummingbird
 import HTTPTypes
 import Logging
 import MBData
+import MBDataWire
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -75,7 +76,7 @@ public final class BatchServer: Sendable {
         router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics))
         router.get("/healthz") { _, _ in
             guard !self.drain.isDraining else { throw ServeError.draining }
-            return Self.json(Data(#"{"status":"ok"}"#.utf8))
+            return try Self.json(HealthStatus())
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: self.metrics.exposition())))
@@ -209,7 +210,7 @@ public final class BatchServer: Sendable {
         case .complete:
             return Response(
                 status: .ok, headers: headers(resolved, spooled: false),
-                body: .init(byteBuffer: WireMessage.end(reason: "complete", sent: 0, allocator: allocator)))
+                body: .init(byteBuffer: WireMessage.end(reason: .complete, sent: 0, allocator: allocator)))
         case .wait(let seconds):
             var headers = headers(resolved, spooled: false)
             headers[.contentType] = nil
@@ -275,7 +276,8 @@ public final class BatchServer: Sendable {
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func json(_ state: CursorState) throws -> Response { json(try CursorState.encoder.encode(state)) }
+    /// A `200` with `value`'s JSON.
+    static func json(_ value: some Encodable) throws -> Response { json(try WireJSON.encode(value)) }
 
     /// The request's body, at most `ServeLimits.maxBodyBytes` (413 beyond).
     static func collectBody(_ request: Request) async throws -> Data {

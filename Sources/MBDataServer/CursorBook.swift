@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MBData
+import MBDataWire
 
 /// Every cursor the daemon knows, what its open stream has sent, and the leases of share
 /// groups.

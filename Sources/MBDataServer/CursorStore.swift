@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MBData
+import MBDataWire
 
 /// The daemon's state database: cursors and the dataset version each plan is pinned to.
 /// Every change is written here before the daemon believes it (and long before it answers),
@@ -41,13 +42,13 @@ final class CursorStore: Sendable {
     func loadCursors() throws -> [CursorState] {
         try queue.read { db in
             try String.fetchAll(db, sql: "SELECT state FROM cursors").compactMap {
-                try? CursorState.decoder.decode(CursorState.self, from: Data($0.utf8))
+                try? WireJSON.decode(CursorState.self, from: Data($0.utf8))
             }
         }
     }
 
     func save(_ state: CursorState) async throws {
-        let json = String(decoding: try CursorState.encoder.encode(state), as: UTF8.self)
+        let json = String(decoding: try WireJSON.encode(state), as: UTF8.self)
         try await writing("cursor \(state.cursor)") { db in
             try db.execute(
                 sql: "INSERT OR REPLACE INTO cursors (id, state, updated_at) VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",

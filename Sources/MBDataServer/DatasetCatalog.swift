@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MBData
+import MBDataWire
 
 /// The datasets a daemon serves, the plans requests resolve to, and where each plan's
 /// batches come from: frames of a matching shard set in the spool, or live from SQLite.
@@ -129,26 +130,23 @@ actor DatasetCatalog {
         return (live, false)
     }
 
-    /// A dataset's name, version, samples and splits (and schema) as a JSON object.
-    func describe(_ name: Substring, schema includeSchema: Bool) async throws -> [String: Any] {
+    /// A dataset's name, version, samples and splits (and schema).
+    func describe(_ name: Substring, schema includeSchema: Bool) async throws -> DatasetDescription {
         let served = try served(name)
         let info = try await served.dataset.info()
-        var object: [String: Any] = ["name": served.name, "version": info.datasetVersion, "samples": info.sampleCount, "splits": info.splits]
+        var description = DatasetDescription(name: served.name, version: info.datasetVersion, samples: info.sampleCount, splits: info.splits)
         if includeSchema, let schema = info.schema {
-            object["schema"] = try JSONSerialization.jsonObject(with: Data(schema.canonicalJSON().utf8))
+            description.schema = try WireJSON.decode(JSONValue.self, from: Data(schema.canonicalJSON().utf8))
         }
-        return object
+        return description
     }
 
+    /// The body of `GET /v1/datasets/{name}` (one dataset, with its schema) or, for nil,
+    /// `GET /v1/datasets`.
     func describeJSON(_ name: Substring?) async throws -> Data {
-        let object: [String: Any]
-        if let name {
-            object = try await describe(name, schema: true)
-        } else {
-            var all: [[String: Any]] = []
-            for name in names { all.append(try await describe(Substring(name), schema: false)) }
-            object = ["datasets": all]
-        }
-        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        if let name { return try WireJSON.encode(try await describe(name, schema: true)) }
+        var all: [DatasetDescription] = []
+        for name in names { all.append(try await describe(Substring(name), schema: false)) }
+        return try WireJSON.encode(DatasetList(datasets: all))
     }
 }

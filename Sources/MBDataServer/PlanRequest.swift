@@ -2,16 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import MBData
-
-/// How a consumer takes its batches (schemas/serve-protocol.md §3).
-package enum StreamMode: String, Codable, Sendable {
-    /// Each rank streams its own slice of every global batch.
-    case partition
-    /// Several members each receive the same batches, with a cursor each.
-    case replicate
-    /// Consumers of a group lease batches one at a time.
-    case share
-}
+import MBDataWire
 
 /// The query parameters of a batch or lease request, checked.
 package struct PlanRequest: Sendable {

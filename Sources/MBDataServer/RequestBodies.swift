@@ -1,31 +1,24 @@
 import Foundation
 import HTTPTypes
 import HummingbirdCore
+import MBData
+import MBDataWire
 
 // The parsers of what a request carries — query, ack body, cursor body — as functions of
 // bytes and strings, so the fuzz targets call exactly what the routes call. Each returns a
 // checked value or throws a `ServeError` (4xx); none traps on any input.
 
-/// The body of `POST /v1/cursors/{id}/acks`.
-package enum AckRequest: Sendable, Equatable {
-    case batches(epoch: Int, batches: [Int])
-    case leases([UInt64])
-
-    private struct Body: Decodable {
-        var epoch: Int?
-        var batches: [Int]?
-        var leases: [UInt64]?
-    }
-
-    /// `{"epoch": E, "batches": [...]}` or `{"leases": [...]}`, nothing else. The numbers'
-    /// ranges against the cursor's plan are the cursor book's check.
+extension AckRequest {
+    /// The body of `POST /v1/cursors/{id}/acks`: `{"epoch": E, "batches": [...]}` or
+    /// `{"leases": [...]}`, nothing else. The numbers' ranges against the cursor's plan are
+    /// the cursor book's check.
     package init(json: Data) throws {
-        let body: Body = try decodeJSON(json)
-        switch (body.epoch, body.batches, body.leases) {
-        case (nil, nil, let leases?): self = .leases(leases)
-        case (let epoch?, let batches?, nil): self = .batches(epoch: epoch, batches: batches)
-        default:
-            throw ServeError(.badRequest, "invalid_body", "an ack is {\"epoch\": E, \"batches\": [...]} or {\"leases\": [...]}")
+        do {
+            self = try WireJSON.decode(AckRequest.self, from: json)
+        } catch DecodingError.dataCorrupted(let context) where context.debugDescription == AckRequest.shapeDescription {
+            throw ServeError(.badRequest, "invalid_body", AckRequest.shapeDescription)
+        } catch {
+            throw invalidBody(error)
         }
     }
 }
@@ -35,10 +28,15 @@ extension CursorState {
     /// request and against its own batch count, and naming `id`. Its plan is checked against
     /// the dataset by the route.
     package init(restoring json: Data, id: String) throws {
-        var state: CursorState = try decodeJSON(json)
+        var state: CursorState
+        do {
+            state = try WireJSON.decode(CursorState.self, from: json)
+        } catch {
+            throw invalidBody(error)
+        }
         try state.validate()
         state.epochs.sort { $0.epoch < $1.epoch }
-        for index in state.epochs.indices { state.epochs[index].ackedAbove.sort() }
+        for index in state.epochs.indices { state.epochs[index].finishedAbove.sort() }
         guard state.cursor == id, state.key == id else {
             throw ServeError(
                 .conflict, "cursor_mismatch",
@@ -55,11 +53,7 @@ extension PlanRequest {
     }
 }
 
-/// Decodes a JSON body; anything else is `400 invalid_body`.
-private func decodeJSON<T: Decodable>(_ data: Data) throws -> T {
-    do {
-        return try CursorState.decoder.decode(T.self, from: data)
-    } catch {
-        throw ServeError(.badRequest, "invalid_body", "the request body is not the expected JSON: \(String(describing: error).prefix(300))")
-    }
+/// A body that did not decode as the expected JSON: `400 invalid_body`.
+private func invalidBody(_ error: any Error) -> ServeError {
+    ServeError(.badRequest, "invalid_body", "the request body is not the expected JSON: \(String(describing: error).prefix(300))")
 }

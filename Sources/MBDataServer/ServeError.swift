@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import MBData
+import MBDataWire
 
 /// An error a request gets back: an HTTP status and a JSON body
 /// `{"error": {"code": …, "message": …}}` (schemas/serve-protocol.md §5).
@@ -28,8 +29,7 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
 
     /// The JSON body of this error.
     var body: [UInt8] {
-        let object: [String: [String: String]] = ["error": ["code": code, "message": message]]
-        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data())
+        Array((try? WireJSON.encode(ErrorEnvelope(code: code, message: message))) ?? Data())
     }
 
     package func response(from request: Request, context: some RequestContext) throws -> Response {

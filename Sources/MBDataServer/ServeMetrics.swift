@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import MBDataWire
 import Metrics
 import Prometheus
 import Synchronization

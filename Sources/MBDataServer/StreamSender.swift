@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import MBData
+import MBDataWire
 import NIOCore
 
 /// Writes one stream's messages: each batch as the workers ready it, then an end message —
@@ -22,12 +23,12 @@ struct StreamSender: Sendable {
         let recorder = metrics.stream(dataset: dataset, mode: mode)
         let started = ContinuousClock.now
         var sent = 0
-        var reason = "complete"
+        var reason = StreamEnd.Reason.complete
         var iterator = prefetcher.results().makeAsyncIterator()
         do {
             while true {
                 if drain.isDraining {
-                    reason = "draining"
+                    reason = .draining
                     break
                 }
                 let waitStarted = ContinuousClock.now

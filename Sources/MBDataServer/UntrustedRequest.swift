@@ -1,5 +1,6 @@
 import Foundation
 import MBData
+import MBDataWire
 
 /// The daemon's parsers of request bytes, as the fuzz targets (Tests/Fuzz) call them: the
 /// same functions the routes call, then what the route does with the result in memory.
@@ -29,12 +30,12 @@ package enum UntrustedRequest {
     /// A cursor document as `PUT /v1/cursors/{id}` reads it, at the id its own parameters
     /// make (so the fuzzer reaches the checks past the id), then acked and re-encoded.
     package static func cursorDocument(_ body: Data) throws {
-        let id = (try? CursorState.decoder.decode(CursorState.self, from: body))?.key ?? ""
+        let id = (try? WireJSON.decode(CursorState.self, from: body))?.key ?? ""
         var state = try CursorState(restoring: body, id: id)
         if let first = state.epochs.first {
             _ = state.ack(epoch: first.epoch, batches: [first.lowWatermark])
             _ = state.firstUnacked(epoch: first.epoch, skipping: [])
         }
-        _ = try CursorState.encoder.encode(state)
+        _ = try WireJSON.encode(state)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MBData
 import MBDataWire
 import NIOCore
@@ -5,16 +6,15 @@ import NIOCore
 /// One message of a batch stream (schemas/serve-protocol.md §4): a 56-byte header, then
 /// the payload — an LZ4 frame for a batch, JSON for an end or an error.
 enum WireMessage {
-    static func end(reason: String, sent: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        json(kind: .end, #"{"reason":"\#(reason)","sent":\#(sent)}"#, allocator: allocator)
+    static func end(reason: StreamEnd.Reason, sent: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        json(kind: .end, Array((try? WireJSON.encode(StreamEnd(reason: reason, sent: sent))) ?? Data()), allocator: allocator)
     }
 
     static func error(_ error: ServeError, allocator: ByteBufferAllocator) -> ByteBuffer {
-        json(kind: .error, String(decoding: error.body, as: UTF8.self), allocator: allocator)
+        json(kind: .error, error.body, allocator: allocator)
     }
 
-    private static func json(kind: WireHeader.Kind, _ text: String, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let payload = Array(text.utf8)
+    private static func json(kind: WireHeader.Kind, _ payload: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: WireHeader.size + payload.count)
         WireHeader(kind: kind, payloadLength: payload.count, checksum: ShardFormat.xxh64(payload)).write(into: &buffer)
         buffer.writeBytes(payload)

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdCore
 import MBData
 import MBDataTestSupport
+import MBDataWire
 import Testing
 
 @testable import MBDataServer
@@ -20,9 +21,9 @@ import Testing
         #expect(state.ack(epoch: 0, batches: [2, 1]) == 2)
         #expect(state.progress(epoch: 0).lowWatermark == 0)
         #expect(state.ack(epoch: 0, batches: [0, 2]) == 1)
-        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, ackedAbove: [])])
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, finishedAbove: [])])
         #expect(state.ack(epoch: 0, batches: [5]) == 1)
-        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, ackedAbove: [5])])
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, finishedAbove: [5])])
     }
 
     @Test func theSameParametersNameTheSameCursorAndOthersAnother() {
@@ -72,13 +73,13 @@ import Testing
     @Test func aRestoredStateOutsideItsPlanIsRefused() throws {
         try Self.state().validate()
         var high = Self.state()
-        high.epochs = [.init(epoch: 0, lowWatermark: 11, ackedAbove: [])]
+        high.epochs = [.init(epoch: 0, lowWatermark: 11, finishedAbove: [])]
         var negative = Self.state()
-        negative.epochs = [.init(epoch: 0, lowWatermark: -1, ackedAbove: [])]
+        negative.epochs = [.init(epoch: 0, lowWatermark: -1, finishedAbove: [])]
         var above = Self.state()
-        above.epochs = [.init(epoch: 0, lowWatermark: 2, ackedAbove: [1, 12])]
+        above.epochs = [.init(epoch: 0, lowWatermark: 2, finishedAbove: [1, 12])]
         var twice = Self.state()
-        twice.epochs = [.init(epoch: 0, lowWatermark: 2, ackedAbove: []), .init(epoch: 0, lowWatermark: 3, ackedAbove: [])]
+        twice.epochs = [.init(epoch: 0, lowWatermark: 2, finishedAbove: []), .init(epoch: 0, lowWatermark: 3, finishedAbove: [])]
         var huge = Self.state()
         huge.plan.batchSize = Int.max
         var rank = Self.state(mode: .partition)

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MBData
 import MBDataTestSupport
+import MBDataWire
 import NIOHTTP1
 import Synchronization
 import Testing
@@ -34,8 +35,9 @@ import Testing
             // Acks go several to a request under load; all of them reached the daemon.
             let id = CursorState.id(
                 dataset: "digits", group: "default", mode: .partition, parameters: Self.configuration().plan, rank: 0, replica: 0)
-            let reply = try await HTTPTransport(url: url, token: nil).call(.GET, "/v1/cursors/\(id)")
-            let state = try CursorState.decoder.decode(CursorState.self, from: Data(reply.body))
+            let transport = try HTTPTransport(url: url, token: nil)
+            let state = try await transport.call(.GET, "/v1/cursors/\(id)", as: CursorState.self)
+            try await transport.shutdown()
             #expect(state.progress(epoch: 0).lowWatermark == 1449 / 64)
             return await trainer.batches
         }

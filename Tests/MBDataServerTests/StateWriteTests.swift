@@ -3,6 +3,7 @@ import GRDB
 import HTTPTypes
 import MBData
 import MBDataTestSupport
+import MBDataWire
 import Synchronization
 import Testing
 
@@ -51,7 +52,7 @@ final class ManualClock: Sendable {
         await #expect(throws: MBDataError.self) { try await book.reset(id) }
         #expect(try await book.state(id).progress(epoch: 0).lowWatermark == 1)
         var restored = CursorTests.state(batches: 10, mode: .partition)
-        restored.epochs = [.init(epoch: 0, lowWatermark: 9, ackedAbove: [])]
+        restored.epochs = [.init(epoch: 0, lowWatermark: 9, finishedAbove: [])]
         await #expect(throws: MBDataError.self) { try await book.restore(restored) }
         #expect(try await book.state(id).progress(epoch: 0).lowWatermark == 1)
         let other = CursorTests.state(batches: 10, mode: .replicate)
@@ -108,7 +109,7 @@ final class ManualClock: Sendable {
         guard case .leased(let batch, let lease) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
         let state = try await book.ack(id, leases: [lease, lease, lease])
         #expect(batch == 0)
-        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 1, ackedAbove: [])])
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 1, finishedAbove: [])])
         await #expect(throws: ServeError.self) { try await book.ack(id, leases: [lease]) }
     }
 
@@ -168,12 +169,12 @@ final class ManualClock: Sendable {
 
     @Test func aRestoredStateForAnotherDatasetVersionOrEpochRangeIsRefused() throws {
         var state = CursorTests.state(batches: 10, mode: .partition)
-        state.epochs = [.init(epoch: 1 << 40, lowWatermark: 0, ackedAbove: [])]
+        state.epochs = [.init(epoch: 1 << 40, lowWatermark: 0, finishedAbove: [])]
         #expect(throws: ServeError.self) { try state.validate() }
         state.epochs = []
         state.batchesPerEpoch = 0
         #expect(throws: ServeError.self) { try state.validate() }
-        let json = try CursorState.encoder.encode(CursorTests.state(batches: 10, mode: .partition))
+        let json = try WireJSON.encode(CursorTests.state(batches: 10, mode: .partition))
         let id = CursorTests.state(batches: 10, mode: .partition).cursor
         #expect(try CursorState(restoring: json, id: id) == CursorTests.state(batches: 10, mode: .partition))
         #expect(throws: ServeError.self) { try CursorState(restoring: json, id: "c-0000000000000000") }

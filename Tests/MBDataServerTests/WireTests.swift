@@ -23,7 +23,7 @@ import Testing
         let frame = try LZ4Frame.compress((0..<5000).map { UInt8($0 % 251) }, level: 1)
         var stream = try OutgoingBatch.make(PlanItem(epoch: 3, batch: 70_000, rank: 5), from: OneBatch(frame: frame), lease: 0xDEAD_BEEF)
             .message
-        var end = WireMessage.end(reason: "complete", sent: 1, allocator: ByteBufferAllocator())
+        var end = WireMessage.end(reason: .complete, sent: 1, allocator: ByteBufferAllocator())
         stream.writeBuffer(&end)
         for chunkSize in [1, 7, 56, 4096, stream.readableBytes] {
             var decoder = WireDecoder(source: "test")
@@ -47,12 +47,12 @@ import Testing
                 Issue.record("the last message is not an end")
                 continue
             }
-            #expect(reason == "complete")
+            #expect(reason == .complete)
         }
     }
 
     @Test func aBadMagicOrKindIsRefused() throws {
-        var end = WireMessage.end(reason: "complete", sent: 0, allocator: ByteBufferAllocator())
+        var end = WireMessage.end(reason: .complete, sent: 0, allocator: ByteBufferAllocator())
         var badMagic = end
         badMagic.setInteger(UInt8(ascii: "X"), at: badMagic.readerIndex)
         var decoder = WireDecoder(source: "test")
@@ -80,7 +80,7 @@ import Testing
             let error = #expect(throws: MBDataError.self) { try WireDecoder.messages(header(kind: kind, payload: payload, uncompressed: uncompressed)) }
             #expect(error?.description.contains("bad message") == true)
         }
-        var end = WireMessage.end(reason: "complete", sent: 0, allocator: ByteBufferAllocator())
+        var end = WireMessage.end(reason: .complete, sent: 0, allocator: ByteBufferAllocator())
         let whole = Array(end.readableBytesView)
         #expect(try WireDecoder.messages(whole).count == 1)
         #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(whole.dropLast())) }

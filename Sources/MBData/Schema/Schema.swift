@@ -64,9 +64,9 @@ public struct Schema: Hashable, Codable, Sendable {
     ///
     /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema``.
     public init(json data: Data) throws {
-        let root: JSONValue
+        let root: ParsedJSON
         do {
-            root = try JSONValue.parse([UInt8](data))
+            root = try ParsedJSON.parse([UInt8](data))
         } catch let error as MBDataError {
             throw MBDataError(.invalidSchema, "schema is not valid JSON: \(error.message)")
         }
@@ -89,7 +89,7 @@ public struct Schema: Hashable, Codable, Sendable {
         try self.init(name: name, key: key, fields: fields, description: description)
     }
 
-    private static func parseField(_ raw: JSONValue, position: Int) throws -> Field {
+    private static func parseField(_ raw: ParsedJSON, position: Int) throws -> Field {
         let what = "fields[\(position)]"
         guard case .object(let members) = raw else {
             throw MBDataError(.invalidSchema, "\(what) must be an object with \"name\", \"dtype\" and optional \"shape\"")
@@ -139,7 +139,7 @@ public struct Schema: Hashable, Codable, Sendable {
         }
     }
 
-    private static func optionalString(_ value: JSONValue?, what: String) throws -> String? {
+    private static func optionalString(_ value: ParsedJSON?, what: String) throws -> String? {
         switch value {
         case nil, .null?: return nil
         case .string(let text)?: return text

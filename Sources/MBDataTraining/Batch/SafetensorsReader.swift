@@ -38,9 +38,9 @@ package struct SafetensorsReader: Sendable {
         }
         let dataStart = 8 + Int(declared)
         let dataLength = buffer.count - dataStart
-        let header: JSONValue
+        let header: ParsedJSON
         do {
-            header = try JSONValue.parse(Array(buffer[8..<dataStart]))
+            header = try ParsedJSON.parse(Array(buffer[8..<dataStart]))
         } catch let error as MBDataError {
             throw refuse("header is not JSON: \(error.message)")
         }

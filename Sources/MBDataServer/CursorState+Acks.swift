@@ -2,28 +2,11 @@ import Foundation
 import HTTPTypes
 import HummingbirdCore
 import MBData
+import MBDataWire
 
-/// What a consumer has acknowledged of one plan: the document `GET /v1/cursors/{id}`
-/// returns, `PUT` restores, and the state database stores.
-package struct CursorState: Codable, Sendable, Equatable {
-    struct EpochProgress: Codable, Sendable, Equatable {
-        var epoch: Int
-        var lowWatermark: Int
-        var ackedAbove: [Int]
-    }
-
-    var cursor: String
-    var dataset: String
-    var group: String
-    var mode: StreamMode
-    var rank: Int
-    var replica: Int
-    var plan: PlanParameters
-    var planFingerprint: String
-    var datasetVersion: Int
-    var batchesPerEpoch: Int
-    var epochs: [EpochProgress]
-
+/// The daemon's rules of a cursor: its id, the checks of a restored state and of an ack,
+/// and the bookkeeping of acks. The document itself is `MBDataWire`'s.
+extension CursorState {
     /// The cursor id: the same request parameters always name the same cursor.
     static func id(dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, rank: Int, replica: Int) -> String {
         let key = [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"].joined(separator: "\u{0}")
@@ -39,11 +22,7 @@ package struct CursorState: Codable, Sendable, Equatable {
         guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
             throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
         }
-        var query: [(Substring, Substring)] = [
-            ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
-            ("tail", Substring(plan.tail.rawValue)), ("shuffle", "\(plan.shuffle)"), ("group", Substring(group)),
-        ]
-        if let split = plan.split { query.append(("split", Substring(split))) }
+        var query = PlanQuery(plan: plan, rank: rank, group: group).items.map { (Substring($0.name), Substring($0.value)) }
         if mode != .share { query += [("mode", Substring(mode.rawValue)), ("replica", "\(replica)"), ("replicas", "\(replica + 1)")] }
         do {
             _ = try PlanRequest(query: PlanRequest.Query(query), leasing: mode == .share)
@@ -55,8 +34,8 @@ package struct CursorState: Codable, Sendable, Equatable {
         }
         for progress in epochs {
             guard PlanRequest.epochs.contains(progress.epoch), (0...batchesPerEpoch).contains(progress.lowWatermark),
-                progress.ackedAbove.allSatisfy({ $0 > progress.lowWatermark && $0 < batchesPerEpoch }),
-                Set(progress.ackedAbove).count == progress.ackedAbove.count
+                progress.finishedAbove.allSatisfy({ $0 > progress.lowWatermark && $0 < batchesPerEpoch }),
+                Set(progress.finishedAbove).count == progress.finishedAbove.count
             else {
                 throw ServeError(
                     .badRequest, "invalid_body",
@@ -69,8 +48,7 @@ package struct CursorState: Codable, Sendable, Equatable {
     }
 
     func progress(epoch: Int) -> LoaderCheckpoint.EpochCursor {
-        guard let found = epochs.first(where: { $0.epoch == epoch }) else { return .init(epoch: epoch) }
-        return .init(epoch: epoch, lowWatermark: found.lowWatermark, finishedAbove: found.ackedAbove)
+        epochs.first { $0.epoch == epoch } ?? .init(epoch: epoch)
     }
 
     /// Refuses an ack outside the plan: an epoch outside `PlanRequest.epochs`, a batch
@@ -89,11 +67,11 @@ package struct CursorState: Codable, Sendable, Equatable {
     mutating func ack(epoch: Int, batches: [Int]) -> Int {
         let found = epochs.firstIndex { $0.epoch == epoch }
         var lowWatermark = found.map { epochs[$0].lowWatermark } ?? 0
-        var above = Set(found.map { epochs[$0].ackedAbove } ?? [])
+        var above = Set(found.map { epochs[$0].finishedAbove } ?? [])
         var added = 0
         for batch in batches where batch >= lowWatermark && above.insert(batch).inserted { added += 1 }
         while above.remove(lowWatermark) != nil { lowWatermark += 1 }
-        let progress = EpochProgress(epoch: epoch, lowWatermark: lowWatermark, ackedAbove: above.sorted())
+        let progress = LoaderCheckpoint.EpochCursor(epoch: epoch, lowWatermark: lowWatermark, finishedAbove: above.sorted())
         if let found {
             epochs[found] = progress
         } else {
@@ -106,7 +84,7 @@ package struct CursorState: Codable, Sendable, Equatable {
     /// The batches of `epoch` not yet acked, in order, from `start`.
     func unacked(epoch: Int, from start: Int = 0) -> [Int] {
         let progress = epochs.first { $0.epoch == epoch }
-        let acked = Set(progress?.ackedAbove ?? [])
+        let acked = Set(progress?.finishedAbove ?? [])
         let first = max(start, progress?.lowWatermark ?? 0)
         guard first < batchesPerEpoch else { return [] }
         return (first..<batchesPerEpoch).filter { !acked.contains($0) }
@@ -115,24 +93,11 @@ package struct CursorState: Codable, Sendable, Equatable {
     /// The first batch of `epoch` neither acked nor in `skipped`.
     func firstUnacked(epoch: Int, skipping skipped: Set<Int>) -> Int? {
         let progress = epochs.first { $0.epoch == epoch }
-        let acked = Set(progress?.ackedAbove ?? [])
+        let acked = Set(progress?.finishedAbove ?? [])
         let first = progress?.lowWatermark ?? 0
         guard first < batchesPerEpoch else { return nil }
         return (first..<batchesPerEpoch).first { !acked.contains($0) && !skipped.contains($0) }
     }
-
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
 }
 
 extension String {

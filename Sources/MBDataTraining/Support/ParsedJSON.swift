@@ -1,13 +1,13 @@
 /// A parsed JSON document, for small configuration files such as schemas.
-package enum JSONValue {
+package enum ParsedJSON {
     case null
     case bool(Bool)
     case number(ElementEncoding.Number)
     case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+    case array([ParsedJSON])
+    case object([(String, ParsedJSON)])
 
-    package static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws -> ParsedJSON {
         try bytes.withUnsafeBytes { raw in
             var scanner = JSONScanner(raw)
             let value = try parseValue(&scanner, depth: 0)
@@ -17,13 +17,13 @@ package enum JSONValue {
         }
     }
 
-    private static func parseValue(_ scanner: inout JSONScanner, depth: Int) throws -> JSONValue {
+    private static func parseValue(_ scanner: inout JSONScanner, depth: Int) throws -> ParsedJSON {
         guard depth < 64 else { throw scanner.error("less nesting") }
         scanner.skipWhitespace()
         switch scanner.current ?? 0 {
         case UInt8(ascii: "{"):
             scanner.position += 1
-            var members: [(String, JSONValue)] = []
+            var members: [(String, ParsedJSON)] = []
             if scanner.consume(UInt8(ascii: "}")) { return .object(members) }
             repeat {
                 let key = try scanner.string()
@@ -34,7 +34,7 @@ package enum JSONValue {
             return .object(members)
         case UInt8(ascii: "["):
             scanner.position += 1
-            var elements: [JSONValue] = []
+            var elements: [ParsedJSON] = []
             if scanner.consume(UInt8(ascii: "]")) { return .array(elements) }
             repeat {
                 elements.append(try parseValue(&scanner, depth: depth + 1))
@@ -51,7 +51,7 @@ package enum JSONValue {
         }
     }
 
-    package subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> ParsedJSON? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.0 == key }?.1
     }

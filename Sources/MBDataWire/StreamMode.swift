@@ -1,0 +1,9 @@
+/// How a consumer takes its batches (schemas/serve-protocol.md §3).
+public enum StreamMode: String, Codable, Sendable {
+    /// Each rank streams its own slice of every global batch.
+    case partition
+    /// Several members each receive the same batches, with a cursor each.
+    case replicate
+    /// Consumers of a group lease batches one at a time.
+    case share
+}
