@@ -8,7 +8,8 @@ extension Dataset {
     /// Samples are committed `options.rowsPerTransaction` records at a time: a failure or a
     /// kill loses at most the open transaction, and re-running the same ingest continues
     /// after the last committed record (and, with a key, adds no sample twice).
-    /// Parsing runs on its own thread, writing on the database's writer queue.
+    /// Parsing runs as a job on the process-wide ``BlockingExecutor`` (holding one of its
+    /// threads for the ingest), writing on the database's writer queue.
     public func ingest(
         _ spec: SourceSpec, schema: Schema? = nil, options: IngestOptions = IngestOptions(),
         progress: (@Sendable (IngestProgress) -> Void)? = nil
@@ -78,7 +79,7 @@ extension Dataset {
     }
 }
 
-/// One source into one dataset: a parser thread feeds blocks of samples through a bounded
+/// One source into one dataset: a parser job on the blocking executor feeds blocks of samples through a bounded
 /// queue to the writer, which commits a transaction per `rowsPerTransaction` records
 /// together with the ingest log and the dataset version.
 final class Ingestor {
@@ -157,14 +158,12 @@ final class Ingestor {
         let queue = BoundedQueue<Message>(capacity: 4)
         let parserDone = DispatchSemaphore(value: 0)
         let (sourceName, expectedRecords, expectedBytes) = (source.name, source.expectedRecords, source.expectedBytes)
-        // The source moves to the parser thread; this thread no longer touches it.
+        // The source moves to the parser job; this thread no longer touches it.
         let handOff = UncheckedSendable(source)
-        let parser = Thread { [schema, options, skipRecords] in
+        BlockingExecutor.submit { [schema, options, skipRecords] in
             Self.parse(source: handOff.value, schema: schema, options: options, skip: skipRecords, into: queue)
             parserDone.signal()
         }
-        parser.stackSize = 8 << 20
-        parser.start()
         defer {
             queue.close()
             parserDone.wait()
@@ -285,7 +284,7 @@ final class Ingestor {
         }
     }
 
-    /// The parser thread: reads records, assigns splits, cuts blocks at transaction
+    /// The parser job: reads records, assigns splits, cuts blocks at transaction
     /// boundaries and applies the error policy.
     private static func parse(source: any SampleSource, schema: Schema, options: IngestOptions, skip: Int, into queue: BoundedQueue<Message>) {
         let splitter = SplitAssigner(schema: schema, options: options)

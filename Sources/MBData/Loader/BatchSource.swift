@@ -49,7 +49,7 @@ enum BatchSource: Sendable {
 
     /// Checks and decodes a frame received from a remote source, off the cooperative pool.
     static func decode(_ ready: ReadyBatch, configuration: MultiBatchLoader.Configuration) async throws -> Batch {
-        try await runOnThread {
+        try await runBlocking {
             guard ShardFormat.xxh64(ready.frame) == ready.checksum else {
                 throw MBDataError(.corruptData, "checksum mismatch in the frame of epoch \(ready.epoch) batch \(ready.batch) rank \(ready.rank)")
             }

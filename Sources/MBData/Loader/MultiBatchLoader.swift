@@ -73,7 +73,6 @@ public final class MultiBatchLoader: Sendable {
     /// checkpoint's version when resuming).
     public init(dataset: Dataset, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         try Self.validate(configuration)
-        AllocatorTuning.apply()
         let plan = try await dataset.plan(configuration.planParameters, version: checkpoint?.datasetVersion)
         self.configuration = configuration
         start = try Self.startingPoint(
@@ -86,7 +85,6 @@ public final class MultiBatchLoader: Sendable {
     /// Reads batches from a shard directory written for the same plan parameters.
     public init(shards directory: String, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) throws {
         try Self.validate(configuration)
-        AllocatorTuning.apply()
         let shards = try ShardSet(directory: directory)
         let manifest = shards.manifest
         guard manifest.plan.parameters == configuration.planParameters else {
@@ -190,8 +188,13 @@ public final class MultiBatchLoader: Sendable {
             }
         } else {
             let pool = try source.pool(items: items)
-            defer { pool.stop() }
-            try await consume(pool.stream(), trainer: trainer) { _, _ in }
+            do {
+                try await consume(pool.stream(), trainer: trainer) { _, _ in }
+            } catch {
+                await pool.shutDown()
+                throw error
+            }
+            await pool.shutDown()
         }
     }
 

@@ -30,7 +30,8 @@ public struct ReadyBatch: Sendable, Hashable {
 public struct PrefetchConfiguration: Sendable, Hashable {
     /// Batches claimed but not yet taken by the consumer, at most (back-pressure). Default 8.
     public var depth: Int = 8
-    /// Threads that read, collate and compress. Default: the number of active cores.
+    /// Batches read, collated and compressed at once, at most (jobs on the process-wide
+    /// ``BlockingExecutor``, whose size bounds them too). Default: the number of active cores.
     public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     /// LZ4 level: 0 (default) is the fast mode, 1–12 HC.
     public var compressionLevel: Int32 = 0
@@ -61,12 +62,13 @@ public struct PlanItem: Sendable, Hashable, Codable {
 }
 
 /// Produces the batches of a plan in order — epoch, then batch, then rank — with one SQL
-/// query per batch, collation and LZ4 compression spread over `workers` threads, and at
-/// most `depth` batches held ahead of the consumer. Memory is bounded by
+/// query per batch, collation and LZ4 compression spread over at most `workers` jobs on the
+/// process-wide ``BlockingExecutor``, and at most `depth` batches held ahead of the consumer. Memory is bounded by
 /// `depth × (compressed + uncompressed batch size)`, whatever the dataset size.
 ///
-/// `next()` blocks; call it from a thread of your own (not the cooperative pool), or use
-/// `batches()` from async code. `cancel()` (or deinit) stops the workers.
+/// `next()` blocks; call it from a thread of your own (neither the cooperative pool nor a
+/// job of the blocking executor), or use `batches()` from async code. `cancel()` (or
+/// deinit) stops production.
 public final class Prefetcher: Sendable {
     public let plan: DatasetPlan
     public let epochs: Range<Int>
@@ -106,7 +108,6 @@ public final class Prefetcher: Sendable {
         guard configuration.depth > 0, configuration.workers > 0 else {
             throw MBDataError(.invalidArgument, "prefetch depth and workers must be positive")
         }
-        AllocatorTuning.apply()
         self.plan = plan
         self.epochs = epochs
         self.items = items
@@ -116,16 +117,17 @@ public final class Prefetcher: Sendable {
         }
     }
 
-    deinit { pool.stop() }
+    deinit { pool.requestStop() }
 
     /// Batches prepared and waiting for the consumer.
     public var readyCount: Int { pool.readyCount }
 
-    /// Stops the workers without waiting for them (safe from async code).
-    public func stop() { pool.stop() }
+    /// Stops production without waiting for the batches being produced (safe from async code).
+    public func stop() { pool.requestStop() }
 
-    /// Stops the workers and waits for them; `next()` then returns nil.
-    public func cancel() { pool.cancel() }
+    /// Stops production and waits, blocking the caller, until no batch is being produced;
+    /// `next()` then returns nil.
+    public func cancel() { pool.stop() }
 
     /// The next batch in order, nil after the last; rethrows a worker's failure.
     public func next() throws -> ReadyBatch? { try pool.next() }

@@ -79,7 +79,7 @@ extension ShardSet {
     /// The same checks, run on a thread of their own (they read and decode every frame).
     public func verify(maxProblems: Int = 20) async throws -> ShardVerifyReport {
         let shards = self
-        return try await runOnThread { shards.verify(maxProblems: maxProblems) }
+        return try await runBlocking { shards.verify(maxProblems: maxProblems) }
     }
 
     /// Checks one decoded batch against §5 of the format and returns its real sample ids:

@@ -1,31 +1,33 @@
-#if canImport(Glibc)
-    import Glibc
+import CMallocTuning
+import Synchronization
 
-    // glibc's mallopt(3); <malloc.h> is not part of the Glibc module.
-    @_silgen_name("mallopt")
-    private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
-    private let trimThreshold: Int32 = -1  // M_TRIM_THRESHOLD
-    private let topPad: Int32 = -2  // M_TOP_PAD
-    private let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-#endif
-
-/// Keeps glibc from returning batch-sized blocks to the kernel after every batch.
+/// Process-wide allocator settings for batch workloads: an opt-in for applications, never
+/// applied by the library behind their back.
 ///
-/// A loader allocates and frees a buffer of a batch's size (hundreds of KB to MBs) for every
-/// batch, on worker threads, and frees it on another. By default glibc serves such sizes
-/// with fresh `mmap`s or trims its heaps right after the free, so every batch page-faults
-/// and zero-fills its buffer again (a quarter of the loader's CPU time under `perf`). Raising
-/// the mmap and trim thresholds keeps those pages for reuse (Benchmarks/README.md, loader).
-/// Process-wide, applied once when the first loader or prefetcher starts; memory stays bounded by the
-/// prefetch depth, since the pages are reused, not accumulated.
-enum AllocatorTuning {
-    private static let applied: Void = {
-        #if canImport(Glibc)
-            _ = mallopt(mmapThreshold, 256 << 20)
-            _ = mallopt(trimThreshold, 1 << 30)
-            _ = mallopt(topPad, 64 << 20)
-        #endif
-    }()
+/// A loader or prefetcher allocates and frees a buffer of a batch's size (hundreds of KB to
+/// MBs) for every batch, on one thread, and frees it on another. By default glibc serves such
+/// sizes with fresh `mmap`s or trims its heaps right after the free, so every batch
+/// page-faults and zero-fills its buffer again (a quarter of the loader's CPU time under
+/// `perf`). ``applyForBatchWorkloads()`` raises glibc's mmap threshold (256 MiB), trim
+/// threshold (1 GiB) and top pad (64 MiB) with `mallopt(3)`, so those pages are kept for
+/// reuse (Benchmarks/README.md, loader). Memory stays bounded by the prefetch depth, since
+/// the pages are reused, not accumulated — but the settings apply to every allocation of the
+/// whole process, which is why the application decides: `mbdata` turns them on for ingest,
+/// shard and serve, the samples and benchmarks do too.
+public enum AllocatorTuning {
+    private static let applied = Mutex<Bool?>(nil)
 
-    static func apply() { _ = applied }
+    /// Applies the settings once per process (later calls return the first result).
+    ///
+    /// - Returns: `true` when glibc accepted them; `false` where the C library is not glibc
+    ///   or refused a setting (nothing then changes).
+    @discardableResult
+    public static func applyForBatchWorkloads() -> Bool {
+        applied.withLock { applied in
+            if let applied { return applied }
+            let result = mbdata_tune_malloc(256 << 20, 1 << 30, 64 << 20) == 1
+            applied = result
+            return result
+        }
+    }
 }
