@@ -21,33 +21,41 @@ public enum ShardWriter {
     ) async throws -> ShardManifest {
         let started = Date()
         let sink = try await runBlocking { try ShardSetSink(directory: directory, targetShardBytes: targetShardBytes) }
-        for try await batch in prefetcher.batches() {
-            let totals = try await runBlocking { try sink.append(batch) }
-            progress?(
-                Progress(
-                    batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
-                    compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
-        }
         let plan = prefetcher.plan
         let (epochs, configuration) = (prefetcher.epochs, prefetcher.configuration)
-        return try await runBlocking {
-            try sink.finish { shards, totals in
-                ShardManifest(
-                    dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
-                    schema: schema,
-                    plan: .init(
-                        parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count,
-                        batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
-                        padLengths: configuration.padLengths),
-                    compression: ShardManifest.compression(level: configuration.compressionLevel), shards: shards, totals: totals,
-                    createdAt: Timestamp.now())
+        do {
+            for try await batch in prefetcher.batches() {
+                let totals = try await runBlocking { try sink.append(batch) }
+                progress?(
+                    Progress(
+                        batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
+                        compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
             }
+            return try await runBlocking {
+                try sink.finish { shards, totals in
+                    ShardManifest(
+                        dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
+                        schema: schema,
+                        plan: .init(
+                            parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count,
+                            batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
+                            padLengths: configuration.padLengths),
+                        compression: ShardManifest.compression(level: configuration.compressionLevel), shards: shards, totals: totals,
+                        createdAt: Timestamp.now())
+                }
+            }
+        } catch {
+            // Here, not when the sink goes: a process that exits on the error must not
+            // leave the temporary shard file behind.
+            sink.discard()
+            throw error
         }
     }
 }
 
-/// The files of one shard set being written, in the order `ShardWriter` describes. Its blocking calls run one after another on the blocking executor (each awaited before
-/// the next starts), never at once; that is what makes the unchecked `Sendable` safe.
+/// The files of one shard set being written, in the order `ShardWriter` describes. Its
+/// blocking calls run one after another on the blocking executor (each awaited before the
+/// next starts), never at once; that is what makes the unchecked `Sendable` safe.
 private final class ShardSetSink: @unchecked Sendable {
     private let directory: String
     private let targetShardBytes: Int
@@ -87,6 +95,11 @@ private final class ShardSetSink: @unchecked Sendable {
         totals.compressedBytes += batch.frame.count
         if file!.size >= targetShardBytes { try finishShard() }
         return totals
+    }
+
+    /// Closes and removes the shard file being written (two system calls, no data written).
+    func discard() {
+        file = nil
     }
 
     /// Closes the last shard, writes the manifest `makeManifest` builds and removes shard
