@@ -6,11 +6,14 @@ import MBData
 import MBDataWire
 import NIOCore
 import ServiceLifecycle
-import UnixSignals
 
 /// `mbdata serve`: batches of one or more datasets over HTTP to trainers in any process
 /// (schemas/serve-protocol.md). Cursors live in a SQLite state database.
-public final class BatchServer: Sendable {
+///
+/// A service-lifecycle `Service`: run it in a `ServiceGroup` — the application's own, next
+/// to its other services — which owns the signals. A graceful shutdown drains: open
+/// streams end after the message in flight, then `run()` returns.
+public final class BatchServer: Service, Sendable {
     /// The configuration the server was made with.
     public let configuration: ServeConfiguration
     let catalog: DatasetCatalog
@@ -19,23 +22,28 @@ public final class BatchServer: Sendable {
     let drain = DrainState()
     let streams: StreamRegistry
     let logger: Logger
+    private let onListening: @Sendable (Int) -> Void
 
     /// Opens the state database and every dataset and scans the spool, off the cooperative
-    /// pool; nothing listens until ``run(onListening:)``.
+    /// pool; nothing listens until ``run()``.
     ///
     /// - Parameters:
     ///   - configuration: Datasets, address, limits and timeouts.
     ///   - logger: Where requests, streams and failures are logged (structured metadata).
+    ///   - onListening: Receives the bound port once ``run()`` listens (useful with port 0).
     /// - Throws: `MBDataError` when the state database cannot be opened or written
     ///   (`.storage`), a dataset cannot be opened
     ///   (`.invalidDataset`), or a spool cannot be read.
-    public init(configuration: ServeConfiguration, logger: Logger) async throws {
+    public init(
+        configuration: ServeConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
         self.configuration = configuration
         self.logger = logger
+        self.onListening = onListening
         let metrics = ServeMetrics()
         self.metrics = metrics
         // Opening the state database and the datasets and scanning the spool block.
-        (catalog, book) = try await runOnThread {
+        (catalog, book) = try await runBlocking {
             let store = try CursorStore(path: configuration.statePath)
             return (try DatasetCatalog(configuration: configuration, store: store), try CursorBook(store: store, metrics: metrics))
         }
@@ -43,11 +51,13 @@ public final class BatchServer: Sendable {
         metrics.register(datasets: configuration.datasets.map(\.name))
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains and returns. `onListening` receives the
-    /// bound port (useful with port 0).
-    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    /// Serves until the enclosing service group shuts down gracefully, then drains and
+    /// returns; cancelling the task stops at once.
+    public func run() async throws {
         let port = configuration.port
-        let (bodyTimeout, stallTimeout, logger) = (configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds, logger)
+        let (bodyTimeout, stallTimeout, logger, onListening) = (
+            configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds, logger, onListening
+        )
         let app = Application(
             router: makeRouter(),
             server: .http1(
@@ -60,10 +70,11 @@ public final class BatchServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "mbdata"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
+        // The enclosing group's graceful shutdown reaches this one; the drain hears it first
+        // (a group shuts its services down last to first).
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: app), .init(service: DrainService(drain: drain))],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [.init(service: app), .init(service: DrainService(drain: drain))], logger: logger))
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
         logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(configuration.statePath)"])
@@ -221,7 +232,7 @@ public final class BatchServer: Sendable {
             do {
                 let (producer, spooled) = try await catalog.producer(
                     dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
-                let outgoing = try await runOnThread { try OutgoingBatch.make(item, from: producer, lease: lease) }
+                let outgoing = try await runBlocking { try OutgoingBatch.make(item, from: producer, lease: lease) }
                 metrics.served(
                     dataset: resolved.served.name, mode: .share, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
                 return Response(status: .ok, headers: headers(resolved, spooled: spooled), body: .init(byteBuffer: outgoing.message))

@@ -54,6 +54,6 @@ struct StreamSender: Sendable {
             try? await writer.write(WireMessage.error(failure, allocator: allocator))
             try? await writer.finish(nil)
         }
-        prefetcher.stop()
+        await prefetcher.stop()
     }
 }

@@ -77,6 +77,7 @@ struct IngestCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        AllocatorTuning.applyForBatchWorkloads()
         try await reportingErrors {
             var schemaValue = try schema.map { try Schema(contentsOf: $0) }
             if let key {

@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import MBData
 import MBDataServer
+import ServiceLifecycle
+import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +53,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Batches prepared ahead of each stream.")
     var depth: Int = 8
 
-    @Option(help: "Threads preparing each stream's batches (default: the number of cores).")
+    @Option(
+        help: """
+            Threads of the daemon for blocking work — preparing batches, reading the datasets and the state database — \
+            shared by all streams; one stream may use them all (default: the number of cores).
+            """)
     var workers: Int?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -70,6 +76,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        AllocatorTuning.applyForBatchWorkloads()
+        // Before anything runs blocking work: the size is fixed at the executor's first use.
+        BlockingExecutor.configure(threads: workers ?? ProcessInfo.processInfo.activeProcessorCount)
         try await reportingErrors {
             let parsed = try datasets.map(ServeConfiguration.parseDataset)
             let statePath = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
@@ -86,12 +95,14 @@ struct ServeCommand: AsyncParsableCommand {
             if let workers { configuration.prefetch.workers = workers }
             var logger = Logger(label: "mbdata.serve") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = Logger.Level(rawValue: logLevel)!
-            let server = try await BatchServer(configuration: configuration, logger: logger)
             let host = self.host
-            try await server.run { port in
+            let server = try await BatchServer(configuration: configuration, logger: logger) { port in
                 // Unbuffered, so a parent process reading the pipe sees it at once.
                 FileHandle.standardOutput.write(Data("mbdata serve: listening on http://\(host):\(port)\n".utf8))
             }
+            let group = ServiceGroup(
+                configuration: .init(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
         }
     }
 

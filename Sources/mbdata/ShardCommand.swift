@@ -93,6 +93,7 @@ struct ShardCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        AllocatorTuning.applyForBatchWorkloads()
         try await reportingErrors {
             var padLengths: [String: Int] = [:]
             for item in padTo {

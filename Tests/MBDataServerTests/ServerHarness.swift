@@ -3,6 +3,7 @@ import Logging
 import MBData
 import MBDataServer
 import MBDataTestSupport
+import ServiceLifecycle
 
 /// The digits dataset ingested into a temporary folder.
 func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
@@ -21,11 +22,14 @@ func withServer<T: Sendable>(
 ) async throws -> T {
     var configuration = configuration
     configuration.port = 0
-    let server = try await BatchServer(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let server = try await BatchServer(configuration: configuration, logger: logger) { continuation.yield($0) }
+    // The daemon in a service group of its own, as an application would run it; no signals.
+    let services = ServiceGroup(configuration: .init(services: [server], logger: logger))
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
-            try await server.run { continuation.yield($0) }
+            try await services.run()
             return nil
         }
         var iterator = ports.makeAsyncIterator()

@@ -9,8 +9,9 @@ extension Dataset {
     /// kill loses at most the open transaction, and re-running the same ingest continues
     /// after the last committed record (and, with a key, adds no sample twice). Cancelling
     /// the calling task stops the ingest between two records, as a failure would, and a
-    /// re-run resumes it. Reading runs on a thread of its own, writing on the database's
-    /// writer queue.
+    /// re-run resumes it. Reading runs as a job on the process-wide
+    /// ``BlockingExecutor`` (holding one of its threads for the ingest), writing on the
+    /// database's writer queue.
     public func ingest(
         _ spec: SourceSpec, schema: Schema? = nil, options: IngestOptions = IngestOptions(),
         progress: (@Sendable (IngestProgress) -> Void)? = nil

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// One source into one dataset, on the writer connection: a ``ParsingPipeline`` reads the
-/// source on its own thread while this side inserts its blocks and commits a transaction
+/// source on a thread of the blocking executor while this side inserts its blocks and commits a transaction
 /// per `rowsPerTransaction` records together with the ingest log and the dataset version.
 struct Ingestor {
     let db: Database

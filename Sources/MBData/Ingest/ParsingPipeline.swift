@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
 
-/// The reading side of an ingest: a thread of its own reads the source, assigns splits,
+/// The reading side of an ingest: a job on the process-wide ``BlockingExecutor`` (holding one
+/// of its threads for the ingest) reads the source, assigns splits,
 /// applies the error policy and cuts the records into blocks at transaction boundaries,
 /// handing them to the writer through a bounded queue (four blocks at most).
 final class ParsingPipeline {
@@ -35,16 +36,14 @@ final class ParsingPipeline {
     private let readerDone = DispatchSemaphore(value: 0)
 
     /// Starts reading `source`, dropping the first `skip` records (committed by an earlier run).
-    /// The source moves to the reader thread: the caller no longer touches it.
+    /// The source moves to the reader job: the caller no longer touches it.
     init(source: any SampleSource, schema: Schema, options: IngestOptions, skip: Int, cancellation: Cancellation) {
         let handOff = UncheckedSendable(source)
         let (queue, readerDone) = (queue, readerDone)
-        let reader = Thread {
+        BlockingExecutor.submit {
             Self.read(handOff.value, schema: schema, options: options, skip: skip, cancellation: cancellation, into: queue)
             readerDone.signal()
         }
-        reader.stackSize = 8 << 20
-        reader.start()
     }
 
     /// The next message, or nil once the reader stopped after `stop()`.

@@ -50,8 +50,8 @@ public enum SourceItem: Sendable {
 ///   records: the open transaction is rolled back, the ingest throws `CancellationError`, and
 ///   the same ingest later resumes. A `next()` in progress is not interrupted.
 /// - **Threads.** The ingest takes the source off the calling task: it reads the descriptive
-///   properties on the database's writer thread, then calls `next()` on a reading thread of
-///   its own, so `next()` may block on I/O. Calls never overlap. The source need not be
+///   properties on the database's writer thread, then calls `next()` on a thread of the
+///   process-wide blocking executor, which it holds for the ingest, so `next()` may block on I/O. Calls never overlap. The source need not be
 ///   `Sendable`; it is handed over (`sending`) and the caller must not use it afterwards.
 public protocol SampleSource: AnyObject {
     /// The input as the user would name it (a path, a URL), for messages and the ingest log.

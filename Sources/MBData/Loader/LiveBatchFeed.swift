@@ -22,6 +22,6 @@ struct LiveBatchFeed: LocalBatchFeed {
             let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.collate(rows, as: item))
             return try configuration.transformed(batch)
         }
-        return LocalBatches(pool.stream(), stop: pool.stop)
+        return LocalBatches(pool.stream(), stop: pool.shutDown)
     }
 }

@@ -2,7 +2,6 @@ extension MultiBatchLoader {
     /// Reads batches live from `dataset`, the plan pinned to its current version (or, when
     /// resuming, to the checkpoint's version).
     public convenience init(dataset: Dataset, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
-        AllocatorTuning.apply()
         let plan = try await dataset.plan(configuration.plan, version: checkpoint?.datasetVersion)
         let producer = try await LiveBatchProducer(dataset: dataset, plan: plan, configuration: configuration.prefetch)
         try self.init(feed: LiveBatchFeed(producer: producer, datasetPlan: plan), configuration: configuration, resumingFrom: checkpoint)
@@ -12,11 +11,10 @@ extension MultiBatchLoader {
     /// parameters, the epochs and the padded lengths (``ShardManifest/check(serves:source:)``).
     /// The set is opened and checked off the cooperative pool.
     public convenience init(shards directory: String, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
-        AllocatorTuning.apply()
         let requirement = ShardRequirement(parameters: configuration.plan, epochs: configuration.epochs, padLengths: configuration.prefetch.padLengths)
         let shards = try await ShardSet.open(directory, serving: requirement)
         let manifest = shards.manifest
-        let frames = try await runOnThread { try SpoolBatchProducer(shards: shards) }
+        let frames = try await runBlocking { try SpoolBatchProducer(shards: shards) }
         let plan = RemotePlan(fingerprint: manifest.dataset.fingerprint, datasetVersion: manifest.dataset.version, batchesPerEpoch: manifest.plan.batchesPerEpoch)
         try self.init(feed: ShardBatchFeed(frames: frames, plan: plan), configuration: configuration, resumingFrom: checkpoint)
     }

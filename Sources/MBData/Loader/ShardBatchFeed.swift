@@ -10,6 +10,6 @@ struct ShardBatchFeed: LocalBatchFeed {
             let item = items[index]
             return try configuration.transformed(Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: frames.decoded(item)))
         }
-        return LocalBatches(pool.stream(), stop: pool.stop)
+        return LocalBatches(pool.stream(), stop: pool.shutDown)
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 
 /// Produces the batches of a plan in order — epoch, then batch, then rank — with one SQL
-/// query per batch, collation and LZ4 compression spread over `workers` threads, and at
-/// most `depth` batches held ahead of the consumer. Memory is bounded by
+/// query per batch, collation and LZ4 compression spread over at most `workers` jobs on the
+/// process-wide ``BlockingExecutor``, and at most `depth` batches held ahead of the consumer. Memory is bounded by
 /// `depth × (compressed + uncompressed batch size)`, whatever the dataset size.
 ///
-/// `next()` blocks; call it from a thread of your own (not the cooperative pool), or use
-/// `batches()` from async code. `cancel()` (or deinit) stops the workers.
+/// `next()` blocks; call it from a thread of your own (neither the cooperative pool nor a
+/// job of the blocking executor), or use `batches()` from async code. `cancel()` (or
+/// deinit) stops production.
 public final class Prefetcher: Sendable {
     /// The pinned plan the batches come from.
     public let plan: DatasetPlan
@@ -59,7 +60,6 @@ public final class Prefetcher: Sendable {
         guard configuration.depth > 0, configuration.workers > 0 else {
             throw MBDataError(.invalidArgument, "prefetch depth and workers must be positive")
         }
-        AllocatorTuning.apply()
         self.plan = plan
         self.epochs = epochs
         self.items = items
@@ -69,16 +69,17 @@ public final class Prefetcher: Sendable {
         }
     }
 
-    deinit { pool.stop() }
+    deinit { pool.requestStop() }
 
     /// Batches prepared and waiting for the consumer.
     public var readyCount: Int { pool.readyCount }
 
-    /// Stops the workers without waiting for them (safe from async code).
-    public func stop() { pool.stop() }
+    /// Stops production without waiting for the batches being produced (safe from async code).
+    public func stop() { pool.requestStop() }
 
-    /// Stops the workers and waits for them; `next()` then returns nil.
-    public func cancel() { pool.cancel() }
+    /// Stops production and waits, blocking the caller, until no batch is being produced;
+    /// `next()` then returns nil.
+    public func cancel() { pool.stop() }
 
     /// The next batch in order, nil after the last; rethrows a worker's failure (an
     /// ``MBDataError``: ``MBDataError/Code/storage`` when reading failed,

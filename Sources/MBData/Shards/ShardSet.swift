@@ -130,7 +130,7 @@ public struct ShardSet: Sendable {
     /// Opens a shard directory off the cooperative pool (it reads the manifest and every
     /// footer) and refuses it unless it serves `requirement`.
     public static func open(_ directory: String, serving requirement: ShardRequirement) async throws -> ShardSet {
-        try await runOnThread {
+        try await runBlocking {
             let shards = try ShardSet(directory: directory)
             try shards.manifest.check(serves: requirement, source: directory)
             return shards

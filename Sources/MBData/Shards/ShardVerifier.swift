@@ -89,7 +89,7 @@ extension ShardSet {
     /// Problems are reported in the result, not thrown.
     public func verify(maxProblems: Int = 20) async throws -> ShardVerifyReport {
         let shards = self
-        return try await runOnThread { shards.verify(maxProblems: maxProblems) }
+        return try await runBlocking { shards.verify(maxProblems: maxProblems) }
     }
 
     /// Checks one decoded batch against §5 of the format and returns its real sample ids:

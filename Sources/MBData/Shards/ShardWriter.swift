@@ -20,7 +20,8 @@ public enum ShardWriter {
     }
 
     /// Drains `prefetcher` into shard files in `directory` and writes the manifest last;
-    /// returns the manifest written. Runs on a thread of its own, not on the cooperative pool.
+    /// returns the manifest written. Takes the prefetcher's batches as they are ready and
+    /// writes each on the blocking executor, so the writer holds no thread while it waits.
     ///
     /// - Parameters:
     ///   - prefetcher: The batches to write, in order; it must not be consumed elsewhere.
@@ -28,7 +29,7 @@ public enum ShardWriter {
     ///   - directory: Created if missing; an existing one must be empty or hold a shard set,
     ///     whose shards not rewritten are removed.
     ///   - targetShardBytes: A shard is closed once it holds this many bytes (default 256 MiB).
-    ///   - progress: Called after every batch, on the writing thread.
+    ///   - progress: Called after every batch, on a thread of the blocking executor.
     /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` when `directory` is a
     ///   file or holds other files; ``MBDataError/Code/storage`` when a shard or the manifest
     ///   cannot be written (the disk is full, say); what the prefetcher throws. A failed write
@@ -37,80 +38,113 @@ public enum ShardWriter {
         _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int = 256 << 20,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) async throws -> ShardManifest {
-        let handOff = UncheckedSendable(prefetcher)
-        return try await runOnThread {
-            try writeBlocking(handOff.value, schema: schema, to: directory, targetShardBytes: targetShardBytes, progress: progress)
+        let started = Date()
+        let sink = try await runBlocking { try ShardSetSink(directory: directory, targetShardBytes: targetShardBytes) }
+        let plan = prefetcher.plan
+        let (epochs, configuration) = (prefetcher.epochs, prefetcher.configuration)
+        do {
+            for try await batch in prefetcher.batches() {
+                let totals = try await runBlocking { try sink.append(batch) }
+                progress?(
+                    Progress(
+                        batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
+                        compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
+            }
+            return try await runBlocking {
+                try sink.finish { shards, totals in
+                    ShardManifest(
+                        dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
+                        schema: schema,
+                        plan: .init(
+                            parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count,
+                            batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
+                            padLengths: configuration.padLengths),
+                        compression: ShardManifest.compression(level: configuration.compressionLevel), shards: shards, totals: totals,
+                        createdAt: Timestamp.now())
+                }
+            }
+        } catch {
+            // Here, not when the sink goes: a process that exits on the error must not
+            // leave the temporary shard file behind.
+            sink.discard()
+            throw error
+        }
+    }
+}
+
+/// The files of one shard set being written, in the order `ShardWriter` describes. Its
+/// blocking calls run one after another on the blocking executor (each awaited before the
+/// next starts), never at once; that is what makes the unchecked `Sendable` safe.
+private final class ShardSetSink: @unchecked Sendable {
+    private let directory: String
+    private let targetShardBytes: Int
+    private let manifestPath: String
+    private var shards: [ShardManifest.Shard] = []
+    private var totals = ShardManifest.Totals(batches: 0, samples: 0, uncompressedBytes: 0, compressedBytes: 0)
+    private var file: AtomicFile?
+    private var entries: [ShardFormat.Entry] = []
+
+    init(directory: String, targetShardBytes: Int) throws {
+        self.directory = directory
+        self.targetShardBytes = targetShardBytes
+        try ShardDirectory.prepare(directory)
+        manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
+        if FileManager.default.fileExists(atPath: manifestPath) {
+            try FileManager.default.removeItem(atPath: manifestPath)
+            AtomicFile.syncDirectory(of: manifestPath)
         }
     }
 
-    private static func writeBlocking(
-        _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int,
-        progress: (@Sendable (Progress) -> Void)?
+    /// Writes one batch's frame; returns the totals so far.
+    func append(_ batch: ReadyBatch) throws -> ShardManifest.Totals {
+        if file == nil {
+            let name = ShardManifest.shardFileName(shards.count)
+            file = try AtomicFile(path: (directory as NSString).appendingPathComponent(name))
+        }
+        let offset = UInt64(file!.size)
+        try file!.write(batch.frame)
+        entries.append(
+            ShardFormat.Entry(
+                offset: offset, length: UInt64(batch.frame.count), uncompressed: UInt64(batch.uncompressedSize),
+                epoch: UInt32(batch.epoch), batch: UInt32(batch.batch), rank: UInt32(batch.rank), samples: UInt32(batch.sampleCount),
+                checksum: batch.checksum))
+        totals.batches += 1
+        totals.samples += batch.sampleCount
+        totals.uncompressedBytes += batch.uncompressedSize
+        totals.compressedBytes += batch.frame.count
+        if file!.size >= targetShardBytes { try finishShard() }
+        return totals
+    }
+
+    /// Closes and removes the shard file being written (two system calls, no data written).
+    func discard() {
+        file = nil
+    }
+
+    /// Closes the last shard, writes the manifest `makeManifest` builds and removes shard
+    /// files the manifest does not list.
+    func finish(
+        _ makeManifest: ([ShardManifest.Shard], ShardManifest.Totals) -> ShardManifest
     ) throws -> ShardManifest {
-        let started = Date()
-        let manager = FileManager.default
-        try ShardDirectory.prepare(directory)
-        let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
-        if manager.fileExists(atPath: manifestPath) {
-            try manager.removeItem(atPath: manifestPath)
-            AtomicFile.syncDirectory(of: manifestPath)
-        }
-        var shards: [ShardManifest.Shard] = []
-        var totals = ShardManifest.Totals(batches: 0, samples: 0, uncompressedBytes: 0, compressedBytes: 0)
-        var file: AtomicFile?
-        var entries: [ShardFormat.Entry] = []
-
-        func finishShard() throws {
-            guard let current = file else { return }
-            let footer = ShardFormat.encodeFooter(entries)
-            try current.write(footer)
-            try current.write(ShardFormat.encodeTrailer(footer: footer))
-            try current.commit()
-            shards.append(
-                ShardManifest.Shard(
-                    file: URL(fileURLWithPath: current.path).lastPathComponent, bytes: current.size, xxh64: current.digest,
-                    batches: entries.count))
-            file = nil
-            entries = []
-        }
-
-        while let batch = try prefetcher.next() {
-            if file == nil {
-                let name = ShardManifest.shardFileName(shards.count)
-                file = try AtomicFile(path: (directory as NSString).appendingPathComponent(name))
-            }
-            let offset = UInt64(file!.size)
-            try file!.write(batch.frame)
-            entries.append(
-                ShardFormat.Entry(
-                    offset: offset, length: UInt64(batch.frame.count), uncompressed: UInt64(batch.uncompressedSize),
-                    epoch: UInt32(batch.epoch), batch: UInt32(batch.batch), rank: UInt32(batch.rank), samples: UInt32(batch.sampleCount),
-                    checksum: batch.checksum))
-            totals.batches += 1
-            totals.samples += batch.sampleCount
-            totals.uncompressedBytes += batch.uncompressedSize
-            totals.compressedBytes += batch.frame.count
-            if file!.size >= targetShardBytes { try finishShard() }
-            progress?(
-                Progress(
-                    batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
-                    compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
-        }
         try finishShard()
-
-        let plan = prefetcher.plan
-        let manifest = ShardManifest(
-            dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
-            schema: schema,
-            plan: .init(
-                parameters: plan.parameters, firstEpoch: prefetcher.epochs.lowerBound, epochs: prefetcher.epochs.count,
-                batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
-                padLengths: prefetcher.configuration.padLengths),
-            compression: ShardManifest.compression(level: prefetcher.configuration.compressionLevel), shards: shards, totals: totals,
-            createdAt: Timestamp.now())
+        let manifest = makeManifest(shards, totals)
         try AtomicFile.write(try ShardManifest.encoder.encode(manifest).map { $0 } + [0x0A], to: manifestPath)
         try ShardDirectory.removeUnlisted(in: directory, keeping: Set(shards.map(\.file)))
         return manifest
+    }
+
+    private func finishShard() throws {
+        guard let current = file else { return }
+        let footer = ShardFormat.encodeFooter(entries)
+        try current.write(footer)
+        try current.write(ShardFormat.encodeTrailer(footer: footer))
+        try current.commit()
+        shards.append(
+            ShardManifest.Shard(
+                file: URL(fileURLWithPath: current.path).lastPathComponent, bytes: current.size, xxh64: current.digest,
+                batches: entries.count))
+        file = nil
+        entries = []
     }
 }
 

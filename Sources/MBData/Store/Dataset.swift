@@ -33,6 +33,10 @@ public final class Dataset: Sendable {
         var configuration = Configuration()
         configuration.label = "mbdata"
         configuration.busyMode = .timeout(30)
+        // One reader connection per thread of the blocking executor: every batch read runs
+        // there, so the loaders, prefetchers and serve streams sharing this dataset never
+        // read on more connections at once, and none waits for a reader while a thread is free.
+        configuration.maximumReaderCount = BlockingExecutor.threadCount
         configuration.prepareDatabase { db in
             // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
             // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB

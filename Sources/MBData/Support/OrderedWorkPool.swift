@@ -1,129 +1,253 @@
-import Foundation
+import Dispatch
+import Synchronization
 
-/// Produces `count` items on `workers` threads and hands them out in index order, with at
-/// most `depth` items claimed ahead of the consumer (back-pressure, bounded memory).
+/// Produces `count` items as jobs on the process-wide ``BlockingExecutor``, at most `workers`
+/// of them at once, and hands them out in index order, with at most `depth` items claimed
+/// ahead of the consumer (back-pressure, bounded memory).
 ///
-/// `next()` blocks; `cancel()` (or deinit) stops the workers. The first error a worker
-/// throws is rethrown by `next()`.
-final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
+/// The pool owns no thread: a job produces one item and ends, and an async consumer waiting
+/// for the next item suspends. The first error a job throws is rethrown to the consumer, and
+/// no job starts after it. `stop()` ends production and waits until no job of the pool runs.
+final class OrderedWorkPool<Output: Sendable>: Sendable {
     let count: Int
+    private let workers: Int
     private let depth: Int
     private let produce: @Sendable (Int) throws -> Output
-    private let condition = NSCondition()
-    private var ready: [Int: Output] = [:]
-    private var nextToClaim = 0
-    private var delivered = 0
-    private var failure: (any Error)?
-    private var cancelled = false
-    private let stopped = DispatchGroup()
+    private let state: Mutex<State>
 
-    init(count: Int, workers: Int, depth: Int, produce: @escaping @Sendable (Int) throws -> Output) {
-        self.count = count
-        self.depth = max(1, depth)
-        self.produce = produce
-        for _ in 0..<max(1, min(workers, count)) {
-            stopped.enter()
-            let thread = Thread { [self] in
-                work()
-                stopped.leave()
-            }
-            thread.start()
-        }
-    }
+    /// A suspended consumer, a suspended `shutDown()` or a blocked thread, to wake when the
+    /// state it waits on changes; a woken consumer looks again.
+    private enum Waiter: Sendable {
+        case consumer(CheckedContinuation<Take, any Error>)
+        case task(CheckedContinuation<Void, Never>)
+        case thread(DispatchSemaphore)
 
-    // Workers hold the pool until they exit, so by now none is left to wait for.
-    deinit { stop() }
-
-    func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-        stopped.wait()
-    }
-
-    /// Stops handing out items without waiting for the workers (safe from any thread).
-    func stop() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Items produced and waiting for the consumer.
-    var readyCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return ready.count
-    }
-
-    func next() throws -> Output? {
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            switch try takeLocked() {
-            case .item(let output): return output
-            case .end: return nil
-            case .pending: condition.wait()
+        func wake() {
+            switch self {
+            case .consumer(let continuation): continuation.resume(returning: .pending)
+            case .task(let continuation): continuation.resume()
+            case .thread(let semaphore): semaphore.signal()
             }
         }
     }
 
-    enum Take {
+    private struct State: ~Copyable {
+        var ready: [Int: Output] = [:]
+        var nextToClaim = 0
+        var delivered = 0
+        /// Jobs submitted to the executor that have not started.
+        var queued = 0
+        /// Jobs producing an item now.
+        var running = 0
+        var failure: (any Error)?
+        var stopping = false
+        /// Consumers waiting for the next item, a failure or the end.
+        var consumers: [Waiter] = []
+        /// Callers of `stop()` waiting until no job runs.
+        var idle: [Waiter] = []
+
+        let count: Int
+
+        /// Whether a consumer waiting for the next item has something to act on.
+        var consumerMayProceed: Bool {
+            failure != nil || stopping || delivered >= count || ready[delivered] != nil
+        }
+
+        /// The waiters that may proceed now, no longer registered: the consumers when there
+        /// is something to act on, the callers of `stop()` when no job runs.
+        mutating func takeWaiters() -> [Waiter] {
+            var woken: [Waiter] = []
+            if consumerMayProceed {
+                woken = consumers
+                consumers = []
+            }
+            if running == 0 {
+                woken += idle
+                idle = []
+            }
+            return woken
+        }
+    }
+
+    enum Take: Sendable {
         case item(Output)
         case end
         /// The next item is still being produced.
         case pending
     }
 
-    /// The next item, the end or the failure if one is there now, without waiting.
-    func take() throws -> Take {
-        condition.lock()
-        defer { condition.unlock() }
-        return try takeLocked()
+    init(count: Int, workers: Int, depth: Int, produce: @escaping @Sendable (Int) throws -> Output) {
+        self.count = count
+        self.workers = max(1, workers)
+        self.depth = max(1, depth)
+        self.produce = produce
+        state = Mutex(State(count: count))
+        launch()
     }
 
-    private func takeLocked() throws -> Take {
-        if let failure { throw failure }
-        if cancelled || delivered >= count { return .end }
-        guard let output = ready.removeValue(forKey: delivered) else { return .pending }
-        delivered += 1
-        condition.broadcast()
-        return .item(output)
+    /// Items produced and waiting for the consumer.
+    var readyCount: Int { state.withLock { $0.ready.count } }
+
+    /// Whether the pool was stopped (it then starts no job and hands out nothing more).
+    var isStopping: Bool { state.withLock { $0.stopping } }
+
+    // MARK: - Jobs
+
+    /// Submits a job for every item that may be claimed now.
+    private func launch() {
+        let (workers, depth) = (self.workers, self.depth)
+        let claimed: [Int] = state.withLock { state in
+            var claimed: [Int] = []
+            while !state.stopping, state.failure == nil, state.nextToClaim < count,
+                state.nextToClaim < state.delivered + depth, state.queued + state.running < workers
+            {
+                claimed.append(state.nextToClaim)
+                state.nextToClaim += 1
+                state.queued += 1
+            }
+            return claimed
+        }
+        for index in claimed {
+            BlockingExecutor.submit { self.runJob(index) }
+        }
     }
 
-    private func work() {
+    private func runJob(_ index: Int) {
+        let starts = state.withLock { state in
+            state.queued -= 1
+            guard !state.stopping, state.failure == nil else { return false }
+            state.running += 1
+            return true
+        }
+        guard starts else { return }
+        let result = Result { try produce(index) }
+        let woken: [Waiter] = state.withLock { state in
+            state.running -= 1
+            switch result {
+            case .success(let output):
+                if !state.stopping { state.ready[index] = output }
+            case .failure(let error):
+                if state.failure == nil { state.failure = error }
+            }
+            return state.takeWaiters()
+        }
+        for waiter in woken { waiter.wake() }
+        launch()
+    }
+
+    // MARK: - Consuming
+
+    /// The next item, the end or the failure if one is there now; else registers `waiter`
+    /// (when given) to be woken once there is something to act on.
+    private func take(orWait waiter: Waiter?) throws -> Take {
+        let take = try state.withLock { state throws -> Take in
+            if let failure = state.failure { throw failure }
+            if state.stopping || state.delivered >= count { return .end }
+            guard let output = state.ready.removeValue(forKey: state.delivered) else {
+                if let waiter { state.consumers.append(waiter) }
+                return .pending
+            }
+            state.delivered += 1
+            return .item(output)
+        }
+        if case .item = take { launch() }
+        return take
+    }
+
+    /// The next item in order, nil after the last or once stopped; blocks the calling thread
+    /// while the item is produced. Never call it from a job of the blocking executor.
+    func next() throws -> Output? {
         while true {
-            condition.lock()
-            while !cancelled && failure == nil && nextToClaim < count && nextToClaim >= delivered + depth {
-                condition.wait()
-            }
-            guard !cancelled, failure == nil, nextToClaim < count else {
-                condition.unlock()
-                return
-            }
-            let item = nextToClaim
-            nextToClaim += 1
-            condition.unlock()
-            do {
-                let output = try produce(item)
-                condition.lock()
-                ready[item] = output
-                condition.broadcast()
-                condition.unlock()
-            } catch {
-                condition.lock()
-                if failure == nil { failure = error }
-                condition.broadcast()
-                condition.unlock()
-                return
+            let semaphore = DispatchSemaphore(value: 0)
+            switch try take(orWait: .thread(semaphore)) {
+            case .item(let output): return output
+            case .end: return nil
+            case .pending: semaphore.wait()
             }
         }
     }
 
+    /// The next item in order, nil after the last or once stopped; suspends while the item
+    /// is produced. Cancelling the task stops the pool.
+    private func nextItem() async throws -> Output? {
+        if Task.isCancelled { requestStop() }
+        var outcome = try take(orWait: nil)
+        if case .pending = outcome {
+            outcome = try await withTaskCancellationHandler {
+                while true {
+                    let next = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Take, any Error>) in
+                        do {
+                            let next = try self.take(orWait: .consumer(continuation))
+                            if case .pending = next { return }
+                            continuation.resume(returning: next)
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
+                    }
+                    if case .pending = next { continue }
+                    return next
+                }
+            } onCancel: {
+                requestStop()
+            }
+        }
+        switch outcome {
+        case .item(let output):
+            return output
+        case .end, .pending:
+            await waitUntilIdle()
+            return nil
+        }
+    }
+
+    // MARK: - Stopping
+
+    /// Ends production and hands out nothing more, without waiting (safe from any thread).
+    func requestStop() {
+        let woken: [Waiter] = state.withLock { state in
+            state.stopping = true
+            state.ready = [:]
+            return state.takeWaiters()
+        }
+        for waiter in woken { waiter.wake() }
+    }
+
+    /// Ends production and waits, blocking the caller, until no job of the pool runs (at most
+    /// the time `workers` items take to produce). Never call it from a job of the pool.
+    func stop() {
+        requestStop()
+        let semaphore = DispatchSemaphore(value: 0)
+        if registerIdle(.thread(semaphore)) { semaphore.wait() }
+    }
+
+    /// Ends production and suspends until no job of the pool runs.
+    func shutDown() async {
+        requestStop()
+        await waitUntilIdle()
+    }
+
+    private func waitUntilIdle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if !registerIdle(.task(continuation)) { continuation.resume() }
+        }
+    }
+
+    /// Registers `waiter` to be woken when no job runs; false (not registered) when none
+    /// runs now. Once the pool stops no job starts, so that moment is final.
+    private func registerIdle(_ waiter: Waiter) -> Bool {
+        state.withLock { state in
+            guard state.running > 0 else { return false }
+            state.idle.append(waiter)
+            return true
+        }
+    }
+
+    // MARK: - Async sequence
+
     /// The outputs as an async sequence with back-pressure: an item is taken from the pool
-    /// only when the consumer asks for it, and the blocking wait runs on a dispatch queue of
-    /// its own, off the cooperative pool. Ending the iteration early stops the workers.
+    /// only when the consumer asks for it, and a consumer waiting for an item suspends.
+    /// Cancelling the consuming task stops the pool; the iteration then ends once no job of
+    /// the pool runs.
     func stream() -> Outputs { Outputs(pool: self) }
 
     struct Outputs: AsyncSequence, Sendable {
@@ -134,27 +258,8 @@ final class OrderedWorkPool<Output: Sendable>: @unchecked Sendable {
 
         struct Iterator: AsyncIteratorProtocol {
             let pool: OrderedWorkPool<Output>
-            private let queue = DispatchQueue(label: "mbdata.pool.consumer")
 
-            init(pool: OrderedWorkPool<Output>) { self.pool = pool }
-
-            mutating func next() async throws -> Output? {
-                let pool = self.pool
-                // A ready item is taken here; only a wait goes to the queue (two thread hops).
-                switch try pool.take() {
-                case .item(let output): return output
-                case .end: return nil
-                case .pending: break
-                }
-                let queue = self.queue
-                return try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { continuation in
-                        queue.async { continuation.resume(with: Result { try pool.next() }) }
-                    }
-                } onCancel: {
-                    pool.stop()
-                }
-            }
+            mutating func next() async throws -> Output? { try await pool.nextItem() }
         }
     }
 }

@@ -9,12 +9,12 @@ package protocol LocalBatchFeed: Sendable {
 }
 
 /// Batches being prepared: the sequence the loader consumes, and how to stop the workers
-/// when the run ends early.
+/// (returning once none of them runs) when the run ends, early or not.
 package struct LocalBatches: Sendable {
     package let sequence: any AsyncSequence<Batch, any Error> & Sendable
-    package let stop: @Sendable () -> Void
+    package let stop: @Sendable () async -> Void
 
-    package init(_ sequence: some AsyncSequence<Batch, any Error> & Sendable, stop: @escaping @Sendable () -> Void) {
+    package init(_ sequence: some AsyncSequence<Batch, any Error> & Sendable, stop: @escaping @Sendable () async -> Void) {
         self.sequence = sequence
         self.stop = stop
     }

@@ -97,8 +97,13 @@ public final class MultiBatchLoader: Sendable {
         switch source {
         case .local(let feed):
             let batches = try feed.batches(items, configuration: configuration)
-            defer { batches.stop() }
-            try await consume(batches.sequence, trainer: trainer, finishedBefore: finishedBefore) { _, _ in }
+            do {
+                try await consume(batches.sequence, trainer: trainer, finishedBefore: finishedBefore) { _, _ in }
+            } catch {
+                await batches.stop()
+                throw error
+            }
+            await batches.stop()
         case .remote(let remote):
             try await runRemote(remote, epochs: Array(Set(items.map(\.epoch))).sorted(), trainer: trainer, finishedBefore: finishedBefore)
         }
@@ -130,7 +135,7 @@ public final class MultiBatchLoader: Sendable {
 
     /// Checks and decodes a frame received from a remote source, off the cooperative pool.
     static func decode(_ ready: ReadyBatch, configuration: Configuration) async throws -> Batch {
-        try await runOnThread {
+        try await runBlocking {
             guard XXH64.digest(ready.frame) == ready.checksum else {
                 throw MBDataError(.corruptData, "checksum mismatch in the frame of epoch \(ready.epoch) batch \(ready.batch) rank \(ready.rank)")
             }

@@ -5,7 +5,8 @@ import Foundation
 public struct PrefetchConfiguration: Sendable, Hashable {
     /// Batches claimed but not yet taken by the consumer, at most (back-pressure). Default 8.
     public var depth: Int = 8
-    /// Threads that read, collate and compress. Default: the number of active cores.
+    /// Batches read, collated and compressed at once, at most (jobs on the process-wide
+    /// ``BlockingExecutor``, whose size bounds them too). Default: the number of active cores.
     public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     /// LZ4 level: 0 (default) is the fast mode, 1–12 HC.
     public var compressionLevel: Int32 = 0

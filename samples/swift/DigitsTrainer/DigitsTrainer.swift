@@ -108,6 +108,8 @@ struct TrainingState: Codable {
 @main
 struct DigitsTrainerMain {
     static func main() async throws {
+        // Batch-sized buffers are freed and allocated again for every batch (AllocatorTuning).
+        AllocatorTuning.applyForBatchWorkloads()
         let arguments = Arguments(CommandLine.arguments.dropFirst())
         let path = arguments.positional.first ?? "out/demo/digits.mbdb"
         let statePath = arguments.positional.dropFirst().first ?? path + ".trainer-state.json" + (arguments.url == nil ? "" : ".rank\(arguments.rank)")
