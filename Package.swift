@@ -138,7 +138,11 @@ let package = Package(
         ),
         .target(
             name: "MBDataTestSupport",
-            dependencies: ["MBData"],
+            dependencies: [
+                "MBData", "MBDataServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/Support",
             swiftSettings: strictSettings
         ),

@@ -2,11 +2,10 @@ import Foundation
 import Logging
 import MBData
 import MBDataServer
-import MBDataTestSupport
 import ServiceLifecycle
 
 /// The digits dataset ingested into a temporary folder.
-func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
+public func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
     let path = directory.path("digits.mbdb")
     var options = IngestOptions()
     options.validationFraction = 0.2
@@ -16,8 +15,9 @@ func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
     return path
 }
 
-/// Runs a daemon on a free 127.0.0.1 port while `body` runs, then stops it.
-func withServer<T: Sendable>(
+/// Runs a daemon on a free 127.0.0.1 port while `body` runs, then stops it: the in-process
+/// server harness of every test target.
+public func withServer<T: Sendable>(
     _ configuration: ServeConfiguration, _ body: @escaping @Sendable (_ url: String) async throws -> T
 ) async throws -> T {
     var configuration = configuration
