@@ -53,11 +53,12 @@ $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
 
 test: test-swift test-interop test-serve test-schemas
 
-# The DocC documentation of MBData, MBDataClient and MBDataServer (swift-docc-plugin) into
+# The DocC documentation of MBDataTraining, MBData, MBDataClient and MBDataServer (swift-docc-plugin) into
 # $(OUT)/docs/; any warning — a broken symbol link above all — fails it. Not part of
-# `make test`: the three targets take about two minutes together.
+# `make test`: the four targets take a few minutes together.
 docs: deps
 	@mkdir -p $(OUT)/docs
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataTraining --output-path $(OUT)/docs/MBDataTraining --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBData --output-path $(OUT)/docs/MBData --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataClient --output-path $(OUT)/docs/MBDataClient --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataServer --output-path $(OUT)/docs/MBDataServer --warnings-as-errors

@@ -4,7 +4,7 @@ import NIOCore
 
 package enum UntrustedStream {
     /// A batch stream's body as the client decodes it, arriving in chunks of `chunkSize`
-    /// bytes; each batch's frame is decoded with a limit. Throws ``MBDataError`` on bad input.
+    /// bytes; each batch's frame is decoded with a limit. Throws `MBDataError` on bad input.
     package static func decode(_ body: [UInt8], chunkSize: Int, frameLimit: Int) throws {
         var decoder = WireDecoder(source: "input")
         var offset = 0

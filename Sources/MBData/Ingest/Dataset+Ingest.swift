@@ -10,7 +10,7 @@ extension Dataset {
     /// after the last committed record (and, with a key, adds no sample twice). Cancelling
     /// the calling task stops the ingest between two records, as a failure would, and a
     /// re-run resumes it. Reading runs as a job on the process-wide
-    /// ``BlockingExecutor`` (holding one of its threads for the ingest), writing on the
+    /// `BlockingExecutor` (holding one of its threads for the ingest), writing on the
     /// database's writer queue.
     public func ingest(
         _ spec: SourceSpec, schema: Schema? = nil, options: IngestOptions = IngestOptions(),

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// The reading side of an ingest: a job on the process-wide ``BlockingExecutor`` (holding one
+/// The reading side of an ingest: a job on the process-wide `BlockingExecutor` (holding one
 /// of its threads for the ingest) reads the source, assigns splits,
 /// applies the error policy and cuts the records into blocks at transaction boundaries,
 /// handing them to the writer through a bounded queue (four blocks at most).

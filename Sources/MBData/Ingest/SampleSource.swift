@@ -2,7 +2,7 @@
 public enum SourceItem: Sendable {
     /// The record's values, one per schema field in the schema's field order.
     case sample([SampleValue])
-    /// A record that does not fit, with where it is (``MBDataError/location``). The ingest's
+    /// A record that does not fit, with where it is (`MBDataError.location`). The ingest's
     /// ``IngestOptions/onError`` policy decides: `.fail` ends the ingest with this error,
     /// `.skip` counts it against ``IngestOptions/maxErrors`` and goes on with the next record.
     case invalid(MBDataError)

@@ -37,10 +37,10 @@ extension Dataset {
     /// Pins a plan to the dataset's current version (or an earlier `version`): reads the
     /// ids of the plan's split as they were at that version and fingerprints them.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` for invalid
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` for invalid
     ///   parameters, a version that does not exist or a split without samples at it;
-    ///   ``MBDataError/Code/invalidDataset`` when nothing was ingested yet;
-    ///   ``MBDataError/Code/storage`` when the file cannot be read.
+    ///   `MBDataError.Code.invalidDataset` when nothing was ingested yet;
+    ///   `MBDataError.Code.storage` when the file cannot be read.
     public func plan(_ parameters: PlanParameters, version: Int? = nil) async throws -> DatasetPlan {
         try parameters.validate()
         let path = self.path

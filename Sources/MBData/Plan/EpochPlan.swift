@@ -13,7 +13,7 @@ public struct EpochPlan: Sendable, Hashable {
 
     /// The plan of `sampleCount` samples (the split's size at the pinned version).
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` when the batch size is
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` when the batch size is
     ///   not positive or `world` does not divide it.
     public init(parameters: PlanParameters, sampleCount: Int) throws {
         try parameters.validate()
@@ -22,7 +22,7 @@ public struct EpochPlan: Sendable, Hashable {
     }
 
     /// Global batches per epoch: `sampleCount / batchSize`, rounded down under
-    /// ``TailPolicy/drop`` and up under ``TailPolicy/pad``. Each rank gets this many batches.
+    /// `TailPolicy.drop` and up under `TailPolicy.pad`. Each rank gets this many batches.
     public var batchesPerEpoch: Int {
         let g = parameters.batchSize
         return parameters.tail == .drop ? sampleCount / g : (sampleCount + g - 1) / g
@@ -34,7 +34,7 @@ public struct EpochPlan: Sendable, Hashable {
     /// Samples of one rank's batch.
     public var localBatchSize: Int { parameters.batchSize / parameters.world }
 
-    /// The shuffled order of `epoch` (used when ``PlanParameters/shuffle`` is true).
+    /// The shuffled order of `epoch` (used when `PlanParameters.shuffle` is true).
     package func permutation(epoch: Int) -> IndexPermutation {
         IndexPermutation(count: sampleCount, seed: parameters.seed, epoch: epoch)
     }

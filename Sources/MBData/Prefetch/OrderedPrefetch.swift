@@ -1,4 +1,4 @@
-/// Produces `count` results as jobs on the process-wide ``BlockingExecutor`` (at most
+/// Produces `count` results as jobs on the process-wide `BlockingExecutor` (at most
 /// `workers` at once) and hands them out in index order, at most `depth` ahead of the
 /// consumer: the prefetcher's machinery for any output — the serve daemon uses it to build
 /// whole wire messages off the event loop.

@@ -2,7 +2,7 @@ import Foundation
 
 /// Produces the batches of a plan in order — epoch, then batch, then rank — with one SQL
 /// query per batch, collation and LZ4 compression spread over at most `workers` jobs on the
-/// process-wide ``BlockingExecutor``, and at most `depth` batches held ahead of the consumer. Memory is bounded by
+/// process-wide `BlockingExecutor`, and at most `depth` batches held ahead of the consumer. Memory is bounded by
 /// `depth × (compressed + uncompressed batch size)`, whatever the dataset size.
 ///
 /// `next()` blocks; call it from a thread of your own (neither the cooperative pool nor a
@@ -24,9 +24,9 @@ public final class Prefetcher: Sendable {
     /// Every batch of `epochs` for `ranks` (default: all ranks), read live from `dataset`.
     /// The workers start at once.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` for a rank outside
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` for a rank outside
     ///   `0..<world`, a non-positive depth or worker count, or `padLengths` naming a field
-    ///   whose first dimension is not variable; ``MBDataError/Code/invalidDataset`` when the
+    ///   whose first dimension is not variable; `MBDataError.Code.invalidDataset` when the
     ///   dataset has no schema.
     public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, ranks: [Int]? = nil,
@@ -43,7 +43,7 @@ public final class Prefetcher: Sendable {
 
     /// The given batches, in the given order (a resumed run passes the unfinished ones).
     ///
-    /// - Throws: ``MBDataError``, as ``init(dataset:plan:epochs:ranks:configuration:)`` does.
+    /// - Throws: `MBDataError`, as ``init(dataset:plan:epochs:ranks:configuration:)`` does.
     public convenience init(
         dataset: Dataset, plan: DatasetPlan, epochs: Range<Int>, items: [PlanItem],
         configuration: PrefetchConfiguration = PrefetchConfiguration()
@@ -82,8 +82,8 @@ public final class Prefetcher: Sendable {
     public func cancel() { pool.stop() }
 
     /// The next batch in order, nil after the last; rethrows a worker's failure (an
-    /// ``MBDataError``: ``MBDataError/Code/storage`` when reading failed,
-    /// ``MBDataError/Code/corruptData`` for a stored value the schema does not allow).
+    /// `MBDataError`: `MBDataError.Code.storage` when reading failed,
+    /// `MBDataError.Code.corruptData` for a stored value the schema does not allow).
     ///
     /// Blocks until the batch is ready. Call it from one consumer at a time.
     public func next() throws -> ReadyBatch? { try pool.next() }

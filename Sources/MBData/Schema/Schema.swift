@@ -22,7 +22,7 @@ public struct Schema: Hashable, Codable, Sendable {
 
     /// A schema built in code, checked as a schema document is.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema`` when a field name is
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidSchema` when a field name is
     ///   invalid or repeated, a shape breaks the format's rules, a value would need more than
     ///   ``RecordLimits/largestMaxRecordBytes``, or `key` names no scalar integer, string or bytes field.
     public init(name: String, key: String? = nil, fields: [Field], description: String? = nil) throws {
@@ -43,8 +43,8 @@ public struct Schema: Hashable, Codable, Sendable {
 
     /// Reads and validates a schema file.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/unreadableSource`` when the file cannot
-    ///   be read, ``MBDataError/Code/invalidSchema`` when it is not a valid schema document.
+    /// - Throws: `MBDataError` with `MBDataError.Code.unreadableSource` when the file cannot
+    ///   be read, `MBDataError.Code.invalidSchema` when it is not a valid schema document.
     public init(contentsOf path: String) throws {
         let data: Data
         do {
@@ -62,7 +62,7 @@ public struct Schema: Hashable, Codable, Sendable {
 
     /// Parses and validates a schema document (UTF-8 JSON; unknown properties are refused).
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema``.
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidSchema`.
     public init(json data: Data) throws {
         let root: ParsedJSON
         do {
@@ -152,7 +152,7 @@ public struct Schema: Hashable, Codable, Sendable {
     /// dimension; a value size within ``RecordLimits/largestMaxRecordBytes``; a key that
     /// names a scalar integer, string or bytes field.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidSchema``, naming the field.
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidSchema`, naming the field.
     public func validate() throws {
         var seen = Set<String>()
         for field in fields {

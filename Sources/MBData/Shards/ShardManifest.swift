@@ -34,9 +34,9 @@ public struct ShardManifest: Codable, Sendable, Hashable {
         public var epochs: Int
         /// Global batches per epoch (``EpochPlan/batchesPerEpoch``).
         public var batchesPerEpoch: Int
-        /// Samples left out of each epoch under ``TailPolicy/drop``.
+        /// Samples left out of each epoch under `TailPolicy.drop`.
         public var droppedPerEpoch: Int
-        /// Fields padded to a fixed length (``PrefetchConfiguration/padLengths``).
+        /// Fields padded to a fixed length (`PrefetchConfiguration.padLengths`).
         public var padLengths: [String: Int]
     }
 

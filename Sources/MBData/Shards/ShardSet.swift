@@ -24,10 +24,10 @@ public struct ShardSet: Sendable {
     /// and the byte totals the manifest declares. The loader and `serve --spool` open shard
     /// sets here, so a stale, truncated or edited set is refused before a byte is served.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset`` when there is no
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when there is no
     ///   readable manifest, a shard file is missing or of another size than listed;
-    ///   ``MBDataError/Code/corruptData`` when the manifest, a trailer or a footer fails a
-    ///   check; ``MBDataError/Code/unreadableSource`` when a file cannot be read.
+    ///   `MBDataError.Code.corruptData` when the manifest, a trailer or a footer fails a
+    ///   check; `MBDataError.Code.unreadableSource` when a file cannot be read.
     public init(directory: String) throws {
         self.directory = directory
         let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
@@ -122,7 +122,7 @@ public struct ShardSet: Sendable {
     /// Refuses a shard set that was not made from exactly this dataset version and plan
     /// (and, when given, schema and epochs): ``ShardManifest/check(serves:source:)``.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset``, saying what differs.
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset`, saying what differs.
     public func check(matches plan: DatasetPlan, schema: Schema? = nil, epochs: Range<Int>? = nil) throws {
         try manifest.check(serves: ShardRequirement(plan: plan, schema: schema, epochs: epochs), source: directory)
     }
@@ -144,9 +144,9 @@ public struct ShardSet: Sendable {
     ///   - shard: The shard's index in ``ShardManifest/shards`` (a precondition: in range).
     ///   - entry: The frame's index in that shard's ``entries`` (a precondition: in range).
     ///   - limit: The largest decoded size accepted, in bytes (default 2 GiB).
-    /// - Throws: ``MBDataError``: ``MBDataError/Code/malformedRecord`` on a checksum mismatch,
-    ///   ``MBDataError/Code/corruptData`` when the frame does not decode as its entry says,
-    ///   ``MBDataError/Code/unreadableSource`` when the file cannot be read.
+    /// - Throws: `MBDataError`: `MBDataError.Code.malformedRecord` on a checksum mismatch,
+    ///   `MBDataError.Code.corruptData` when the frame does not decode as its entry says,
+    ///   `MBDataError.Code.unreadableSource` when the file cannot be read.
     public func batch(shard: Int, entry: Int, limit: Int = 1 << 31) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent(manifest.shards[shard].file)
         let e = entries[shard][entry]

@@ -30,8 +30,8 @@ public enum ShardWriter {
     ///     whose shards not rewritten are removed.
     ///   - targetShardBytes: A shard is closed once it holds this many bytes (default 256 MiB).
     ///   - progress: Called after every batch, on a thread of the blocking executor.
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidArgument`` when `directory` is a
-    ///   file or holds other files; ``MBDataError/Code/storage`` when a shard or the manifest
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` when `directory` is a
+    ///   file or holds other files; `MBDataError.Code.storage` when a shard or the manifest
     ///   cannot be written (the disk is full, say); what the prefetcher throws. A failed write
     ///   leaves no manifest, so the directory is never taken for a whole set.
     public static func write(

@@ -21,7 +21,7 @@ public final class Dataset: Sendable {
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/invalidDataset`` when the file is
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when the file is
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
     ///   newer format than this build reads.
     public init(path: String, create: Bool = false) throws {
@@ -93,7 +93,7 @@ public final class Dataset: Sendable {
 
     /// The schema the dataset was created with; nil before the first ingest.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
+    /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func schema() async throws -> Schema? {
         try await read { db in try Self.storedSchema(db) }
     }
@@ -121,7 +121,7 @@ public final class Dataset: Sendable {
     /// The number that grows with every committed ingest chunk (0 for a new dataset); a
     /// plan pins one (``plan(_:version:)``), so samples ingested later are not in its epochs.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
+    /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func version() async throws -> Int {
         try await read { db in Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0 }
     }

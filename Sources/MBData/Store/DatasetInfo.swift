@@ -60,7 +60,7 @@ extension Dataset {
     /// The dataset's schema, counts per split, size, version and ingest log: what
     /// `mbdata inspect` prints.
     ///
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read.
+    /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func info() async throws -> DatasetInfo {
         let path = self.path
         let size = ["", "-wal", "-shm"].reduce(0) { total, suffix in

@@ -18,7 +18,7 @@ extension Dataset {
     /// against the schema (column type, integer range, blob length for the shape, UTF-8).
     ///
     /// Problems are reported, not thrown: the first `maxProblems` are listed, the rest counted.
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read at all.
+    /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read at all.
     public func verify(maxProblems: Int = 20) async throws -> VerifyReport {
         try await read { db in
             var report = VerifyReport()

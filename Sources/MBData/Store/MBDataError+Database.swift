@@ -20,7 +20,7 @@ extension MBDataError {
         (cause as? DatabaseError)?.extendedResultCode
     }
 
-    /// `error` as an ``MBDataError``: one already is (or a `CancellationError`) passes through
+    /// `error` as an `MBDataError`: one already is (or a `CancellationError`) passes through
     /// unchanged, any other (GRDB's `DatabaseError` above all) becomes `code` with `message`
     /// and stays as the cause.
     package static func wrapping(_ error: any Error, _ code: Code, _ message: String, source: String?) -> any Error {

@@ -17,8 +17,8 @@ extension Dataset {
     /// - Parameters:
     ///   - split: Only samples of this split; nil (default) for every split.
     ///   - limit: At most this many samples (default: all).
-    /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` when the file cannot be read,
-    ///   ``MBDataError/Code/corruptData`` when the samples table does not match the schema.
+    /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read,
+    ///   `MBDataError.Code.corruptData` when the samples table does not match the schema.
     public func samples(split: String? = nil, limit: Int = Int.max) async throws -> [StoredSample] {
         try await read { db in
             guard let schema = try Self.storedSchema(db) else { return [] }

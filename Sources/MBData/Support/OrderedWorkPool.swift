@@ -1,7 +1,7 @@
 import Dispatch
 import Synchronization
 
-/// Produces `count` items as jobs on the process-wide ``BlockingExecutor``, at most `workers`
+/// Produces `count` items as jobs on the process-wide `BlockingExecutor`, at most `workers`
 /// of them at once, and hands them out in index order, with at most `depth` items claimed
 /// ahead of the consumer (back-pressure, bounded memory).
 ///

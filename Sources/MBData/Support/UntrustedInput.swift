@@ -1,7 +1,7 @@
 import Foundation
 
 /// The parsers of outside bytes, each as one call over bytes in memory, for the fuzz targets
-/// and their corpus replay (Tests/Fuzz). Each throws ``MBDataError`` on bad input and must
+/// and their corpus replay (Tests/Fuzz). Each throws `MBDataError` on bad input and must
 /// never trap.
 package enum UntrustedInput {
     /// The header at the start of an `.npy` file.

@@ -1,13 +1,20 @@
 /// A decoded batch as trainers see it: tensors by name (`batch["image"]`), the sample ids,
 /// and where it sits in the plan.
 public struct Batch: Sendable {
+    /// The epoch the batch belongs to.
     public let epoch: Int
     /// The global batch index within the epoch.
     public let index: Int
+    /// The rank whose slice of the global batch this is.
     public let rank: Int
+    /// Every tensor, by name; ``set(_:)`` replaces one.
     public private(set) var tensors: [String: Tensor]
 
     /// Decodes a safetensors buffer; the tensors view its bytes without copying.
+    ///
+    /// - Throws: ``MBDataError`` with ``MBDataError/Code/corruptData`` when the buffer is not
+    ///   valid safetensors, ``MBDataError/Code/malformedRecord`` for a dtype mbdata does not
+    ///   use (`F8_*`, `U16`, `U32`, `U64`).
     public init(epoch: Int, index: Int, rank: Int, safetensors buffer: [UInt8]) throws {
         self.epoch = epoch
         self.index = index
@@ -23,6 +30,7 @@ public struct Batch: Sendable {
         self.tensors = tensors
     }
 
+    /// The tensor called `name`, or nil.
     public subscript(_ name: String) -> Tensor? { tensors[name] }
 
     /// Sample ids, -1 for padding rows.

@@ -1,7 +1,12 @@
 /// One tensor of a batch: a typed view over bytes the batch owns (no copy).
 public struct Tensor: Sendable {
+    /// The tensor's name in the batch: a field name, `name.offsets` / `name.lengths` for a
+    /// variable-length field, `_id`, or `_valid`.
     public let name: String
+    /// The element type (`bytes` and `string` fields arrive as `uint8` values plus offsets;
+    /// ``Batch/strings(_:)`` and ``Batch/bytes(_:)`` decode them).
     public let dtype: DType
+    /// The dimensions; the first is the batch's row count for per-row tensors.
     public let shape: [Int]
     private let storage: [UInt8]
     private let range: Range<Int>
@@ -19,7 +24,9 @@ public struct Tensor: Sendable {
         self.init(name: name, dtype: dtype, shape: shape, storage: bytes, range: 0..<bytes.count)
     }
 
+    /// Bytes of the tensor's data.
     public var byteCount: Int { range.count }
+    /// The product of ``shape`` (1 for a scalar).
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// The raw little-endian bytes.
@@ -27,6 +34,7 @@ public struct Tensor: Sendable {
         try storage.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
+    /// A copy of the raw little-endian bytes (``withUnsafeBytes(_:)`` reads them without copying).
     public var bytes: [UInt8] { Array(storage[range]) }
 
     /// Every element converted to Float (any numeric dtype).

@@ -42,7 +42,7 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
     public var parameters: PlanParameters?
     /// The dataset version the plan is pinned to.
     public var datasetVersion: Int
-    /// Ranks of the run.
+    /// Ranks of the run (the plan's `world`); a resumed run must have the same.
     public var world: Int
     /// The rank of the run that took the checkpoint.
     public var rank: Int

@@ -10,7 +10,11 @@ public struct PrefetchConfiguration: Sendable, Hashable {
     public var workers: Int = ProcessInfo.processInfo.activeProcessorCount
     /// LZ4 level: 0 (default) is the fast mode, 1–12 HC.
     public var compressionLevel: Int32 = 0
-    /// Fields with a variable first dimension to pad to a fixed length.
+    /// Fields with a variable first dimension to pad to a fixed length, by field name: a
+    /// field with length L arrives as `name` `[B, L, …]`, zero-padded and with longer values
+    /// truncated, plus `name.lengths` (int64 `[B]`, each row's kept length) instead of
+    /// `name.offsets`. Default: none. Another field, or a length below 1, is refused with
+    /// `.invalidArgument` when the prefetcher or loader is made.
     public var padLengths: [String: Int] = [:]
 
     /// The defaults: depth 8, one worker per active core, LZ4 fast mode, no padding.

@@ -18,7 +18,7 @@ public protocol RemoteBatchSource: Sendable {
 
 /// What a remote source says of the plan it serves.
 public struct RemotePlan: Sendable, Hashable {
-    /// The plan fingerprint (``DatasetPlan/fingerprint``) the source serves.
+    /// The plan fingerprint (MBData's `DatasetPlan.fingerprint`) the source serves.
     public var fingerprint: String
     /// The dataset version the remote plan is pinned to.
     public var datasetVersion: Int

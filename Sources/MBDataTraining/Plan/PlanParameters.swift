@@ -25,7 +25,7 @@ public struct PlanParameters: Codable, Hashable, Sendable {
 
     /// Plan parameters; they are checked when a plan is made from them.
     ///
-    /// A plan (``Dataset/plan(_:version:)``, ``EpochPlan/init(parameters:sampleCount:)``) throws
+    /// A plan (MBData's `Dataset.plan(_:version:)`, `EpochPlan(parameters:sampleCount:)`) throws
     /// ``MBDataError`` with ``MBDataError/Code/invalidArgument`` unless `batchSize > 0` and
     /// `world` divides it.
     public init(seed: UInt64 = 0, batchSize: Int, world: Int = 1, tail: TailPolicy = .drop, split: String? = nil, shuffle: Bool = true) {

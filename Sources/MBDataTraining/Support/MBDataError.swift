@@ -4,7 +4,7 @@
 /// found, and — where it applies — the source, the record within it and the field, so the
 /// user can go straight to the bad input. The error it was made from, if any, stays as
 /// ``cause``: a trainer's own error, or GRDB's `DatabaseError` with its SQLite result code
-/// (see ``databaseResultCode``), so `SQLITE_BUSY`, `SQLITE_FULL` and `SQLITE_IOERR` can be
+/// (MBData's `databaseResultCode`), so `SQLITE_BUSY`, `SQLITE_FULL` and `SQLITE_IOERR` can be
 /// told apart.
 ///
 /// A code is a pattern for any error, as GRDB's `ResultCode` is:
@@ -44,12 +44,12 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         public static let invalidArgument = Code("invalidArgument")
         /// The dataset file is not an mbdata dataset, is from a newer format, or is damaged.
         public static let invalidDataset = Code("invalidDataset")
-        /// More bad records than ``IngestOptions/maxErrors`` allows while they are skipped.
+        /// More bad records than `IngestOptions.maxErrors` (MBData) allows while they are skipped.
         public static let tooManyErrors = Code("tooManyErrors")
         /// A trainer threw; ``MBDataError/cause`` is the trainer's own error, as thrown.
         public static let trainerFailed = Code("trainerFailed")
         /// SQLite or the file system failed. When SQLite failed, ``MBDataError/cause`` is
-        /// GRDB's `DatabaseError` and ``MBDataError/databaseResultCode`` its result code.
+        /// GRDB's `DatabaseError` and `databaseResultCode` (MBData) its result code.
         public static let storage = Code("storage")
         /// Stored bytes (a shard, a frame, a manifest, a batch) fail a check the format
         /// requires: a size, count or offset out of range, a checksum or a total that differs.
