@@ -33,10 +33,11 @@ public final class Dataset: Sendable {
         var configuration = Configuration()
         configuration.label = "mbdata"
         configuration.busyMode = .timeout(30)
-        // One reader connection per thread of the blocking executor: every batch read runs
-        // there, so the loaders, prefetchers and serve streams sharing this dataset never
-        // read on more connections at once, and none waits for a reader while a thread is free.
-        configuration.maximumReaderCount = BlockingExecutor.threadCount
+        // One reader connection per thread of the blocking executor, as every batch read runs
+        // there, plus two for the reads that run elsewhere (plans, cursors, inspect): with
+        // exactly one per thread, a batch job waited for a connection while holding its thread
+        // (serve from SQLite: 80k against 100k samples/s, Benchmarks/README.md).
+        configuration.maximumReaderCount = BlockingExecutor.threadCount + 2
         configuration.prepareDatabase { db in
             // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
             // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB
