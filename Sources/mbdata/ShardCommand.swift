@@ -94,9 +94,6 @@ struct ShardCommand: AsyncParsableCommand {
 
     func run() async throws {
         AllocatorTuning.applyForBatchWorkloads()
-        // The prefetch jobs (one per core) and the writer's appends share the executor: one
-        // more thread keeps the writer from waiting behind the batches it is about to write.
-        BlockingExecutor.configure(threads: ProcessInfo.processInfo.activeProcessorCount + 1)
         try await reportingErrors {
             var padLengths: [String: Int] = [:]
             for item in padTo {

@@ -34,9 +34,8 @@ public final class Dataset: Sendable {
         configuration.label = "mbdata"
         configuration.busyMode = .timeout(30)
         // One reader connection per thread of the blocking executor, as every batch read runs
-        // there, plus two for the reads that run elsewhere (plans, cursors, inspect): with
-        // exactly one per thread, a batch job waited for a connection while holding its thread
-        // (serve from SQLite: 80k against 100k samples/s, Benchmarks/README.md).
+        // there, plus two for the reads that run elsewhere (plans, cursors, inspect), so that a
+        // batch job never waits for a connection while it holds an executor thread.
         configuration.maximumReaderCount = BlockingExecutor.threadCount + 2
         configuration.prepareDatabase { db in
             // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
