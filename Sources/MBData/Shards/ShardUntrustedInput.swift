@@ -12,9 +12,15 @@ extension UntrustedInput {
 
     /// A decoded batch checked as `verify` checks it against its manifest and footer entry:
     /// the first byte picks batch 0, 1 or 2 of ``richManifest`` (a padded plan of five samples
-    /// in batches of two, with every kind of field), the rest is the safetensors buffer.
+    /// in batches of two, with every kind of field), the rest is the safetensors buffer. The
+    /// buffer is also read as a trainer reads it: every bytes or string field cut at its offsets.
     package static func shardBatch(_ bytes: [UInt8]) throws {
         let batch = Int(bytes.first ?? 0) % 3
+        if let decoded = try? Batch(epoch: 0, index: batch, rank: 0, safetensors: Array(bytes.dropFirst())) {
+            for name in decoded.tensors.keys where decoded.tensors[name + ".offsets"] != nil {
+                _ = try? decoded.bytes(name)
+            }
+        }
         let entry = ShardFormat.Entry(
             offset: 0, length: 1, uncompressed: UInt64(max(bytes.count - 1, 1)), epoch: 0, batch: UInt32(batch), rank: 0,
             samples: batch == 2 ? 1 : 2, checksum: 0)
