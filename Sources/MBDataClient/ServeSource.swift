@@ -73,10 +73,7 @@ public final class ServeSource: RemoteBatchSource {
     }
 
     private func query(_ configuration: MultiBatchLoader.Configuration, extra: [(String, String)] = []) -> String {
-        let plan = PlanParameters(
-            seed: configuration.seed, batchSize: configuration.batchSize, world: configuration.world, tail: configuration.tail,
-            split: configuration.split, shuffle: configuration.shuffle)
-        let items = PlanQuery(plan: plan, rank: configuration.rank, group: group).items + extra
+        let items = PlanQuery(plan: configuration.plan, rank: configuration.rank, group: group).items + extra
         var components = URLComponents()
         components.queryItems = items.map { URLQueryItem(name: $0.0, value: $0.1) }
         return components.percentEncodedQuery ?? ""
