@@ -37,9 +37,17 @@ import Testing
             try await f.dataset.commitOutputs(PredsOutputs.tensors(for: job.plan.sampleIDs(epoch: 0, batch: 1)), batch: 1, of: job)
         }
         #expect(stale?.code == .invalidArgument)
-        // Created again, the name starts empty.
-        try await f.dataset.createOutput("preds", schema: outputSchema)
+        // Created again, the name starts empty; a job opened before the drop stays refused,
+        // even where the new job has its id.
+        try await f.dataset.createOutput("preds", schema: try schema(#"{"name": "p", "fields": [{"name": "pred", "dtype": "int32"}]}"#))
         #expect(try await f.dataset.output("preds").rows == 0)
+        let again = try await f.dataset.inferenceJob(output: "preds", parameters: OutputFixture.parameters())
+        #expect(again.id == job.id, "SQLite reuses the id of the deleted row")
+        let reused = await #expect(throws: MBDataError.self) {
+            try await f.dataset.commitOutputs(PredsOutputs.tensors(for: job.plan.sampleIDs(epoch: 0, batch: 1)), batch: 1, of: job)
+        }
+        #expect(reused?.code == .invalidArgument)
+        #expect(try await f.count("SELECT count(*) FROM outputs_preds") == 0)
     }
 
     static let refusedSchemas: [(json: String, field: String)] = [
