@@ -24,6 +24,34 @@ import Testing
         #expect(try await f.dataset.inferenceJobs(output: "other") == [])
     }
 
+    /// Ingest committing beside the job's commits: the job writes exactly its plan's samples.
+    @Test func ingestBesideCommitsLeavesThePlanPinned() async throws {
+        let f = try await OutputFixture(train: 40, val: 0)
+        let parameters = OutputFixture.parameters(batchSize: 3)
+        let job = try await f.dataset.inferenceJob(output: "preds", parameters: parameters)
+        let dataset = f.dataset
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for chunk in 0..<4 { try await f.addSamples(keys: (1000 + 10 * chunk)..<(1010 + 10 * chunk), split: "train") }
+            }
+            for consumer in 0..<3 {
+                group.addTask {
+                    for batch in stride(from: consumer, to: job.batches, by: 3) {
+                        _ = try await dataset.commitOutputs(PredsOutputs.tensors(for: job.plan.sampleIDs(epoch: 0, batch: batch)), batch: batch, of: job)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await f.dataset.info().sampleCount == 80)
+        #expect(try await f.dataset.finishedBatches(of: job) == Array(0..<14))
+        #expect(try await f.count("SELECT count(*) FROM outputs_preds") == 40)
+        #expect(try await f.count("SELECT max(_id) FROM outputs_preds") == 40)
+        #expect(try await f.dataset.inferenceJob(output: "preds", parameters: parameters) == job)
+        #expect(try await f.dataset.outputCoverage("preds") == [OutputCoverage(split: "train", written: 40, expected: 80)])
+        #expect(try await f.dataset.verifyOutputs().isEmpty)
+    }
+
     @Test func concurrentOpenersGetOneJob() async throws {
         let f = try await OutputFixture(train: 10, val: 0)
         let dataset = f.dataset
