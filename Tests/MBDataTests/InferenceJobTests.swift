@@ -97,7 +97,7 @@ final class IDModel: InferenceModel {
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }
         let job = try await InferenceJob(dataset: dataset, output: "preds", configuration: Self.config(mode: mode))
-        let total = job.job.plan.plan.batchesPerEpoch
+        let total = job.job.batches
         #expect(job.job.plan.ids.count > 300 && total == (job.job.plan.ids.count + 15) / 16, "the val split, the last batch padded")
         #expect(try await job.progress() == (0, total))
         let model = IDModel()
@@ -116,7 +116,7 @@ final class IDModel: InferenceModel {
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }
         let job = try await InferenceJob(dataset: dataset, output: "preds", configuration: Self.config())
-        let total = job.job.plan.plan.batchesPerEpoch
+        let total = job.job.batches
         let first = IDModel { calls in if calls == 6 { job.stop() } }
         try await job.run(model: first)
         let (finished, _) = try await job.progress()
@@ -142,14 +142,14 @@ final class IDModel: InferenceModel {
         try await job.run(model: model)
         #expect(model.calledBatches.isEmpty)
         try await job.run(model: model)
-        #expect(try await job.progress().finished == job.job.plan.plan.batchesPerEpoch, "the stop applied to one run only")
+        #expect(try await job.progress().finished == job.job.batches, "the stop applied to one run only")
     }
 
     @Test func aModelThatThrowsStopsTheJobAndWhatCommittedStays() async throws {
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }
         let job = try await InferenceJob(dataset: dataset, output: "preds", configuration: Self.config())
-        let total = job.job.plan.plan.batchesPerEpoch
+        let total = job.job.batches
         let failing = IDModel(failAt: 9)
         await #expect {
             try await job.run(model: failing)
@@ -201,7 +201,7 @@ final class IDModel: InferenceModel {
             group.addTask { try await jobB.run(model: modelB) }
             try await group.waitForAll()
         }
-        let total = jobA.job.plan.plan.batchesPerEpoch
+        let total = jobA.job.batches
         #expect(Set(modelA.calledBatches + modelB.calledBatches) == Set(0..<total))
         #expect(try await jobB.progress() == (total, total))
         try await Self.expectExactlyThePlan(dataset, jobA.job)
@@ -231,7 +231,7 @@ final class IDModel: InferenceModel {
         // Opened again after the ingest: the same job, still pinned, nothing left to run.
         let again = try await InferenceJob(dataset: dataset, output: "preds", configuration: Self.config())
         #expect(again.job.id == job.job.id && again.job.plan.ids == pinned)
-        #expect(try await again.progress() == (job.job.plan.plan.batchesPerEpoch, job.job.plan.plan.batchesPerEpoch))
+        #expect(try await again.progress() == (job.job.batches, job.job.batches))
     }
 
     @Test func theAgreementOfAnOutputFieldWithASampleFieldIsOneJoin() async throws {

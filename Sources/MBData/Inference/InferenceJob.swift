@@ -66,7 +66,7 @@ public final class InferenceJob: Sendable {
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func progress() async throws -> (finished: Int, total: Int) {
-        (try await dataset.finishedBatches(of: job).count, job.plan.plan.batchesPerEpoch)
+        (try await dataset.finishedBatches(of: job).count, job.batches)
     }
 
     /// Runs `model` over every batch of the plan that has no committed outputs, and commits
@@ -92,7 +92,7 @@ public final class InferenceJob: Sendable {
 
         let plan = job.plan
         let finished = try await dataset.finishedBatches(of: job)
-        guard finished.count < plan.plan.batchesPerEpoch else { return }
+        guard finished.count < job.batches else { return }
         var configuration = self.configuration
         configuration.plan = plan.parameters
         let checkpoint = Self.checkpoint(configuration, plan: plan, finished: finished)

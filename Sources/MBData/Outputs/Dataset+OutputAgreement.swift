@@ -31,7 +31,7 @@ extension Dataset {
         }
         let quoted = SampleTable.quoted
         let sql = """
-            SELECT count(*), total(s.\(quoted(sampleField)) = o.\(quoted(field))) FROM samples s JOIN \(quoted("outputs_" + output)) o USING (_id)
+            SELECT count(*), total(s.\(quoted(sampleField)) = o.\(quoted(field))) FROM samples s JOIN \(OutputTable.quotedName(of: output)) o USING (_id)
             WHERE ?1 IS NULL OR s._split = ?1
             """
         return try await read { db in
