@@ -160,6 +160,24 @@ import Testing
         }
     }
 
+    /// A write of the dataset file that fails (here a trigger refusing it) is `503
+    /// state_unavailable`: nothing written, the lease kept, and the retry commits.
+    @Test func aFailedWriteIsStateUnavailableAndTheRetryWithTheSameLeaseCommits() async throws {
+        try await Self.withDaemon { daemon, path, _ in
+            let leased = try await daemon.leasedBatch()
+            let file = try DatabaseQueue(path: path)
+            try await file.write { db in
+                try db.execute(
+                    sql: "CREATE TRIGGER refuse_outputs BEFORE INSERT ON mbdata_output_batches BEGIN SELECT RAISE(FAIL, 'injected fault'); END")
+            }
+            let refused = try await daemon.submit(leased, body: Outputs.body(for: leased))
+            #expect(refused.status == 503 && refused.code == "state_unavailable" && refused.headers.first(name: "Retry-After") == "1")
+            #expect(try Rows.count(path) == 0)
+            try await file.write { db in try db.execute(sql: "DROP TRIGGER refuse_outputs") }
+            #expect(try await daemon.submitted(leased, body: Outputs.body(for: leased)).batch == leased.batch)
+        }
+    }
+
     @Test func inferLeasesTakeOnlyTheirParametersAndInferenceCursorsOnlyOutputs() async throws {
         try await Self.withDaemon { daemon, path, _ in
             for (extra, parameter) in [
