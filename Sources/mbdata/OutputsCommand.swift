@@ -10,3 +10,12 @@ struct OutputsCommand: AsyncParsableCommand {
             """,
         subcommands: [OutputsCreateCommand.self, OutputsListCommand.self, OutputsDropCommand.self, OutputsExportCommand.self])
 }
+
+/// The dataset file and the output a subcommand of `outputs` works on.
+struct OutputTarget: ParsableArguments {
+    @Argument(help: "The dataset file.")
+    var dataset: String
+
+    @Option(help: "The output's name: a letter, then letters, digits or _ (64 at most); its table is outputs_<name>.")
+    var name: String
+}

@@ -10,11 +10,7 @@ struct OutputsCreateCommand: AsyncParsableCommand {
             shape, and there is no key (rows are keyed by the samples' _id).
             """)
 
-    @Argument(help: "The dataset file.")
-    var dataset: String
-
-    @Option(help: "The output's name: a letter, then letters, digits or _ (64 at most). Its table is outputs_<name>.")
-    var name: String
+    @OptionGroup var target: OutputTarget
 
     @Option(help: "The output schema (JSON).")
     var schema: String
@@ -22,14 +18,14 @@ struct OutputsCreateCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let outputSchema = try Schema(contentsOf: schema)
-            let store = try Dataset(path: dataset)
+            let store = try Dataset(path: target.dataset)
             do {
-                try await store.createOutput(name, schema: outputSchema)
+                try await store.createOutput(target.name, schema: outputSchema)
             } catch let error as MBDataError where error.code == .invalidSchema {
                 throw error.located(source: schema)
             }
             let fields = outputSchema.fields.map { "\($0.name) \($0.typeDescription)" }.joined(separator: ", ")
-            printError("\(dataset): output \(name) created (table outputs_\(name): _id, \(fields))")
+            printError("\(target.dataset): output \(target.name) created (table outputs_\(target.name): _id, \(fields))")
         }
     }
 }

@@ -6,18 +6,14 @@ struct OutputsDropCommand: AsyncParsableCommand {
         commandName: "drop",
         abstract: "Remove an output: its table, its inference jobs and their progress.")
 
-    @Argument(help: "The dataset file.")
-    var dataset: String
-
-    @Option(help: "The output to remove.")
-    var name: String
+    @OptionGroup var target: OutputTarget
 
     func run() async throws {
         try await reportingErrors {
-            let store = try Dataset(path: dataset)
-            let rows = try await store.output(name).rows
-            try await store.dropOutput(name)
-            printError("\(dataset): output \(name) dropped (\(rows) rows)")
+            let store = try Dataset(path: target.dataset)
+            let rows = try await store.output(target.name).rows
+            try await store.dropOutput(target.name)
+            printError("\(target.dataset): output \(target.name) dropped (\(rows) rows)")
         }
     }
 }

@@ -13,11 +13,7 @@ struct OutputsExportCommand: AsyncParsableCommand {
             NaN and infinities as NaN, Infinity, -Infinity. Every file appears whole or not at all.
             """)
 
-    @Argument(help: "The dataset file.")
-    var dataset: String
-
-    @Option(help: "The output to export.")
-    var name: String
+    @OptionGroup var target: OutputTarget
 
     @Option(help: "npy, jsonl or csv.")
     var format: OutputExportFormat
@@ -28,9 +24,9 @@ struct OutputsExportCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let started = ContinuousClock.now
-            let rows = try await Dataset(path: dataset).exportOutput(name, format: format, to: out)
+            let rows = try await Dataset(path: target.dataset).exportOutput(target.name, format: format, to: out)
             let seconds = (ContinuousClock.now - started) / .seconds(1)
-            printError("\(out): \(rows) rows of output \(name) exported as \(format.rawValue) in " + String(format: "%.2f s", seconds))
+            printError("\(out): \(rows) rows of output \(target.name) exported as \(format.rawValue) in " + String(format: "%.2f s", seconds))
         }
     }
 }

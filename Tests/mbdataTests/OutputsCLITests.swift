@@ -17,6 +17,15 @@ struct OutputsCLITests {
         return db
     }
 
+    /// A digits dataset with output `preds` holding `rows` (SQL `VALUES` tuples: `_id`, `pred`, `prob`).
+    static func preds(rows: String, in dir: TemporaryDirectory) async throws -> URL {
+        let db = try await digits(in: dir)
+        let create = try await CLI.mbdata(["outputs", "create", db.path, "--name", "preds", "--schema", predsSchema.path], in: dir)
+        guard create.status == 0 else { throw HarnessError("outputs create: \(create)") }
+        _ = try await CLI.sqlite(db, "insert into outputs_preds values " + rows, in: dir)
+        return db
+    }
+
     /// The little-endian bytes of `values` as an SQL blob literal.
     static func blob<T: FixedWidthInteger>(_ values: [T]) -> String {
         let bytes = values.flatMap { value in withUnsafeBytes(of: value.littleEndian) { Array($0) } }
@@ -184,10 +193,7 @@ struct OutputsCLITests {
         guard CLI.hasSQLite3 else { return }
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let db = try await Self.digits(in: dir)
-        let create = try await CLI.mbdata(["outputs", "create", db.path, "--name", "preds", "--schema", Self.predsSchema.path], in: dir)
-        #expect(create.status == 0, "\(create)")
-        _ = try await CLI.sqlite(db, "insert into outputs_preds values (3, 1, zeroblob(40)), (4, 2, zeroblob(39))", in: dir)
+        let db = try await Self.preds(rows: "(3, 1, zeroblob(40)), (4, 2, zeroblob(39))", in: dir)
         for format in ["jsonl", "npy"] {
             let out = dir.path("preds.\(format)")
             let result = try await CLI.mbdata(["outputs", "export", db.path, "--name", "preds", "--format", format, "--out", out], in: dir)
@@ -204,10 +210,7 @@ struct OutputsCLITests {
         guard CLI.hasSQLite3 else { return }
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        let db = try await Self.digits(in: dir)
-        let create = try await CLI.mbdata(["outputs", "create", db.path, "--name", "preds", "--schema", Self.predsSchema.path], in: dir)
-        #expect(create.status == 0, "\(create)")
-        _ = try await CLI.sqlite(db, "insert into outputs_preds values (3, 1, zeroblob(40)), (99999, 2, zeroblob(40))", in: dir)
+        let db = try await Self.preds(rows: "(3, 1, zeroblob(40)), (99999, 2, zeroblob(40))", in: dir)
         let verify = try await CLI.mbdata(["verify", db.path], in: dir)
         #expect(verify.status == 1 && verify.stdout.contains("99999"), "verify: \(verify)")
     }
