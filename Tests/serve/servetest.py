@@ -182,6 +182,26 @@ class Server:
         return "serve log:\n" + "\n".join(text[-lines:])
 
 
+# --- consumer processes -----------------------------------------------------------------
+
+
+def events(log: Path, kind=None) -> list[dict]:
+    """The JSON-lines events a consumer process appended to `log` (of one kind)."""
+    if not log.exists():
+        return []
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in lines if kind is None or e["event"] == kind]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Polls `predicate` until it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 # --- raw HTTP ---------------------------------------------------------------------------
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from mbdata_client import Client, MBDataError, ProtocolError, StreamCutError, StreamFailedError, wire
+from mbdata_client import MBDataError, ProtocolError, StreamCutError, StreamFailedError, wire
 from mbdata_client.client import acked_batches, rank_and_world
-from servetest import fast_client, wire_type
+from servetest import fast_client
 
 
 def batch_message(index, *, epoch=0, rank=0, lease=0, rows=4):

@@ -195,6 +195,18 @@ class Client:
         self._cursor_id = cursor_of(state)
         return state
 
+    def infer_cursor(self, dataset: str, output: str, batch_size: int, **plan) -> dict:
+        """GET /v1/datasets/{name}/cursor?mode=infer: the state of the inference job that
+        `infer` with the same arguments works on (`plan`: its split, seed, shuffle and
+        tail), made if new — its cursor id, pinned `dataset_version`, `batches_per_epoch`,
+        and under `epochs` the batches committed (`acked_batches(state, 0)`). It becomes
+        this Client's current cursor."""
+        if "lease_seconds" in plan:
+            raise TypeError("infer_cursor() takes the plan's parameters only, not lease_seconds")
+        state = self._transport.json("GET", dataset_path(dataset, "cursor"), infer_query(output, batch_size, **plan))
+        self._cursor_id = cursor_of(state)
+        return state
+
     def put_cursor(self, state: dict) -> dict:
         """PUT /v1/cursors/{id}: replaces the daemon's record of the cursor with `state`."""
         return self._transport.json("PUT", cursor_path(cursor_of(state)), body=state)

@@ -44,10 +44,12 @@ LEASE_HEADER = "MBData-Lease"
 
 
 def infer_query(
-    output: str, batch_size: int, split: Optional[str], seed: int, shuffle: bool, tail: str, lease_seconds: int
+    output: str, batch_size: int, split: Optional[str] = None, seed: int = 0, shuffle: bool = False,
+    tail: str = "pad", lease_seconds: Optional[int] = None,
 ) -> dict:
-    """The query of an infer lease. The plan parameters infer mode fixes (world, rank,
-    epoch, group, replica, start) are left out: the daemon refuses other values."""
+    """The query of an infer lease (or, without `lease_seconds`, of its job's cursor). The
+    plan parameters infer mode fixes (world, rank, epoch, group, replica, start) are left
+    out: the daemon refuses other values."""
     if tail not in TAILS:
         raise ValueError(f"tail must be one of {TAILS}, got {tail!r}")
     if not output:
@@ -59,8 +61,9 @@ def infer_query(
         "seed": int(seed),
         "shuffle": "true" if shuffle else "false",
         "tail": tail,
-        "lease_seconds": int(lease_seconds),
     }
+    if lease_seconds is not None:
+        query["lease_seconds"] = int(lease_seconds)
     if split is not None:
         query["split"] = split
     return query
