@@ -163,7 +163,7 @@ def test_consumers_killed_at_random_leave_every_sample_exactly_one_row(infer_ser
 
 def test_an_expired_lease_is_refused_and_its_batch_goes_to_another_consumer(infer_server):
     daemon = infer_server()
-    size = 512  # one batch holds the whole val split
+    size = VAL  # one batch holds the whole val split
     first = next(Client(daemon.url).infer("digits", output=OUTPUT, batch_size=size, split=SPLIT, lease_seconds=1))
     # The second consumer is answered 204 until the first one's lease expires.
     second = next(Client(daemon.url, poll_interval=0.05).infer("digits", output=OUTPUT, batch_size=size,
@@ -268,3 +268,15 @@ def test_torch_tensors_are_accepted(infer_server):
         batch.submit({"pred": pred, "prob": prob.t().contiguous().t()})  # a non-contiguous view
     rows = output_rows(daemon.dataset)
     assert rows == expected_rows(daemon.dataset, read_digits(daemon.dataset).val)
+
+
+def test_the_infer_digits_sample_kills_a_process_and_still_writes_every_prediction_once(infer_server):
+    daemon = infer_server()
+    command = [sys.executable, str(REPO_ROOT / "samples" / "infer_digits.py"), "--url", daemon.url, "--dataset",
+               "digits", "--output", OUTPUT, "--db", str(daemon.dataset)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "killed inference process" in result.stdout, result.stdout
+    accuracy = float(result.stdout.split("held-out accuracy (SQL join of samples and outputs_preds): ")[1].split()[0])
+    assert accuracy >= 0.9, result.stdout
+    assert sorted(output_rows(daemon.dataset)) == read_digits(daemon.dataset).val
