@@ -169,12 +169,16 @@ def test_an_expired_lease_is_refused_and_its_batch_goes_to_another_consumer(infe
     second = next(Client(daemon.url, poll_interval=0.05).infer("digits", output=OUTPUT, batch_size=size,
                                                                 split=SPLIT, lease_seconds=30))
     assert second.index == first.index == 0 and second.lease != first.lease
-    answer = second.submit(outputs(second["image"]))
-    assert answer["rows"] == VAL and answer["finished"] == answer["batches"] == 1
     late = {"pred": np.full(size, 7, np.int64), "prob": np.ones((size, 10), np.float32)}
     with pytest.raises(MBDataError) as refused:
-        first.submit(late)
+        first.submit(late)  # its lease expired; the batch is another consumer's now
     assert (refused.value.status, refused.value.code) == (409, "lease_expired")
+    assert query(daemon.dataset, f"select count(*) from {TABLE}") == [(0,)]
+    answer = second.submit(outputs(second["image"]))
+    assert answer["rows"] == VAL and answer["finished"] == answer["batches"] == 1
+    with pytest.raises(MBDataError) as refused:
+        first.submit(late)  # and now the batch is done
+    assert (refused.value.status, refused.value.code) == (409, "already_done")
     rows = output_rows(daemon.dataset)
     assert len(rows) == VAL and all(pred != 7 or prob != [1.0] * 10 for pred, prob in rows.values())
     assert rows == expected_rows(daemon.dataset, sorted(rows))
