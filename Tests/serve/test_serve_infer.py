@@ -20,7 +20,8 @@ import pytest
 from infer_consumer import OUTPUT, SPLIT, outputs
 from mbdata_client import Client, MBDataError, acked_batches
 from mbdata_client.infer import Submitter
-from servetest import DIGITS_SCHEMA, REPO_ROOT, VAL, assert_error, binary, events, read_digits, request, wait_for
+from servetest import (DIGITS_SCHEMA, REPO_ROOT, VAL, assert_error, binary, events, metric_samples, read_digits,
+                       request, wait_for)
 
 CONSUMER = Path(__file__).with_name("infer_consumer.py")
 PREDS_SCHEMA = REPO_ROOT / "samples" / "digits" / "preds.schema.json"
@@ -256,6 +257,16 @@ def test_an_ingest_beside_the_job_leaves_its_plan_pinned(infer_server, consumers
     assert state["dataset_version"] == pinned["dataset_version"] and state["cursor"] == pinned["cursor"]
     new_ids = set(after.val) - set(before.val)
     assert not new_ids & set(output_rows(daemon.dataset)), "a sample ingested after the job started has an output"
+
+
+def test_lz4_framed_submissions_are_accepted(infer_server):
+    daemon = infer_server()
+    answers = [batch.submit(outputs(batch["image"]))
+               for batch in Client(daemon.url).infer("digits", output=OUTPUT, batch_size=128, split=SPLIT,
+                                                      compress=True)]
+    assert [a["rows"] for a in answers] == [128, 128, VAL - 256]
+    assert output_rows(daemon.dataset) == expected_rows(daemon.dataset, read_digits(daemon.dataset).val)
+    assert metric_samples(Client(daemon.url).metrics_text())["mbdata_outputs_rows_total"] == VAL
 
 
 def test_torch_tensors_are_accepted(infer_server):
