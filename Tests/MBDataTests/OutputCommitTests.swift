@@ -132,22 +132,21 @@ import Testing
         #expect(try await f.count("SELECT count(*) FROM mbdata_output_batches") == 1)
     }
 
-    /// Two jobs of one output over overlapping samples: the second cannot write a sample the
-    /// first wrote, and its batch is not recorded.
-    @Test func aSecondJobOverTheSameSamplesIsRefused() async throws {
+    /// Two jobs of one output over overlapping samples: a sample the first wrote keeps its
+    /// row, the second writes the rest of its batch and records the batch as committed.
+    @Test func aSecondJobOverTheSameSamplesWritesOnlyTheRest() async throws {
         let f = try await OutputFixture(train: 10, val: 0)
         let small = try await f.dataset.inferenceJob(output: "preds", parameters: OutputFixture.parameters(batchSize: 4))
         let large = try await f.dataset.inferenceJob(output: "preds", parameters: OutputFixture.parameters(batchSize: 8))
         #expect(small.id != large.id)
         _ = try await f.dataset.commitOutputs(PredsOutputs.tensors(for: small.plan.sampleIDs(epoch: 0, batch: 0)), batch: 0, of: small)
-        let error = await #expect(throws: MBDataError.self) {
-            try await f.dataset.commitOutputs(PredsOutputs.tensors(for: large.plan.sampleIDs(epoch: 0, batch: 0)), batch: 0, of: large)
-        }
-        #expect(error?.code == .alreadyDone)
-        #expect(try await f.count("SELECT count(*) FROM outputs_preds") == 4)
-        #expect(try await f.dataset.finishedBatches(of: large) == [])
-        // Its second batch (samples 9, 10) is its own.
-        #expect(try await f.dataset.commitOutputs(PredsOutputs.tensors(for: large.plan.sampleIDs(epoch: 0, batch: 1)), batch: 1, of: large).rows == 2)
+        var second = PredsOutputs.tensors(for: large.plan.sampleIDs(epoch: 0, batch: 0))
+        second["pred"] = Tensor(name: "pred", dtype: .int64, shape: [8], bytes: NPY.littleEndian([Int64](repeating: 9, count: 8)))
+        #expect(try await f.dataset.commitOutputs(second, batch: 0, of: large).rows == 4)
+        #expect(try await f.count("SELECT count(*) FROM outputs_preds") == 8)
+        #expect(try await f.count("SELECT count(*) FROM outputs_preds WHERE pred = 9") == 4)
+        #expect(try await f.dataset.finishedBatches(of: large) == [0])
+        #expect(try await f.dataset.verifyOutputs().isEmpty)
     }
 
     /// Many commits at once (as k consumers make them): every batch once, no lost row.

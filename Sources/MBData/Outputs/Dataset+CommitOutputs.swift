@@ -9,11 +9,14 @@ extension Dataset {
     /// their values are not written), and optionally `_id`, `int64 [R]`, the batch's sample
     /// ids with -1 for padding — the collated batch's `_id` as it came.
     ///
-    /// - Returns: The batch and the real rows written.
+    /// A sample of the batch that has a row already — written by another job of the output,
+    /// whose plan put it in another batch — keeps that row: each sample has one row, the
+    /// first committed, and the batch writes the rest.
+    ///
+    /// - Returns: The batch and the rows written (its real rows less those kept).
     /// - Throws: `MBDataError` with `MBDataError.Code.schemaMismatch` naming the tensor
     ///   (``OutputSubmission/validate(_:schema:expectedIDs:)``) or, with parameter `batch`, a
-    ///   batch outside the plan; `MBDataError.Code.alreadyDone` when the batch, or another
-    ///   job's output for one of its samples, is already committed;
+    ///   batch outside the plan; `MBDataError.Code.alreadyDone` when the batch is already committed;
     ///   `MBDataError.Code.invalidArgument` when the job is not one of this dataset's (or its
     ///   output was dropped); `MBDataError.Code.storage` when the file cannot be written.
     ///   Whatever is thrown, nothing of the submission is written.
@@ -26,21 +29,16 @@ extension Dataset {
         let path = self.path
         let rows = try await write { db in
             try Self.checkJob(db, job, path: path)
+            let written = try OutputRowInserter(db: db, output: job.output, schema: job.schema).insert(submission)
             do {
                 try db.execute(
                     sql: "INSERT INTO mbdata_output_batches(job, batch, rows, committed_at) VALUES (?, ?, ?, ?)",
-                    arguments: [job.id, batch, submission.rows, Timestamp.now()])
+                    arguments: [job.id, batch, written, Timestamp.now()])
             } catch let error as DatabaseError where error.isUniquenessViolation {
+                // Rolled back with the rows above.
                 throw MBDataError(.alreadyDone, "batch \(batch) of inference job \(job.id) is already committed; nothing was written", source: path)
             }
-            do {
-                return try OutputRowInserter(db: db, output: job.output, schema: job.schema).insert(submission)
-            } catch let error as DatabaseError where error.isUniquenessViolation {
-                throw MBDataError(
-                    .alreadyDone,
-                    "a sample of batch \(batch) already has a row in \(OutputTable.name(of: job.output)) (written by another job); nothing was written",
-                    source: path, cause: error)
-            }
+            return written
         }
         return OutputCommit(batch: batch, rows: rows)
     }

@@ -18,8 +18,8 @@ struct OutputRowInserter {
         statement = try db.cachedStatement(sql: OutputTable.insertSQL(output: output, schema: schema))
     }
 
-    /// Inserts every row of `submission` whose id is not nil; returns how many. A sample that
-    /// already has a row throws GRDB's `DatabaseError` (`SQLITE_CONSTRAINT_PRIMARYKEY`).
+    /// Inserts every row of `submission` whose id is not nil and has no row yet; returns how
+    /// many it wrote.
     func insert(_ submission: OutputSubmission) throws -> Int {
         let handle = statement.sqliteStatement
         defer {
@@ -48,7 +48,7 @@ struct OutputRowInserter {
                 }
                 let code = sqlite3_step(handle)
                 guard code == SQLITE_DONE else { throw failure(code) }
-                written += 1
+                written += Int(sqlite3_changes(db.sqliteConnection))
             }
             return written
         }

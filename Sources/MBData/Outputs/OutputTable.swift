@@ -13,10 +13,11 @@ enum OutputTable {
         return "CREATE TABLE \(quotedName(of: output)) (\n    " + columns.joined(separator: ",\n    ") + "\n)"
     }
 
-    /// Parameters: `_id` first, then the fields in schema order.
+    /// Parameters: `_id` first, then the fields in schema order. A sample that has a row
+    /// already (written by another job of the output) keeps it.
     static func insertSQL(output: String, schema: Schema) -> String {
         let names = ["_id"] + schema.fields.map { SampleTable.quoted($0.name) }
         let placeholders = Array(repeating: "?", count: names.count).joined(separator: ", ")
-        return "INSERT INTO \(quotedName(of: output)) (\(names.joined(separator: ", "))) VALUES (\(placeholders))"
+        return "INSERT OR IGNORE INTO \(quotedName(of: output)) (\(names.joined(separator: ", "))) VALUES (\(placeholders))"
     }
 }
