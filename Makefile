@@ -90,8 +90,9 @@ test-serve-torch: deps torch-venv
 
 # Ingests the bundled digits dataset (JSONL and NPY), inspects, verifies and queries it, then
 # writes three shuffled epochs of batches for 4 ranks into shards and verifies them, and
-# trains softmax regression in Swift through MultiBatchLoader (k = 4 synchronous consumers);
-# then the same through `mbdata serve`: the daemon feeds two trainer processes (ranks 0, 1);
+# trains softmax regression in Swift through MultiBatchLoader (k = 4 synchronous consumers)
+# and writes its val predictions into the output `preds` with InferenceJob (k = 4), checked
+# with SQL; then the same through `mbdata serve`: the daemon feeds two trainer processes (ranks 0, 1);
 # last, batch inference through the daemon (samples/infer_digits.py, in $(VENV)): outputs
 # written back into the dataset, the accuracy by an SQL join, the outputs exported as NPY.
 demo: release venv
@@ -106,7 +107,8 @@ demo: release venv
 	$(RELEASE_BIN) inspect $(OUT)/demo/shards
 	$(RELEASE_BIN) verify $(OUT)/demo/shards --dataset $(OUT)/demo/digits.mbdb
 	$(SWIFT) build -c release --product digits-trainer
-	.build/release/digits-trainer $(OUT)/demo/digits.mbdb
+	.build/release/digits-trainer $(OUT)/demo/digits.mbdb --predict preds
+	sqlite3 $(OUT)/demo/digits.mbdb "select 'in-process predictions: ' || count(*) || ' rows, accuracy ' || round(avg(s.label = o.pred), 4) from samples s join outputs_preds o using (_id)"
 	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) TRAINER=swift VENV=$(VENV) bash samples/serve_demo.sh
 
 # Trains a PyTorch MLP on digits through `mbdata serve` with two torchrun ranks (DDP on CPU).
