@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -110,6 +110,15 @@ demo: release
 # Trains a PyTorch MLP on digits through `mbdata serve` with two torchrun ranks (DDP on CPU).
 demo-serve: release torch-venv
 	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) bash samples/serve_demo.sh
+
+# Does multi-batch synchronisation change what is learned? Trains the Swift digits sample under
+# seeded random delays, SIGKILLs + resumes and asynchronous mode, and prints a table of max |Δw|
+# and bitwise equality against an undisturbed run (a few minutes; the short version is in
+# `make test`: Tests/mbdataTests/ReproducibilityTests.swift). README: "Reproducibility".
+reproducibility: deps
+	$(SWIFT) build --product mbdata
+	$(SWIFT) build --product digits-trainer
+	BIN_DIR=.build/debug bash Benchmarks/reproducibility/run.sh $(OUT)/reproducibility
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh
