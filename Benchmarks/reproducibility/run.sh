@@ -15,7 +15,7 @@ TRAINER="$BIN_DIR/digits-trainer"
 JITTER_MS=${JITTER_MS:-15}
 rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
 DB="$OUT_DIR/digits.mbdb"
-"$BIN_DIR/mbdata" ingest "$DB" --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl >/dev/null
+"$BIN_DIR/mbdata" ingest "$DB" --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl >/dev/null 2>&1
 
 ROWS=()
 # train NAME ARGS…: one run to the end; its log and weights go to $OUT_DIR/NAME.{log,bin}.
@@ -31,15 +31,19 @@ updates() {
 	grep -oE '^updates: [0-9]+' "$log" | grep -oE '[0-9]+' ||
 		grep -oE 'over [0-9]+ updates' "$log" | grep -oE '[0-9]+'
 }
-# row LABEL NAME [REFERENCE] [EXPECTED]: a table row comparing NAME's weights with REFERENCE's.
+# row LABEL NAME [REFERENCE] [EXPECTED] [UPDATES]: a table row comparing NAME's weights with REFERENCE's.
 row() {
-	local label=$1 name=$2 reference=${3:-reference} expected=${4:-yes}
+	local label=$1 name=$2 reference=${3:-reference} expected=${4:-yes} count=${5:-}
 	local compared delta equal
 	compared=$("$TRAINER" --compare "$OUT_DIR/$reference.bin" "$OUT_DIR/$name.bin")
 	delta=$(sed -E 's/^max\|Δw\| ([^ ]+).*/\1/' <<<"$compared")
 	equal=$(sed -E 's/.*bitwise-equal //' <<<"$compared")
-	ROWS+=("$(printf '| %-62s | %7s | %9s | %-3s | %-8s |' "$label" "$(updates "$name")" "$delta" "$equal" "$expected")")
-	if [ "$expected" != "any" ] && [ "$equal" != "$expected" ]; then FAILED+=("$label"); fi
+	ROWS+=("$(printf '| %-62s | %7s | %9s | %-3s | %-8s |' "$label" "${count:-$(updates "$name")}" "$delta" "$equal" "$expected")")
+	case $expected in
+	any) ;;
+	"<="*) awk -v d="$delta" -v t="${expected#<=}" 'BEGIN { exit !(d <= t) }' || FAILED+=("$label") ;;
+	*) [ "$equal" = "$expected" ] || FAILED+=("$label") ;;
+	esac
 }
 FAILED=()
 
@@ -53,39 +57,46 @@ train single --consumers 1 --batches-per-update 4
 
 echo "interruptions: SIGKILL at chosen points and at a random moment, resumed from the state file"
 KILLED="$OUT_DIR/killed"
-segment=0
-# resume ARGS…: one more run of the interrupted training; echoes its exit status.
+SEGMENT=0
+# resume EXPECTED ARGS…: one more run of the interrupted training (each with its own delay
+# seed), which must end with exit status EXPECTED (137: SIGKILL).
 resume() {
-	segment=$((segment + 1))
-	local status=0
+	local expected=$1 status=0
+	shift
+	SEGMENT=$((SEGMENT + 1))
 	"$TRAINER" "$DB" "$KILLED.state" --save-weights "$KILLED.bin" --save-every 5 \
-		--jitter-ms "$JITTER_MS" --jitter-seed $((100 + segment)) "$@" >"$KILLED.$segment.log" 2>&1 || status=$?
-	echo "$status"
+		--jitter-ms "$JITTER_MS" --jitter-seed $((100 + SEGMENT)) "$@" >"$KILLED.$SEGMENT.log" 2>&1 || status=$?
+	[ "$status" = "$expected" ] || { echo "run $SEGMENT of the killed training ($*) ended with $status, not $expected"; exit 1; }
+	echo "  run $SEGMENT ${*:-to the end}: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.$SEGMENT.log" || echo 'from the start'), exit $status"
 }
 # Step 11 holds the last batch of epoch 0 (slot 0) and the first three of epoch 1: killed mid-step at the epoch boundary.
-[ "$(resume --kill-at 11:0)" = 137 ] || { echo "expected a SIGKILL at 11:0"; exit 1; }
+resume 137 --kill-at 11:0
 # Step 37: mid-epoch (epoch 3), mid-step after slot 2; the last save was after step 34.
-[ "$(resume --kill-at 37:2)" = 137 ] || { echo "expected a SIGKILL at 37:2"; exit 1; }
+resume 137 --kill-at 37:2
 # Step 44 ends epoch 3 exactly (180 batches); killed right after its state was saved.
-[ "$(resume --kill-at 44:end)" = 137 ] || { echo "expected a SIGKILL at 44:end"; exit 1; }
+resume 137 --kill-at 44:end
 # A SIGKILL from outside at a random moment (a state write included), then resume to the end.
 "$TRAINER" "$DB" "$KILLED.state" --save-weights "$KILLED.bin" --save-every 5 --jitter-ms "$JITTER_MS" --jitter-seed 99 \
 	>"$KILLED.random.log" 2>&1 &
 victim=$!
-sleep "0.$((RANDOM % 9 + 1))"
+sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
 kill -KILL "$victim" 2>/dev/null || true
-wait "$victim" || true
-status=$(resume)
-[ "$status" = 0 ] || { echo "the last resume failed ($status)"; tail -5 "$KILLED.$segment.log"; exit 1; }
-cp "$KILLED.$segment.log" "$OUT_DIR/killed.log"
+wait "$victim" 2>/dev/null || true
+echo "  killed from outside: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.random.log"), then $(grep -E '^step [0-9]+:' "$KILLED.random.log" | tail -1 || true)"
+resume 0
+cp "$KILLED.$SEGMENT.log" "$OUT_DIR/killed.log"
 
 row "sync k=4, delays seed 1 (fixed-order reduction)" jitter1
 row "sync k=4, delays seed 2" jitter2
 row "sync k=4, delays seed 3" jitter3
-row "sync k=4, 3 SIGKILLs (11:0, 37:2, 44:end) + 1 random, resumed" killed
+row "sync k=4, 3 SIGKILLs (11:0, 37:2, 44:end) + 1 random, resumed" killed reference yes "$(updates reference) ($((SEGMENT + 1)) runs)"
 row "sync k=4, arrival-order reduction, delays seed 1 (old code)" arrival1 reference any
 row "  same, delays seed 2, against seed 1" arrival2 arrival1 any
-row "1 consumer, one gradient sum over each 4×32 global batch" single reference any
+# Float32 summation order only: one running sum of 128 rows against 4 sums of 32 then 3 additions.
+# Per update the gradient sums differ by at most (γ127 + γ34)·Σ|row terms| (γn = n·2⁻²⁴/(1 − n·2⁻²⁴)),
+# i.e. a weight change of at most 0.5 · 9.6e-6 per update as every row term is in [-1, 1];
+# 169 updates give 8e-4 if training does not amplify the difference: the tolerance is 1e-3.
+row "1 consumer, one gradient sum over each 4×32 global batch" single reference "<=1e-3"
 
 echo "asynchronous mode: k calls in flight, each update applied as its call returns"
 for k in 1 2 4; do
@@ -95,21 +106,22 @@ for k in 1 2 4; do
 done
 
 echo
-echo "| configuration                                                  | updates | max \|Δw\|  | bitwise equal | expected |"
-echo "|----------------------------------------------------------------|---------|-----------|---------------|----------|"
+echo "| configuration                                                  | updates | max \|Δw\| | bitwise equal | expected |"
+echo "|----------------------------------------------------------------|---------|-----------|-----|----------|"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "reference weights: $(grep -oE 'fnv1a64:[0-9a-f]+' "$OUT_DIR/reference.log"); |w| up to $("$TRAINER" --compare "$OUT_DIR/reference.bin" "$OUT_DIR/reference.bin" | sed -E 's/.*max\|w\| ([^)]+).*/\1/')"
 echo
-echo "| run | held-out accuracy | held-out loss | training loss, epochs 1 / 5 / 15 | staleness max / mean |"
-echo "|---|---|---|---|---|"
+echo "| run | updates | held-out accuracy | held-out loss | training loss, epochs 1 / 5 / 15 | staleness max / mean | calls in flight at start max / mean |"
+echo "|---|---|---|---|---|---|---|"
 for name in reference single async1 async2 async4; do
 	log="$OUT_DIR/$name.log"
 	accuracy=$(grep -oE 'held-out accuracy [0-9.]+%' "$log" | grep -oE '[0-9.]+%')
 	loss=$(grep -oE 'held-out loss [0-9.]+' "$log" | grep -oE '[0-9.]+$')
 	curve=$(grep -E '^training loss by epoch' "$log" | awk '{print $5 " / " $9 " / " $NF}')
-	stale=$(grep -oE 'max [0-9]+, mean [0-9.]+' "$log" | sed -E 's/max ([0-9]+), mean ([0-9.]+)/\1 \/ \2/' || true)
-	echo "| $name | $accuracy | $loss | $curve | ${stale:-0 / 0 (synchronous)} |"
+	stale=$(grep -oE 'k=[0-9]+\): max [0-9]+, mean [0-9.]+' "$log" | sed -E 's/.*max ([0-9]+), mean ([0-9.]+)/\1 \/ \2/' || true)
+	flight=$(grep -oE 'in flight at start: max [0-9]+, mean [0-9.]+' "$log" | sed -E 's/.*max ([0-9]+), mean ([0-9.]+)/\1 \/ \2/' || true)
+	echo "| $name | $(updates "$name") | $accuracy | $loss | $curve | ${stale:-0 (synchronous)} | ${flight:-all k of a step (synchronous)} |"
 done
 if [ ${#FAILED[@]} -gt 0 ]; then
 	printf 'NOT REPRODUCIBLE: %s\n' "${FAILED[@]}"
