@@ -34,12 +34,15 @@ struct ReproHooks: Sendable {
             if let every = options.saveEvery, (step + 1) % every == 0 {
                 let state = TrainingState(checkpoint: await loader.checkpoint(), weights: await model.weights, bias: await model.bias)
                 try TrainingStateFile.save(state, to: statePath)
+                // stdout to a file is buffered: a run killed later still logs up to its last save.
+                fflush(nil)
             }
         }
         if options.killAt == .afterStep(step) { die("after step \(step)") }
     }
 
     private func die(_ point: String) -> Never {
+        fflush(nil)
         FileHandle.standardOutput.write(Data("SIGKILL \(point)\n".utf8))
         kill(getpid(), SIGKILL)
         fatalError("SIGKILL did not end the process")

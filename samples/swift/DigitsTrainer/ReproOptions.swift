@@ -46,8 +46,6 @@ struct ReproOptions: Sendable {
 
     /// Reads and removes its flags from `arguments`; exits with a message on a malformed one.
     init(removingFrom arguments: inout [String]) {
-        // Line-buffered stdout: a SIGKILLed run's log still shows what it did up to the kill.
-        setvbuf(stdout, nil, _IOLBF, 0)
         var rest: [String] = []
         var iterator = arguments.makeIterator()
         func value(_ flag: String) -> String {
