@@ -82,7 +82,7 @@ victim=$!
 sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
 kill -KILL "$victim" 2>/dev/null || true
 wait "$victim" 2>/dev/null || true
-echo "  killed from outside: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.random.log"), then $(grep -E '^step [0-9]+:' "$KILLED.random.log" | tail -1 || true)"
+echo "  run with a SIGKILL from outside: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.random.log"), killed"
 resume 0
 cp "$KILLED.$SEGMENT.log" "$OUT_DIR/killed.log"
 

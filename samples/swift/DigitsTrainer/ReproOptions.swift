@@ -7,7 +7,8 @@ import Foundation
 ///   concurrency and mode.
 /// - `--batches-per-update N`: synchronous mode, batches whose gradients make one update
 ///   (default K). `--consumers 1 --batches-per-update 4` is the single-consumer reference:
-///   one gradient sum over each global batch of 4 × 32 samples.
+///   one gradient sum over each global batch of 4 × 32 samples. Such a run is for comparison:
+///   a state saved in the middle of an update (Ctrl-C, `--max-steps`) lacks its partial sum.
 /// - `--reduction slot|arrival`: how a step's gradients are added (``DeterministicAccumulator``).
 /// - `--epochs E`: epochs to train (default 15).
 /// - `--jitter-ms MS --jitter-seed S`: each call waits a pseudo-random 0..<MS ms (a function
