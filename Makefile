@@ -114,11 +114,14 @@ demo-serve: release torch-venv
 # Does multi-batch synchronisation change what is learned? Trains the Swift digits sample under
 # seeded random delays, SIGKILLs + resumes and asynchronous mode, and prints a table of max |Δw|
 # and bitwise equality against an undisturbed run (a few minutes; the short version is in
-# `make test`: Tests/mbdataTests/ReproducibilityTests.swift). README: "Reproducibility".
-reproducibility: deps
+# `make test`: Tests/mbdataTests/ReproducibilityTests.swift). Then the same for PyTorch through
+# `mbdata serve` (samples/train_digits.py, 2 torchrun ranks, DDP on CPU): SIGKILLs + resume, and
+# 1 rank against 2. README: "Reproducibility".
+reproducibility: deps torch-venv
 	$(SWIFT) build --product mbdata
 	$(SWIFT) build --product digits-trainer
 	BIN_DIR=.build/debug bash Benchmarks/reproducibility/run.sh $(OUT)/reproducibility
+	MBDATA_BINARY=.build/debug/mbdata VENV_TORCH=$(VENV_TORCH) bash Benchmarks/reproducibility/torch.sh $(OUT)/reproducibility-torch
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh
