@@ -82,7 +82,7 @@ victim=$!
 sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
 kill -KILL "$victim" 2>/dev/null || true
 wait "$victim" 2>/dev/null || true
-echo "  run with a SIGKILL from outside: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.random.log"), killed"
+echo "  run with a SIGKILL from outside: $(grep -oE '^resuming: [0-9]+ batches' "$KILLED.random.log" || echo 'killed before its first line'), killed"
 resume 0
 cp "$KILLED.$SEGMENT.log" "$OUT_DIR/killed.log"
 
@@ -104,6 +104,8 @@ for k in 1 2 4; do
 	train "async${k}b" --mode async --consumers "$k" --jitter-ms "$JITTER_MS" --jitter-seed 2
 	row "async k=$k, delays seed 2 against seed 1" "async${k}b" "async$k" any
 done
+train sync1 --consumers 1
+row "sync k=1 (one update per batch) against async k=1" sync1 async1 yes
 
 echo
 echo "| configuration                                                  | updates | max \|Δw\| | bitwise equal | expected |"
