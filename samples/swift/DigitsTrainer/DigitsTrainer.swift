@@ -1,7 +1,9 @@
 // A custom loader and trainer in pure Swift: softmax regression on the digits dataset,
 // fed by MultiBatchLoader with k = 4 synchronous consumers. Each consumer computes the
 // gradient of its batch against the current weights; after the 4 batches of a step the
-// averaged gradient is applied (gradient accumulation over 4 × 32 samples).
+// averaged gradient is applied (gradient accumulation over 4 × 32 samples). The 4 gradients
+// are kept per slot and summed in slot order, never in the order the calls return, so the
+// weights are bitwise the same whatever the timing (DeterministicAccumulator.swift).
 //
 //   swift run -c release digits-trainer out/demo/digits.mbdb [state.json]
 //   swift run -c release digits-trainer out/demo/digits.mbdb --url http://127.0.0.1:7070 --rank 0 --world 2
