@@ -60,7 +60,10 @@ struct ReproOptions: Sendable {
         while let argument = iterator.next() {
             switch argument {
             case "--consumers": consumers = max(1, number(argument))
-            case "--mode": asynchronous = value(argument) == "async"
+            case "--mode":
+                let mode = value(argument)
+                guard mode == "sync" || mode == "async" else { Self.fail("--mode is sync or async") }
+                asynchronous = mode == "async"
             case "--batches-per-update": batchesPerUpdate = max(1, number(argument))
             case "--reduction":
                 guard let order = DeterministicAccumulator.Order(rawValue: value(argument)) else { Self.fail("--reduction is slot or arrival") }
