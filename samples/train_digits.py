@@ -190,6 +190,9 @@ def main() -> int:
         print(f"held-out accuracy {accuracy:.4f} ({int(counts[0])}/{int(counts[1])} val samples)")
         print(f"trained {int(totals.item())} samples in {elapsed:.2f} s: {totals.item() / elapsed:.0f} samples/s "
               f"over {world} ranks")
+    # Both ranks done before the teardown: gloo, torn down while the peer still exits, can
+    # abort a rank with "terminate called without an active exception".
+    dist.barrier()
     dist.destroy_process_group()
     return 0 if accuracy >= args.min_accuracy else 1
 
