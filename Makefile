@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -114,6 +114,18 @@ demo: release venv
 # Trains a PyTorch MLP on digits through `mbdata serve` with two torchrun ranks (DDP on CPU).
 demo-serve: release torch-venv
 	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) bash samples/serve_demo.sh
+
+# Does multi-batch synchronisation change what is learned? Trains the Swift digits sample under
+# seeded random delays, SIGKILLs + resumes and asynchronous mode, and prints a table of max |Δw|
+# and bitwise equality against an undisturbed run (a few minutes; the short version is in
+# `make test`: Tests/mbdataTests/ReproducibilityTests.swift). Then the same for PyTorch through
+# `mbdata serve` (samples/train_digits.py, 2 torchrun ranks, DDP on CPU): SIGKILLs + resume, and
+# 1 rank against 2. README: "Reproducibility".
+reproducibility: deps torch-venv
+	$(SWIFT) build --product mbdata
+	$(SWIFT) build --product digits-trainer
+	BIN_DIR=.build/debug bash Benchmarks/reproducibility/run.sh $(OUT)/reproducibility
+	MBDATA_BINARY=.build/debug/mbdata VENV_TORCH=$(VENV_TORCH) bash Benchmarks/reproducibility/torch.sh $(OUT)/reproducibility-torch
 
 bench-ingest: release
 	bash Benchmarks/ingest/run.sh

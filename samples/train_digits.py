@@ -20,6 +20,13 @@ run with the --group of an earlier one gets only the batches that run did not ac
 is what resuming from a model checkpoint needs (this sample keeps no checkpoint, so a
 finished group trains nothing).
 
+Reproducibility (`make reproducibility`): --deterministic turns on PyTorch's deterministic
+algorithms; --state PATH makes rank 0 save the model, the optimizer and the position (epoch,
+next batch, step) every --save-every steps, atomically, and a run that finds the file resumes
+from it — every rank reads its partition from that batch on (`start=`), in a new consumer
+group. --kill-at-step N makes rank 0 SIGKILL itself after step N (torchrun then stops the
+others); --save-weights PATH writes the final parameters as raw float32.
+
 Needs torch and the client: pip install torch ./clients/python
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -52,6 +60,11 @@ def parse_arguments():
     parser.add_argument("--group", default=None, help="consumer group (default: new for each run)")
     parser.add_argument("--token", default=None, help="bearer token (default: $MBDATA_TOKEN)")
     parser.add_argument("--min-accuracy", type=float, default=0.9, help="exit 1 below this held-out accuracy")
+    parser.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    parser.add_argument("--state", default=None, help="state file: saved every --save-every steps, resumed from")
+    parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--kill-at-step", type=int, default=None, help="rank 0 SIGKILLs itself after this step")
+    parser.add_argument("--save-weights", default=None, help="rank 0 writes the final parameters (raw float32)")
     return parser.parse_args()
 
 
@@ -80,6 +93,16 @@ def run_group(requested: str | None, rank: int) -> str:
     return name[0]
 
 
+def save_state(path: str, state: dict) -> None:
+    """Model, optimizer and position in one file, replaced atomically (temp, fsync, rename)."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as file:
+        torch.save(state, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
 def features(batch) -> torch.Tensor:
     """uint8 images of 0..16 → float inputs in [0, 1]."""
     return torch.from_numpy(batch["image"]).float().div_(16.0).flatten(1)
@@ -94,21 +117,33 @@ def main() -> int:
     group = run_group(args.group, rank)
     client = Client(args.url, token=args.token, tune_allocator=True)  # large batches reuse freed memory
 
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    saved = torch.load(args.state) if args.state and os.path.exists(args.state) else None
+    if saved:
+        model.load_state_dict(saved["model"])
     ddp = DistributedDataParallel(model)
     optimizer = torch.optim.Adam(ddp.parameters(), lr=args.lr)
+    start_epoch, start_batch, step = 0, 0, 0
+    if saved:
+        optimizer.load_state_dict(saved["optimizer"])
+        start_epoch, start_batch, step = saved["epoch"], saved["next_batch"], saved["step"]
+        if rank == 0:
+            print(f"resuming at epoch {start_epoch} batch {start_batch} (step {step})", flush=True)
 
     if rank == 0:
         print(f"{world} ranks, global batch {args.batch_size}, group {group}, {args.url}", flush=True)
     trained = 0
     started = time.perf_counter()
-    for epoch in range(args.epochs):
+    for epoch in range(start_epoch, args.epochs):
         ddp.train()
         losses = []
+        first = start_batch if epoch == start_epoch else 0
         # Every rank gets the same number of batches, so the DDP steps line up.
-        for batch in client.batches(args.dataset, args.batch_size, epoch=epoch, seed=args.seed, rank=rank,
-                                    world=world, group=group, split="train"):
+        for index, batch in enumerate(client.batches(args.dataset, args.batch_size, epoch=epoch, seed=args.seed, rank=rank,
+                                                     world=world, group=group, split="train", start=first), start=first):
             loss = F.cross_entropy(ddp(features(batch)), torch.from_numpy(batch["label"]))
             optimizer.zero_grad()
             loss.backward()
@@ -116,6 +151,13 @@ def main() -> int:
             batch.ack(wait=False)  # only now is the batch done (queued; the stream flushes acks before it ends)
             trained += batch.samples
             losses.append(loss.item())
+            step += 1
+            if args.state and rank == 0 and step % args.save_every == 0:
+                save_state(args.state, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                        "epoch": epoch, "next_batch": index + 1, "step": step})
+            if rank == 0 and step == args.kill_at_step:
+                print(f"SIGKILL after step {step}", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
         if rank == 0 and (epoch == 0 or (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs):
             mean = sum(losses) / max(1, len(losses))
             print(f"epoch {epoch + 1:3d}/{args.epochs}  loss {mean:.4f}  ({len(losses)} steps)", flush=True)
@@ -140,10 +182,17 @@ def main() -> int:
     if rank == 0 and totals.item() == 0:
         print(f"group {group} had no batches left: every epoch was acked by an earlier run "
               f"(use a new --group)")
+    if rank == 0 and args.save_weights:
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().astype("<f4")
+        with open(args.save_weights, "wb") as file:
+            file.write(weights.tobytes())
     if rank == 0:
         print(f"held-out accuracy {accuracy:.4f} ({int(counts[0])}/{int(counts[1])} val samples)")
         print(f"trained {int(totals.item())} samples in {elapsed:.2f} s: {totals.item() / elapsed:.0f} samples/s "
               f"over {world} ranks")
+    # Both ranks done before the teardown: gloo, torn down while the peer still exits, can
+    # abort a rank with "terminate called without an active exception".
+    dist.barrier()
     dist.destroy_process_group()
     return 0 if accuracy >= args.min_accuracy else 1
 

@@ -29,6 +29,7 @@ public final class MultiBatchLoader: Sendable {
     private let source: Source
     private let cursor: CursorTracker
     private let stopSignal = StopSignal()
+    private let inFlightCalls = InFlightCounter()
 
     private enum Source: Sendable {
         case local(any LocalBatchFeed)
@@ -64,6 +65,16 @@ public final class MultiBatchLoader: Sendable {
                     start: configuration, fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.batchesPerEpoch))
         source = .remote(remote)
     }
+
+    /// Trainer calls running now: 0 between runs, at most `concurrency`.
+    ///
+    /// In asynchronous mode this is how many gradients may be computed on weights that other
+    /// calls are about to change. It bounds the calls running at once, not the staleness of an
+    /// update: while one slow call runs, the other slots may start and finish many batches (see
+    /// "Reproducibility" in the README for measured figures). In synchronous mode every call of
+    /// a step reads the weights the previous `finishStep` left, whatever this count is.
+    /// ``TrainingContext/inFlight`` is the same count as a call started.
+    public var inFlight: Int { inFlightCalls.value }
 
     /// The position now: only batches whose `train` call returned count as finished.
     public func checkpoint() async -> LoaderCheckpoint { await cursor.snapshot() }
@@ -158,6 +169,7 @@ public final class MultiBatchLoader: Sendable {
         let cursor = self.cursor
         let stopSignal = self.stopSignal
         let cancelInFlight = configuration.cancelInFlightOnFailure
+        let inFlightCalls = self.inFlightCalls
         // The global step of this run's first batch (synchronous: its step's number).
         let firstStep = synchronous ? finishedBefore / k : finishedBefore
 
@@ -199,10 +211,12 @@ public final class MultiBatchLoader: Sendable {
                 if firstError != nil || stopsBefore(position) { break }
                 guard let slot = freeSlots.popLast() else { preconditionFailure("no free slot with \(inFlight) of \(k) calls in flight") }
                 let stepInRun = synchronous ? position / k : position
-                let context = TrainingContext(
+                var context = TrainingContext(
                     step: firstStep + stepInRun, stepInRun: stepInRun, slot: slot, cursor: cursor, stopSignal: stopSignal)
+                context.inFlight = inFlightCalls.start()
                 group.addTask {
                     do {
+                        defer { inFlightCalls.end() }
                         try await trainer.train(batch, context: context)
                     } catch is CancellationError {
                         throw CancellationError()

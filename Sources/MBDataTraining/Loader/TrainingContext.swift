@@ -15,6 +15,9 @@ public struct TrainingContext: Sendable {
     /// replica or device stream per slot. Synchronous mode gives the step's i-th batch slot
     /// i; asynchronous mode gives each call the lowest slot free when it starts.
     public var slot: Int
+    /// Calls of the loader running when this one started, itself included (1…`concurrency`);
+    /// ``MultiBatchLoader/inFlight`` is the live count. 1 outside a loader.
+    public var inFlight = 1
 
     private let cursor: CursorTracker?
     private let stopSignal: StopSignal?
