@@ -55,7 +55,7 @@ extension Dataset {
                 """,
             arguments: [job.id])
         guard let row, row[0] as String == job.output, row[1] as String == job.plan.fingerprint,
-            row[2] as String == job.schema.canonicalJSON()
+            row[2] as String == job.canonicalSchema
         else {
             throw MBDataError(
                 .invalidArgument, "inference job \(job.id) of output \(job.output) is not in this dataset (was the output dropped?)", source: path,

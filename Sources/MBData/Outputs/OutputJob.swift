@@ -10,6 +10,16 @@ public struct OutputJob: Sendable, Hashable {
     public let schema: Schema
     /// The job's plan, pinned to the version the job was created at.
     public let plan: DatasetPlan
+    /// `schema.canonicalJSON()`, kept: every commit compares it with the stored schema.
+    let canonicalSchema: String
+
+    init(id: Int64, output: String, schema: Schema, plan: DatasetPlan) {
+        self.id = id
+        self.output = output
+        self.schema = schema
+        self.plan = plan
+        canonicalSchema = schema.canonicalJSON()
+    }
 
     /// The number of batches of the job (epoch 0 of the plan).
     public var batches: Int { plan.plan.batchesPerEpoch }
