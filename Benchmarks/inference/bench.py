@@ -109,6 +109,9 @@ def log(msg: str) -> None:
     print(f"[bench-infer] {msg}", file=sys.stderr, flush=True)
 
 
+srv.log = log  # the serve driver's helpers log under this benchmark's name
+
+
 def env_int(name: str, default: int) -> int:
     v = os.environ.get(name)
     return int(v) if v else default
@@ -527,7 +530,7 @@ def main() -> int:
     for binary in (mbdata, bench_bin):
         if not binary.exists():
             raise SystemExit(f"{binary} not found: build it first (make release)")
-    work.mkdir(parents=True, exist_ok=True)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
 
     srv.exit_on_signals()
     t_start = time.perf_counter()

@@ -144,6 +144,8 @@ def peers(args, tally: Tally, model: Precomputed | None) -> dict:
         tally.done(len(ids))
     t0 = time.perf_counter()
     con.close()
+    if insert is None:
+        return {}
     return {"journal_mode": mode, "synchronous": args.synchronous, "close_s": time.perf_counter() - t0}
 
 
