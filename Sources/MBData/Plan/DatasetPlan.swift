@@ -44,35 +44,38 @@ extension Dataset {
     public func plan(_ parameters: PlanParameters, version: Int? = nil) async throws -> DatasetPlan {
         try parameters.validate()
         let path = self.path
-        return try await read { db in
-            guard let schema = try Self.storedSchema(db) else {
-                throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: path)
-            }
-            let current = Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0
-            let pinned = version ?? current
-            guard pinned >= 1, pinned <= current else {
-                throw MBDataError(.invalidArgument, "dataset version \(pinned) does not exist (current: \(current))", source: path)
-            }
-            guard let maxID = try Int64.fetchOne(db, sql: "SELECT max_id FROM mbdata_versions WHERE version = ?", arguments: [pinned]) else {
-                throw MBDataError(.invalidDataset, "the version log has no entry for version \(pinned)", source: path)
-            }
-            // Ids come from the small split index, not the table: a scan of the table's
-            // rowids would read every leaf page, i.e. the whole dataset.
-            var ids: [Int64]
-            if let split = parameters.split {
-                ids = try Int64.fetchAll(
-                    db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _split = ? AND _id <= ? ORDER BY _id",
-                    arguments: [split, maxID])
-            } else {
-                ids = try Int64.fetchAll(db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _id <= ?", arguments: [maxID])
-                ids.sort()
-            }
-            guard !ids.isEmpty else {
-                throw MBDataError(.invalidArgument, "split \(parameters.split ?? "(all)") has no samples at version \(pinned)", source: path)
-            }
-            let plan = try EpochPlan(parameters: parameters, sampleCount: ids.count)
-            let fingerprint = DatasetPlan.fingerprint(schema: schema, ids: ids, version: pinned, maxID: maxID, parameters: parameters)
-            return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: fingerprint)
+        return try await read { db in try Self.plan(db, parameters, version: version, path: path) }
+    }
+
+    /// ``plan(_:version:)`` inside a read the caller holds (validated parameters).
+    static func plan(_ db: Database, _ parameters: PlanParameters, version: Int?, path: String) throws -> DatasetPlan {
+        guard let schema = try Self.storedSchema(db) else {
+            throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: path)
         }
+        let current = Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0
+        let pinned = version ?? current
+        guard pinned >= 1, pinned <= current else {
+            throw MBDataError(.invalidArgument, "dataset version \(pinned) does not exist (current: \(current))", source: path)
+        }
+        guard let maxID = try Int64.fetchOne(db, sql: "SELECT max_id FROM mbdata_versions WHERE version = ?", arguments: [pinned]) else {
+            throw MBDataError(.invalidDataset, "the version log has no entry for version \(pinned)", source: path)
+        }
+        // Ids come from the small split index, not the table: a scan of the table's
+        // rowids would read every leaf page, i.e. the whole dataset.
+        var ids: [Int64]
+        if let split = parameters.split {
+            ids = try Int64.fetchAll(
+                db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _split = ? AND _id <= ? ORDER BY _id",
+                arguments: [split, maxID])
+        } else {
+            ids = try Int64.fetchAll(db, sql: "SELECT _id FROM samples INDEXED BY samples_split WHERE _id <= ?", arguments: [maxID])
+            ids.sort()
+        }
+        guard !ids.isEmpty else {
+            throw MBDataError(.invalidArgument, "split \(parameters.split ?? "(all)") has no samples at version \(pinned)", source: path)
+        }
+        let plan = try EpochPlan(parameters: parameters, sampleCount: ids.count)
+        let fingerprint = DatasetPlan.fingerprint(schema: schema, ids: ids, version: pinned, maxID: maxID, parameters: parameters)
+        return DatasetPlan(plan: plan, datasetVersion: pinned, maxID: maxID, ids: ids, fingerprint: fingerprint)
     }
 }

@@ -91,6 +91,26 @@ public final class Dataset: Sendable {
         }
     }
 
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer connection (off the
+    /// cooperative pool): a throw rolls everything back, a return commits.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let path = self.path
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                try db.describingFailures(.storage, "cannot write the dataset", source: path) {
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        result = try body(db)
+                        return .commit
+                    }
+                    return result!
+                }
+            }
+        } catch {
+            throw MBDataError.wrapping(error, .storage, "cannot write the dataset", source: path)
+        }
+    }
+
     /// The schema the dataset was created with; nil before the first ingest.
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.

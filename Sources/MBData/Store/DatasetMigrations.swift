@@ -1,10 +1,11 @@
 import GRDB
 
 /// The dataset file's own tables, versioned. The `samples` table is not here: its columns
-/// come from the schema and it is created on the first ingest (`SampleTable`).
+/// come from the schema and it is created on the first ingest (`SampleTable`); nor are the
+/// `outputs_<name>` tables, whose columns come from each output's schema (`OutputTable`).
 enum DatasetMigrations {
     /// The format this build writes; a file with a larger number is refused.
-    static let formatVersion = 1
+    static let formatVersion = 2
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -44,8 +45,39 @@ enum DatasetMigrations {
                     );
                     """)
             try db.execute(
-                sql: "INSERT INTO mbdata_meta(key, value) VALUES ('format_version', ?), ('dataset_version', '0'), ('created_at', ?)",
-                arguments: [String(formatVersion), Timestamp.now()])
+                sql: "INSERT INTO mbdata_meta(key, value) VALUES ('format_version', '1'), ('dataset_version', '0'), ('created_at', ?)",
+                arguments: [Timestamp.now()])
+        }
+        // Inference outputs: the outputs, each job's pinned plan and the batches it committed
+        // (a batch's row here commits in the transaction that writes its outputs).
+        migrator.registerMigration("v2: outputs") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE mbdata_outputs (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        schema TEXT NOT NULL,
+                        created_at TEXT NOT NULL
+                    );
+                    CREATE TABLE mbdata_output_jobs (
+                        id INTEGER PRIMARY KEY,
+                        output TEXT NOT NULL,
+                        plan_key TEXT NOT NULL,
+                        plan TEXT NOT NULL,
+                        fingerprint TEXT NOT NULL,
+                        dataset_version INTEGER NOT NULL,
+                        batches INTEGER NOT NULL,
+                        created_at TEXT NOT NULL,
+                        UNIQUE (output, plan_key)
+                    );
+                    CREATE TABLE mbdata_output_batches (
+                        job INTEGER NOT NULL,
+                        batch INTEGER NOT NULL,
+                        rows INTEGER NOT NULL,
+                        committed_at TEXT NOT NULL,
+                        PRIMARY KEY (job, batch)
+                    ) WITHOUT ROWID;
+                    UPDATE mbdata_meta SET value = '2' WHERE key = 'format_version';
+                    """)
         }
         return migrator
     }

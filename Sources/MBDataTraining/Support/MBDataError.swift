@@ -59,6 +59,9 @@ public struct MBDataError: Error, CustomStringConvertible, Sendable {
         /// A daemon or another network peer cannot be reached, refused or cut the connection,
         /// answered with a server error, or failed a stream. Retrying later may succeed.
         public static let unavailable = Code("unavailable")
+        /// The outputs of this batch, or of some of its samples, are already committed
+        /// (MBData's `Dataset.commitOutputs(_:batch:of:)`); nothing was written.
+        public static let alreadyDone = Code("alreadyDone")
 
         /// Whether `error` is an ``MBDataError`` of this code: `catch MBDataError.Code.storage`.
         public static func ~= (code: Code, error: any Error) -> Bool {

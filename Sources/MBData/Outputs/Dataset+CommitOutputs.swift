@@ -1,0 +1,65 @@
+import GRDB
+
+extension Dataset {
+    /// Writes the outputs of one batch of `job` and records the batch as done, in one
+    /// transaction: either every real row and the batch's record are committed, or nothing is.
+    ///
+    /// `tensors` holds one tensor per field of the output's schema, `[R] + field.shape` of the
+    /// field's dtype, where R is the batch's row count in the plan (padding rows included;
+    /// their values are not written), and optionally `_id`, `int64 [R]`, the batch's sample
+    /// ids with -1 for padding — the collated batch's `_id` as it came.
+    ///
+    /// - Returns: The batch and the real rows written.
+    /// - Throws: `MBDataError` with `MBDataError.Code.schemaMismatch` naming the tensor
+    ///   (``OutputSubmission/validate(_:schema:expectedIDs:)``) or, with parameter `batch`, a
+    ///   batch outside the plan; `MBDataError.Code.alreadyDone` when the batch, or another
+    ///   job's output for one of its samples, is already committed;
+    ///   `MBDataError.Code.invalidArgument` when the job is not one of this dataset's (or its
+    ///   output was dropped); `MBDataError.Code.storage` when the file cannot be written.
+    ///   Whatever is thrown, nothing of the submission is written.
+    public func commitOutputs(_ tensors: [String: Tensor], batch: Int, of job: OutputJob) async throws -> OutputCommit {
+        guard (0..<job.batches).contains(batch) else {
+            throw MBDataError(
+                .schemaMismatch, "batch \(batch) is outside the job's plan of \(job.batches) batches", source: path, parameter: "batch")
+        }
+        let submission = try OutputSubmission.validate(tensors, schema: job.schema, expectedIDs: job.plan.sampleIDs(epoch: 0, batch: batch))
+        let path = self.path
+        let rows = try await write { db in
+            try Self.checkJob(db, job, path: path)
+            do {
+                try db.execute(
+                    sql: "INSERT INTO mbdata_output_batches(job, batch, rows, committed_at) VALUES (?, ?, ?, ?)",
+                    arguments: [job.id, batch, submission.rows, Timestamp.now()])
+            } catch let error as DatabaseError where error.isUniquenessViolation {
+                throw MBDataError(.alreadyDone, "batch \(batch) of inference job \(job.id) is already committed; nothing was written", source: path)
+            }
+            do {
+                return try OutputRowInserter(db: db, output: job.output, schema: job.schema).insert(submission)
+            } catch let error as DatabaseError where error.isUniquenessViolation {
+                throw MBDataError(
+                    .alreadyDone,
+                    "a sample of batch \(batch) already has a row in \(OutputTable.name(of: job.output)) (written by another job); nothing was written",
+                    source: path, cause: error)
+            }
+        }
+        return OutputCommit(batch: batch, rows: rows)
+    }
+
+    /// Refuses a job that is not in this file as it was opened: another dataset's, or one
+    /// whose output was dropped (and perhaps created again) since.
+    private static func checkJob(_ db: Database, _ job: OutputJob, path: String) throws {
+        let row = try Row.fetchOne(db, sql: "SELECT output, fingerprint FROM mbdata_output_jobs WHERE id = ?", arguments: [job.id])
+        guard let row, row["output"] as String == job.output, row["fingerprint"] as String == job.plan.fingerprint else {
+            throw MBDataError(
+                .invalidArgument, "inference job \(job.id) of output \(job.output) is not in this dataset (was the output dropped?)", source: path,
+                parameter: "job")
+        }
+    }
+}
+
+extension DatabaseError {
+    /// A primary-key or unique constraint refused the row.
+    fileprivate var isUniquenessViolation: Bool {
+        extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY || extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+    }
+}
