@@ -3,6 +3,13 @@ extension MultiBatchLoader {
     /// resuming, to the checkpoint's version).
     public convenience init(dataset: Dataset, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         let plan = try await dataset.plan(configuration.plan, version: checkpoint?.datasetVersion)
+        try await self.init(dataset: dataset, plan: plan, configuration: configuration, resumingFrom: checkpoint)
+    }
+
+    /// Reads batches live from `dataset` following `plan` as given (an inference job's pinned
+    /// plan), not one re-made from the configuration; its parameters must be the configuration's.
+    package convenience init(dataset: Dataset, plan: DatasetPlan, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws {
+        precondition(plan.parameters == configuration.plan, "the plan was made with other parameters than the configuration's")
         let producer = try await LiveBatchProducer(dataset: dataset, plan: plan, configuration: configuration.prefetch)
         try self.init(feed: LiveBatchFeed(producer: producer, datasetPlan: plan), configuration: configuration, resumingFrom: checkpoint)
     }

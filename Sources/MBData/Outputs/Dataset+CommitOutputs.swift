@@ -46,10 +46,19 @@ extension Dataset {
     }
 
     /// Refuses a job that is not in this file as it was opened: another dataset's, or one
-    /// whose output was dropped (and perhaps created again) since.
+    /// whose output was dropped (and perhaps created again, with another schema) since — a
+    /// job id may be reused once its row is gone.
     private static func checkJob(_ db: Database, _ job: OutputJob, path: String) throws {
-        let row = try Row.fetchOne(db, sql: "SELECT output, fingerprint FROM mbdata_output_jobs WHERE id = ?", arguments: [job.id])
-        guard let row, row["output"] as String == job.output, row["fingerprint"] as String == job.plan.fingerprint else {
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT j.output, j.fingerprint, o.schema FROM mbdata_output_jobs AS j JOIN mbdata_outputs AS o ON o.name = j.output
+                WHERE j.id = ?
+                """,
+            arguments: [job.id])
+        guard let row, row[0] as String == job.output, row[1] as String == job.plan.fingerprint,
+            row[2] as String == job.schema.canonicalJSON()
+        else {
             throw MBDataError(
                 .invalidArgument, "inference job \(job.id) of output \(job.output) is not in this dataset (was the output dropped?)", source: path,
                 parameter: "job")

@@ -19,10 +19,10 @@ extension Dataset {
                 source: path, parameter: "PlanParameters.world")
         }
         let path = self.path
-        let schema = try await read { db in try Self.outputSchema(db, output, path: path) }
-        if let stored = try await read({ db in try StoredJob.fetch(db, output: output, planKey: parameters.key) }) {
-            return try await job(stored, output: output, schema: schema)
+        let (schema, existing) = try await read { db in
+            (try Self.outputSchema(db, output, path: path), try StoredJob.fetch(db, output: output, planKey: parameters.key))
         }
+        if let existing { return try await job(existing, output: output, schema: schema) }
         let plan = try await self.plan(parameters)
         let planJSON = try StoredJob.encode(parameters)
         let stored = try await write { db in

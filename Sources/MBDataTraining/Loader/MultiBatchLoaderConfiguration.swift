@@ -99,7 +99,7 @@ extension MultiBatchLoader {
             return try sampleTransform(values, &random)
         }
 
-        func validate() throws {
+        package func validate() throws {
             guard concurrency > 0 else {
                 throw MBDataError(.invalidArgument, "concurrency must be positive", parameter: "MultiBatchLoader.Configuration.concurrency")
             }

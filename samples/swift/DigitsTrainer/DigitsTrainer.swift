@@ -15,6 +15,16 @@
 // state file (default: beside the dataset), and the next run resumes from them with exactly
 // the batches that had not finished. `--max-steps N` stops at global step N from inside the
 // trainer (`context.stop()`); the step count goes on across resumes.
+//
+// `--predict OUTPUT` then writes the trained model's predictions for the `val` split into
+// the dataset file (output OUTPUT: `pred` int64, `prob` float32[10]; created if missing)
+// through InferenceJob with 4 concurrent calls, and prints the accuracy from an SQL join of
+// samples and outputs. A run killed while predicting is finished by the next run, which
+// predicts only the batches without outputs. `--model-delay-ms N` makes each prediction call
+// take N ms longer (a slow model, to watch or test that).
+//
+//   swift run -c release digits-trainer out/demo/digits.mbdb --predict preds
+//   sqlite3 out/demo/digits.mbdb 'select avg(s.label = o.pred) from samples s join outputs_preds o using (_id)'
 import Foundation
 import MBData
 import MBDataClient
@@ -169,6 +179,10 @@ struct DigitsTrainerMain {
                 format: "digits (%@): %d epochs × %d batches of 32 on 4 synchronous consumers in %.2f s (%.0f samples/s); held-out accuracy %.1f%% (%d/%d)",
                 source, config.epochs.count, checkpoint.batchesPerEpoch, seconds,
                 Double(config.epochs.count * checkpoint.batchesPerEpoch * 32) / seconds, accuracy * 100, correct, validation.count))
+        if let output = arguments.predict {
+            try await Predictions.write(
+                output, dataset: dataset, weights: weights, bias: bias, delay: .milliseconds(arguments.modelDelayMilliseconds))
+        }
         if accuracy < 0.9 {
             print("accuracy below 90%")
             exit(1)
@@ -200,7 +214,8 @@ struct DigitsTrainerMain {
     }
 }
 
-/// `DATASET [STATE] [--url URL] [--rank R] [--world W] [--group G] [--max-steps N]`.
+/// `DATASET [STATE] [--url URL] [--rank R] [--world W] [--group G] [--max-steps N]
+/// [--predict OUTPUT] [--model-delay-ms N]`.
 struct Arguments {
     var positional: [String] = []
     var url: String?
@@ -208,6 +223,8 @@ struct Arguments {
     var world = 1
     var group = "digits-trainer"
     var maxSteps: Int?
+    var predict: String?
+    var modelDelayMilliseconds = 0
 
     init(_ arguments: ArraySlice<String>) {
         var rest = arguments
@@ -218,6 +235,8 @@ struct Arguments {
             case "--world": world = rest.popFirst().flatMap { Int($0) } ?? 1
             case "--group": group = rest.popFirst() ?? group
             case "--max-steps": maxSteps = rest.popFirst().flatMap { Int($0) }
+            case "--predict": predict = rest.popFirst()
+            case "--model-delay-ms": modelDelayMilliseconds = rest.popFirst().flatMap { Int($0) } ?? 0
             default: positional.append(argument)
             }
         }
