@@ -31,10 +31,14 @@ func number(_ index: Int) -> Int {
     return value
 }
 
+/// One line to the driver, written at once (stdout is a pipe, so print would buffer it).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 /// Tells the driver that set-up is done and waits for its `go`; returns the start time.
 func waitForGo() -> ContinuousClock.Instant {
-    print("READY {}")
-    fflush(stdout)
+    emit("READY {}")
     guard readLine()?.trimmingCharacters(in: .whitespaces) == "go" else { fail("expected go on stdin") }
     return .now
 }
@@ -44,8 +48,7 @@ func report(rows: Int, batches: Int, since start: ContinuousClock.Instant, extra
     var result: [String: Any] = ["rows": rows, "batches": batches, "seconds": seconds]
     result.merge(extra) { _, new in new }
     let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
-    print("RESULT " + String(decoding: json, as: UTF8.self))
-    fflush(stdout)
+    emit("RESULT " + String(decoding: json, as: UTF8.self))
 }
 
 // The same choice `mbdata serve` makes: batch buffers reuse their pages (AllocatorTuning).
