@@ -180,6 +180,7 @@ let package = Package(
             name: "MBDataServerTests",
             dependencies: [
                 "MBData", "MBDataServer", "MBDataClient", "MBDataWire", "MBDataTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),

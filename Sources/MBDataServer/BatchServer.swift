@@ -18,6 +18,7 @@ public final class BatchServer: Service, Sendable {
     public let configuration: ServeConfiguration
     let catalog: DatasetCatalog
     let book: CursorBook
+    let inference: InferenceBook
     let metrics: ServeMetrics
     let drain = DrainState()
     let streams: StreamRegistry
@@ -34,8 +35,15 @@ public final class BatchServer: Service, Sendable {
     /// - Throws: `MBDataError` when the state database cannot be opened or written
     ///   (`.storage`), a dataset cannot be opened
     ///   (`.invalidDataset`), or a spool cannot be read.
-    public init(
+    public convenience init(
         configuration: ServeConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        try await self.init(configuration: configuration, logger: logger, clock: .continuous, onListening: onListening)
+    }
+
+    /// A server whose leases expire on `clock` (tests move a manual one).
+    package init(
+        configuration: ServeConfiguration, logger: Logger, clock: ServeClock, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         self.configuration = configuration
         self.logger = logger
@@ -45,10 +53,15 @@ public final class BatchServer: Service, Sendable {
         // Opening the state database and the datasets and scanning the spool block.
         (catalog, book) = try await runBlocking {
             let store = try CursorStore(path: configuration.statePath)
-            return (try DatasetCatalog(configuration: configuration, store: store), try CursorBook(store: store, metrics: metrics))
+            return (
+                try DatasetCatalog(configuration: configuration, store: store), try CursorBook(store: store, metrics: metrics, clock: clock)
+            )
         }
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
+        // Every inference job of every dataset, so an id stays valid across restarts.
+        inference = InferenceBook(clock: clock, metrics: metrics)
+        for served in await catalog.everyServed() { try await inference.registerJobs(of: served) }
     }
 
     /// Serves until the enclosing service group shuts down gracefully, then drains and
@@ -96,17 +109,34 @@ public final class BatchServer: Service, Sendable {
         router.get("/v1/datasets/:name") { _, context in Self.json(try await self.catalog.describeJSON(Self.parameter("name", context))) }
         router.get("/v1/datasets/:name/batches") { request, context in try await self.stream(request, context) }
         router.get("/v1/datasets/:name/cursor") { request, context in
-            let resolved = try await self.resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share")
+            let mode = request.uri.queryParameters["mode"]
+            guard mode != "infer" else { return try await self.inferenceCursor(request, context) }
+            let resolved = try await self.resolve(request, context, leasing: mode == "share")
             return try Self.json(await self.commit(resolved).cursor)
         }
-        router.post("/v1/datasets/:name/lease") { request, context in try await self.lease(request, context) }
-        router.get("/v1/cursors/:id") { _, context in try Self.json(await self.book.state(String(Self.parameter("id", context)))) }
-        router.put("/v1/cursors/:id") { request, context in try await self.restore(request, context) }
+        router.post("/v1/datasets/:name/lease") { request, context in
+            guard request.uri.queryParameters["mode"] != "infer" else { return try await self.inferenceLease(request, context) }
+            return try await self.lease(request, context)
+        }
+        router.get("/v1/cursors/:id") { _, context in
+            let id = String(Self.parameter("id", context))
+            guard await self.inference.job(id) == nil else { return try Self.json(await self.inference.state(id)) }
+            return try Self.json(await self.book.state(id))
+        }
+        router.put("/v1/cursors/:id") { request, context in
+            try await self.refuseInference(context)
+            return try await self.restore(request, context)
+        }
         router.delete("/v1/cursors/:id") { _, context in
+            try await self.refuseInference(context)
             try await self.book.reset(String(Self.parameter("id", context)))
             return Response(status: .noContent)
         }
-        router.post("/v1/cursors/:id/acks") { request, context in try await self.ack(request, context) }
+        router.post("/v1/cursors/:id/acks") { request, context in
+            try await self.refuseInference(context)
+            return try await self.ack(request, context)
+        }
+        router.post("/v1/cursors/:id/outputs") { request, context in try await self.submitOutputs(request, context) }
         return router
     }
 
@@ -153,12 +183,17 @@ public final class BatchServer: Service, Sendable {
     }
 
     private func headers(_ resolved: Resolved, spooled: Bool) -> HTTPFields {
+        Self.headers(cursor: resolved.cursor.cursor, plan: resolved.plan, spooled: spooled)
+    }
+
+    /// The headers of a batch stream or lease answer (schemas/serve-protocol.md §4).
+    static func headers(cursor: String, plan: DatasetPlan, spooled: Bool) -> HTTPFields {
         [
             .contentType: "application/vnd.mbdata.stream",
-            .mbdataCursor: resolved.cursor.cursor,
-            .mbdataPlan: resolved.plan.fingerprint,
-            .mbdataDatasetVersion: String(resolved.plan.datasetVersion),
-            .mbdataBatchesPerEpoch: String(resolved.plan.plan.batchesPerEpoch),
+            .mbdataCursor: cursor,
+            .mbdataPlan: plan.fingerprint,
+            .mbdataDatasetVersion: String(plan.datasetVersion),
+            .mbdataBatchesPerEpoch: String(plan.plan.batchesPerEpoch),
             .mbdataSource: spooled ? "spool" : "live",
         ]
     }
@@ -215,29 +250,41 @@ public final class BatchServer: Service, Sendable {
         guard !drain.isDraining else { throw ServeError.draining }
         let resolved = try await commit(resolve(request, context, leasing: true))
         let planRequest = resolved.request
-        let id = resolved.cursor.cursor
-        let allocator = ByteBufferAllocator()
-        switch try await book.lease(id, epoch: planRequest.epoch, seconds: planRequest.leaseSeconds) {
+        let book = self.book
+        return try await leaseAnswer(
+            try await book.lease(resolved.cursor.cursor, epoch: planRequest.epoch, seconds: planRequest.leaseSeconds),
+            served: resolved.served, plan: resolved.plan, cursor: resolved.cursor.cursor, mode: .share, epoch: planRequest.epoch,
+            rank: planRequest.rank
+        ) { await book.release(lease: $0) }
+    }
+
+    /// A lease's answer (share or infer): the leased batch's message, the end message
+    /// `complete`, or `204` with `Retry-After`. A batch whose message cannot be made is
+    /// given back through `release`.
+    func leaseAnswer(
+        _ outcome: LeaseTable.Outcome, served: DatasetCatalog.Served, plan: DatasetPlan, cursor: String, mode: StreamMode, epoch: Int,
+        rank: Int, release: @Sendable (UInt64) async -> Void
+    ) async throws -> Response {
+        switch outcome {
         case .complete:
             return Response(
-                status: .ok, headers: headers(resolved, spooled: false),
-                body: .init(byteBuffer: WireMessage.end(reason: .complete, sent: 0, allocator: allocator)))
+                status: .ok, headers: Self.headers(cursor: cursor, plan: plan, spooled: false),
+                body: .init(byteBuffer: WireMessage.end(reason: .complete, sent: 0, allocator: ByteBufferAllocator())))
         case .wait(let seconds):
-            var headers = headers(resolved, spooled: false)
+            var headers = Self.headers(cursor: cursor, plan: plan, spooled: false)
             headers[.contentType] = nil
             headers[.retryAfter] = String(Int(seconds.rounded(.up)))
             return Response(status: .noContent, headers: headers)
         case .leased(let batch, let lease):
-            let item = PlanItem(epoch: planRequest.epoch, batch: batch, rank: planRequest.rank)
+            let item = PlanItem(epoch: epoch, batch: batch, rank: rank)
             do {
-                let (producer, spooled) = try await catalog.producer(
-                    dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
+                let (producer, spooled) = try await catalog.producer(dataset: served, plan: plan, epoch: epoch, rank: rank)
                 let outgoing = try await runBlocking { try OutgoingBatch.make(item, from: producer, lease: lease) }
-                metrics.served(
-                    dataset: resolved.served.name, mode: .share, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
-                return Response(status: .ok, headers: headers(resolved, spooled: spooled), body: .init(byteBuffer: outgoing.message))
+                metrics.served(dataset: served.name, mode: mode, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
+                return Response(
+                    status: .ok, headers: Self.headers(cursor: cursor, plan: plan, spooled: spooled), body: .init(byteBuffer: outgoing.message))
             } catch {
-                await book.release(lease: lease)
+                await release(lease)
                 throw error
             }
         }

@@ -13,19 +13,7 @@ import MBDataWire
 /// one at a time (`serialized`), so two acks of one cursor never overwrite each other's
 /// write while the actor waits on the database.
 actor CursorBook {
-    enum LeaseOutcome: Sendable, Equatable {
-        case leased(batch: Int, lease: UInt64)
-        case complete
-        /// Every remaining batch is leased to another consumer; the earliest lease ends then.
-        case wait(seconds: Double)
-    }
-
-    private struct Lease {
-        var cursor: String
-        var epoch: Int
-        var batch: Int
-        var expires: ContinuousClock.Instant
-    }
+    typealias LeaseOutcome = LeaseTable.Outcome
 
     private let store: CursorStore
     private let metrics: ServeMetrics
@@ -33,10 +21,7 @@ actor CursorBook {
     private var cursors: [String: CursorState] = [:]
     /// Batches a cursor's consumers hold, sent or leased but not acked: the lag.
     private var outstanding: [String: Set<Int>] = [:]
-    private var leases: [UInt64: Lease] = [:]
-    /// Lease ids start at a random point so a restarted daemon never accepts an old one;
-    /// below 2^53, so clients that read JSON numbers as doubles keep them exact.
-    private var nextLease = UInt64.random(in: 1...(1 << 52))
+    private var leases = LeaseTable()
     private var writing = false
     private var waitingWriters: [CheckedContinuation<Void, Never>] = []
 
@@ -81,7 +66,7 @@ actor CursorBook {
     }
 
     func state(_ id: String) throws -> CursorState {
-        guard let state = cursors[id] else { throw ServeError(.notFound, "unknown_cursor", "no cursor \(id.prefix(64))") }
+        guard let state = cursors[id] else { throw ServeError.unknownCursor(id) }
         return state
     }
 
@@ -129,9 +114,9 @@ actor CursorBook {
                     .badRequest, "invalid_body", "cursor \(id) is a \(state.mode.rawValue) cursor: ack its batches ({\"epoch\": E, \"batches\": [...]})")
             }
             let now = clock.now()
-            var held: [UInt64: Lease] = [:]
+            var held: [UInt64: LeaseTable.Lease] = [:]
             for lease in acked where held[lease] == nil {
-                guard let found = leases[lease], found.cursor == id, found.expires > now else {
+                guard let found = leases.held(lease, by: id, now: now) else {
                     throw ServeError(.conflict, "lease_expired", "lease \(lease) of cursor \(id) expired or is unknown; its batch goes to another consumer")
                 }
                 held[lease] = found
@@ -139,7 +124,7 @@ actor CursorBook {
             for lease in held.values { _ = state.ack(epoch: lease.epoch, batches: [lease.batch]) }
             try await store.save(state)
             cursors[id] = state
-            for lease in held.keys { leases[lease] = nil }
+            for lease in held.keys { leases.remove(lease) }
             return state
         }
     }
@@ -149,31 +134,19 @@ actor CursorBook {
     func lease(_ id: String, epoch: Int, seconds: Double) throws -> LeaseOutcome {
         let state = try state(id)
         let now = clock.now()
-        for (lease, held) in leases where held.cursor == id && held.expires <= now {
-            leases[lease] = nil
-            metrics.leaseExpired(dataset: state.dataset)
-        }
-        let held = leases.values.filter { $0.cursor == id && $0.epoch == epoch }
-        let leasedBatches = Set(held.map(\.batch))
-        guard let batch = state.firstUnacked(epoch: epoch, skipping: leasedBatches) else {
-            guard let soonest = held.map(\.expires).min() else { return .complete }
-            return .wait(seconds: max(0.05, now.duration(to: soonest).seconds))
-        }
-        let lease = nextLease
-        nextLease += 1
-        leases[lease] = Lease(cursor: id, epoch: epoch, batch: batch, expires: now + .milliseconds(Int64(seconds * 1000)))
-        return .leased(batch: batch, lease: lease)
+        metrics.leaseExpired(dataset: state.dataset, count: leases.expire(cursor: id, now: now).count)
+        return leases.lease(cursor: id, epoch: epoch, seconds: seconds, now: now) { state.firstUnacked(epoch: epoch, skipping: $0) }
     }
 
     /// Gives a batch back when its message could not be produced or sent.
-    func release(lease: UInt64) { leases[lease] = nil }
+    func release(lease: UInt64) { leases.remove(lease) }
 
     /// Replaces a cursor with a client's saved state (already checked against its plan).
     func restore(_ state: CursorState) async throws {
         try await serialized {
             try await store.save(state)
             cursors[state.cursor] = state
-            for (lease, held) in leases where held.cursor == state.cursor { leases[lease] = nil }
+            leases.removeAll(cursor: state.cursor)
         }
     }
 
@@ -184,14 +157,19 @@ actor CursorBook {
             state.epochs = []
             try await store.save(state)
             cursors[id] = state
-            for (lease, held) in leases where held.cursor == id { leases[lease] = nil }
+            leases.removeAll(cursor: id)
         }
     }
 }
 
 /// The time leases expire by: the continuous clock, or a manual one in tests.
-struct ServeClock: Sendable {
-    let now: @Sendable () -> ContinuousClock.Instant
+package struct ServeClock: Sendable {
+    /// The current instant.
+    package let now: @Sendable () -> ContinuousClock.Instant
 
-    static let continuous = ServeClock { ContinuousClock.now }
+    /// A clock reading `now`.
+    package init(now: @escaping @Sendable () -> ContinuousClock.Instant) { self.now = now }
+
+    /// The continuous clock: what a daemon uses.
+    package static let continuous = ServeClock { ContinuousClock.now }
 }

@@ -9,8 +9,12 @@ import MBDataWire
 extension CursorState {
     /// The cursor id: the same request parameters always name the same cursor.
     static func id(dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, rank: Int, replica: Int) -> String {
-        let key = [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"].joined(separator: "\u{0}")
-        return "c-" + String(ShardFormat.xxh64(Array(key.utf8)), radix: 16).leftPadded(to: 16)
+        hashedID(prefix: "c-", key: [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"].joined(separator: "\u{0}"))
+    }
+
+    /// `prefix` and the 16 lower-case hex digits of xxh64(`key`).
+    static func hashedID(prefix: String, key: String) -> String {
+        prefix + String(ShardFormat.xxh64(Array(key.utf8)), radix: 16).leftPadded(to: 16)
     }
 
     var key: String { Self.id(dataset: dataset, group: group, mode: mode, parameters: plan, rank: rank, replica: replica) }
@@ -19,6 +23,9 @@ extension CursorState {
     /// rules of a batch request, its epochs against the plan's batch count.
     func validate() throws {
         // Checked before `replica + 1` below, which would trap at Int.max (a PUT did).
+        guard mode != .infer, output == nil else {
+            throw ServeError(.badRequest, "invalid_body", "an inference cursor's state cannot be restored: it advances by submitting outputs")
+        }
         guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
             throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
         }

@@ -55,6 +55,9 @@ actor DatasetCatalog {
 
     var spoolSets: Int { spool.count }
 
+    /// Every served dataset, in command-line order.
+    func everyServed() -> [Served] { names.compactMap { datasets[$0] } }
+
     func served(_ name: Substring) throws -> Served {
         guard ServeConfiguration.isValidName(name), let served = datasets[String(name)] else {
             throw ServeError(.notFound, "unknown_dataset", "no dataset named \"\(name.prefix(64))\" is served")

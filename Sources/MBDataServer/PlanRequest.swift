@@ -14,6 +14,8 @@ package struct PlanRequest: Sendable {
     var replica: Int
     var start: Int
     var leaseSeconds: Double
+    /// The output an inference lease writes (mode `infer` only).
+    var output: String?
 
     typealias Query = FlatDictionary<Substring, Substring>
 
@@ -22,7 +24,14 @@ package struct PlanRequest: Sendable {
     /// The replicas a replicate request may name, and so the replica indices.
     static let replicas = 0..<1024
 
-    /// `mode` is fixed by the route for leases; batch streams read it from the query.
+    /// The parameters an inference lease takes only at their defaults: an inference job is
+    /// epoch 0 of a plan for one consumer group of world 1.
+    static let fixedInInfer: [(name: String, value: Substring)] = [
+        ("world", "1"), ("rank", "0"), ("epoch", "0"), ("group", "default"), ("replica", "0"), ("start", "0"),
+    ]
+
+    /// Batch streams read `mode` from the query (partition or replicate); leases are share,
+    /// or infer with `mode=infer` (any other `mode` of a lease is ignored).
     init(query: Query, leasing: Bool) throws {
         func integer(_ name: String, default fallback: Int?, in range: ClosedRange<Int>) throws -> Int {
             guard let text = query[Substring(name)] else {
@@ -42,6 +51,15 @@ package struct PlanRequest: Sendable {
             return String(text)
         }
 
+        let inferring = leasing && query["mode"] == "infer"
+        if inferring {
+            for (name, value) in Self.fixedInInfer {
+                guard let text = query[Substring(name)], text != value, Int(value).map({ Int(text) != $0 }) ?? true else { continue }
+                throw ServeError(
+                    .badRequest, "invalid_parameter",
+                    "query parameter \(name): not used in infer mode (expected \(value) or nothing), got \"\(text.prefix(64))\"")
+            }
+        }
         let batchSize = try integer("batch_size", default: nil, in: 1...(1 << 20))
         let seedText = query["seed"] ?? "0"
         guard let seed = UInt64(seedText) else { throw ServeError.invalidParameter("seed", "an unsigned 64-bit integer", got: seedText) }
@@ -51,11 +69,11 @@ package struct PlanRequest: Sendable {
         }
         rank = try integer("rank", default: 0, in: 0...(world - 1))
         epoch = try integer("epoch", default: 0, in: Self.epochs)
-        let tailText = query["tail"] ?? "drop"
+        let tailText = query["tail"] ?? (inferring ? "pad" : "drop")
         guard let tail = TailPolicy(rawValue: String(tailText)) else {
             throw ServeError.invalidParameter("tail", "drop or pad", got: tailText)
         }
-        let shuffleText = query["shuffle"] ?? "true"
+        let shuffleText = query["shuffle"] ?? (inferring ? "false" : "true")
         guard let shuffle = ["true": true, "1": true, "false": false, "0": false][String(shuffleText)] else {
             throw ServeError.invalidParameter("shuffle", "true or false", got: shuffleText)
         }
@@ -64,8 +82,15 @@ package struct PlanRequest: Sendable {
         group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
         if leasing {
-            mode = .share
+            mode = inferring ? .infer : .share
             replica = 0
+            if inferring {
+                guard let text = query["output"], Self.isValidOutputName(text) else {
+                    throw ServeError.invalidParameter(
+                        "output", "an output name (a letter, then up to 63 letters, digits or '_')", got: query["output"])
+                }
+                output = String(text)
+            }
             let secondsText = query["lease_seconds"] ?? "30"
             guard let seconds = Double(secondsText), seconds >= 1, seconds <= 3600 else {
                 throw ServeError.invalidParameter("lease_seconds", "a number of seconds in 1...3600", got: secondsText)
@@ -73,8 +98,8 @@ package struct PlanRequest: Sendable {
             leaseSeconds = seconds
         } else {
             let modeText = query["mode"] ?? "partition"
-            guard let mode = StreamMode(rawValue: String(modeText)), mode != .share else {
-                throw ServeError.invalidParameter("mode", "partition or replicate (share uses POST …/lease)", got: modeText)
+            guard let mode = StreamMode(rawValue: String(modeText)), mode == .partition || mode == .replicate else {
+                throw ServeError.invalidParameter("mode", "partition or replicate (share and infer use POST …/lease)", got: modeText)
             }
             self.mode = mode
             let replicas = try integer("replicas", default: 1, in: 1...Self.replicas.upperBound)
@@ -84,5 +109,11 @@ package struct PlanRequest: Sendable {
             }
             leaseSeconds = 0
         }
+    }
+
+    /// Output names: `[A-Za-z][A-Za-z0-9_]{0,63}`, the rule of field names; never a path.
+    static func isValidOutputName(_ name: Substring) -> Bool {
+        guard let first = name.first, name.count <= 64, first.isASCII, first.isLetter else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
     }
 }

@@ -28,6 +28,9 @@ public struct ServeConfiguration: Sendable {
     public var stallTimeoutSeconds: Int = 60
     /// Ready batches held ahead of each stream, and the threads preparing them.
     public var prefetch = PrefetchConfiguration()
+    /// Bytes an outputs submission may hold, and the content its LZ4 frame may declare;
+    /// more get 413. Default 256 MiB.
+    public var maxOutputBytes: Int = 256 << 20
 
     /// A configuration with every other field at its default.
     ///

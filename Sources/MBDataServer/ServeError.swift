@@ -5,17 +5,20 @@ import MBData
 import MBDataWire
 
 /// An error a request gets back: an HTTP status and a JSON body
-/// `{"error": {"code": …, "message": …}}` (schemas/serve-protocol.md §5).
+/// `{"error": {"code": …, "message": …}}`, with `"field"` for an error about one tensor of
+/// an outputs submission (schemas/serve-protocol.md §5).
 package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
     package var status: HTTPResponse.Status
     package var code: String
     package var message: String
+    package var field: String?
     package var headers: HTTPFields = [:]
 
-    package init(_ status: HTTPResponse.Status, _ code: String, _ message: String) {
+    package init(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.field = field
     }
 
     package var description: String { "\(status.code) \(code): \(message)" }
@@ -27,9 +30,18 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
 
     static let draining = ServeError(.serviceUnavailable, "draining", "the daemon is shutting down")
 
+    static func unknownCursor(_ id: String) -> ServeError { ServeError(.notFound, "unknown_cursor", "no cursor \(id.prefix(64))") }
+
+    /// A write that failed and changed nothing: `503 state_unavailable`, retry after a second.
+    static func stateUnavailable(_ message: String) -> ServeError {
+        var unavailable = ServeError(.serviceUnavailable, "state_unavailable", "\(message); nothing was changed, retry later")
+        unavailable.headers[.retryAfter] = "1"
+        return unavailable
+    }
+
     /// The JSON body of this error.
     var body: [UInt8] {
-        Array((try? WireJSON.encode(ErrorEnvelope(code: code, message: message))) ?? Data())
+        Array((try? WireJSON.encode(ErrorEnvelope(code: code, message: message, field: field))) ?? Data())
     }
 
     package func response(from request: Request, context: some RequestContext) throws -> Response {
@@ -46,12 +58,7 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
             switch error.code {
             // The message without the source: a file path is none of the client's business.
             case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.message)
-            case .storage where CursorStore.isUnavailable(error):
-                var unavailable = ServeError(
-                    .serviceUnavailable, "state_unavailable",
-                    "\(error.message); nothing was changed, retry later")
-                unavailable.headers[.retryAfter] = "1"
-                return unavailable
+            case .storage where CursorStore.isUnavailable(error): return stateUnavailable(error.message)
             default: return ServeError(.internalServerError, "internal", error.message)
             }
         case let error as any HTTPResponseError where error.status == .contentTooLarge:

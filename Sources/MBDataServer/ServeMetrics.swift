@@ -11,6 +11,15 @@ final class ServeMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let bytes = Mutex<[String: (compressed: Int, uncompressed: Int)]>([:])
+    /// Rows committed per output in the last ``rateWindow``, for the rows-per-second gauge.
+    private let recentRows = Mutex<[OutputKey: [(at: ContinuousClock.Instant, rows: Int)]]>([:])
+    static let rateWindow = Duration.seconds(10)
+
+    private struct OutputKey: Hashable {
+        var dataset: String
+        var output: String
+        var dimensions: [(String, String)] { [("dataset", dataset), ("output", output)] }
+    }
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -24,7 +33,7 @@ final class ServeMetrics: Sendable {
     /// Creates the counters of each dataset at zero, so /metrics lists them from the start.
     func register(datasets: [String]) {
         for dataset in datasets {
-            for mode in [StreamMode.partition, .replicate, .share] {
+            for mode in [StreamMode.partition, .replicate, .share, .infer] {
                 let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
                 Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory).increment(by: 0)
                 Counter(label: "mbdata_bytes_served_total", dimensions: dimensions, factory: factory).increment(by: 0)
@@ -91,12 +100,60 @@ final class ServeMetrics: Sendable {
             .record(Double(totals.uncompressed) / Double(max(1, totals.compressed)))
     }
 
+    /// Creates the counters of an output at zero, so /metrics lists them once a job of it is known.
+    func register(dataset: String, output: String) {
+        let key = OutputKey(dataset: dataset, output: output)
+        for label in ["mbdata_outputs_rows_total", "mbdata_outputs_batches_total", "mbdata_outputs_bytes_total"] {
+            Counter(label: label, dimensions: key.dimensions, factory: factory).increment(by: 0)
+        }
+        recentRows.withLock { recent in
+            if recent[key] == nil { recent[key] = [] }
+        }
+    }
+
+    /// A batch's outputs committed: `rows` real rows from a body of `bodyBytes` bytes.
+    func outputsCommitted(dataset: String, output: String, rows: Int, bodyBytes: Int) {
+        let key = OutputKey(dataset: dataset, output: output)
+        Counter(label: "mbdata_outputs_rows_total", dimensions: key.dimensions, factory: factory).increment(by: rows)
+        Counter(label: "mbdata_outputs_batches_total", dimensions: key.dimensions, factory: factory).increment()
+        Counter(label: "mbdata_outputs_bytes_total", dimensions: key.dimensions, factory: factory).increment(by: bodyBytes)
+        let now = ContinuousClock.now
+        recentRows.withLock { recent in
+            var entries = recent[key, default: []]
+            entries.removeFirst(entries.prefix { $0.at.duration(to: now) >= Self.rateWindow }.count)
+            entries.append((now, rows))
+            recent[key] = entries
+        }
+    }
+
+    /// An outputs submission refused; `reason` is the error code it got.
+    func outputsRefused(dataset: String, output: String, reason: String) {
+        Counter(
+            label: "mbdata_outputs_refused_total", dimensions: [("dataset", dataset), ("output", output), ("reason", reason)],
+            factory: factory
+        ).increment()
+    }
+
+    /// Sets each output's rows-per-second gauge to the rows committed in the last
+    /// ``rateWindow`` over its length, so it falls back to 0 once a job stops.
+    private func updateOutputRates() {
+        let now = ContinuousClock.now
+        let rates = recentRows.withLock { recent in
+            recent = recent.mapValues { entries in entries.filter { $0.at.duration(to: now) < Self.rateWindow } }
+            return recent.map { key, entries in (key, Double(entries.reduce(0) { $0 + $1.rows }) / Self.rateWindow.seconds) }
+        }
+        for (key, rate) in rates {
+            Gauge(label: "mbdata_outputs_rows_per_second", dimensions: key.dimensions, factory: factory).record(rate)
+        }
+    }
+
     func lag(cursor: String, batches: Int) {
         Gauge(label: "mbdata_consumer_lag_batches", dimensions: [("cursor", cursor)], factory: factory).record(batches)
     }
 
-    func leaseExpired(dataset: String) {
-        Counter(label: "mbdata_lease_expiries_total", dimensions: [("dataset", dataset)], factory: factory).increment()
+    func leaseExpired(dataset: String, count: Int = 1) {
+        guard count > 0 else { return }
+        Counter(label: "mbdata_lease_expiries_total", dimensions: [("dataset", dataset)], factory: factory).increment(by: count)
     }
 
     func activeStreams(_ count: Int) {
@@ -110,6 +167,7 @@ final class ServeMetrics: Sendable {
 
     /// The Prometheus text exposition of every metric.
     func exposition() -> [UInt8] {
+        updateOutputRates()
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

@@ -86,6 +86,7 @@ extension HTTPField.Name {
     static let mbdataBatchesPerEpoch = Self("MBData-Batches-Per-Epoch")!
     static let mbdataRemaining = Self("MBData-Remaining")!
     static let mbdataSource = Self("MBData-Source")!
+    static let mbdataLease = Self("MBData-Lease")!
 }
 
 /// Checks the bearer token, turns every error into its JSON response and times requests.

@@ -27,6 +27,20 @@ package enum UntrustedRequest {
         }
     }
 
+    /// The output schema and batch an outputs submission is checked against here: `pred`
+    /// int64 and `prob` float32[3] for a batch of samples 5, 6, 7 and a padding row.
+    package static let outputsSchema = try! Schema(
+        name: "preds", fields: [Field(name: "pred", dtype: .int64), Field(name: "prob", dtype: .float32, shape: [3])])
+    package static let outputsBatchIDs: [Int64?] = [5, 6, 7, nil]
+
+    /// An outputs submission's body (`lz4`: sent as an LZ4 frame) as
+    /// `POST /v1/cursors/{id}/outputs` reads it, then checked as `commitOutputs` checks it,
+    /// against ``outputsSchema`` and ``outputsBatchIDs``.
+    package static func outputs(_ body: Data, lz4: Bool) throws {
+        let tensors = try OutputsBody.tensors([UInt8](body), encoding: lz4 ? .lz4 : .safetensors, limit: 1 << 24)
+        _ = try OutputSubmission.validate(tensors, schema: outputsSchema, expectedIDs: outputsBatchIDs)
+    }
+
     /// A cursor document as `PUT /v1/cursors/{id}` reads it, at the id its own parameters
     /// make (so the fuzzer reaches the checks past the id), then acked and re-encoded.
     package static func cursorDocument(_ body: Data) throws {

@@ -28,11 +28,14 @@ public struct CursorState: Codable, Sendable, Equatable {
     public var batchesPerEpoch: Int
     /// The progress of each epoch with acks, in epoch order.
     public var epochs: [LoaderCheckpoint.EpochCursor]
+    /// The output an inference cursor (mode ``StreamMode/infer``) writes; nil for every
+    /// other cursor, and then absent from the document.
+    public var output: String?
 
     /// A cursor state from its fields.
     public init(
         cursor: String, dataset: String, group: String, mode: StreamMode, rank: Int, replica: Int, plan: PlanParameters,
-        planFingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, epochs: [LoaderCheckpoint.EpochCursor]
+        planFingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, epochs: [LoaderCheckpoint.EpochCursor], output: String? = nil
     ) {
         self.cursor = cursor
         self.dataset = dataset
@@ -45,10 +48,11 @@ public struct CursorState: Codable, Sendable, Equatable {
         self.datasetVersion = datasetVersion
         self.batchesPerEpoch = batchesPerEpoch
         self.epochs = epochs
+        self.output = output
     }
 
     private enum CodingKeys: String, CodingKey {
-        case cursor, dataset, group, mode, rank, replica, plan, epochs
+        case cursor, dataset, group, mode, rank, replica, plan, epochs, output
         case planFingerprint = "plan_fingerprint"
         case datasetVersion = "dataset_version"
         case batchesPerEpoch = "batches_per_epoch"
@@ -67,7 +71,7 @@ public struct CursorState: Codable, Sendable, Equatable {
         }
     }
 
-    /// Decodes the document; every field is required.
+    /// Decodes the document; every field but `output` is required.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         cursor = try container.decode(String.self, forKey: .cursor)
@@ -83,6 +87,7 @@ public struct CursorState: Codable, Sendable, Equatable {
         epochs = try container.decode([EpochRecord].self, forKey: .epochs).map {
             LoaderCheckpoint.EpochCursor(epoch: $0.epoch, lowWatermark: $0.lowWatermark, finishedAbove: $0.ackedAbove)
         }
+        output = try container.decodeIfPresent(String.self, forKey: .output)
     }
 
     /// Encodes the document as schemas/serve-protocol.md §2 shows it.
@@ -100,5 +105,6 @@ public struct CursorState: Codable, Sendable, Equatable {
         try container.encode(batchesPerEpoch, forKey: .batchesPerEpoch)
         try container.encode(
             epochs.map { EpochRecord(epoch: $0.epoch, lowWatermark: $0.lowWatermark, ackedAbove: $0.finishedAbove) }, forKey: .epochs)
+        try container.encodeIfPresent(output, forKey: .output)
     }
 }

@@ -1,5 +1,6 @@
 /// The body of every error answer and the payload of a stream's error message
-/// (schemas/serve-protocol.md §5): `{"error": {"code": "…", "message": "…"}}`.
+/// (schemas/serve-protocol.md §5): `{"error": {"code": "…", "message": "…"}}`, with
+/// `"field"` when the error is about one tensor of an outputs submission.
 public struct ErrorEnvelope: Codable, Sendable, Equatable {
     /// The error's machine-readable code and its message.
     public struct Detail: Codable, Sendable, Equatable {
@@ -7,19 +8,22 @@ public struct ErrorEnvelope: Codable, Sendable, Equatable {
         public var code: String
         /// What was wrong, naming the parameter, dataset or cursor.
         public var message: String
+        /// The tensor an `invalid_outputs` error is about; absent otherwise.
+        public var field: String?
 
-        /// A detail from its code and message.
-        public init(code: String, message: String) {
+        /// A detail from its code, message and field.
+        public init(code: String, message: String, field: String? = nil) {
             self.code = code
             self.message = message
+            self.field = field
         }
     }
 
     /// The error.
     public var error: Detail
 
-    /// An envelope of `code` and `message`.
-    public init(code: String, message: String) {
-        error = Detail(code: code, message: message)
+    /// An envelope of `code`, `message` and `field`.
+    public init(code: String, message: String, field: String? = nil) {
+        error = Detail(code: code, message: message, field: field)
     }
 }

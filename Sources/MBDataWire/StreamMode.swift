@@ -6,4 +6,7 @@ public enum StreamMode: String, Codable, Sendable {
     case replicate
     /// Consumers of a group lease batches one at a time.
     case share
+    /// Consumers of an inference job lease batches one at a time and finish each by
+    /// submitting its outputs (schemas/serve-protocol.md §8).
+    case infer
 }

@@ -14,7 +14,8 @@ struct ServeCommand: AsyncParsableCommand {
             Each dataset is served under its file name without the extension, or NAME=PATH. \
             Consumers stream their rank's batches (partition, replicate) or lease them one at a time \
             (share); cursors advance on ack and are kept in the state database, so a restarted \
-            daemon resumes every consumer. SIGTERM or SIGINT drains: open streams end after the \
+            daemon resumes every consumer. Inference consumers lease batches (infer) and submit their \
+            outputs, written to the dataset file with the batch's completion in one transaction. SIGTERM or SIGINT drains: open streams end after the \
             message in flight, then the daemon exits 0. The protocol: schemas/serve-protocol.md.
             """)
 
@@ -50,6 +51,11 @@ struct ServeCommand: AsyncParsableCommand {
         help: "Seconds a consumer may leave its stream unread before the connection is closed and its stream slot freed.")
     var stallTimeout: Int = 60
 
+    @Option(
+        name: .customLong("max-output-bytes"),
+        help: "Bytes an inference consumer's outputs submission may hold (and its LZ4 frame's content); more get 413.")
+    var maxOutputBytes: Int = 256 << 20
+
     @Option(help: "Batches prepared ahead of each stream.")
     var depth: Int = 8
 
@@ -72,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--stall-timeout", stallTimeout)] {
             guard (1...86_400).contains(seconds) else { throw ValidationError("\(name) must be in 1...86400 seconds") }
         }
+        guard (1...(1 << 40)).contains(maxOutputBytes) else { throw ValidationError("--max-output-bytes must be in 1...\(1 << 40)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -91,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.headerTimeoutSeconds = headerTimeout
             configuration.bodyTimeoutSeconds = bodyTimeout
             configuration.stallTimeoutSeconds = stallTimeout
+            configuration.maxOutputBytes = maxOutputBytes
             configuration.prefetch.depth = depth
             if let workers { configuration.prefetch.workers = workers }
             var logger = Logger(label: "mbdata.serve") { StreamLogHandler.standardError(label: $0) }

@@ -122,6 +122,30 @@ def wire_seeds(batches: list[bytes], frames: list[bytes]) -> None:
     write("wire-decoder", "draining", bytes([56]) + wire_message(2, b'{"reason": "draining"}'))
 
 
+def outputs_seeds() -> None:
+    """`serve-outputs`: first byte bit 0 set for an LZ4 frame, then an outputs submission for
+    the target's fixed output (pred int64, prob float32[3]) and batch (_id 5, 6, 7, padding)."""
+    ids = np.array([5, 6, 7, -1], dtype=np.int64)
+    good = {"pred": np.array([1, 2, 3, 0], dtype=np.int64), "prob": np.full((4, 3), 0.25, dtype=np.float32)}
+    variants = {
+        "good": good,
+        "good-with-id": {**good, "_id": ids},
+        "wrong-dtype": {**good, "prob": good["prob"].astype(np.float64)},
+        "wrong-shape": {**good, "prob": np.zeros((4, 2), dtype=np.float32)},
+        "short-rows": {"pred": good["pred"][:3], "prob": good["prob"][:3]},
+        "extra-tensor": {**good, "logits": np.zeros((4, 3), dtype=np.float32)},
+        "missing-field": {"pred": good["pred"]},
+        "wrong-id": {**good, "_id": np.array([5, 6, 8, -1], dtype=np.int64)},
+        "unused-dtype": {**good, "pred": good["pred"].astype(np.uint16)},
+    }
+    for name, tensors in variants.items():
+        write("serve-outputs", name, b"\0" + save_safetensors(tensors, metadata={"batch": "0"}))
+    framed = lz4.frame.compress(save_safetensors({**good, "_id": ids}), content_checksum=True, store_size=True)
+    write("serve-outputs", "lz4-good", b"\1" + framed)
+    write("serve-outputs", "lz4-no-size", b"\1" + lz4.frame.compress(save_safetensors(good), store_size=False))
+    write("serve-outputs", "lz4-truncated", b"\1" + framed[: len(framed) // 2])
+
+
 def main() -> None:
     batches = safetensors_seeds()
     frames = lz4_seeds(batches)
@@ -129,6 +153,7 @@ def main() -> None:
     npy_seeds()
     json_record_seeds()
     wire_seeds(batches, frames)
+    outputs_seeds()
 
 
 if __name__ == "__main__":

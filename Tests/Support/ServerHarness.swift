@@ -20,11 +20,18 @@ public func digitsDataset(_ directory: TemporaryDirectory) async throws -> Strin
 public func withServer<T: Sendable>(
     _ configuration: ServeConfiguration, _ body: @escaping @Sendable (_ url: String) async throws -> T
 ) async throws -> T {
+    try await withServer(configuration, clock: .continuous, body)
+}
+
+/// `withServer` whose daemon's leases expire on `clock` (a manual one moves without sleeping).
+package func withServer<T: Sendable>(
+    _ configuration: ServeConfiguration, clock: ServeClock, _ body: @escaping @Sendable (_ url: String) async throws -> T
+) async throws -> T {
     var configuration = configuration
     configuration.port = 0
     let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let server = try await BatchServer(configuration: configuration, logger: logger) { continuation.yield($0) }
+    let server = try await BatchServer(configuration: configuration, logger: logger, clock: clock) { continuation.yield($0) }
     // The daemon in a service group of its own, as an application would run it; no signals.
     let services = ServiceGroup(configuration: .init(services: [server], logger: logger))
     return try await withThrowingTaskGroup(of: T?.self) { group in

@@ -19,5 +19,8 @@ extension FuzzTarget {
         FuzzTarget("serve-cursor", "a cursor state document (JSON), as PUT /v1/cursors/{id} reads it") { data in
             try UntrustedRequest.cursorDocument(data)
         },
+        FuzzTarget("serve-outputs", "first byte: bit 0 set for an LZ4 frame; then an outputs submission for a fixed output and batch") { data in
+            try UntrustedRequest.outputs(Data(data.dropFirst()), lz4: (data.first ?? 0) & 1 == 1)
+        },
     ]
 }
