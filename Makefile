@@ -91,8 +91,10 @@ test-serve-torch: deps torch-venv
 # Ingests the bundled digits dataset (JSONL and NPY), inspects, verifies and queries it, then
 # writes three shuffled epochs of batches for 4 ranks into shards and verifies them, and
 # trains softmax regression in Swift through MultiBatchLoader (k = 4 synchronous consumers);
-# then the same through `mbdata serve`: the daemon feeds two trainer processes (ranks 0, 1).
-demo: release
+# then the same through `mbdata serve`: the daemon feeds two trainer processes (ranks 0, 1);
+# last, batch inference through the daemon (samples/infer_digits.py, in $(VENV)): outputs
+# written back into the dataset, the accuracy by an SQL join, the outputs exported as NPY.
+demo: release venv
 	@rm -rf $(OUT)/demo && mkdir -p $(OUT)/demo
 	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl
 	$(RELEASE_BIN) ingest $(OUT)/demo/digits.mbdb --val-fraction 0.2 \
@@ -105,7 +107,7 @@ demo: release
 	$(RELEASE_BIN) verify $(OUT)/demo/shards --dataset $(OUT)/demo/digits.mbdb
 	$(SWIFT) build -c release --product digits-trainer
 	.build/release/digits-trainer $(OUT)/demo/digits.mbdb
-	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) TRAINER=swift bash samples/serve_demo.sh
+	MBDATA_BINARY=$(RELEASE_BIN) OUT=$(OUT) TRAINER=swift VENV=$(VENV) bash samples/serve_demo.sh
 
 # Trains a PyTorch MLP on digits through `mbdata serve` with two torchrun ranks (DDP on CPU).
 demo-serve: release torch-venv

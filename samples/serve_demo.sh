@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Trains on the digits dataset through `mbdata serve` with two ranks: ingests digits
 # (train/val split) into out/demo-serve, starts the daemon on a free port, runs the
-# trainers, prints the held-out accuracy and the daemon's batch counter, and stops the
-# daemon with SIGTERM.
+# trainers, prints the held-out accuracy and the daemon's batch counter. Then batch
+# inference: creates the output table `preds`, runs samples/infer_digits.py (two inference
+# processes over the val split, one killed mid-way), queries the accuracy with sqlite3 and
+# exports the outputs as NPY. Stops the daemon with SIGTERM.
 #
 #   samples/serve_demo.sh                 # TRAINER=torch: samples/train_digits.py under torchrun (DDP on CPU), EPOCHS=30
 #   TRAINER=swift samples/serve_demo.sh   # two digits-trainer processes (Swift, MultiBatchLoader over ServeSource)
 #   MBDATA_BINARY=.build/debug/mbdata EPOCHS=10 samples/serve_demo.sh
 #
 # TRAINER=torch needs the torch virtualenv: python3 -m venv .venv-torch && .venv-torch/bin/pip install torch ./clients/python
+# The inference step runs in $VENV (.venv, `make venv`) with TRAINER=swift, else in the torch virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,7 @@ if [ -z "$BIN" ]; then
 	if [ -x .build/release/mbdata ]; then BIN=.build/release/mbdata; else BIN=.build/debug/mbdata; fi
 fi
 VENV_TORCH=${VENV_TORCH:-.venv-torch}
+VENV=${VENV:-.venv}
 OUT_DIR=${OUT:-out}/demo-serve
 EPOCHS=${EPOCHS:-30}
 NPROC=${NPROC:-2}
@@ -26,7 +30,12 @@ TRAINER_BIN=${TRAINER_BIN:-$(dirname "$BIN")/digits-trainer}
 [ -x "$BIN" ] || { echo "no mbdata binary at $BIN: run 'swift build -c release' or set MBDATA_BINARY" >&2; exit 1; }
 if [ "$TRAINER" = swift ]; then
 	[ -x "$TRAINER_BIN" ] || { echo "no digits-trainer at $TRAINER_BIN: swift build -c release --product digits-trainer" >&2; exit 1; }
+	PYTHON_INFER=$VENV/bin/python
+	[ -x "$PYTHON_INFER" ] || { echo "no $PYTHON_INFER: run 'make venv'" >&2; exit 1; }
+	"$PYTHON_INFER" -c 'import mbdata_client' 2>/dev/null ||
+		"$PYTHON_INFER" -m pip install --quiet --disable-pip-version-check ./clients/python
 else
+	PYTHON_INFER=$VENV_TORCH/bin/python
 	[ -x "$VENV_TORCH/bin/torchrun" ] || {
 		echo "no $VENV_TORCH/bin/torchrun: python3 -m venv $VENV_TORCH && $VENV_TORCH/bin/pip install torch ./clients/python" >&2
 		exit 1
@@ -84,4 +93,16 @@ else
 	grep -E '^(held-out accuracy|trained )' "$OUT_DIR/train.log" || true
 fi
 curl -fsS "$URL/metrics" | grep '^mbdata_batches_served_total' || true
+
+echo
+echo "batch inference over the val split, outputs written back into $OUT_DIR/digits.mbdb"
+"$BIN" outputs create "$OUT_DIR/digits.mbdb" --name preds --schema samples/digits/preds.schema.json
+"$PYTHON_INFER" samples/infer_digits.py --url "$URL" --dataset digits --output preds --db "$OUT_DIR/digits.mbdb" ||
+	status=$?
+echo "held-out accuracy by sqlite3:"
+sqlite3 "$OUT_DIR/digits.mbdb" 'select avg(s.label = o.pred) from samples s join outputs_preds o using (_id)'
+"$BIN" outputs export "$OUT_DIR/digits.mbdb" --name preds --format npy --out "$OUT_DIR/preds"
+ls -l "$OUT_DIR/preds"
+"$BIN" inspect "$OUT_DIR/digits.mbdb"
+curl -fsS "$URL/metrics" | grep -E '^mbdata_outputs_(rows|batches)_total' || true
 exit "$status"

@@ -41,6 +41,9 @@ enum OptionNames {
         "IngestOptions.split": "--split",
         "IngestOptions.validationFraction": "--val-fraction",
         "IngestOptions.force": "--force",
+        "name": "--name",
+        "output": "--name",
+        "path": "--out",
     ]
 
     /// The error's line on stderr: its description, then the flag that sets what it is about.

@@ -24,16 +24,18 @@ struct InspectCommand: AsyncParsableCommand {
                 }
                 return
             }
-            let info = try await Dataset(path: dataset).info()
+            let store = try Dataset(path: dataset)
+            let info = try await store.info()
+            let outputs = try await OutputSummary.all(in: store)
             if json {
-                try printJSON(info)
+                try printJSON(DatasetReport(info: info, outputs: outputs))
             } else {
-                print(Self.render(info))
+                print(Self.render(info, outputs: outputs))
             }
         }
     }
 
-    static func render(_ info: DatasetInfo) -> String {
+    static func render(_ info: DatasetInfo, outputs: [OutputSummary]) -> String {
         var lines: [String] = []
         lines.append("dataset  \(info.path)")
         lines.append("format   \(info.formatVersion)    version \(info.datasetVersion)    size \(String(format: "%.2f MB", Double(info.sizeOnDisk) / 1e6))")
@@ -62,6 +64,22 @@ struct InspectCommand: AsyncParsableCommand {
             if let message = entry.message { line += " — \(message)" }
             lines.append(line)
         }
+        lines.append("outputs  \(outputs.count)")
+        lines += outputs.flatMap(\.renderedLines)
         return lines.joined(separator: "\n")
+    }
+}
+
+/// `inspect --json` of a dataset: the keys of ``DatasetInfo`` and `outputs`.
+struct DatasetReport: Encodable {
+    var info: DatasetInfo
+    var outputs: [OutputSummary]
+
+    private enum CodingKeys: String, CodingKey { case outputs }
+
+    func encode(to encoder: any Encoder) throws {
+        try info.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(outputs, forKey: .outputs)
     }
 }

@@ -5,7 +5,7 @@ import MBData
 struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check a dataset (SQLite integrity, every value against the schema) or a shard directory (hashes, frames, coverage).",
+        abstract: "Check a dataset (SQLite integrity, every value against the schema, every output's values and _ids) or a shard directory (hashes, frames, coverage).",
         discussion: "Exits 1 and lists the first problems when any are found. A shard directory whose manifest, trailers or footers cannot be read as the format says exits 65 naming the first problem.")
 
     @Argument(help: "A dataset file or a shard directory.")
@@ -23,7 +23,9 @@ struct VerifyCommand: AsyncParsableCommand {
                 try await verifyShards()
                 return
             }
-            let report = try await Dataset(path: dataset).verify()
+            let store = try Dataset(path: dataset)
+            var report = try await store.verify()
+            report.problems += try await store.verifyOutputs().map(\.description)
             if json {
                 try printJSON(report)
             } else if report.isValid {

@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover
     raise pytest.UsageError("the serve tests need the client: pip install ./clients/python") from None
 
-from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, Server, binary, read_digits
+from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, FakeDaemon, Server, binary, read_digits
 
 
 @pytest.fixture(scope="session")
@@ -147,3 +147,11 @@ def big_server(big_db, tmp_path):
     for daemon in daemons:
         if daemon.running:
             assert daemon.stop() == 0, daemon.log_tail()
+
+
+@pytest.fixture
+def fake():
+    """A scripted fake daemon (servetest.FakeDaemon) for tests of the client alone."""
+    daemon = FakeDaemon()
+    yield daemon
+    daemon.close()

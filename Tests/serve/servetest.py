@@ -14,14 +14,17 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mbdata_client import wire
+from mbdata_client import Client, wire
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIGITS_JSONL = REPO_ROOT / "samples" / "digits" / "digits.jsonl"
@@ -179,6 +182,26 @@ class Server:
         return "serve log:\n" + "\n".join(text[-lines:])
 
 
+# --- consumer processes -----------------------------------------------------------------
+
+
+def events(log: Path, kind=None) -> list[dict]:
+    """The JSON-lines events a consumer process appended to `log` (of one kind)."""
+    if not log.exists():
+        return []
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [e for e in lines if kind is None or e["event"] == kind]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Polls `predicate` until it is true; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 # --- raw HTTP ---------------------------------------------------------------------------
 
 
@@ -304,3 +327,72 @@ def metric_names(text: str) -> set[str]:
             if match:
                 names.add(match.group(1))
     return names
+
+
+# --- a scripted fake daemon -------------------------------------------------------------
+
+
+class FakeDaemon:
+    """Answers each request with the next scripted (status, headers, body); bodies without
+    Content-Length end when the connection closes, so a short body is a cut stream, and a
+    status of None closes the connection without an answer."""
+
+    def __init__(self):
+        self.script: list[tuple[int, dict, bytes]] = []
+        self.requests: list[dict] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                url = urlsplit(self.path)
+                fake.requests.append({
+                    "method": self.command, "path": url.path,
+                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
+                    "headers": dict(self.headers), "body": body,
+                })
+                status, headers, payload = fake.script.pop(0) if fake.script else (500, {}, b"no script left")
+                if status is None:  # the daemon died before answering
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stream(self, body: bytes, cursor="c-test"):
+        self.script.append((200, {"Content-Type": wire_type(), "MBData-Cursor": cursor}, body))
+
+    def hang_up(self):
+        self.script.append((None, {}, b""))
+
+    def json(self, status: int, document, headers=None):
+        data = json.dumps(document).encode()
+        self.script.append((status, {"Content-Type": "application/json", "Content-Length": str(len(data)),
+                                     **(headers or {})}, data))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def wire_type():
+    return "application/vnd.mbdata.stream"
+
+
+def fast_client(url, **options):
+    return Client(url, retries=options.pop("retries", 4), backoff=0.001, max_backoff=0.01, **options)

@@ -8,10 +8,9 @@ With --hold it takes one lease and then sleeps until killed (a consumer that die
 mid-batch)."""
 
 import argparse
-import json
-import os
 import time
 
+from consumer_events import EventLog
 from mbdata_client import Client, MBDataError
 
 
@@ -25,17 +24,11 @@ def main():
     parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
     client = Client(args.url, poll_interval=0.05)
-    with open(args.log, "a", buffering=1) as log:
-
-        def event(kind, **fields):
-            log.write(json.dumps({"event": kind, "pid": os.getpid(), **fields}) + "\n")
-
+    with EventLog(args.log) as log:
+        event = log.event
         for batch in client.share("digits", 64, epoch=0, seed=7, group=args.group, split="train",
                                   lease_seconds=args.lease_seconds):
-            event("delivered", batch=batch.index, lease=batch.lease, ids=batch.ids.tolist())
-            if args.hold:
-                while True:
-                    time.sleep(60)
+            log.delivered(batch, args.hold)
             time.sleep(args.delay)
             try:
                 batch.ack()

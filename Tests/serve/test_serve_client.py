@@ -5,17 +5,15 @@ a scripted fake HTTP server."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import lz4.frame
 import numpy as np
 import pytest
 import safetensors.numpy
 
-from mbdata_client import Client, MBDataError, ProtocolError, StreamCutError, StreamFailedError, wire
+from mbdata_client import MBDataError, ProtocolError, StreamCutError, StreamFailedError, wire
 from mbdata_client.client import acked_batches, rank_and_world
+from servetest import fast_client
 
 
 def batch_message(index, *, epoch=0, rank=0, lease=0, rows=4):
@@ -167,75 +165,6 @@ def test_a_frame_whose_size_differs_from_the_header_is_rejected():
     data = wire.encode_message(wire.KIND_BATCH, good.payload, uncompressed=good.uncompressed + 1)
     with pytest.raises(ProtocolError):
         wire.decode_batch(wire.read_message(reader(data)))
-
-
-# --- a scripted fake daemon -------------------------------------------------------------
-
-
-class FakeDaemon:
-    """Answers each request with the next scripted (status, headers, body); bodies without
-    Content-Length end when the connection closes, so a short body is a cut stream."""
-
-    def __init__(self):
-        self.script: list[tuple[int, dict, bytes]] = []
-        self.requests: list[dict] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                url = urlsplit(self.path)
-                fake.requests.append({
-                    "method": self.command, "path": url.path,
-                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
-                    "headers": dict(self.headers), "body": body,
-                })
-                status, headers, payload = fake.script.pop(0) if fake.script else (500, {}, b"no script left")
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = handle_any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stream(self, body: bytes, cursor="c-test"):
-        self.script.append((200, {"Content-Type": wire_type(), "MBData-Cursor": cursor}, body))
-
-    def json(self, status: int, document, headers=None):
-        data = json.dumps(document).encode()
-        self.script.append((status, {"Content-Type": "application/json", "Content-Length": str(len(data)),
-                                     **(headers or {})}, data))
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def wire_type():
-    return "application/vnd.mbdata.stream"
-
-
-@pytest.fixture
-def fake():
-    daemon = FakeDaemon()
-    yield daemon
-    daemon.close()
-
-
-def fast_client(url, **options):
-    return Client(url, retries=options.pop("retries", 4), backoff=0.001, max_backoff=0.01, **options)
 
 
 def test_a_stream_reconnects_after_a_cut_a_draining_end_and_a_503(fake):

@@ -3,7 +3,6 @@ holding a lease, and the refusal of late acks."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,24 +12,9 @@ from pathlib import Path
 import pytest
 
 from mbdata_client import Client, MBDataError, acked_batches, wire
-from servetest import BATCH, SEED, TRAIN_BATCHES, TRAIN_DROPPED, assert_error, metric_samples, request
+from servetest import BATCH, SEED, TRAIN_BATCHES, TRAIN_DROPPED, assert_error, events, metric_samples, request, wait_for
 
 CONSUMER = Path(__file__).with_name("share_consumer.py")
-
-
-def events(log: Path, kind=None) -> list[dict]:
-    if not log.exists():
-        return []
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [e for e in lines if kind is None or e["event"] == kind]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_killed_consumers_lease_goes_to_another_consumer(server, digits, reference, group, tmp_path):

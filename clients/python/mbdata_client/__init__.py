@@ -8,6 +8,12 @@
         ...                                         # train on them
         batch.ack()                                 # the cursor advances only on ack
 
+Inference writes each batch's outputs back into the dataset, exactly once:
+
+    for batch in client.infer("digits", output="preds", batch_size=256, split="val"):
+        logits = model(batch["image"])
+        batch.submit({"pred": logits.argmax(1), "prob": softmax(logits)})   # numpy or torch
+
 `mbdata_client.torch` (needs PyTorch) has an IterableDataset for DataLoader.
 `tune_allocator()` (or `Client(..., tune_allocator=True)`) opts in to glibc settings that
 let large batches reuse freed memory; the client changes nothing in the process otherwise.

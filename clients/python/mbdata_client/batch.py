@@ -1,17 +1,19 @@
-"""One batch of a stream, as the consumer sees it: tensors by name, provenance, `ack()`."""
+"""One batch of a stream, as the consumer sees it: tensors by name, provenance, `ack()` —
+or, for an inference batch, `submit(outputs)`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from . import wire
-from .errors import ProtocolError
+from .errors import MBDataError, ProtocolError
 
 if TYPE_CHECKING:
     from .client import Client
+    from .infer import Submitter
 
 __all__ = ["Batch"]
 
@@ -19,10 +21,14 @@ __all__ = ["Batch"]
 class Batch(Mapping):
     """One batch of a stream: a read-only mapping of tensor name → numpy array (the
     schema's fields, `_id`, `_valid` under tail=pad, `name.offsets` for variable fields),
-    plus where it came from. `ack()` acknowledges it to the daemon."""
+    plus where it came from. `ack()` acknowledges it to the daemon; an inference batch
+    (`Client.infer`, mode "infer") is acknowledged by `submit(outputs)` instead."""
 
-    def __init__(self, client: "Client", message: wire.Message, cursor: str, mode: str):
+    def __init__(
+        self, client: "Client", message: wire.Message, cursor: str, mode: str, submitter: Optional["Submitter"] = None
+    ):
         self._client = client
+        self._submitter = submitter
         self.tensors, self._header = wire.decode_tensors(message)
         if "_id" not in self.tensors:
             raise ProtocolError(f"batch {message.batch} has no _id tensor")
@@ -36,6 +42,8 @@ class Batch(Mapping):
         self.compressed_bytes = message.length
         self.uncompressed_bytes = message.uncompressed
         self.acked = False
+        #: The daemon's answer to `submit()` once it succeeded.
+        self.submitted: Optional[dict] = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.tensors[name]
@@ -75,7 +83,10 @@ class Batch(Mapping):
         ack still queued when the process dies is lost, so that batch is delivered again:
         at most the acks of the last moments, never a batch skipped. Acking twice is
         harmless; in share mode an expired lease raises `MBDataError` with code
-        `lease_expired` (status 409) — from `ack()`, or from the next `flush()`."""
+        `lease_expired` (status 409) — from `ack()`, or from the next `flush()`.
+        An inference batch cannot be acked (code `wrong_mode`): `submit` its outputs."""
+        if self.mode == "infer":
+            raise MBDataError(None, "wrong_mode", f"batch {self.index} is an inference batch: submit(outputs) acknowledges it")
         if not wait:
             self._client._acks.add(self.cursor, self.epoch, self.lease if self.mode == "share" else None, self.index)
             self.acked = True
@@ -86,6 +97,33 @@ class Batch(Mapping):
             state = self._client.ack(self.cursor, self.epoch, [self.index])
         self.acked = True
         return state
+
+    def submit(self, outputs: dict[str, Any]) -> dict:
+        """Sends the outputs of an inference batch (POST /v1/cursors/{id}/outputs); the
+        daemon commits them and the batch's completion in one transaction before it
+        answers `{"cursor", "batch", "rows", "finished", "batches"}`.
+
+        `outputs` maps each field of the output's schema to an array of one row per row of
+        the batch, padding rows included (`len(batch.ids)` rows; they are not written):
+        numpy arrays, or torch tensors, which are detached, moved to the CPU and made
+        contiguous (torch is not imported otherwise). Dtypes must be the schema's exactly.
+        `_id` is added from the batch unless given.
+
+        Connection failures and `503` are retried under the same lease; a retry answered
+        `409 already_done` means the first attempt committed, and returns
+        `{"cursor", "batch", "rows", "already_done": True}`. Errors raise `MBDataError`:
+        `lease_expired` (409; the lease ran out or the daemon restarted — nothing was
+        written, and the batch goes to another consumer), `already_done` (409; its outputs
+        were committed by someone else), `invalid_outputs` (400, `field` names the tensor:
+        missing, unknown, wrong dtype or shape, `_id`s not the batch's). A batch of any
+        other mode raises `MBDataError` code `wrong_mode` without a request."""
+        if self.mode != "infer" or self._submitter is None:
+            raise MBDataError(
+                None, "wrong_mode", f"batch {self.index} is a {self.mode} batch: only Client.infer() batches take outputs"
+            )
+        self.submitted = self._submitter.submit(self, outputs)
+        self.acked = True
+        return self.submitted
 
     def __repr__(self) -> str:
         lease = f", lease={self.lease}" if self.lease else ""

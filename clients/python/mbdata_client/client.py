@@ -1,6 +1,7 @@
 """A client of `mbdata serve` (schemas/serve-protocol.md): the public `Client`, over
-`transport` (HTTP), `streams` (partition and replicate), `share` (leases), `acks`
-(queued acks) and `protocol` (the JSON documents)."""
+`transport` (HTTP), `streams` (partition and replicate), `share` (leases), `infer`
+(inference leases and output submissions), `acks` (queued acks) and `protocol` (the JSON
+documents)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Iterator, Optional, Union
 from . import allocator
 from .acks import AckQueue
 from .batch import Batch
+from .infer import Submitter, inference_batches, infer_query
 from .plan import MODES, add_mode, plan_query, rank_and_world
 from .protocol import (
     STREAM_CONTENT_TYPE,
@@ -193,6 +195,18 @@ class Client:
         self._cursor_id = cursor_of(state)
         return state
 
+    def infer_cursor(self, dataset: str, output: str, batch_size: int, **plan) -> dict:
+        """GET /v1/datasets/{name}/cursor?mode=infer: the state of the inference job that
+        `infer` with the same arguments works on (`plan`: its split, seed, shuffle and
+        tail), made if new — its cursor id, pinned `dataset_version`, `batches_per_epoch`,
+        and under `epochs` the batches committed (`acked_batches(state, 0)`). It becomes
+        this Client's current cursor."""
+        if "lease_seconds" in plan:
+            raise TypeError("infer_cursor() takes the plan's parameters only, not lease_seconds")
+        state = self._transport.json("GET", dataset_path(dataset, "cursor"), infer_query(output, batch_size, **plan))
+        self._cursor_id = cursor_of(state)
+        return state
+
     def put_cursor(self, state: dict) -> dict:
         """PUT /v1/cursors/{id}: replaces the daemon's record of the cursor with `state`."""
         return self._transport.json("PUT", cursor_path(cursor_of(state)), body=state)
@@ -280,3 +294,41 @@ class Client:
         query["lease_seconds"] = int(lease_seconds)
         cap = self.poll_interval if poll_interval is None else poll_interval
         return leased_batches(self, self._transport, dataset, query, cap)
+
+    def infer(
+        self,
+        dataset: str,
+        output: str,
+        batch_size: int,
+        split: Optional[str] = None,
+        seed: int = 0,
+        shuffle: bool = False,
+        tail: str = "pad",
+        lease_seconds: int = 30,
+        poll_interval: Optional[float] = None,
+        compress: Optional[bool] = None,
+    ) -> Iterator[Batch]:
+        """Inference over a split (POST /v1/datasets/{name}/lease?mode=infer in a loop):
+        each batch is leased to one consumer, which computes its outputs and sends them
+        with `batch.submit(outputs)` within `lease_seconds`; the daemon writes them to the
+        output table `output` (made beforehand with `mbdata outputs create`) together with
+        the batch's completion, in one transaction. Any number of consumers may run the
+        same call, join or leave; one killed mid-batch loses its lease, and the batch goes
+        to another. The loop ends when every batch of the job is committed — so running it
+        again after a crash finishes only what is left.
+
+        The plan is the job's: `batch_size`, `split`, `seed`, `shuffle` (default False:
+        ingest order) and `tail` (default "pad": the last batch is padded so that every
+        sample gets an output; `batch.valid` flags the real rows). While every remaining
+        batch is leased to someone else the daemon answers 204, and this asks again after
+        Retry-After, capped at `poll_interval` (default: the Client's). `compress`: True
+        sends every submission in an LZ4 frame, False none, None (default) bodies of
+        1 MiB or more to a daemon on another machine, when that makes them a tenth smaller.
+
+            for batch in client.infer("digits", output="preds", batch_size=256, split="val"):
+                logits = model(batch["image"])
+                batch.submit({"pred": logits.argmax(1), "prob": softmax(logits)})
+        """
+        query = infer_query(output, batch_size, split, seed, shuffle, tail, lease_seconds)
+        cap = self.poll_interval if poll_interval is None else poll_interval
+        return inference_batches(self, self._transport, dataset, query, cap, Submitter(self._transport, compress))

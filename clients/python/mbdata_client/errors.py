@@ -1,6 +1,7 @@
 """The exceptions of the mbdata client. Every one is an `MBDataError` carrying `status`
 (the HTTP status, or None when the failure was not an HTTP response), `code` (the
-protocol's error code, or the client's own for failures it detects) and `message`."""
+protocol's error code, or the client's own for failures it detects), `message`, and
+`field` (the request field an error names, as `invalid_outputs` does; else None)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ class MBDataError(Exception):
     """An error answer of the daemon (`{"error": {"code", "message"}}`) or a failure the
     client detected; see the subclasses."""
 
-    def __init__(self, status: int | None, code: str, message: str):
+    def __init__(self, status: int | None, code: str, message: str, field: str | None = None):
         super().__init__(status, code, message)
         self.status = status
         self.code = code
         self.message = message
+        self.field = field
 
     def __str__(self) -> str:
         prefix = f"{self.status} " if self.status is not None else ""
-        return f"{prefix}{self.code}: {self.message}"
+        suffix = f" [field {self.field}]" if self.field is not None else ""
+        return f"{prefix}{self.code}: {self.message}{suffix}"
 
 
 class ProtocolError(MBDataError):

@@ -113,34 +113,35 @@ def check_resume(state: dict, *, dataset: str, group: str, mode: str, rank: int,
 # --- errors (§4, §5) --------------------------------------------------------------------
 
 
-def _error_fields(document: Any, default_code: str) -> Optional[tuple[str, str]]:
-    """(code, message) of an error envelope `{"error": {"code", "message"}}`; None when
-    `document` is not one."""
+def _error_fields(document: Any, default_code: str) -> Optional[tuple[str, str, Optional[str]]]:
+    """(code, message, field) of an error envelope `{"error": {"code", "message",
+    "field"?}}`; None when `document` is not one."""
     error = document.get("error") if isinstance(document, dict) else None
     if not isinstance(error, dict):
         return None
-    return str(error.get("code", default_code)), str(error.get("message", ""))
+    field = error.get("field")
+    return str(error.get("code", default_code)), str(error.get("message", "")), field if isinstance(field, str) else None
 
 
 def error_from_response(status: int, body: bytes, context: str) -> MBDataError:
-    """The `MBDataError` of an error answer: its envelope's code and message, else
+    """The `MBDataError` of an error answer: its envelope's code, message and field, else
     `http_{status}` and the start of the body."""
-    code, message = f"http_{status}", ""
+    code, message, field = f"http_{status}", "", None
     try:
         fields = _error_fields(json.loads(body.decode("utf-8")), code)
         if fields is not None:
-            code, message = fields
+            code, message, field = fields
         else:
             message = body.decode("utf-8", "replace")[:500]
     except (UnicodeDecodeError, ValueError):
         message = body.decode("utf-8", "replace")[:500]
-    return MBDataError(status, code, f"{message} ({context})" if message else context)
+    return MBDataError(status, code, f"{message} ({context})" if message else context, field)
 
 
 def stream_failure(message: wire.Message) -> StreamFailedError:
     """The error an error message (kind 3) of a started stream reports."""
-    code, text = _error_fields(message.json(), "stream_error") or ("stream_error", "")
-    return StreamFailedError(200, code, text)
+    code, text, field = _error_fields(message.json(), "stream_error") or ("stream_error", "", None)
+    return StreamFailedError(200, code, text, field)
 
 
 # --- batch streams (§4) -----------------------------------------------------------------

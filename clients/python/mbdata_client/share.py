@@ -1,9 +1,10 @@
-"""Work sharing (POST /v1/datasets/{name}/lease in a loop): one leased batch per request."""
+"""Leasing (POST /v1/datasets/{name}/lease in a loop): one leased batch per request, for
+work sharing (`mode=share`) and inference (`mode=infer`) alike."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import wire
 from .batch import Batch
@@ -14,16 +15,14 @@ from .transport import Transport
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["leased_batches"]
+__all__ = ["leased_batches", "leases"]
 
 
-def leased_batches(
-    client: "Client", transport: Transport, dataset: str, query: dict, cap: float
-) -> Iterator[Batch]:
-    """Leases the batches of the epoch `query` names one at a time until the daemon says
-    every one is acked. A `204` (every remaining batch leased to someone else) is asked
-    again after Retry-After, capped at `cap` seconds; an end message `draining` after the
-    transport's backoff, up to its retries."""
+def leases(client: "Client", transport: Transport, dataset: str, query: dict, cap: float) -> Iterator[tuple[wire.Message, str]]:
+    """(batch message, cursor id) of each batch leased with `query`, one at a time, until
+    the daemon says every batch is done. A `204` (every remaining batch leased to someone
+    else) is asked again after Retry-After, capped at `cap` seconds; an end message
+    `draining` after the transport's backoff, up to its retries."""
     path = dataset_path(dataset, "lease")
     attempt = 0
     while True:
@@ -45,7 +44,7 @@ def leased_batches(
             if message.lease == 0:
                 raise ProtocolError(f"POST {path}: leased batch {message.batch} has lease 0")
             attempt = 0
-            yield Batch(client, message, cursor, "share")
+            yield message, cursor
         elif message.kind == wire.KIND_END:
             if StreamEnd.of(message).complete:
                 client.flush()
@@ -57,3 +56,13 @@ def leased_batches(
             attempt += 1
         else:
             raise stream_failure(message)
+
+
+def leased_batches(
+    client: "Client", transport: Transport, dataset: str, query: dict, cap: float,
+    make_batch: Callable[[wire.Message, str], Batch] | None = None,
+) -> Iterator[Batch]:
+    """The batches `leases` yields, each made by `make_batch(message, cursor)` — by
+    default a share-mode `Batch`."""
+    for message, cursor in leases(client, transport, dataset, query, cap):
+        yield make_batch(message, cursor) if make_batch is not None else Batch(client, message, cursor, "share")

@@ -9,7 +9,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ProtocolError, UnavailableError
@@ -93,13 +93,21 @@ class Transport:
         *,
         retry: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
+        headers: Optional[dict] = None,
+        on_resend: Optional[Callable[[], None]] = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request on the keep-alive connection → (status, headers with lower-case
-        names, body). A JSON-serialisable `body` is sent as JSON. Statuses outside `ok`
-        raise `MBDataError`; with `retry`, connection failures and `503` are retried."""
+        names, body). A bytes-like `body` is sent as it is (its Content-Type among
+        `headers`), any other JSON-serialisable one as JSON. Statuses outside `ok` raise
+        `MBDataError`; with `retry`, connection failures and `503` are retried.
+        `on_resend` is called before each time the request is sent again (a retry, or a
+        stale keep-alive connection replaced), for callers whose request may have taken
+        effect the first time."""
         payload = None
-        headers = self.headers()
-        if body is not None:
+        headers = self.headers(headers)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            payload = body
+        elif body is not None:
             payload = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
         target = self.target(path, query)
@@ -141,10 +149,14 @@ class Transport:
                         ) from error
                     time.sleep(self.delay(attempt))
                     attempt += 1
+                if on_resend is not None:
+                    on_resend()
                 continue
             if status == 503 and retry and attempt < self.retries:
                 time.sleep(self.delay(attempt))
                 attempt += 1
+                if on_resend is not None:
+                    on_resend()
                 continue
             if status not in ok:
                 raise error_from_response(status, data, f"{method} {target}")
