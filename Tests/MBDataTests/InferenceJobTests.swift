@@ -133,6 +133,17 @@ final class IDModel: InferenceModel {
         try await Self.expectExactlyThePlan(dataset, job.job)
     }
 
+    @Test func aRunResumesFromACheckpointOfExactlyTheCommittedBatches() async throws {
+        let (dir, dataset) = try await Self.digits()
+        defer { withExtendedLifetime(dir) {} }
+        let job = try await InferenceJob(dataset: dataset, output: "preds", configuration: Self.config())
+        for finished in [[], [0, 1, 2, 5, 7], [1, 2], Array(0..<job.job.batches)] {
+            let checkpoint = InferenceJob.checkpoint(job.configuration, plan: job.job.plan, finished: finished)
+            #expect((0..<job.job.batches).filter { checkpoint.isFinished(epoch: 0, batch: $0) } == finished)
+            #expect(checkpoint.finishedBatchCount == finished.count)
+        }
+    }
+
     @Test func aStopBeforeTheRunEndsTheNextRunBeforeAnyBatch() async throws {
         let (dir, dataset) = try await Self.digits()
         defer { withExtendedLifetime(dir) {} }

@@ -135,7 +135,7 @@ public final class InferenceJob: Sendable {
     }
 
     /// The loader checkpoint of a run whose epoch 0 has `finished` (ascending) committed.
-    private static func checkpoint(_ configuration: MultiBatchLoader.Configuration, plan: DatasetPlan, finished: [Int]) -> LoaderCheckpoint {
+    static func checkpoint(_ configuration: MultiBatchLoader.Configuration, plan: DatasetPlan, finished: [Int]) -> LoaderCheckpoint {
         var checkpoint = LoaderCheckpoint(
             start: configuration, fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.plan.batchesPerEpoch)
         let lowWatermark = finished.enumerated().prefix { $0.offset == $0.element }.count
