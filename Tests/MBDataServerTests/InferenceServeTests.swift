@@ -110,6 +110,42 @@ import Testing
         }
     }
 
+    /// Four consumers at once, each of which now and then dies holding a lease (never
+    /// submits it) or runs late (the clock passes its lease's end before it submits): every
+    /// batch is committed by exactly one 200, and every sample has one row.
+    @Test func concurrentConsumersThatDieOrRunLateStillWriteEverySampleOnce() async throws {
+        let clock = ManualClock()
+        try await Self.withDaemon(clock: clock.serveClock) { daemon, path, validation in
+            let query = "mode=infer&output=preds&batch_size=8&split=val&lease_seconds=5"
+            let committed = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var committed: [Int] = []
+                        while true {
+                            switch try await daemon.lease(query) {
+                            case .complete: return committed
+                            case .wait: clock.advance(by: .seconds(6))
+                            case .batch(let leased):
+                                let fate = Int.random(in: 0..<8)
+                                if fate == 0 { continue }
+                                if fate == 1 { clock.advance(by: .seconds(6)) }
+                                let answer = try await daemon.submit(leased, body: Outputs.body(for: leased))
+                                if answer.status == 200 {
+                                    committed.append(leased.batch)
+                                } else if answer.status != 409 || !["lease_expired", "already_done"].contains(answer.code) {
+                                    throw Failure("batch \(leased.batch): \(answer)")
+                                }
+                            }
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(committed.sorted() == Array(0..<((validation + 7) / 8)))
+            #expect(try Rows.summary(path) == .everyValidationSampleOnce(validation))
+        }
+    }
+
     // MARK: - Refusals
 
     @Test func malformedSubmissionsAreRefusedNamingTheFieldAndWriteNothing() async throws {
@@ -157,6 +193,24 @@ import Testing
             #expect(try Rows.count(path) == 0)
             // A refused submission keeps its lease: the corrected one is taken.
             #expect(try await daemon.submitted(leased, body: valid).batch == leased.batch)
+        }
+    }
+
+    /// A write of the dataset file that fails (here a trigger refusing it) is `503
+    /// state_unavailable`: nothing written, the lease kept, and the retry commits.
+    @Test func aFailedWriteIsStateUnavailableAndTheRetryWithTheSameLeaseCommits() async throws {
+        try await Self.withDaemon { daemon, path, _ in
+            let leased = try await daemon.leasedBatch()
+            let file = try DatabaseQueue(path: path)
+            try await file.write { db in
+                try db.execute(
+                    sql: "CREATE TRIGGER refuse_outputs BEFORE INSERT ON mbdata_output_batches BEGIN SELECT RAISE(FAIL, 'injected fault'); END")
+            }
+            let refused = try await daemon.submit(leased, body: Outputs.body(for: leased))
+            #expect(refused.status == 503 && refused.code == "state_unavailable" && refused.headers.first(name: "Retry-After") == "1")
+            #expect(try Rows.count(path) == 0)
+            try await file.write { db in try db.execute(sql: "DROP TRIGGER refuse_outputs") }
+            #expect(try await daemon.submitted(leased, body: Outputs.body(for: leased)).batch == leased.batch)
         }
     }
 
