@@ -12,7 +12,7 @@ client as a partition stream for a few epochs. Then it runs inference over the `
 split with two processes (`Client.infer`, share-style leases): each leases a batch,
 computes `pred` (int64) and `prob` (float32[10]) and submits them, which commits the
 outputs and the batch's completion in one transaction. Mid-way the script kills one of
-the processes with SIGKILL, holding a lease, and starts a re-run in its place, which —
+the processes with SIGKILL and starts a re-run in its place, which —
 with the survivor — finishes the batches that are left; the killed process's leased batch
 comes back when its lease expires. Last, the held-out accuracy comes from SQL:
 
@@ -157,8 +157,8 @@ def infer(args, model: Path) -> None:
     killed = victim.wait() == -signal.SIGKILL
     victim.stdout.close()
     if killed:
-        print(f"killed inference process {victim.pid} (SIGKILL) after {submitted(victim_lines)} batches, "
-              f"holding a lease; starting a re-run", flush=True)
+        print(f"killed inference process {victim.pid} (SIGKILL) mid-job after {submitted(victim_lines)} batches "
+              f"(a batch it had leased comes back when the lease expires); starting a re-run", flush=True)
         workers.append(start_worker(args, model))
     else:
         print(f"inference process {victim.pid} finished before it could be killed", flush=True)

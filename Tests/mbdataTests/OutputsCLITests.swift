@@ -1,4 +1,5 @@
 import Foundation
+import MBData
 import MBDataTestSupport
 import Testing
 
@@ -72,6 +73,38 @@ struct OutputsCLITests {
         }
         let dropAgain = try await CLI.mbdata(["outputs", "drop", db.path, "--name", "preds"], in: dir)
         #expect(dropAgain.status == 64 && dropAgain.stderr.contains("preds"), "drop of a missing output: \(dropAgain)")
+    }
+
+    @Test("a job's committed batch: list and inspect show its progress and coverage, export holds its rows")
+    func jobProgress() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let db = try await Self.preds(rows: "(1797, 3, zeroblob(40))", in: dir)
+        let dataset = try Dataset(path: db.path)
+        let job = try await dataset.inferenceJob(
+            output: "preds", parameters: PlanParameters(seed: 0, batchSize: 256, tail: .pad, split: "train", shuffle: false))
+        let ids = job.plan.sampleIDs(epoch: 0, batch: 0).compactMap { $0 }
+        let predictions = ids.map { $0 % 10 }
+        let tensors = [
+            "pred": Tensor(name: "pred", dtype: .int64, shape: [256], bytes: predictions.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }),
+            "prob": Tensor(name: "prob", dtype: .float32, shape: [256, 10], bytes: [UInt8](repeating: 0, count: 256 * 40)),
+        ]
+        #expect(try await dataset.commitOutputs(tensors, batch: 0, of: job).rows == 256)
+
+        let list = try await CLI.mbdata(["outputs", "list", db.path], in: dir)
+        #expect(list.stdout.contains("257 rows") && list.stdout.contains("job \(job.id): 1/8 batches finished"), "\(list)")
+        let inspect = try await CLI.mbdata(["inspect", db.path], in: dir)
+        #expect(inspect.stdout.contains("train 257/1797") && inspect.stdout.contains("1/8 batches"), "\(inspect)")
+        let listJSON = try await CLI.mbdata(["outputs", "list", "--json", db.path], in: dir)
+        let jobs = try #require(try JSONSerialization.jsonObject(with: Data(listJSON.stdout.utf8)) as? [[String: Any]]).first?["jobs"] as? [[String: Any]]
+        #expect(jobs?.first?["finishedBatches"] as? Int == 1 && jobs?.first?["batches"] as? Int == 8, "\(listJSON.stdout)")
+
+        let export = try await CLI.mbdata(["outputs", "export", db.path, "--name", "preds", "--format", "csv", "--out", dir.path("p.csv")], in: dir)
+        #expect(export.status == 0, "\(export)")
+        let lines = try String(contentsOf: dir.file("p.csv"), encoding: .utf8).split(separator: "\n").dropFirst()
+        let exported = lines.map { $0.split(separator: ",").prefix(2).map { Int64($0)! } }
+        let expected = (zip(ids, predictions).map { [$0, $1] } + [[1797, 3]]).sorted { $0[0] < $1[0] }
+        #expect(exported == expected)
     }
 
     @Test(

@@ -20,7 +20,8 @@ import pytest
 from infer_consumer import OUTPUT, SPLIT, outputs
 from mbdata_client import Client, MBDataError, acked_batches
 from mbdata_client.infer import Submitter
-from servetest import DIGITS_SCHEMA, REPO_ROOT, VAL, assert_error, binary, events, read_digits, request, wait_for
+from servetest import (DIGITS_SCHEMA, REPO_ROOT, VAL, assert_error, binary, events, metric_samples, read_digits,
+                       request, wait_for)
 
 CONSUMER = Path(__file__).with_name("infer_consumer.py")
 PREDS_SCHEMA = REPO_ROOT / "samples" / "digits" / "preds.schema.json"
@@ -169,12 +170,16 @@ def test_an_expired_lease_is_refused_and_its_batch_goes_to_another_consumer(infe
     second = next(Client(daemon.url, poll_interval=0.05).infer("digits", output=OUTPUT, batch_size=size,
                                                                 split=SPLIT, lease_seconds=30))
     assert second.index == first.index == 0 and second.lease != first.lease
-    answer = second.submit(outputs(second["image"]))
-    assert answer["rows"] == VAL and answer["finished"] == answer["batches"] == 1
     late = {"pred": np.full(size, 7, np.int64), "prob": np.ones((size, 10), np.float32)}
     with pytest.raises(MBDataError) as refused:
-        first.submit(late)
+        first.submit(late)  # its lease expired; the batch is another consumer's now
     assert (refused.value.status, refused.value.code) == (409, "lease_expired")
+    assert query(daemon.dataset, f"select count(*) from {TABLE}") == [(0,)]
+    answer = second.submit(outputs(second["image"]))
+    assert answer["rows"] == VAL and answer["finished"] == answer["batches"] == 1
+    with pytest.raises(MBDataError) as refused:
+        first.submit(late)  # and now the batch is done
+    assert (refused.value.status, refused.value.code) == (409, "already_done")
     rows = output_rows(daemon.dataset)
     assert len(rows) == VAL and all(pred != 7 or prob != [1.0] * 10 for pred, prob in rows.values())
     assert rows == expected_rows(daemon.dataset, sorted(rows))
@@ -252,6 +257,16 @@ def test_an_ingest_beside_the_job_leaves_its_plan_pinned(infer_server, consumers
     assert state["dataset_version"] == pinned["dataset_version"] and state["cursor"] == pinned["cursor"]
     new_ids = set(after.val) - set(before.val)
     assert not new_ids & set(output_rows(daemon.dataset)), "a sample ingested after the job started has an output"
+
+
+def test_lz4_framed_submissions_are_accepted(infer_server):
+    daemon = infer_server()
+    answers = [batch.submit(outputs(batch["image"]))
+               for batch in Client(daemon.url).infer("digits", output=OUTPUT, batch_size=128, split=SPLIT,
+                                                      compress=True)]
+    assert [a["rows"] for a in answers] == [128, 128, VAL - 256]
+    assert output_rows(daemon.dataset) == expected_rows(daemon.dataset, read_digits(daemon.dataset).val)
+    assert metric_samples(Client(daemon.url).metrics_text())["mbdata_outputs_rows_total"] == VAL
 
 
 def test_torch_tensors_are_accepted(infer_server):
