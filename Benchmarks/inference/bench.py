@@ -61,6 +61,7 @@ import re
 import shlex
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -109,7 +110,7 @@ def log(msg: str) -> None:
     print(f"[bench-infer] {msg}", file=sys.stderr, flush=True)
 
 
-srv.log = log  # the serve driver's helpers log under this benchmark's name
+srv.log = sb.log = log  # the other drivers' helpers log under this benchmark's name
 
 
 def env_int(name: str, default: int) -> int:
@@ -349,29 +350,37 @@ def median_run(reps: list[dict]) -> dict | None:
 
 # ------------------------------------------------------------------ report
 
-def ratio_rows(table: dict, shapes: list[str], runs: list[str]) -> list[dict]:
-    def rate(key: tuple) -> float | None:
-        r = table.get(key)
-        return r.get("rows_per_s") if r and r.get("ok") else None
+def round_ratios(reps: dict, a: tuple, b: tuple) -> list[float]:
+    """a's rows/s ÷ b's in each round where both succeeded: the machine's load drifts
+    between rounds, so a ratio is taken within a round, where the two ran minutes apart."""
+    out = []
+    for ra, rb in zip(reps.get(a, []), reps.get(b, [])):
+        if ra.get("ok") and rb.get("ok") and ra.get("rows_per_s") and rb.get("rows_per_s"):
+            out.append(ra["rows_per_s"] / rb["rows_per_s"])
+    return out
+
+
+def ratio_rows(reps: dict, shapes: list[str], runs: list[str]) -> list[dict]:
+    """The median over rounds of each comparison's per-round ratio, with its range."""
+    def entry(what: str, a: tuple, b: tuple, target: float | None) -> dict | None:
+        values = round_ratios(reps, a, b)
+        if not values:
+            return None
+        v = statistics.median(values)
+        return {"what": what, "value": v, "low": min(values), "high": max(values), "rounds": len(values),
+                "target": f"≥ {target:g}×" if target else "–",
+                "result": ("PASS" if v >= target else "**FAIL**") if target else "(info)"}
 
     out = []
     for shape in shapes:
-        peer = rate(("peer", shape))
-        for cfg in MBDATA_WRITERS:
-            if cfg in runs and peer and rate((cfg, shape)):
-                v = rate((cfg, shape)) / peer
-                out.append({"what": f"{shape}: {LABELS[cfg]} ÷ Python SQLite peer", "value": v,
-                            "target": f"≥ {TARGET_VS_PEER:g}×", "result": "PASS" if v >= TARGET_VS_PEER else "**FAIL**"})
-        if rate(("npsave", shape)) and peer:
-            out.append({"what": f"{shape}: np.save lower bound ÷ Python SQLite peer", "value": rate(("npsave", shape)) / peer,
-                        "target": "–", "result": "(info)"})
-    for a, b, target in (("serve-read", "share-read-seq", True), ("serve-read", "share-read", True),
-                         ("swift-read", "swift-train-read", True), ("serve-read", "sqlite-read", False)):
-        if rate((a, None)) and rate((b, None)):
-            v = rate((a, None)) / rate((b, None))
-            out.append({"what": f"read side: {LABELS[a]} ÷ {LABELS[b]}", "value": v, "target": "≥ 1×" if target else "–",
-                        "result": ("PASS" if v >= 1 else "**FAIL**") if target else "(info)"})
-    return out
+        for cfg in MBDATA_WRITERS + ["npsave"]:
+            if cfg in runs:
+                out.append(entry(f"{shape}: {LABELS[cfg]} ÷ Python SQLite peer", (cfg, shape), ("peer", shape),
+                                 None if cfg == "npsave" else TARGET_VS_PEER))
+    for a, b, target in (("serve-read", "share-read-seq", 1.0), ("serve-read", "share-read", 1.0),
+                         ("swift-read", "swift-train-read", 1.0), ("serve-read", "sqlite-read", None)):
+        out.append(entry(f"read side: {LABELS[a]} ÷ {LABELS[b]}", (a, None), (b, None), target))
+    return [q for q in out if q]
 
 
 def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str], runs: list[str], ratios: list[dict],
@@ -382,7 +391,9 @@ def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str
                f"shuffle, last batch padded ({expected_batches(n, batch)} batches); a do-nothing model whose outputs are "
                f"precomputed. Outputs: **scores** = pred int64 + prob float32[10] ({row_bytes(SCHEMAS['scores'])} B a row), "
                f"**embedding** = emb float32[512] ({row_bytes(SCHEMAS['embedding'])} B a row). MB = 10^6 bytes of output "
-               f"fields committed (the `_id` not counted). Every figure is the median of {settings['repeats']} runs by rows/s.\n")
+               f"fields committed (the `_id` not counted). Every figure is the median of {settings['repeats']} runs by rows/s; "
+               f"a ratio (÷ peer, targets) is the median of the ratios within each round, as the machine's load drifts "
+               f"between rounds.\n")
     out.append("| | |\n|---|---|")
     for k, v in {**info, **settings}.items():
         out.append(f"| {k} | {v} |")
@@ -392,12 +403,12 @@ def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str
         out.append("| contender | rows/s | MB/s of outputs | ÷ peer | wall s | peak RSS MiB | daemon peak RSS MiB | "
                    "consumer CPU s | daemon CPU s | runs ok |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-        peer = table.get(("peer", shape)) or {}
         for cfg in WRITE_RUNS:
             r = table.get((cfg, shape))
             if cfg not in runs or r is None:
                 continue
-            ratio = r["rows_per_s"] / peer["rows_per_s"] if r.get("rows_per_s") and peer.get("rows_per_s") else None
+            in_rounds = round_ratios(reps, (cfg, shape), ("peer", shape))
+            ratio = statistics.median(in_rounds) if in_rounds else None
             ok = sum(1 for x in reps[(cfg, shape)] if x.get("ok"))
             out.append(f"| {LABELS[cfg]} | {fmt(r.get('rows_per_s'), ',.0f')} | {fmt(r.get('out_mb_per_s'), ',.1f')} | "
                        f"{fmt(ratio, '.2f')}{'×' if ratio else ''} | {fmt(r.get('wall_s'), '.2f')} | {fmt(r.get('rss_mib'), ',.0f')} | "
@@ -419,10 +430,11 @@ def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str
         out.append("")
     if ratios:
         out.append("## Ratios and targets\n")
-        out.append("| comparison | value | target | result |")
+        out.append("| comparison | median of the rounds' ratios (range) | target | result |")
         out.append("|---|---:|---:|---|")
         for q in ratios:
-            out.append(f"| {q['what']} | {q['value']:.2f}× | {q['target']} | {q['result']} |")
+            out.append(f"| {q['what']} | {q['value']:.2f}× ({q['low']:.2f}–{q['high']:.2f}, {q['rounds']} rounds) | "
+                       f"{q['target']} | {q['result']} |")
         out.append("")
     out.append("## Details\n")
     for (cfg, shape), rs in reps.items():
@@ -463,7 +475,7 @@ def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str
     return "\n".join(out) + "\n"
 
 
-def readme_summary(info: dict, table: dict, shapes: list[str], runs: list[str], ratios: list[dict], ctx: dict,
+def readme_summary(info: dict, table: dict, reps: dict, shapes: list[str], runs: list[str], ratios: list[dict], ctx: dict,
                    repeats: int) -> str:
     out = [f"#### Run of {info['date']} ({info['nproc']} cores, {info['cpu']}, {info['memory']}; commit "
            f"{info['git commit']}; N = {ctx['n']:,}, batch {ctx['batch']}, medians of {repeats})\n"]
@@ -474,9 +486,10 @@ def readme_summary(info: dict, table: dict, shapes: list[str], runs: list[str], 
             continue
         cells = []
         for s in shapes:
-            r, peer = table.get((cfg, s)) or {}, table.get(("peer", s)) or {}
+            r = table.get((cfg, s)) or {}
             ok = r.get("ok") and r.get("rows_per_s")
-            ratio = r["rows_per_s"] / peer["rows_per_s"] if ok and peer.get("rows_per_s") else None
+            in_rounds = round_ratios(reps, (cfg, s), ("peer", s))
+            ratio = statistics.median(in_rounds) if in_rounds else None
             cells += [fmt(r.get("rows_per_s") if ok else None, ",.0f"), fmt(r.get("out_mb_per_s") if ok else None, ",.1f"),
                       fmt(ratio, ".2f") + ("×" if ratio else "")]
         out.append(f"| {LABELS[cfg]} | " + " | ".join(cells) + " |")
@@ -551,7 +564,7 @@ def main() -> int:
         for cfg, shape in plan:
             reps[(cfg, shape)].append(measure(cfg, shape, rep, ctx, work, mbdata, timeout, serve_extra))
     table = {key: median_run(rs) for key, rs in reps.items()}
-    ratios = ratio_rows(table, shapes, runs)
+    ratios = ratio_rows(reps, shapes, runs)
     info["total run time"] = f"{time.perf_counter() - t_start:.0f} s"
 
     md = render(info, settings, table, reps, shapes, runs, ratios, ctx)
@@ -569,7 +582,7 @@ def main() -> int:
            "data": clean({k: ctx[k] for k in ("db", "ingest", "page_size")})}
     srv.write_report(results, md, doc)
     if readme_append:
-        append_to_readme(ROOT / "Benchmarks" / "README.md", readme_summary(info, table, shapes, runs, ratios, ctx, repeats))
+        append_to_readme(ROOT / "Benchmarks" / "README.md", readme_summary(info, table, reps, shapes, runs, ratios, ctx, repeats))
         log("appended the summary to Benchmarks/README.md § Inference write-back")
     if os.environ.get("KEEP") != "1":
         shutil.rmtree(work / "state", ignore_errors=True)
