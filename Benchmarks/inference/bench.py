@@ -516,7 +516,7 @@ def append_to_readme(readme: Path, text: str) -> None:
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1
-    lines[end:end] = ["\n", text if text.endswith("\n") else text + "\n"]
+    lines[end:end] = ["\n", text.rstrip("\n") + "\n"]
     readme.write_text("".join(lines))
 
 
