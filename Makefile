@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -137,6 +137,11 @@ bench-shard: release
 # torch and the client go into .venv-torch. N=200000 by default (50000..1000000).
 bench-serve: release
 	bash Benchmarks/serve/run.sh
+
+# Inference write-back (N=200000): mbdata serve + the Python client and InferenceJob in process,
+# against a Python SQLite peer and np.save; appends its summary to Benchmarks/README.md.
+bench-infer: release
+	bash Benchmarks/inference/run.sh
 
 SHARDS ?= Benchmarks/work/loader/shards
 bench-loader: deps

@@ -131,6 +131,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "mbdata-infer-bench",
+            dependencies: ["MBData"],
+            path: "Benchmarks/inference/swift",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "mbdata-insert-bench",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/insert-path",

@@ -94,6 +94,45 @@ LABELS = {
 CHILDREN: list[subprocess.Popen] = []  # every process started here, ended on exit
 
 
+def exit_on_signals() -> None:
+    """SIGTERM, SIGINT and SIGHUP end the driver through SystemExit, so that `stop_children`
+    still runs."""
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+
+def stop_children() -> None:
+    """SIGTERMs whatever is still running (daemons drain, consumers stop); SIGKILL after 15 s."""
+    for p in CHILDREN:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(15)
+            except (subprocess.TimeoutExpired, OSError):
+                p.kill()
+
+
+def write_report(results: Path, md: str, doc: dict) -> None:
+    """Writes the markdown report and its JSON beside it; prints the markdown."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(md)
+    results.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(md)
+    log(f"wrote {rel(results)} and {rel(results.with_suffix('.json'))}")
+
+
+def client_info() -> str:
+    """The installed Python client's version and where it lives."""
+    try:
+        import mbdata_client
+    except ImportError:
+        return "not installed"
+    return getattr(mbdata_client, "__version__", "?") + f" ({rel(Path(mbdata_client.__file__).parent)})"
+
+
 def log(msg: str) -> None:
     print(f"[bench-serve] {msg}", file=sys.stderr, flush=True)
 
@@ -540,6 +579,14 @@ def files_for(cfg: str, ctx: dict) -> list[Path]:
 
 # ------------------------------------------------------------------ one measurement
 
+def record_failure(res: dict, tag: str, errors: list[str]) -> None:
+    """Marks the run `res` failed, with its errors (also logged)."""
+    res["ok"] = False
+    res.setdefault("errors", []).extend(errors)
+    for e in errors:
+        log(f"{tag}: {e}")
+
+
 def measure(cfg: str, rep: int, ctx: dict, work: Path, mbdata: Path, python: str, timeout: float,
             serve_extra: list[str], do_prewarm: bool) -> dict:
     tag = f"{cfg}-r{rep}"
@@ -576,13 +623,9 @@ def measure(cfg: str, rep: int, ctx: dict, work: Path, mbdata: Path, python: str
             if not res["ids"]["ok"]:
                 res["ok"] = False
         if run["errors"]:
-            res["ok"] = False
-            res["errors"] = run["errors"]
-            for e in run["errors"]:
-                log(f"{tag}: {e}")
+            record_failure(res, tag, run["errors"])
     except Exception as e:  # noqa: BLE001
-        res.update({"ok": False, "errors": [f"{type(e).__name__}: {e}"]})
-        log(f"{tag}: FAILED: {e}")
+        record_failure(res, tag, [f"FAILED: {type(e).__name__}: {e}"])
     finally:
         if serve is not None and serve.proc is not None:
             res["serve_exit"] = serve.terminate()
@@ -776,12 +819,7 @@ def main() -> int:
         raise SystemExit(f"{mbdata} not found: build it first (make release)")
     work.mkdir(parents=True, exist_ok=True)
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
-
+    exit_on_signals()
     worlds = sorted({1} | {int(r[7:]) for r in runs if re.match(r"serve-k\d+$", r)})
     ctx = prepare(work, n, mbdata, batch, seed, worlds, python, timeout)
 
@@ -790,12 +828,7 @@ def main() -> int:
 
     info["python / numpy / torch"] = f"{info.pop('python / numpy')} / {torch.__version__}"
     info.pop("sqlite (system lib)", None)
-    try:
-        import mbdata_client
-
-        info["mbdata_client"] = getattr(mbdata_client, "__version__", "?") + f" ({rel(Path(mbdata_client.__file__).parent)})"
-    except ImportError:
-        info["mbdata_client"] = "not installed"
+    info["mbdata_client"] = client_info()
     settings = {"N": f"{n:,}", "batch": batch, "seed": seed, "repeats": repeats,
                 "DataLoader": f"shuffle=True, drop_last=True, generator seeded {seed}, default collate, "
                               f"persistent_workers=False with workers",
@@ -856,8 +889,6 @@ def main() -> int:
                        "result": "(info)"})
 
     md = render(info, settings, n, table, reps, clients, checks, ctx, ratios)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(md)
 
     def clean(o):
         if isinstance(o, dict):
@@ -872,9 +903,7 @@ def main() -> int:
            "table": {k: clean({kk: vv for kk, vv in (v or {}).items() if kk != "run"}) for k, v in table.items()},
            "runs": clean(reps),
            "data": clean({k: ctx[k] for k in ("folder", "db", "rows_db", "rows_info", "ingest", "shard_runs", "id_base")})}
-    results.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(md)
-    log(f"wrote {rel(results)} and {rel(results.with_suffix('.json'))}")
+    write_report(results, md, doc)
     if not keep:
         for d in ("state", "ids"):
             shutil.rmtree(work / d, ignore_errors=True)
@@ -888,10 +917,4 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     finally:
-        for p in CHILDREN:  # SIGTERM whatever is still running (daemons drain, consumers stop)
-            if p.poll() is None:
-                try:
-                    p.send_signal(signal.SIGTERM)
-                    p.wait(15)
-                except (subprocess.TimeoutExpired, OSError):
-                    p.kill()
+        stop_children()

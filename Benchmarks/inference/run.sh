@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# mbdata inference write-back benchmark. Usage: bash Benchmarks/inference/run.sh  (or: make bench-infer)
+# Needs the release builds of mbdata and mbdata-infer-bench (make release).
+# Environment: N, MBDATA, BENCH_BIN, WORK, RESULTS, README_APPEND, SHAPES, RUNS, REPEATS, BATCH_SIZE,
+# READ_K, PEER_SYNC, SERVE_ARGS, TIMEOUT, KEEP -- see Benchmarks/README.md ("Inference write-back")
+# or bench.py.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+WORK="${WORK:-$ROOT/Benchmarks/work/inference}"
+case "$WORK" in /*) ;; *) WORK="$ROOT/$WORK" ;; esac
+export WORK
+
+source "$ROOT/Benchmarks/setup.sh"
+bench_setup Benchmarks/inference/requirements.txt "import numpy, lz4.frame, safetensors, xxhash" time
+bench_client "$VENV" "$WORK" bench-infer
+
+exec "$VENV/bin/python" "$ROOT/Benchmarks/inference/bench.py" "$@"
