@@ -21,7 +21,7 @@ import Synchronization
 /// committed is not committed again by another, and is not given to a model once a run
 /// sees it committed.
 ///
-/// The batches come from a ``MultiBatchLoader`` over the pinned plan: `concurrency` calls at
+/// The batches come from a `MultiBatchLoader` over the pinned plan: `concurrency` calls at
 /// once, synchronous or asynchronous (`configuration.mode`), prefetched by
 /// `configuration.prefetch`, transformed by the configuration's transforms.
 public final class InferenceJob: Sendable {

@@ -6,9 +6,9 @@
 ///   tasks (`context.slot` tells the calls running at once apart: one model replica or device
 ///   stream per slot).
 /// - It returns one tensor per field of the output's schema, each `[rows] + field.shape` of
-///   the field's dtype, `rows` being ``Batch/rowCount`` (padding rows included; their
+///   the field's dtype, `rows` being `Batch.rowCount` (padding rows included; their
 ///   values are not written). An `_id` tensor may be added; it must equal the batch's.
-///   ``Tensor/init(name:shape:values:)`` builds them from Swift arrays.
+///   `Tensor(name:shape:values:)` builds them from Swift arrays.
 /// - Returning does not finish the batch: the job commits the outputs with the batch's
 ///   completion in one transaction, and only then is the batch finished. Throwing stops the
 ///   job (``InferenceJob/run(model:)``); what was committed before stays.

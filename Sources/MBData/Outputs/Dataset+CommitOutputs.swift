@@ -15,7 +15,7 @@ extension Dataset {
     ///
     /// - Returns: The batch and the rows written (its real rows less those kept).
     /// - Throws: `MBDataError` with `MBDataError.Code.schemaMismatch` naming the tensor
-    ///   (``OutputSubmission/validate(_:schema:expectedIDs:)``) or, with parameter `batch`, a
+    ///   (the field missing, unknown, of another dtype or shape, or an `_id` not the batch's) or, with parameter `batch`, a
     ///   batch outside the plan; `MBDataError.Code.alreadyDone` when the batch is already committed;
     ///   `MBDataError.Code.invalidArgument` when the job is not one of this dataset's (or its
     ///   output was dropped); `MBDataError.Code.storage` when the file cannot be written.
