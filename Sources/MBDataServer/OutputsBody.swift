@@ -58,23 +58,13 @@ package enum OutputsBody {
                 throw ServeError(.badRequest, "invalid_body", "the body is not one valid LZ4 frame: \(error.message)")
             }
         }
-        let header: SafetensorsReader
         do {
-            header = try SafetensorsReader(buffer)
+            return try Batch.tensors(safetensors: buffer)
+        } catch let error as MBDataError where error.code == .malformedRecord {
+            throw ServeError(.badRequest, "invalid_outputs", "\(error.message), which no output field has", field: error.field)
         } catch let error as MBDataError {
             throw ServeError(.badRequest, "invalid_body", "the outputs are not a valid safetensors buffer: \(error.message)")
         }
-        var tensors: [String: Tensor] = [:]
-        for name in header.names {
-            guard let info = header.tensors[name] else { continue }
-            guard let dtype = Tensor.dtype(safetensorsName: info.dtype) else {
-                throw ServeError(
-                    .badRequest, "invalid_outputs", "tensor \(name.prefix(64)) has dtype \(info.dtype), which no output field has",
-                    field: String(name.prefix(64)))
-            }
-            tensors[name] = Tensor(name: name, dtype: dtype, shape: info.shape, storage: buffer, range: info.range)
-        }
-        return tensors
     }
 
     /// `413 body_too_large` for a submission over `limit` bytes.

@@ -19,15 +19,21 @@ public struct Batch: Sendable {
         self.epoch = epoch
         self.index = index
         self.rank = rank
+        tensors = try Self.tensors(safetensors: buffer)
+    }
+
+    /// The tensors of a safetensors buffer, by name, viewing its bytes; a dtype mbdata does not
+    /// use is `.malformedRecord` with the tensor's name as `field`.
+    package static func tensors(safetensors buffer: [UInt8]) throws -> [String: Tensor] {
         let header = try SafetensorsReader(buffer)
         var tensors: [String: Tensor] = [:]
         for (name, info) in header.tensors {
             guard let dtype = Tensor.dtype(safetensorsName: info.dtype) else {
-                throw MBDataError(.malformedRecord, "tensor \(name) has unsupported dtype \(info.dtype)")
+                throw MBDataError(.malformedRecord, "tensor \(name.prefix(64)) has unsupported dtype \(info.dtype)", field: String(name.prefix(64)))
             }
             tensors[name] = Tensor(name: name, dtype: dtype, shape: info.shape, storage: buffer, range: info.range)
         }
-        self.tensors = tensors
+        return tensors
     }
 
     /// The tensor called `name`, or nil.
