@@ -144,6 +144,26 @@ import Testing
         }
     }
 
+    @Test func everyPositionOfASampleIsFoundFromTheSample() throws {
+        for plan in try Self.mixtures(count: 20, seed: 8) {
+            let epoch = 2
+            var expected: [MixtureDraw: [Int]] = [:]
+            for (position, draw) in plan.draws(epoch: epoch, positions: 0..<plan.epochSize).enumerated() {
+                expected[MixtureDraw(source: draw.source, index: draw.index, pass: 0), default: []].append(position)
+            }
+            for (source, description) in plan.sources.enumerated() {
+                for index in 0..<description.sampleCount {
+                    let found = plan.positions(ofSample: index, source: source, epoch: epoch)
+                    #expect(found == expected[MixtureDraw(source: source, index: index, pass: 0)] ?? [], "source \(source) sample \(index)")
+                }
+            }
+        }
+        for count in [1, 2, 5, 17, 1000, 4097] {
+            let permutation = IndexPermutation(count: count, seed: 3, epoch: 1)
+            #expect((0..<count).allSatisfy { permutation.position(of: permutation.index(at: $0)) == $0 })
+        }
+    }
+
     @Test func hugeEpochsSeekWithoutOverflow() throws {
         let plan = try MixturePlan(
             sources: [
@@ -155,7 +175,11 @@ import Testing
         for position in [0, 1, 999_999_999_999, 123_456_789_012, 500_000_000_000] {
             let slot = plan.schedule.slot(at: position)
             #expect(plan.schedule.position(of: slot) == position)
-            #expect(plan.draws(epoch: 2, positions: position..<min(position + 3, plan.epochSize)).first == plan.draw(epoch: 2, position: position))
+            let draw = plan.draw(epoch: 2, position: position)
+            #expect(plan.draws(epoch: 2, positions: position..<min(position + 3, plan.epochSize)).first == draw)
+            if draw.source < 2 {  // books shows each of its 7 samples 2·10¹⁰ times an epoch
+                #expect(plan.positions(ofSample: draw.index, source: draw.source, epoch: 2).contains(position))
+            }
         }
     }
 

@@ -98,6 +98,21 @@ public struct MixturePlan: Sendable, Hashable {
         return MixtureDraw(source: slot.source, index: permutation.index(at: entry % size), pass: pass)
     }
 
+    /// The positions of `epoch` that hold sample `index` of source `source`, ascending: the
+    /// inverse of ``draw(epoch:position:)`` (empty when the epoch does not draw it). Costs
+    /// one inverse permutation per pass the epoch touches and O(N) per position found.
+    public func positions(ofSample index: Int, source: Int, epoch: Int) -> [Int] {
+        precondition(sources.indices.contains(source) && index >= 0 && index < sources[source].sampleCount, "no sample \(index) in source \(source)")
+        let (size, count) = (sources[source].sampleCount, counts[source])
+        guard count > 0 else { return [] }
+        let entries = epoch * count..<(epoch + 1) * count
+        return (entries.lowerBound / size...(entries.upperBound - 1) / size).compactMap { pass in
+            let entry = pass * size + IndexPermutation(count: size, seed: sourceSeeds[source], epoch: pass).position(of: index)
+            guard entries.contains(entry) else { return nil }
+            return schedule.position(of: MixtureSlot(source: source, draw: entry - entries.lowerBound))
+        }
+    }
+
     private static func validate(_ sources: [MixtureSource]) throws {
         guard !sources.isEmpty else { throw MBDataError(.invalidArgument, "a mixture needs at least one source", parameter: "sources") }
         var names = Set<String>()
