@@ -169,6 +169,15 @@ import Testing
         #expect(statistics.tokens == lengths.reduce(0, +))
     }
 
+    @Test func theKeyNamesEveryParameterThatChangesARow() throws {
+        let packers = [
+            try SequencePacker(rowLength: 2048), try SequencePacker(rowLength: 2047), try SequencePacker(rowLength: 2048, window: 512),
+            try SequencePacker(rowLength: 2048, overlong: .drop),
+        ]
+        #expect(Set(packers.map(\.key)).count == packers.count)
+        #expect(try SequencePacker(rowLength: 2048).key == packers[0].key)
+    }
+
     @Test func invalidPackersAreRefused() {
         #expect(throws: MBDataError.self) { try SequencePacker(rowLength: 0) }
         #expect(throws: MBDataError.self) { try SequencePacker(rowLength: 8, window: 0) }

@@ -36,6 +36,10 @@ public struct SequencePacker: Sendable, Hashable, Codable {
         self.overlong = overlong
     }
 
+    /// The packer as text for plan fingerprints and checkpoints: every parameter that changes
+    /// a row.
+    package var key: String { "pack-v1|\(rowLength)|\(window)|\(overlong.rawValue)" }
+
     /// Packs a whole input of sample lengths (negative lengths are a precondition failure).
     public func pack(_ lengths: [Int]) -> PackedRows {
         var packed = PackedRows(rows: [], statistics: PackingStatistics(rowLength: rowLength))
