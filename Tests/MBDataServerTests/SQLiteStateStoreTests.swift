@@ -124,24 +124,6 @@ import Testing
         #expect(try await store.claimStream(cursor: "c-1", holder: "a", seconds: 30))
     }
 
-    /// A claim another daemon took over once it lapsed: the stream holding it learns it
-    /// is lost at its next renewal, and a new stream of that cursor is refused.
-    @Test(.timeLimit(.minutes(1))) func aStreamWhoseClaimAnotherDaemonTookLearnsItIsLost() async throws {
-        let directory = try TemporaryDirectory()
-        let clock = ManualClock()
-        let store = try SQLiteStateStore(path: directory.path("state.sqlite"), clock: clock.serveClock)
-        let claim = try await StreamClaim(store: store, cursor: "c-1", holder: "a", seconds: 0.03, logger: Self.logger)
-        let refused = await #expect(throws: ServeError.self) {
-            _ = try await StreamClaim(store: store, cursor: "c-1", holder: "b", seconds: 30, logger: Self.logger)
-        }
-        #expect(refused?.code == "cursor_busy")
-        clock.advance(by: .seconds(1))
-        #expect(try await store.claimStream(cursor: "c-1", holder: "b", seconds: 30))
-        #expect(!claim.isLost)
-        await claim.keepRenewed()
-        #expect(claim.isLost)
-    }
-
     @Test func theStateOptionNamesAFileOrAPostgreSQLURL() throws {
         #expect(try StateLocation(parsing: "/var/lib/mbdata/state.sqlite") == .sqlite(path: "/var/lib/mbdata/state.sqlite"))
         #expect(try StateLocation(parsing: "state.sqlite") == .sqlite(path: "state.sqlite"))
