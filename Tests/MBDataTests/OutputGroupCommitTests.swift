@@ -29,7 +29,8 @@ import Testing
         opener.yield()
         #expect(try await first == 0)
         #expect(try await second == 10)
-        #expect(throws: Refused.self) { try await third.get() }
+        let refused = await third
+        #expect(throws: Refused.self) { try refused.get() }
         #expect(try await fourth == 30)
         let written = groups.withLock { $0 }
         #expect(written.count == 2 && written[0] == [0] && written[1].sorted() == [1, 2, 3], "\(written)")
