@@ -3,7 +3,9 @@ import GRDBSQLite
 
 /// A validated submission waiting in ``Dataset``'s output commit queue.
 struct PendingOutputCommit: Sendable {
+    /// The batch's outputs, checked against the job's schema and the batch's ids.
     let submission: OutputSubmission
+    /// The batch's number in the job's plan.
     let batch: Int
     let job: OutputJob
 }
@@ -105,6 +107,7 @@ struct OutputGroupWrite: Sendable {
 
     /// One per commit of the group, in order: the rows written, or why the commit was refused.
     let outcomes: [Result<Int, any Error>]
+    /// The jobs of the group listed again (another connection committed since their last listing).
     let listings: [Listing]
 }
 

@@ -7,8 +7,9 @@ import Synchronization
 /// It has no task of its own. The first caller that finds no group being written leads: it
 /// writes its own request with everything waiting, resumes the callers of that group with
 /// their outcomes, and hands the lead to a caller that arrived meanwhile, if any. Every
-/// caller returns only after `write` returned for its group; a group's write runs to its end
-/// even if a caller is cancelled (others wait on it).
+/// caller, the leader included, returns only after `write` returned for its group, cancelled
+/// or not: others wait on the same write, so `write` should run to its end under
+/// cancellation too (``Dataset/writeToCompletion(_:path:_:)``).
 final class GroupCommitQueue<Request: Sendable, Response: Sendable>: Sendable {
     /// One request's outcome in a group.
     typealias Outcome = Result<Response, any Error>
