@@ -1,6 +1,6 @@
 # mbdata — one entry point for a fresh machine: `make demo`, `make test`.
 SWIFT        ?= swift
-SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
+SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3 nginx
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
 VENV         := .venv
