@@ -15,8 +15,8 @@ SHARD_MB="${SHARD_MB:-1}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
 rm -rf "$WORK" && mkdir -p "$WORK/www" "$WORK/nginx"
-"$MBDATA" ingest "$WORK/digits.mbdb" --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl >/dev/null
-"$MBDATA" shard "$WORK/digits.mbdb" --out "$WORK/www/set" --split train --batch-size 64 --epochs "$EPOCHS" --seed 7 --shard-mb "$SHARD_MB" >/dev/null
+"$MBDATA" ingest "$WORK/digits.mbdb" --schema samples/digits/digits.schema.json --val-fraction 0.2 samples/digits/digits.jsonl >/dev/null 2>&1
+"$MBDATA" shard "$WORK/digits.mbdb" --out "$WORK/www/set" --split train --batch-size 64 --epochs "$EPOCHS" --seed 7 --shard-mb "$SHARD_MB" >/dev/null 2>&1
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 user=""; [ "$(id -u)" = 0 ] && user="user root;"
