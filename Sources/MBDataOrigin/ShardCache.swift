@@ -64,6 +64,27 @@ package final class ShardCache: @unchecked Sendable {
         self.capacity = capacity
         self.metrics = metrics
         index = ShardCacheIndex.load((directory as NSString).appendingPathComponent(ShardCacheIndex.fileName))
+        try condition.withLock { try takeRecordedFiles() }
+    }
+
+    /// Counts every file the index records and that is still as recorded — of sets this run
+    /// may never open too, so that the bound covers the whole directory — oldest first in
+    /// line for eviction; forgets (and deletes) the others. Called with `condition` locked.
+    private func takeRecordedFiles() throws {
+        for (key, record) in index.files.sorted(by: { $0.key < $1.key }) {
+            let filePath = path(key)
+            if ShardCacheIndex.record(of: filePath, xxh64: record.xxh64) == record, let file = try? ShardFile(path: filePath) {
+                entries[key] = Entry(state: .present(file, pins: 0), bytes: record.bytes, lastUse: 0)
+                used += record.bytes
+            } else {
+                index.files[key] = nil
+                unlink(filePath)
+            }
+        }
+        // A cache made smaller since the last run.
+        while used > capacity, evictLeastRecentlyUsed() {}
+        try index.save(indexPath)
+        metrics.cached(used)
     }
 
     deinit { close(lock) }
@@ -76,9 +97,10 @@ package final class ShardCache: @unchecked Sendable {
     /// Bytes of the files held and being downloaded.
     package var usedBytes: Int { condition.withLock { used } }
 
-    /// Takes into the cache the files of `set` already in its directory whose index record
-    /// still matches the file and the manifest's size and hash, without reading them; deletes
-    /// every other file there but `keep` (a leftover download, a file of another version).
+    /// The shards of `set` the cache holds as verified for this manifest: files whose record
+    /// matches the manifest's size and hash (the record matched the file when the cache
+    /// opened), found without reading them. Deletes every other file in the set's directory
+    /// but `keep`: a leftover download, a file the manifest does not list or lists otherwise.
     ///
     /// - Returns: The indices of the shards held.
     package func adopt(set: String, shards: [ShardManifest.Shard], keep: Set<String>) throws -> Set<Int> {
@@ -90,36 +112,24 @@ package final class ShardCache: @unchecked Sendable {
         }
         return try condition.withLock {
             var held: Set<Int> = []
-            var expected: Set<String> = keep
+            var heldKeys: Set<String> = []
             for (number, shard) in shards.enumerated() {
                 let key = set + "/" + shard.file
-                expected.insert(shard.file)
-                guard entries[key] == nil else {
+                if entries[key] != nil, let record = index.files[key], record.bytes == shard.bytes, record.xxh64 == shard.xxh64 {
                     held.insert(number)
-                    continue
-                }
-                let filePath = path(key)
-                if let record = index.files[key], record.bytes == shard.bytes, record.xxh64 == shard.xxh64,
-                    ShardCacheIndex.record(of: filePath, xxh64: shard.xxh64) == record, let file = try? ShardFile(path: filePath)
-                {
-                    clock += 1
-                    entries[key] = Entry(state: .present(file, pins: 0), bytes: shard.bytes, lastUse: clock)
-                    used += shard.bytes
-                    held.insert(number)
-                } else {
-                    index.files[key] = nil
-                    unlink(filePath)
+                    heldKeys.insert(key)
                 }
             }
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: setDirectory)) ?? [] where !expected.contains(name) {
+            for key in entries.keys where key.hasPrefix(set + "/") && !heldKeys.contains(key) {
+                remove(key)
+            }
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: setDirectory)) ?? []
+            where !keep.contains(name) && entries[set + "/" + name] == nil {
                 unlink((setDirectory as NSString).appendingPathComponent(name))
             }
-            for key in index.files.keys where key.hasPrefix(set + "/") && entries[key] == nil { index.files[key] = nil }
-            // A cache made smaller since the last run.
-            while used > capacity, evictLeastRecentlyUsed() {}
             try index.save(indexPath)
             metrics.cached(used)
-            return held.filter { entries[set + "/" + shards[$0].file] != nil }
+            return held
         }
     }
 
@@ -196,21 +206,27 @@ package final class ShardCache: @unchecked Sendable {
     }
 
     /// Deletes the least recently read file nobody is reading; false when there is none.
-    /// Called with `condition` locked. The record goes first: a crash in between leaves an
-    /// unrecorded file, which the next start deletes.
+    /// Called with `condition` locked. A crash before the index is saved leaves the record of
+    /// a missing file, which the next start forgets.
     private func evictLeastRecentlyUsed() -> Bool {
         let victim = entries.filter { _, entry in
             if case .present(_, pins: 0) = entry.state { return true }
             return false
         }.min { $0.value.lastUse < $1.value.lastUse }
-        guard let (key, entry) = victim.map({ ($0.key, $0.value) }) else { return false }
-        entries[key] = nil
-        index.files[key] = nil
+        guard let key = victim?.key else { return false }
+        remove(key)
         try? index.save(indexPath)
-        unlink(path(key))
-        used -= entry.bytes
         metrics.evicted()
         metrics.cached(used)
         return true
+    }
+
+    /// Forgets and deletes the file of `key`, which nobody reads. Called with `condition`
+    /// locked; the caller saves the index.
+    private func remove(_ key: String) {
+        guard let entry = entries.removeValue(forKey: key) else { return }
+        index.files[key] = nil
+        unlink(path(key))
+        used -= entry.bytes
     }
 }

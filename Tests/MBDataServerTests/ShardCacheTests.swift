@@ -1,9 +1,10 @@
 import Foundation
-import MBData
 import MBDataOrigin
 import MBDataTestSupport
 import Synchronization
 import Testing
+
+@testable import MBData
 
 /// The origin cache on its own: bound, eviction and single downloads under concurrent readers.
 @Suite struct ShardCacheTests {
@@ -22,7 +23,8 @@ import Testing
     static func download(_ value: Int, to path: String, observations: Observations) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let held = try FileManager.default.contentsOfDirectory(atPath: directory)
-            .compactMap { try FileManager.default.attributesOfItem(atPath: (directory as NSString).appendingPathComponent($0))[.size] as? Int }
+            // A file listed may be evicted by another reader before it is measured.
+            .compactMap { try? FileManager.default.attributesOfItem(atPath: (directory as NSString).appendingPathComponent($0))[.size] as? Int }
             .reduce(0, +)
         observations.largest.withLock { $0 = max($0, held + fileBytes) }
         try Data(repeating: UInt8(value), count: fileBytes).write(to: URL(fileURLWithPath: path))
@@ -65,6 +67,50 @@ import Testing
         #expect(cache.usedBytes <= bound)
         #expect(observations.largest.withLock { $0 } <= bound)
         #expect(observations.downloads.withLock { $0.values.reduce(0, +) } > 8, "files were evicted and fetched again")
+    }
+
+    /// A manifest listing `count` files of `fileBytes` bytes, named and hashed as the cache records them.
+    static func shards(_ count: Int) -> [ShardManifest.Shard] {
+        (0..<count).map { ShardManifest.Shard(file: "f\($0)", bytes: fileBytes, xxh64: "xxh64:000000000000000\($0)", batches: 1) }
+    }
+
+    /// Reads every file of `shards` in `set` once, downloading what the cache lacks.
+    static func readAll(_ cache: ShardCache, set: String, _ shards: [ShardManifest.Shard]) throws {
+        for (value, shard) in shards.enumerated() {
+            let key = set + "/" + shard.file
+            try cache.withFile(
+                key: key, bytes: shard.bytes, xxh64: shard.xxh64,
+                download: { try Data(repeating: UInt8(value), count: fileBytes).write(to: URL(fileURLWithPath: cache.path(key))) }
+            ) { _ in }
+        }
+    }
+
+    @Test func aReopenedCacheKeepsItsVerifiedFilesCountsOtherSetsAndDropsWhatChanged() throws {
+        let directory = try TemporaryDirectory()
+        let bound = 4 * Self.fileBytes
+        do {
+            let cache = try ShardCache(directory: directory.path("cache"), capacity: bound, metrics: OriginMetrics())
+            _ = try cache.adopt(set: "a", shards: Self.shards(2), keep: [])
+            _ = try cache.adopt(set: "b", shards: Self.shards(2), keep: [])
+            try Self.readAll(cache, set: "a", Self.shards(2))
+            try Self.readAll(cache, set: "b", Self.shards(2))
+            #expect(cache.usedBytes == bound)
+        }
+        // Edited in place since: no longer as recorded.
+        try Data(repeating: 9, count: Self.fileBytes).write(to: directory.file("cache/a/f1"))
+        let cache = try ShardCache(directory: directory.path("cache"), capacity: bound, metrics: OriginMetrics())
+        #expect(cache.usedBytes == 3 * Self.fileBytes, "set b's files count though b is not opened")
+        #expect(try cache.adopt(set: "a", shards: Self.shards(2), keep: []) == [0])
+        #expect(!FileManager.default.fileExists(atPath: directory.path("cache/a/f1")))
+        // A manifest listing f0 otherwise: not held, deleted.
+        var changed = Self.shards(1)
+        changed[0].xxh64 = "xxh64:00000000000000ff"
+        #expect(try cache.adopt(set: "a", shards: changed, keep: []) == [])
+        #expect(cache.usedBytes == 2 * Self.fileBytes)
+        // Room for a new set comes from b's files, least recently used first.
+        #expect(try cache.adopt(set: "c", shards: Self.shards(3), keep: []) == [])
+        try Self.readAll(cache, set: "c", Self.shards(3))
+        #expect(cache.usedBytes <= bound)
     }
 
     @Test func aFileLargerThanTheCacheIsRefusedWithoutDownloading() throws {
