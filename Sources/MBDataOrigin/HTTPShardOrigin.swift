@@ -126,8 +126,12 @@ package final class HTTPShardOrigin: Sendable {
     /// The wait before the next attempt after `failures` failed ones, the last with `error`;
     /// throws the error when it is not worth retrying or no attempt is left.
     private func pause(after error: any Error, failures: Int, file: String) throws -> Duration {
-        let failure = classify(error, file: file)
-        guard failure.code == .unavailable, failures < configuration.attempts else { throw failure }
+        var failure = classify(error, file: file)
+        guard failure.code == .unavailable else { throw failure }
+        guard failures < configuration.attempts else {
+            failure.message += " (gave up after \(failures) attempts)"
+            throw failure
+        }
         metrics.retried()
         return configuration.firstBackoff * (1 << min(failures - 1, 16))
     }

@@ -98,6 +98,9 @@ public final class BatchServer: Service, Sendable {
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
         logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(configuration.statePath)"])
+        if let origins {
+            logger.info("shard cache", metadata: ["cache": "\(origins.cache.directory)", "bytes": "\(origins.cache.usedBytes)", "capacity": "\(origins.cache.capacity)"])
+        }
         do {
             try await group.run()
         } catch {

@@ -223,5 +223,6 @@ struct OriginSpoolTests {
         }
         #expect(error?.code == .unavailable)
         #expect(error?.source?.hasSuffix("/set/manifest.json") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("gave up after 2 attempts") == true, "\(String(describing: error))")
     }
 }
