@@ -35,6 +35,8 @@ final class OriginShardFiles: ShardFileAccess {
     }
 
     private func download(_ number: Int, to path: String) throws {
+        // Another reader's download may have refused the set while this one waited for it.
+        if let refusal = refusal.withLock({ $0 }) { throw refusal }
         let shard = shards[number]
         let source = origin.location(shard.file)
         let file = ShardDownloadFile(path: path)
