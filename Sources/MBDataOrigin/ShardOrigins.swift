@@ -67,6 +67,9 @@ package final class ShardOrigins: Sendable {
         try? await writers.shutdownGracefully()
     }
 
+    /// Footers located at the same time when a set opens.
+    static let footerRequests = 8
+
     /// The cache directory of the set at `url`: readable, and distinct per URL.
     static func cacheKey(_ url: String) -> String {
         let readable = url.split(separator: "://", maxSplits: 1).last.map(String.init) ?? url
@@ -95,15 +98,22 @@ package final class ShardOrigins: Sendable {
             }
             return try cache.adopt(set: set, shards: manifest.shards, keep: [ShardManifest.fileName])
         }
-        var entries: [[ShardFormat.Entry]] = []
-        var footerHashes: [UInt64] = []
-        for (number, shard) in manifest.shards.enumerated() {
-            let (frames, footerHash) = try await held.contains(number)
-                ? runBlocking { try localFooter(cache.path(set + "/" + shard.file), bytes: shard.bytes) }
-                : remoteFooter(origin, shard)
-            entries.append(frames)
-            footerHashes.append(footerHash)
+        // The footers of many shards, a few requests at a time: start-up is not one round trip per file.
+        var footers = [([ShardFormat.Entry], UInt64)?](repeating: nil, count: manifest.shards.count)
+        try await withThrowingTaskGroup(of: (Int, ([ShardFormat.Entry], UInt64)).self) { group in
+            for (number, shard) in manifest.shards.enumerated() {
+                if number >= footerRequests, let (done, footer) = try await group.next() { footers[done] = footer }
+                group.addTask {
+                    let footer = try await held.contains(number)
+                        ? runBlocking { try localFooter(cache.path(set + "/" + shard.file), bytes: shard.bytes) }
+                        : remoteFooter(origin, shard)
+                    return (number, footer)
+                }
+            }
+            for try await (done, footer) in group { footers[done] = footer }
         }
+        let entries = footers.map { $0!.0 }
+        let footerHashes = footers.map { $0!.1 }
         let shards = try ShardSet(directory: directory, manifest: manifest, entries: entries)
         let files = OriginShardFiles(origin: origin, cache: cache, set: set, shards: manifest.shards, footerHashes: footerHashes, metrics: metrics)
         return SpoolBatchProducer(shards: shards, files: files)
