@@ -55,7 +55,8 @@ final class OriginShardFiles: ShardFileAccess {
             try file.commit()
         } catch let error as MBDataError where error.code != .unavailable && error.code != .storage {
             metrics.refused()
-            let refused = MBDataError(.corruptData, "origin set refused: \(shard.file): \(error.message)", source: error.source ?? source, cause: error)
+            // The URL without its query (a signature), so that the message can go to clients and logs.
+            let refused = MBDataError(.corruptData, "origin set refused: \(origin.url)\(shard.file): \(error.message)", source: error.source ?? source, cause: error)
             refusal.withLock { $0 = $0 ?? refused }
             throw refused
         }

@@ -162,6 +162,7 @@ struct OriginSpoolTests {
                     .run(trainer: trainer)
             }
             #expect(error?.message.contains("hash") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("\(nginx.url)/set/\(fixture.manifest.shards[1].file)") == true, "names the file's URL")
             // What was served before the refusal is exactly the local spool's.
             for (call, ids) in await trainer.batches { #expect(local[call] == ids) }
             #expect(try await Self.metric("mbdata_origin_refusals_total", at: url) >= 1)
