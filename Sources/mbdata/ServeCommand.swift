@@ -48,7 +48,11 @@ struct ServeCommand: AsyncParsableCommand {
         help: "Bytes of shard files the cache holds at most, e.g. 10G or 500M (powers of 1024); least recently read files are evicted.")
     var cacheSize: String = "10G"
 
-    @Option(help: "The state database holding cursors (default: mbdata-serve.sqlite beside the first dataset).")
+    @Option(
+        help: """
+            Where cursors, pins and leases live: a SQLite file of this daemon (default: mbdata-serve.sqlite beside the first \
+            dataset), or a postgresql:// URL of the database every daemon of a cluster shares.
+            """)
     var state: String?
 
     @Option(name: .customLong("max-streams"), help: "Open batch streams at most; more get 429.")
@@ -107,8 +111,8 @@ struct ServeCommand: AsyncParsableCommand {
         BlockingExecutor.configure(threads: workers ?? ProcessInfo.processInfo.activeProcessorCount)
         try await reportingErrors {
             let parsed = try datasets.map(ServeConfiguration.parseDataset)
-            let statePath = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
-            var configuration = ServeConfiguration(datasets: parsed, statePath: statePath)
+            let state = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
+            var configuration = ServeConfiguration(datasets: parsed, state: state)
             configuration.host = host
             configuration.port = port
             configuration.token = try tokenFile.map(Self.readToken)

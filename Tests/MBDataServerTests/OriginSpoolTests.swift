@@ -39,7 +39,7 @@ struct OriginSpoolTests {
 
         /// A daemon serving the digits dataset with `spool`, its state in a file of its own.
         func configuration(spool: [String], cacheBytes: Int = 10 << 30, state: String = UUID().uuidString) -> ServeConfiguration {
-            var configuration = ServeConfiguration(datasets: [("digits", dataset)], statePath: directory.path("\(state).sqlite"))
+            var configuration = ServeConfiguration(datasets: [("digits", dataset)], state: directory.path("\(state).sqlite"))
             configuration.spool = spool
             configuration.origin = ShardOriginConfiguration(cacheDirectory: directory.path("cache"))
             configuration.origin.cacheBytes = cacheBytes
