@@ -5,6 +5,7 @@ nothing: every batch is acked exactly once, and none is delivered again after it
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -86,6 +87,30 @@ def test_giving_up_after_the_configured_time():
     with pytest.raises(UnavailableError, match="gave up"):
         client.datasets()
     assert time.monotonic() - started < 3
+
+
+def test_a_daemon_that_accepts_no_connection_is_left_after_the_connect_timeout(fake):
+    """A listener whose accept queue is full drops new connections' SYNs, as a node that
+    went away does: the client waits `connect_timeout`, not `timeout`, before the next."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue without blocking
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        fake.json(200, {"datasets": []})
+        client = Client([f"http://127.0.0.1:{listener.getsockname()[1]}", fake.url], timeout=60, connect_timeout=0.5)
+        started = time.monotonic()
+        assert client.datasets() == []
+        assert time.monotonic() - started < 10
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 def test_a_draining_daemon_sends_requests_to_the_next(fake, second_fake):

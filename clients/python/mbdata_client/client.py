@@ -64,6 +64,10 @@ class Client:
     after leaving a stream) is retried on the same daemon up to three times (0.7 s with the
     default backoff) before the error is raised.
 
+    `timeout` (seconds) bounds each wait for the daemon's answer or a stream's next bytes;
+    `connect_timeout` (default 10) each wait for a connection to be accepted, so that a
+    daemon whose node went away (no answer, no refusal) is left for the next quickly.
+
     `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
     a background thread; 0 decodes them in the consumer's thread.
 
@@ -80,7 +84,8 @@ class Client:
     url = _transport_setting("url", "The URL of the daemon in use; setting it replaces the list of daemons.")
     urls = property(lambda client: client._transport.urls, doc="Every daemon's URL, in order of preference.")
     token = _transport_setting("token", "The bearer token sent with every request, or None.")
-    timeout = _transport_setting("timeout", "Seconds a connection waits for the daemon.")
+    timeout = _transport_setting("timeout", "Seconds a connection waits for the daemon's answer or next bytes.")
+    connect_timeout = _transport_setting("connect_timeout", "Seconds a connection waits to be accepted.")
     retries = _transport_setting("retries", "Rounds over the daemons a failed request or stream is tried again.")
     backoff = _transport_setting("backoff", "Seconds before the first retry; doubled on each.")
     max_backoff = _transport_setting("max_backoff", "The longest wait between retries, in seconds.")
@@ -93,6 +98,7 @@ class Client:
         *,
         urls: Union[str, Sequence[str], None] = None,
         timeout: float = 60.0,
+        connect_timeout: float = 10.0,
         retries: int = 8,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
@@ -104,8 +110,8 @@ class Client:
         if url is not None and urls is not None:
             raise TypeError("give the daemons as url or as urls, not both")
         self._transport = Transport(
-            url if urls is None else urls, token, timeout=timeout, retries=retries, backoff=backoff,
-            max_backoff=max_backoff, give_up_after=give_up_after,
+            url if urls is None else urls, token, timeout=timeout, connect_timeout=connect_timeout, retries=retries,
+            backoff=backoff, max_backoff=max_backoff, give_up_after=give_up_after,
         )
         self.poll_interval = poll_interval
         self.prefetch = prefetch

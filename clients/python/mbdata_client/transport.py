@@ -24,6 +24,30 @@ __all__ = ["CONNECTION_ERRORS", "DEFAULT_URL", "Transport"]
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
 
+class _ConnectTimeout:
+    """A connection whose connect waits `connect_timeout` seconds, and whose reads then wait
+    `timeout`: a daemon on a node that went away (no refusal, no answer) is left after the
+    former, while a stream may stay quiet for the latter."""
+
+    connect_timeout: float
+
+    def connect(self) -> None:
+        read_timeout, self.timeout = self.timeout, self.connect_timeout
+        try:
+            super().connect()
+        finally:
+            self.timeout = read_timeout
+        self.sock.settimeout(read_timeout)
+
+
+class _HTTPConnection(_ConnectTimeout, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ConnectTimeout, http.client.HTTPSConnection):
+    pass
+
+
 class StaleConnection(Exception):
     """A reused keep-alive connection that the daemon had closed while it was idle: the
     request is sent again at once on a fresh connection, and not counted as a failure."""
@@ -36,12 +60,13 @@ class Transport:
     $MBDATA_URLS, else $MBDATA_URL, else `DEFAULT_URL`. `token` defaults to $MBDATA_TOKEN."""
 
     def __init__(
-        self, urls: Union[str, Sequence[str], None], token: Optional[str], *, timeout: float, retries: int,
-        backoff: float, max_backoff: float, give_up_after: float,
+        self, urls: Union[str, Sequence[str], None], token: Optional[str], *, timeout: float, connect_timeout: float,
+        retries: int, backoff: float, max_backoff: float, give_up_after: float,
     ):
         self.daemons = Daemons(urls)
         self.token = token if token is not None else (os.environ.get("MBDATA_TOKEN") or None)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -85,9 +110,10 @@ class Transport:
 
     def connect(self, endpoint: Endpoint) -> http.client.HTTPConnection:
         """A new connection to `endpoint` (not yet open)."""
-        if endpoint.scheme == "https":
-            return http.client.HTTPSConnection(endpoint.host, endpoint.port, timeout=self.timeout)
-        return http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=self.timeout)
+        kind = _HTTPSConnection if endpoint.scheme == "https" else _HTTPConnection
+        connection = kind(endpoint.host, endpoint.port, timeout=self.timeout)
+        connection.connect_timeout = min(self.connect_timeout, self.timeout)
+        return connection
 
     def headers(self, extra: Optional[dict] = None) -> dict:
         """The headers of every request (user agent, bearer token), plus `extra`."""
