@@ -43,7 +43,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
         let dead = try Self.freeURL()
-        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             // A connect timeout of 20 s: a refused connection that waited for it would show.
             let source = try ServeSource(urls: [dead, url], dataset: "digits", timeouts: .init(connect: .seconds(20)))
             let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
@@ -60,7 +60,7 @@ import Testing
     @Test func aStreamMovesToTheNextDaemonWhenItsDaemonStopsMidEpoch() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        let configuration = ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))
+        let configuration = ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
         let (first, second) = (try SilentListener(), try SilentListener())
         first.close()
         second.close()

@@ -29,13 +29,13 @@ package func withServer<T: Sendable>(
     _ configuration: ServeConfiguration, clock: ServeClock, port: Int = 0,
     _ body: @escaping @Sendable (_ url: String) async throws -> T
 ) async throws -> T {
-    try await withServer(configuration, clock: clock) { _, url in try await body(url) }
+    try await withServer(configuration, clock: clock, port: port) { _, url in try await body(url) }
 }
 
 /// `withServer` whose body also gets the daemon, so a test can reach its state store as
 /// another daemon sharing it would.
 package func withServer<T: Sendable>(
-    _ configuration: ServeConfiguration, clock: ServeClock,
+    _ configuration: ServeConfiguration, clock: ServeClock, port: Int = 0,
     _ body: @escaping @Sendable (_ server: BatchServer, _ url: String) async throws -> T
 ) async throws -> T {
     var configuration = configuration
