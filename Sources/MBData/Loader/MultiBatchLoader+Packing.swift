@@ -5,7 +5,9 @@ extension MultiBatchLoader {
     ///
     /// Packed epochs differ in rows, and a loader serves the same batches every epoch: each
     /// configured epoch serves as many as the shortest of them packs into (rows past it in a
-    /// longer epoch are left out, like a dropped tail). Resuming repacks one window per batch.
+    /// longer epoch are left out, like a dropped tail). Finding that count packs every
+    /// configured epoch's lengths once here (O(epochs × samples) time, O(windows) memory per
+    /// epoch, kept); a batch then costs one window's packing, resumed or not.
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` with a sample
     ///   transform (rows mix samples) or a field that cannot be packed; what
