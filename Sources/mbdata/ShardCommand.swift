@@ -48,6 +48,15 @@ struct ShardCommand: AsyncParsableCommand {
     @Option(name: .customLong("pad-to"), help: "FIELD=LENGTH: pad a variable-length field to a fixed length (repeatable).")
     var padTo: [String] = []
 
+    @Option(help: "FIELD=L: pack a variable-length 1-D field into rows of L tokens (batch size then counts rows).")
+    var pack: String?
+
+    @Option(name: .customLong("pack-window"), help: "Samples per packing window (first-fit within each).")
+    var packWindow: Int = SequencePacker.defaultWindow
+
+    @Option(help: "What packing does with a sample longer than a row: split or drop.")
+    var overlong: String = OverlongPolicy.split.rawValue
+
     @Option(help: "LZ4 level: 0 fast (default), 1–12 high compression.")
     var level: Int32 = 0
 
@@ -66,10 +75,15 @@ struct ShardCommand: AsyncParsableCommand {
         static let depth = 1...1024
         static let shardMB = 1...(1 << 20)
         static let padLength = 1...RecordLimits.maxSequenceLength
+        static let packWindow = 1...(1 << 20)
     }
 
     func validate() throws {
         if dropLast && pad { throw ValidationError("--drop-last and --pad exclude each other") }
+        if pack != nil {
+            _ = try packingSpec()
+            if !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
+        }
         func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
             guard range.contains(value) else {
                 throw ValidationError("\(flag) must be within \(range.lowerBound)…\(range.upperBound), got \(value)")
@@ -92,6 +106,20 @@ struct ShardCommand: AsyncParsableCommand {
         }
     }
 
+    /// The spec `--pack`, `--pack-window` and `--overlong` name; nil without `--pack`.
+    func packingSpec() throws -> PackingSpec? {
+        guard let pack else { return nil }
+        let parts = pack.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, let length = Int(parts[1]), Limits.padLength.contains(length) else {
+            throw ValidationError("--pack expects FIELD=L with L within \(Limits.padLength.lowerBound)…\(Limits.padLength.upperBound), got \(pack)")
+        }
+        guard let policy = OverlongPolicy(rawValue: overlong) else { throw ValidationError("--overlong must be split or drop, got \(overlong)") }
+        guard Limits.packWindow.contains(packWindow) else {
+            throw ValidationError("--pack-window must be within \(Limits.packWindow.lowerBound)…\(Limits.packWindow.upperBound), got \(packWindow)")
+        }
+        return try PackingSpec(field: String(parts[0]), rowLength: length, window: packWindow, overlong: policy)
+    }
+
     func run() async throws {
         AllocatorTuning.applyForBatchWorkloads()
         try await reportingErrors {
@@ -109,8 +137,11 @@ struct ShardCommand: AsyncParsableCommand {
             }
             let parameters = PlanParameters(
                 seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
-            let plan = try await store.plan(parameters)
             let epochRange = firstEpoch..<(firstEpoch + epochs)
+            if let spec = try packingSpec() {
+                return try await writePacked(store, try await store.packedPlan(parameters, packing: spec), epochs: epochRange)
+            }
+            let plan = try await store.plan(parameters)
             var configuration = PrefetchConfiguration()
             configuration.depth = depth
             configuration.compressionLevel = level
@@ -140,5 +171,19 @@ struct ShardCommand: AsyncParsableCommand {
             if plan.plan.droppedPerEpoch > 0 { summary += "\n  note: \(plan.plan.droppedPerEpoch) samples dropped per epoch (tail shorter than a batch; --pad keeps them)" }
             printError(summary)
         }
+    }
+
+    /// Writes a packed plan's shards and prints their efficiency.
+    private func writePacked(_ store: Dataset, _ plan: PackedPlan, epochs: Range<Int>) async throws {
+        let line = ProgressLine()
+        let manifest = try await ShardWriter.writePacked(
+            dataset: store, plan: plan, epochs: epochs, compressionLevel: level, to: out, targetShardBytes: shardMB * 1_000_000
+        ) { p in
+            line.show(label: out, done: p.batches, total: p.totalBatches, unit: "batches", detail: "packed", elapsed: p.elapsedSeconds)
+        }
+        line.finish()
+        var summary = "\(out): \(manifest.totals.batches) batches of packed rows in \(manifest.shards.count) shards; dataset version \(plan.base.datasetVersion)"
+        if let packing = manifest.packing { summary += "\n  " + packing.summary }
+        printError(summary)
     }
 }

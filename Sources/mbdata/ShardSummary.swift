@@ -29,6 +29,10 @@ struct ShardSummary: Encodable {
                 Double(t.compressedBytes) / 1e6, compressionRatio, manifest.compression),
             "files    \(manifest.shards.count)",
         ]
+        if let packing = manifest.packing {
+            lines.append(packing.summary)
+            lines.append("epochs   batches per epoch: \(packing.batchesPerEpoch.map(String.init).joined(separator: ", "))")
+        }
         for shard in manifest.shards {
             lines.append("  \(shard.file)  \(shard.bytes) bytes  \(shard.batches) batches  \(shard.xxh64)")
         }

@@ -53,6 +53,10 @@ struct VerifyCommand: AsyncParsableCommand {
             try printJSON(report)
         } else if report.isValid {
             let fingerprint = report.fingerprintChecked ? "; the fingerprint matches the batches' ids" : ""
+            guard shards.manifest.packing == nil else {
+                print("\(dataset): ok (\(report.batchesChecked) packed batches: hashes, checksums and safetensors checked; packed tensors not yet)")
+                return
+            }
             print("\(dataset): ok (\(report.batchesChecked) batches, \(report.samplesChecked) samples; every epoch covers each sample once\(fingerprint))")
         } else {
             print("\(dataset): \(report.problems.count) problems (\(report.batchesChecked) batches checked)")

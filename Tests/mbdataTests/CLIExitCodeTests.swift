@@ -165,6 +165,10 @@ struct CLIExitCodeTests {
             (["shard", "DB", "--out", "O", "--batch-size", "4", "--level", "13"], "--level"),
             (["shard", "DB", "--out", "O", "--batch-size", "4", "--depth", "0"], "--depth"),
             (["shard", "DB", "--out", "O", "--batch-size", "4", "--pad-to", "text=0"], "--pad-to"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pack", "tokens=0"], "--pack"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pack", "tokens=8", "--pack-window", "0"], "--pack-window"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pack", "tokens=8", "--overlong", "keep"], "--overlong"),
+            (["shard", "DB", "--out", "O", "--batch-size", "4", "--pack", "tokens=8", "--pad-to", "tokens=8"], "--pack"),
         ])
     func optionRanges(arguments: [String], flag: String) async throws {
         let dir = try TemporaryDirectory()

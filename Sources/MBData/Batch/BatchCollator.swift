@@ -55,15 +55,18 @@ package struct BatchCollator: Sendable {
         let size = field.fixedByteCount!
         var bytes: [UInt8] = []
         bytes.reserveCapacity(size * count)
-        for value in values {
-            switch value {
-            case .blob(let b)?: bytes.append(contentsOf: b)
-            case .integer(let i)?: try! ElementEncoding.append(.integer(i), as: field.dtype, to: &bytes)
-            case .real(let d)?: try! ElementEncoding.append(.real(d), as: field.dtype, to: &bytes)
-            case .text?, nil: bytes.append(contentsOf: repeatElement(0, count: size))
-            }
-        }
+        for value in values { Self.appendFixed(value, of: field, to: &bytes) }
         writer.add(field.name, dtype: SafetensorsWriter.dtypeName(field.dtype), shape: [count] + field.shape.map { $0! }, bytes: bytes)
+    }
+
+    /// Appends the bytes of one value of fixed-shape `field`: zeros for nil (padding).
+    static func appendFixed(_ value: SampleValue?, of field: Field, to bytes: inout [UInt8]) {
+        switch value {
+        case .blob(let b)?: bytes.append(contentsOf: b)
+        case .integer(let i)?: try! ElementEncoding.append(.integer(i), as: field.dtype, to: &bytes)
+        case .real(let d)?: try! ElementEncoding.append(.real(d), as: field.dtype, to: &bytes)
+        case .text?, nil: bytes.append(contentsOf: repeatElement(0, count: field.fixedByteCount!))
+        }
     }
 
     private func addVariableBytes(_ field: Field, _ values: [SampleValue?], to writer: inout SafetensorsWriter) {

@@ -22,7 +22,15 @@ extension MultiBatchLoader {
         let shards = try await ShardSet.open(directory, serving: requirement)
         let manifest = shards.manifest
         let frames = try await runBlocking { try SpoolBatchProducer(shards: shards) }
-        let plan = RemotePlan(fingerprint: manifest.dataset.fingerprint, datasetVersion: manifest.dataset.version, batchesPerEpoch: manifest.plan.batchesPerEpoch)
-        try self.init(feed: ShardBatchFeed(frames: frames, plan: plan), configuration: configuration, resumingFrom: checkpoint)
+        // A packed set's epochs differ in batches: each configured epoch serves the shortest's
+        // count, as a live packed loader does.
+        let batches = manifest.packing.map { packing in
+            configuration.epochs.map { packing.batchesPerEpoch[$0 - manifest.plan.firstEpoch] }.min() ?? 0
+        } ?? manifest.plan.batchesPerEpoch
+        let plan = RemotePlan(fingerprint: manifest.dataset.fingerprint, datasetVersion: manifest.dataset.version, batchesPerEpoch: batches)
+        let feed = PreparedBatchFeed(plan: plan) { item in
+            try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: frames.decoded(item))
+        }
+        try self.init(feed: feed, configuration: configuration, resumingFrom: checkpoint)
     }
 }

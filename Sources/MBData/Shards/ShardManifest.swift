@@ -80,6 +80,9 @@ public struct ShardManifest: Codable, Sendable, Hashable {
     public var totals: Totals
     /// When the set was written: ISO 8601 UTC with milliseconds.
     public var createdAt: String
+    /// How the batches are packed; absent (nil) for an unpacked set, which older readers
+    /// read as before.
+    public var packing: PackingInfo? = nil
 }
 
 extension ShardManifest {
@@ -127,6 +130,10 @@ extension ShardManifest {
         }
         let parameters = plan.parameters
         do { try parameters.validate() } catch let error as MBDataError { throw refuse("plan.parameters: \(error.message)") }
+        if let packing {
+            try packing.validate(plan: plan, totals: totals, schema: schema, refuse: refuse)
+            return try validateShards(refuse: refuse)
+        }
         let g = parameters.batchSize
         let batchesPerEpoch = parameters.tail == .drop ? n / g : n / g + (n % g == 0 ? 0 : 1)
         let dropped = parameters.tail == .drop ? n % g : 0
@@ -148,8 +155,13 @@ extension ShardManifest {
         guard totals.samples == samples else {
             throw refuse("totals.samples is \(totals.samples), but \(plan.epochs) epochs of \(n - dropped) samples make \(samples.map(String.init) ?? "more than \(Int.max)")")
         }
-        guard totals.uncompressedBytes >= 0, totals.compressedBytes >= 0 else { throw refuse("totals hold a negative byte count") }
+        try validateShards(refuse: refuse)
+    }
 
+    /// Byte totals are non-negative; shard files are named and numbered as §1 says and their
+    /// batches add up to `totals.batches`.
+    private func validateShards(refuse: (String) -> MBDataError) throws {
+        guard totals.uncompressedBytes >= 0, totals.compressedBytes >= 0 else { throw refuse("totals hold a negative byte count") }
         var listed = 0
         for (index, shard) in shards.enumerated() {
             guard shard.file == Self.shardFileName(index) else {

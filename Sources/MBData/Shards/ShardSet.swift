@@ -88,7 +88,9 @@ public struct ShardSet: Sendable {
         let world = plan.parameters.world
         let globalBatch = plan.parameters.batchSize
         let localBatch = globalBatch / world
-        let framesPerEpoch = plan.batchesPerEpoch * world
+        // A packed set's epochs differ in batches (`packing.batches_per_epoch`).
+        func batchesIn(_ epochIndex: Int) -> Int { manifest.packing?.batchesPerEpoch[epochIndex] ?? plan.batchesPerEpoch }
+        var (epochIndex, batch, rank) = (0, 0, 0)
         var position = 0
         var uncompressed = 0
         var compressed = 0
@@ -99,10 +101,9 @@ public struct ShardSet: Sendable {
                 throw MBDataError(.corruptData, "the footer lists \(frames.count) frames, the manifest says \(shard.batches)", source: path)
             }
             for (index, entry) in frames.enumerated() {
-                // position < totals.batches = epochs × framesPerEpoch: validated sums.
-                let epoch = plan.firstEpoch + position / framesPerEpoch
-                let batch = position % framesPerEpoch / world
-                let rank = position % world
+                // position < totals.batches = world × the epochs' batches: validated sums.
+                while batch >= batchesIn(epochIndex) { (epochIndex, batch) = (epochIndex + 1, 0) }
+                let epoch = plan.firstEpoch + epochIndex
                 guard Int(entry.epoch) == epoch, Int(entry.batch) == batch, Int(entry.rank) == rank else {
                     throw MBDataError(
                         .corruptData,
@@ -110,7 +111,7 @@ public struct ShardSet: Sendable {
                         source: path)
                 }
                 let expectedSamples = max(0, min(localBatch, manifest.dataset.samples - (batch * globalBatch + rank * localBatch)))
-                guard Int(entry.samples) == expectedSamples else {
+                guard manifest.packing != nil || Int(entry.samples) == expectedSamples else {
                     throw MBDataError(
                         .corruptData, "frame \(index) (epoch \(epoch) batch \(batch) rank \(rank)) declares \(entry.samples) samples, the plan puts \(expectedSamples) there",
                         source: path)
@@ -118,6 +119,8 @@ public struct ShardSet: Sendable {
                 if let sum = CheckedSize.sum(uncompressed, Int(entry.uncompressed)) { uncompressed = sum } else { overflow = true }
                 if let sum = CheckedSize.sum(compressed, Int(entry.length)) { compressed = sum } else { overflow = true }
                 position += 1
+                rank += 1
+                if rank == world { (batch, rank) = (batch + 1, 0) }
             }
         }
         guard !overflow, uncompressed == manifest.totals.uncompressedBytes, compressed == manifest.totals.compressedBytes else {

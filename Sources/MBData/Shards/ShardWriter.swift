@@ -75,7 +75,7 @@ public enum ShardWriter {
 /// The files of one shard set being written, in the order `ShardWriter` describes. Its
 /// blocking calls run one after another on the blocking executor (each awaited before the
 /// next starts), never at once; that is what makes the unchecked `Sendable` safe.
-private final class ShardSetSink: @unchecked Sendable {
+final class ShardSetSink: @unchecked Sendable {
     private let directory: String
     private let targetShardBytes: Int
     private let manifestPath: String

@@ -1,0 +1,58 @@
+import Foundation
+
+extension ShardWriter {
+    /// Writes `epochs` of a packed plan into shard files in `directory` and the manifest last,
+    /// with its `packing` member (spec, batches of each epoch, statistics); returns the
+    /// manifest. Batches are made one after another on the blocking executor, ordered by
+    /// epoch, batch, rank; a frame's sample count is its segments.
+    ///
+    /// - Throws: As ``write(_:schema:to:targetShardBytes:progress:)`` does, and what reading
+    ///   the dataset throws.
+    public static func writePacked(
+        dataset: Dataset, plan: PackedPlan, epochs: Range<Int>, compressionLevel: Int32 = 0, to directory: String,
+        targetShardBytes: Int = 256 << 20, progress: (@Sendable (Progress) -> Void)? = nil
+    ) async throws -> ShardManifest {
+        guard let schema = try await dataset.schema() else {
+            throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
+        }
+        let started = Date()
+        let producer = try await PackedBatchProducer(dataset: dataset, plan: plan)
+        let counts = try await runBlocking { epochs.map { producer.batchesPerEpoch(epoch: $0) } }
+        let world = plan.parameters.world
+        let total = counts.reduce(0, +) * world
+        let sink = try await runBlocking { try ShardSetSink(directory: directory, targetShardBytes: targetShardBytes) }
+        do {
+            for (epoch, batches) in zip(epochs, counts) {
+                for batch in 0..<batches {
+                    for rank in 0..<world {
+                        let totals = try await runBlocking {
+                            try sink.append(producer.produce(PlanItem(epoch: epoch, batch: batch, rank: rank), level: compressionLevel))
+                        }
+                        progress?(
+                            Progress(
+                                batches: totals.batches, totalBatches: total, uncompressedBytes: totals.uncompressedBytes,
+                                compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
+                    }
+                }
+            }
+            let statistics = epochs.map { producer.layout(epoch: $0).statistics }.reduce(PackingStatistics(rowLength: plan.spec.rowLength), +)
+            let base = plan.base
+            let datasetInfo = ShardManifest.DatasetInfo(version: base.datasetVersion, maxId: base.maxID, samples: base.ids.count, fingerprint: plan.fingerprint)
+            let planInfo = ShardManifest.PlanInfo(
+                parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count, batchesPerEpoch: counts.max() ?? 0,
+                droppedPerEpoch: 0, padLengths: [:])
+            let packing = ShardManifest.PackingInfo(spec: plan.spec, batchesPerEpoch: counts, statistics: statistics)
+            let compression = ShardManifest.compression(level: compressionLevel)
+            return try await runBlocking {
+                try sink.finish { shards, totals in
+                    ShardManifest(
+                        dataset: datasetInfo, schema: schema, plan: planInfo, compression: compression, shards: shards, totals: totals,
+                        createdAt: Timestamp.now(), packing: packing)
+                }
+            }
+        } catch {
+            sink.discard()
+            throw error
+        }
+    }
+}
