@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer bench-cluster fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -143,6 +143,11 @@ bench-serve: release
 # against a Python SQLite peer and np.save; appends its summary to Benchmarks/README.md.
 bench-infer: release
 	bash Benchmarks/inference/run.sh
+
+# Cluster (issue 13): PostgreSQL against SQLite state, four share consumers on one and two daemons, an nginx
+# origin cold and warm; starts its own PostgreSQL and nginx; appends its summary to Benchmarks/README.md.
+bench-cluster: release
+	bash Benchmarks/cluster/run.sh
 
 SHARDS ?= Benchmarks/work/loader/shards
 bench-loader: deps
