@@ -56,4 +56,18 @@ import Testing
         manifest.packing?.batchesPerEpoch[0] += 1
         #expect { try manifest.validate() } throws: { ($0 as? MBDataError)?.matches(.corruptData, "packing.batches_per_epoch") == true }
     }
+
+    @Test func aPackedSetServesNoUnpackedPlan() async throws {
+        let (dir, dataset) = try await PackedPlanTests.dataset()
+        let plan = try await dataset.packedPlan(PackedPlanTests.parameters(), packing: PackedPlanTests.spec())
+        let out = dir.path("shards")
+        _ = try await ShardWriter.writePacked(dataset: dataset, plan: plan, epochs: 0..<1, to: out)
+        let shards = try ShardSet(directory: out)
+        // The same dataset, seed and batch size unpacked: `serve --spool`, `verify --dataset` and `shard`'s
+        // up-to-date check ask this, and must not take packed rows for the plan's batches.
+        #expect { try shards.check(matches: plan.base) } throws: { error in
+            (error as? MBDataError)?.parameter == "packing" && "\(error)".contains("not packed")
+        }
+        #expect(!shards.manifest.serves(ShardRequirement(plan: plan.base, epochs: 0..<1)))
+    }
 }

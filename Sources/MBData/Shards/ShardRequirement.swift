@@ -42,6 +42,12 @@ extension ShardManifest {
                 "the shards were written with \(setting) \(written), asked for \(setting) \(asked)", parameter: "PlanParameters.\(setting)")
         }
         if let wanted = requirement.plan {
+            // A packed set's fingerprint folds in its packing, so it never matches an unpacked plan; say why.
+            if let packing {
+                throw refuse(
+                    "the shards hold batches of \(packing.field) packed into rows of \(packing.rowLength) tokens; the plan asked for is not packed",
+                    parameter: "packing")
+            }
             guard dataset.fingerprint == wanted.fingerprint else {
                 throw refuse(
                     "stale shards: made from dataset version \(dataset.version) (\(dataset.fingerprint)), asked for version \(wanted.datasetVersion) (\(wanted.fingerprint))")
