@@ -76,7 +76,7 @@ extension BatchServer {
             return try Self.json(
                 OutputReceipt(cursor: id, batch: commit.batch, rows: commit.rows, finished: finished, batches: job.job.plan.plan.batchesPerEpoch))
         } catch {
-            let refused = ServeError.from(error)
+            let refused = ServeError.from(error, store: store)
             metrics.outputsRefused(dataset: job.served.name, output: job.job.output, reason: refused.code)
             throw refused
         }
@@ -94,7 +94,7 @@ extension BatchServer {
         case .storage:
             return ServeError.stateUnavailable("cannot write the outputs to dataset \(job.served.name): \(error.message)")
         default:
-            return ServeError.from(error)
+            return ServeError.from(error, store: store)
         }
     }
 

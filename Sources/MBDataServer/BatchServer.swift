@@ -8,7 +8,8 @@ import NIOCore
 import ServiceLifecycle
 
 /// `mbdata serve`: batches of one or more datasets over HTTP to trainers in any process
-/// (schemas/serve-protocol.md). Cursors live in a SQLite state database.
+/// (schemas/serve-protocol.md). Cursors, pins and leases live in a ``StateStore``: a SQLite
+/// file of this daemon, or a PostgreSQL database several daemons share.
 ///
 /// A service-lifecycle `Service`: run it in a `ServiceGroup` — the application's own, next
 /// to its other services — which owns the signals. A graceful shutdown drains: open
@@ -18,6 +19,10 @@ public final class BatchServer: Service, Sendable {
     public let configuration: ServeConfiguration
     let catalog: DatasetCatalog
     let book: CursorBook
+    /// Where cursors, pins, leases and stream claims live.
+    let store: any StateStore
+    /// This daemon's name in the claims it takes in the store: random, made at start.
+    let holder = "\(ProcessInfo.processInfo.processIdentifier)-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
     let inference: InferenceBook
     let metrics: ServeMetrics
     let drain = DrainState()
@@ -50,13 +55,11 @@ public final class BatchServer: Service, Sendable {
         self.onListening = onListening
         let metrics = ServeMetrics()
         self.metrics = metrics
-        // Opening the state database and the datasets and scanning the spool block.
-        (catalog, book) = try await runBlocking {
-            let store = try CursorStore(path: configuration.statePath)
-            return (
-                try DatasetCatalog(configuration: configuration, store: store), try CursorBook(store: store, metrics: metrics, clock: clock)
-            )
-        }
+        let store = try await makeStateStore(try configuration.stateLocation, clock: clock, logger: logger)
+        self.store = store
+        // Opening the datasets and scanning the spool block.
+        catalog = try await runBlocking { try DatasetCatalog(configuration: configuration, store: store) }
+        book = CursorBook(store: store, metrics: metrics)
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
         // Every inference job of every dataset, so an id stays valid across restarts.
@@ -90,14 +93,14 @@ public final class BatchServer: Service, Sendable {
                 services: [.init(service: app), .init(service: DrainService(drain: drain))], logger: logger))
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
-        logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(configuration.statePath)"])
+        logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(store.location)"])
         try await group.run()
         logger.info("drained; cursors are on disk")
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics))
+        router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics, store: store))
         router.get("/healthz") { _, _ in
             guard !self.drain.isDraining else { throw ServeError.draining }
             return try Self.json(HealthStatus())
@@ -205,6 +208,14 @@ public final class BatchServer: Service, Sendable {
         // Admitted (a stream slot, the cursor's only stream) before anything is written: a
         // refused request leaves no cursor and no pin behind.
         let ticket = try streams.open(cursor: resolved.cursor.cursor)
+        let claim: StreamClaim
+        do {
+            claim = try await StreamClaim(
+                store: store, cursor: resolved.cursor.cursor, holder: holder, seconds: configuration.streamClaimSeconds, logger: logger)
+        } catch {
+            ticket.close()
+            throw error
+        }
         let items: [PlanItem]
         let producer: any BatchProducer
         let spooled: Bool
@@ -217,6 +228,7 @@ public final class BatchServer: Service, Sendable {
                 dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
         } catch {
             ticket.close()
+            await claim.release()
             throw error
         }
         let planRequest = resolved.request
@@ -234,13 +246,18 @@ public final class BatchServer: Service, Sendable {
         streamLogger[metadataKey: "rank"] = "\(planRequest.rank)"
         let send = StreamSender(
             prefetcher: prefetcher, cursor: id, dataset: resolved.served.name, mode: planRequest.mode, book: book, metrics: metrics,
-            drain: drain, logger: streamLogger)
+            drain: drain, claim: claim, logger: streamLogger)
         let book = self.book
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                await send.run(&writer)
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await claim.keepRenewed() }
+                    await send.run(&writer)
+                    group.cancelAll()
+                }
                 ticket.close()
+                await claim.release()
                 await book.endStream(id)
             })
     }
@@ -252,7 +269,7 @@ public final class BatchServer: Service, Sendable {
         let planRequest = resolved.request
         let book = self.book
         return try await leaseAnswer(
-            try await book.lease(resolved.cursor.cursor, epoch: planRequest.epoch, seconds: planRequest.leaseSeconds),
+            try await book.lease(resolved.cursor, epoch: planRequest.epoch, seconds: planRequest.leaseSeconds),
             served: resolved.served, plan: resolved.plan, cursor: resolved.cursor.cursor, mode: .share, epoch: planRequest.epoch,
             rank: planRequest.rank
         ) { await book.release(lease: $0) }
@@ -262,7 +279,7 @@ public final class BatchServer: Service, Sendable {
     /// `complete`, or `204` with `Retry-After`. A batch whose message cannot be made is
     /// given back through `release`.
     func leaseAnswer(
-        _ outcome: LeaseTable.Outcome, served: DatasetCatalog.Served, plan: DatasetPlan, cursor: String, mode: StreamMode, epoch: Int,
+        _ outcome: LeaseOutcome, served: DatasetCatalog.Served, plan: DatasetPlan, cursor: String, mode: StreamMode, epoch: Int,
         rank: Int, release: @Sendable (UInt64) async -> Void
     ) async throws -> Response {
         switch outcome {

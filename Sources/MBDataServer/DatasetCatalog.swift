@@ -13,7 +13,7 @@ actor DatasetCatalog {
 
     private let datasets: [String: Served]
     let names: [String]
-    private let store: CursorStore
+    private let store: any StateStore
     private let spool: [SpoolBatchProducer]
     private let prefetch: PrefetchConfiguration
     /// The dataset version each consumer group's plan is pinned to (also in the state database).
@@ -22,7 +22,7 @@ actor DatasetCatalog {
     private var plans = RecentlyUsed<String, DatasetPlan>(capacity: 16)
     private var liveProducers = RecentlyUsed<String, LiveBatchProducer>(capacity: 16)
 
-    init(configuration: ServeConfiguration, store: CursorStore) throws {
+    init(configuration: ServeConfiguration, store: any StateStore) throws {
         var datasets: [String: Served] = [:]
         for (name, path) in configuration.datasets {
             guard datasets[name] == nil else { throw MBDataError(.invalidArgument, "two datasets are named \(name)", source: path) }

@@ -87,7 +87,7 @@ actor InferenceBook {
     }
 
     /// The job's next batch neither committed nor leased, leased for `seconds`.
-    func lease(_ id: String, seconds: Double) throws -> LeaseTable.Outcome {
+    func lease(_ id: String, seconds: Double) throws -> LeaseOutcome {
         guard let job = jobs[id], let state = states[id] else { throw ServeError.unknownCursor(id) }
         let now = clock.now()
         let expired = leases.expire(cursor: id, now: now)

@@ -14,8 +14,12 @@ public struct ServeConfiguration: Sendable {
     /// A directory holding shard sets (it and its immediate subdirectories); a batch
     /// request whose plan matches one is served from its frames. Default none.
     public var spool: String?
-    /// The SQLite file holding cursors and pinned plan versions.
-    public var statePath: String
+    /// Where cursors, pinned plan versions and leases live: the path of this daemon's SQLite
+    /// file, or the `postgresql://` URL of the database every daemon of a cluster shares.
+    public var state: String
+    /// Seconds a stream's claim on its cursor outlives a daemon that stopped renewing it
+    /// (a daemon renews it every third of this while the stream is open). Default 30.
+    public var streamClaimSeconds: Double = 30
     /// Open batch streams at most; more get 429. Default 64.
     public var maxStreams: Int = 64
     /// Seconds a connection may stay silent while sending its request head. Default 30.
@@ -37,10 +41,16 @@ public struct ServeConfiguration: Sendable {
     /// - Parameters:
     ///   - datasets: The datasets to serve, each under a name of 1–64 letters, digits, `.`, `_` or
     ///     `-` that clients use in URLs.
-    ///   - statePath: The state database (SQLite); created when missing.
-    public init(datasets: [(name: String, path: String)], statePath: String) {
+    ///   - state: The state database: a SQLite file, created when missing, or a
+    ///     `postgresql://` URL.
+    public init(datasets: [(name: String, path: String)], state: String) {
         self.datasets = datasets
-        self.statePath = statePath
+        self.state = state
+    }
+
+    /// The store ``state`` names; `.invalidArgument` when it names none.
+    package var stateLocation: StateLocation {
+        get throws { try StateLocation(parsing: state) }
     }
 
     /// Dataset and group names: letters, digits, `.`, `_`, `-`; never a path.

@@ -50,15 +50,16 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    /// Maps any error to what the client sees: library errors keep their message.
-    static func from(_ error: any Error) -> ServeError {
+    /// Maps any error to what the client sees: library errors keep their message; a write
+    /// of `store` that failed and may succeed on a retry is `503 state_unavailable`.
+    static func from(_ error: any Error, store: any StateStore) -> ServeError {
         switch error {
         case let error as ServeError: return error
         case let error as MBDataError:
             switch error.code {
             // The message without the source: a file path is none of the client's business.
             case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.message)
-            case .storage where CursorStore.isUnavailable(error): return stateUnavailable(error.message)
+            case .storage where store.isUnavailable(error): return stateUnavailable(error.message)
             default: return ServeError(.internalServerError, "internal", error.message)
             }
         case let error as any HTTPResponseError where error.status == .contentTooLarge:

@@ -93,6 +93,7 @@ extension HTTPField.Name {
 struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]?
     let metrics: ServeMetrics
+    let store: any StateStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
@@ -110,7 +111,7 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
             metrics.request(route: context.endpointPath ?? "unmatched", status: 400, took: started.duration(to: .now))
             throw error
         } catch {
-            response = try ServeError.from(error).response(from: request, context: context)
+            response = try ServeError.from(error, store: store).response(from: request, context: context)
         }
         metrics.request(route: context.endpointPath ?? "unmatched", status: Int(response.status.code), took: started.duration(to: .now))
         return response

@@ -14,6 +14,7 @@ struct StreamSender: Sendable {
     let book: CursorBook
     let metrics: ServeMetrics
     let drain: DrainState
+    let claim: StreamClaim
     let logger: Logger
 
     private struct ClientGone: Error {}
@@ -30,6 +31,10 @@ struct StreamSender: Sendable {
                 if drain.isDraining {
                     reason = .draining
                     break
+                }
+                guard !claim.isLost else {
+                    throw ServeError(
+                        .conflict, "cursor_busy", "the stream's claim on cursor \(cursor) lapsed; another daemon may stream it now")
                 }
                 let waitStarted = ContinuousClock.now
                 guard let batch = try await iterator.next() else { break }
@@ -49,7 +54,7 @@ struct StreamSender: Sendable {
         } catch is ClientGone {
             logger.info("consumer disconnected", metadata: ["sent": "\(sent)"])
         } catch {
-            let failure = ServeError.from(error)
+            let failure = ServeError.from(error, store: book.store)
             logger.error("stream failed", metadata: ["error": "\(failure)", "sent": "\(sent)"])
             try? await writer.write(WireMessage.error(failure, allocator: allocator))
             try? await writer.finish(nil)

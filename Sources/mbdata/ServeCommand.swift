@@ -34,7 +34,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "A directory of shard sets (it and its subdirectories); matching plans are served from their frames.")
     var spool: String?
 
-    @Option(help: "The state database holding cursors (default: mbdata-serve.sqlite beside the first dataset).")
+    @Option(
+        help: """
+            Where cursors, pins and leases live: a SQLite file of this daemon (default: mbdata-serve.sqlite beside the first \
+            dataset), or a postgresql:// URL of the database every daemon of a cluster shares.
+            """)
     var state: String?
 
     @Option(name: .customLong("max-streams"), help: "Open batch streams at most; more get 429.")
@@ -88,8 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
         BlockingExecutor.configure(threads: workers ?? ProcessInfo.processInfo.activeProcessorCount)
         try await reportingErrors {
             let parsed = try datasets.map(ServeConfiguration.parseDataset)
-            let statePath = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
-            var configuration = ServeConfiguration(datasets: parsed, statePath: statePath)
+            let state = state ?? ((parsed[0].path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mbdata-serve.sqlite")
+            var configuration = ServeConfiguration(datasets: parsed, state: state)
             configuration.host = host
             configuration.port = port
             configuration.token = try tokenFile.map(Self.readToken)

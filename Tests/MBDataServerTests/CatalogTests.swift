@@ -7,11 +7,11 @@ import Testing
 
 @Suite struct CatalogTests {
     /// The digits dataset served by a catalog whose state database is in the same folder.
-    static func digitsCatalog() async throws -> (TemporaryDirectory, String, CursorStore, DatasetCatalog, DatasetCatalog.Served) {
+    static func digitsCatalog() async throws -> (TemporaryDirectory, String, SQLiteStateStore, DatasetCatalog, DatasetCatalog.Served) {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        let store = try CursorStore(path: directory.path("state.sqlite"))
-        let catalog = try DatasetCatalog(configuration: ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite")), store: store)
+        let store = try SQLiteStateStore(path: directory.path("state.sqlite"))
+        let catalog = try DatasetCatalog(configuration: ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite")), store: store)
         return (directory, path, store, catalog, try await catalog.served("digits"))
     }
 

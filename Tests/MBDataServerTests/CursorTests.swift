@@ -37,17 +37,17 @@ import Testing
     @Test func acksSurviveARestartButLeasesDoNot() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("state.sqlite")
-        var book = try CursorBook(store: CursorStore(path: path), metrics: ServeMetrics())
+        var book = CursorBook(store: try SQLiteStateStore(path: path), metrics: ServeMetrics())
         let id = try await book.cursor(Self.state(batches: 3)).cursor
-        guard case .leased(_, let acked) = try await book.lease(id, epoch: 0, seconds: 30),
-            case .leased(_, let held) = try await book.lease(id, epoch: 0, seconds: 30)
+        guard case .leased(_, let acked) = try await book.lease(book.state(id), epoch: 0, seconds: 30),
+            case .leased(_, let held) = try await book.lease(book.state(id), epoch: 0, seconds: 30)
         else { Issue.record("no lease"); return }
         _ = try await book.ack(id, leases: [acked])
 
-        book = try CursorBook(store: CursorStore(path: path), metrics: ServeMetrics())
+        book = CursorBook(store: try SQLiteStateStore(path: path), metrics: ServeMetrics())
         #expect(try await book.state(id).progress(epoch: 0).lowWatermark == 1)
         await #expect(throws: ServeError.self) { try await book.ack(id, leases: [held]) }
-        guard case .leased(let batch, _) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
+        guard case .leased(let batch, _) = try await book.lease(book.state(id), epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
         #expect(batch == 1)
     }
 

@@ -27,7 +27,7 @@ import Testing
     }
 
     static func configuration(_ directory: TemporaryDirectory, _ path: String) -> ServeConfiguration {
-        ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))
+        ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
     }
 
     /// Runs `body` against a daemon serving a new digits dataset with the output `preds`.

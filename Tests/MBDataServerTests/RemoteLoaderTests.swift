@@ -25,7 +25,7 @@ import Testing
         let local = RecordingTrainer(maxDelayMilliseconds: 1)
         try await MultiBatchLoader(dataset: Dataset(path: path), configuration: Self.configuration()).run(trainer: local)
 
-        let remote = try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        let remote = try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
             let loader = try await MultiBatchLoader(
                 remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
@@ -49,7 +49,7 @@ import Testing
     @Test func ranksOverServeAreDisjointAndCoverTheEpoch() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        let perRank = try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        let perRank = try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             try await withThrowingTaskGroup(of: [Int64].self) { group in
                 for rank in 0..<4 {
                     group.addTask {
@@ -73,7 +73,7 @@ import Testing
     @Test func aCheckpointResumesThroughServeWithExactlyTheUnfinishedBatches() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        let configuration = ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))
+        let configuration = ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
         let (first, checkpoint) = try await withServer(configuration) { url in
             let trainer = RecordingTrainer(maxDelayMilliseconds: 1, failAfter: 9)
             let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
@@ -98,7 +98,7 @@ import Testing
     @Test func aCheckpointFromAnotherPlanIsRefused() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             let loader = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
             var checkpoint = await loader.checkpoint()
             checkpoint.planFingerprint = "xxh64:0000000000000000"
@@ -113,7 +113,7 @@ import Testing
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
         let batchesPerEpoch = 1449 / 64
-        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             let short = try await MultiBatchLoader(remote: ServeSource(url: url, dataset: "digits"), configuration: Self.configuration())
             let first = RecordingTrainer(maxDelayMilliseconds: 1)
             try await short.run(trainer: first)

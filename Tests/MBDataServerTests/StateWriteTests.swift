@@ -21,7 +21,7 @@ final class ManualClock: Sendable {
 /// client sees 503 `state_unavailable`, and that a retry really writes.
 @Suite struct StateWriteTests {
     static func book(_ path: String, clock: ManualClock = ManualClock()) throws -> CursorBook {
-        try CursorBook(store: CursorStore(path: path), metrics: ServeMetrics(), clock: clock.serveClock)
+        CursorBook(store: try SQLiteStateStore(path: path, clock: clock.serveClock), metrics: ServeMetrics())
     }
 
     /// Makes every write of the cursors table fail until `drop` runs.
@@ -69,7 +69,7 @@ final class ManualClock: Sendable {
         let path = directory.path("state.sqlite")
         let book = try Self.book(path)
         let id = try await book.cursor(CursorTests.state(batches: 3)).cursor
-        guard case .leased(_, let lease) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
+        guard case .leased(_, let lease) = try await book.lease(book.state(id), epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
         let restore = try Self.failWrites(path)
         await #expect(throws: MBDataError.self) { try await book.ack(id, leases: [lease]) }
         #expect(try await book.state(id).epochs.isEmpty)
@@ -84,21 +84,23 @@ final class ManualClock: Sendable {
         let directory = try TemporaryDirectory()
         let path = directory.path("state.sqlite")
         let id = try await Self.book(path).cursor(CursorTests.state(batches: 4, mode: .partition)).cursor
-        let book = try CursorBook(store: CursorStore(path: path, readOnly: true), metrics: ServeMetrics())
+        let book = CursorBook(store: try SQLiteStateStore(path: path, readOnly: true), metrics: ServeMetrics())
         let error = await #expect(throws: MBDataError.self) { try await book.ack(id, epoch: 0, batches: [0]) }
-        let answer = ServeError.from(try #require(error))
+        let answer = ServeError.from(try #require(error), store: book.store)
         #expect(answer.status == .serviceUnavailable)
         #expect(answer.code == "state_unavailable")
         #expect(answer.message.contains("SQLITE_READONLY") || answer.message.contains("8"))
         #expect(try await book.state(id).epochs.isEmpty)
     }
 
-    @Test func aFullDiskIsAStateUnavailableErrorAndAConstraintIsInternal() {
+    @Test func aFullDiskIsAStateUnavailableErrorAndAConstraintIsInternal() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStateStore(path: directory.path("state.sqlite"))
         let full = MBDataError(.storage, "cannot write", cause: DatabaseError(resultCode: .SQLITE_FULL))
-        #expect(ServeError.from(full).status == .serviceUnavailable)
-        #expect(ServeError.from(full).headers[.retryAfter] == "1")
+        #expect(ServeError.from(full, store: store).status == .serviceUnavailable)
+        #expect(ServeError.from(full, store: store).headers[.retryAfter] == "1")
         let other = MBDataError(.storage, "cannot write", cause: DatabaseError(resultCode: .SQLITE_CONSTRAINT))
-        #expect(ServeError.from(other).status == .internalServerError)
+        #expect(ServeError.from(other, store: store).status == .internalServerError)
     }
 
     /// The probe's `{"leases": [L, L]}` killed the daemon (a force unwrap of the second).
@@ -106,7 +108,7 @@ final class ManualClock: Sendable {
         let directory = try TemporaryDirectory()
         let book = try Self.book(directory.path("state.sqlite"))
         let id = try await book.cursor(CursorTests.state(batches: 3)).cursor
-        guard case .leased(let batch, let lease) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
+        guard case .leased(let batch, let lease) = try await book.lease(book.state(id), epoch: 0, seconds: 30) else { Issue.record("no lease"); return }
         let state = try await book.ack(id, leases: [lease, lease, lease])
         #expect(batch == 0)
         #expect(state.epochs == [.init(epoch: 0, lowWatermark: 1, finishedAbove: [])])
@@ -118,17 +120,17 @@ final class ManualClock: Sendable {
         let clock = ManualClock()
         let book = try Self.book(directory.path("state.sqlite"), clock: clock)
         let id = try await book.cursor(CursorTests.state(batches: 2)).cursor
-        guard case .leased(0, let short) = try await book.lease(id, epoch: 0, seconds: 5),
-            case .leased(1, let long) = try await book.lease(id, epoch: 0, seconds: 30)
+        guard case .leased(0, let short) = try await book.lease(book.state(id), epoch: 0, seconds: 5),
+            case .leased(1, let long) = try await book.lease(book.state(id), epoch: 0, seconds: 30)
         else { Issue.record("no leases"); return }
-        #expect(try await book.lease(id, epoch: 0, seconds: 30) == .wait(seconds: 5))
+        #expect(try await book.lease(book.state(id), epoch: 0, seconds: 30) == .wait(seconds: 5))
         clock.advance(by: .seconds(4))
-        #expect(try await book.lease(id, epoch: 0, seconds: 30) == .wait(seconds: 1))
+        #expect(try await book.lease(book.state(id), epoch: 0, seconds: 30) == .wait(seconds: 1))
         clock.advance(by: .seconds(1))
-        guard case .leased(0, let again) = try await book.lease(id, epoch: 0, seconds: 30) else { Issue.record("no redelivery"); return }
+        guard case .leased(0, let again) = try await book.lease(book.state(id), epoch: 0, seconds: 30) else { Issue.record("no redelivery"); return }
         await #expect(throws: ServeError.self) { try await book.ack(id, leases: [short]) }
         _ = try await book.ack(id, leases: [long, again])
-        #expect(try await book.lease(id, epoch: 0, seconds: 30) == .complete)
+        #expect(try await book.lease(book.state(id), epoch: 0, seconds: 30) == .complete)
     }
 
     /// Concurrent acks of one cursor: each waits for the other's write, so none overwrites

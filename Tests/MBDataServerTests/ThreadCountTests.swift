@@ -85,7 +85,7 @@ struct ThreadCountTests {
         @Test func sixtyFourOpenStreamsAddNoThreadPerStream() async throws {
             let directory = try TemporaryDirectory()
             let path = try await Self.blobDataset(directory)
-            var configuration = ServeConfiguration(datasets: [("blobs", path)], statePath: directory.path("state.sqlite"))
+            var configuration = ServeConfiguration(datasets: [("blobs", path)], state: directory.path("state.sqlite"))
             configuration.maxStreams = Self.streams
             // As `mbdata serve` sets it: every stream may use the whole executor.
             configuration.prefetch.workers = BlockingExecutor.threadCount

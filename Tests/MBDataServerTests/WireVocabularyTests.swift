@@ -16,7 +16,7 @@ import Testing
     @Test func everyWireTypeRoundTripsThroughTheDaemon() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             let transport = try HTTPTransport(url: url, token: nil)
             #expect(try await transport.call(.GET, "/healthz", as: HealthStatus.self) == HealthStatus())
 
@@ -117,7 +117,7 @@ import Testing
     @Test func acksReuseAKeptAliveConnection() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)
-        try await withServer(ServeConfiguration(datasets: [("digits", path)], statePath: directory.path("state.sqlite"))) { url in
+        try await withServer(ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))) { url in
             let port = try #require(url.split(separator: ":").last.flatMap { Int($0) })
             let source = try ServeSource(url: url, dataset: "digits")
             let configuration = RemoteLoaderTests.configuration()

@@ -27,6 +27,15 @@ public func withServer<T: Sendable>(
 package func withServer<T: Sendable>(
     _ configuration: ServeConfiguration, clock: ServeClock, _ body: @escaping @Sendable (_ url: String) async throws -> T
 ) async throws -> T {
+    try await withServer(configuration, clock: clock) { _, url in try await body(url) }
+}
+
+/// `withServer` whose body also gets the daemon, so a test can reach its state store as
+/// another daemon sharing it would.
+package func withServer<T: Sendable>(
+    _ configuration: ServeConfiguration, clock: ServeClock,
+    _ body: @escaping @Sendable (_ server: BatchServer, _ url: String) async throws -> T
+) async throws -> T {
     var configuration = configuration
     configuration.port = 0
     let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -41,7 +50,7 @@ package func withServer<T: Sendable>(
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
-        group.addTask { try await body("http://127.0.0.1:\(port)") }
+        group.addTask { try await body(server, "http://127.0.0.1:\(port)") }
         var result: T?
         while let next = try await group.next() {
             if let value = next {

@@ -28,11 +28,36 @@ package struct IndexPermutation: Sendable, Hashable {
     /// `0..<count` (a precondition).
     package func index(at position: Int) -> Int {
         precondition(position >= 0 && position < count, "position \(position) outside 0..<\(count)")
-        var value = UInt64(position)
+        return cycleWalk(position, encrypt)
+    }
+
+    /// The position at which `index` appears: the inverse of ``index(at:)``, as cheap.
+    /// `index` must be in `0..<count` (a precondition).
+    package func position(of index: Int) -> Int {
+        precondition(index >= 0 && index < count, "index \(index) outside 0..<\(count)")
+        return cycleWalk(index, decrypt)
+    }
+
+    /// Applies `step` until the value is back inside `0..<count`.
+    @inline(__always)
+    private func cycleWalk(_ start: Int, _ step: (UInt64) -> UInt64) -> Int {
+        var value = UInt64(start)
         repeat {
-            value = encrypt(value)
+            value = step(value)
         } while value >= UInt64(count)
         return Int(value)
+    }
+
+    @inline(__always)
+    private func decrypt(_ value: UInt64) -> UInt64 {
+        var left = value >> halfBits
+        var right = value & halfMask
+        for key in keys.reversed() {
+            let previousLeft = right ^ (SplitMix64.mix(left ^ key) & halfMask)
+            right = left
+            left = previousLeft
+        }
+        return (left << halfBits) | right
     }
 
     @inline(__always)

@@ -1,15 +1,8 @@
 /// Batches leased to consumers, by lease id, each until its expiry on the daemon's clock:
-/// the bookkeeping of share groups (``CursorBook``) and inference jobs (``InferenceBook``).
-/// Leases live in memory only, so a restarted daemon offers their batches again.
+/// the share-group leases of ``SQLiteStateStore`` and those of inference jobs
+/// (``InferenceBook``). Leases live in memory only, so a restarted daemon offers their
+/// batches again.
 struct LeaseTable {
-    /// What a lease request gets.
-    enum Outcome: Sendable, Equatable {
-        case leased(batch: Int, lease: UInt64)
-        case complete
-        /// Every remaining batch is leased to another consumer; the earliest lease ends then.
-        case wait(seconds: Double)
-    }
-
     struct Lease: Sendable {
         var cursor: String
         var epoch: Int
@@ -33,7 +26,7 @@ struct LeaseTable {
     /// leased ones), for `seconds`. Call ``expire(cursor:now:)`` first.
     mutating func lease(
         cursor: String, epoch: Int, seconds: Double, now: ContinuousClock.Instant, firstFree: (Set<Int>) -> Int?
-    ) -> Outcome {
+    ) -> LeaseOutcome {
         let held = leases.values.filter { $0.cursor == cursor && $0.epoch == epoch }
         guard let batch = firstFree(Set(held.map(\.batch))) else {
             guard let soonest = held.map(\.expires).min() else { return .complete }

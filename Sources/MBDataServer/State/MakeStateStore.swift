@@ -1,0 +1,16 @@
+import Logging
+import MBData
+
+/// Opens the state store `location` names, its leases and stream claims expiring on `clock`
+/// where the store keeps them in memory; blocking work runs off the cooperative pool.
+///
+/// - Throws: `MBDataError` `.storage` when the store cannot be opened, `.invalidArgument`
+///   for a kind of store this build lacks.
+package func makeStateStore(_ location: StateLocation, clock: ServeClock, logger: Logger) async throws -> any StateStore {
+    switch location {
+    case .sqlite(let path):
+        return try await runBlocking { try SQLiteStateStore(path: path, clock: clock) }
+    case .postgres:
+        throw MBDataError(.invalidArgument, "PostgreSQL state store is not in this build", source: location.description)
+    }
+}

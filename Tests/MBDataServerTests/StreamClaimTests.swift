@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+import MBDataTestSupport
+import MBDataWire
+import NIOHTTP1
+import Testing
+
+@testable import MBDataClient
+@testable import MBDataServer
+
+/// A stream's claim on its cursor in the state store: what keeps two daemons sharing a
+/// store from streaming one cursor at once.
+@Suite struct StreamClaimTests {
+    static let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    static let query = "batch_size=64&seed=7&split=train"
+
+    /// Another daemon holding the cursor's claim in the store: the stream is refused
+    /// `409 cursor_busy` and leaves no claim of this daemon behind; once that claim is
+    /// released the stream runs.
+    @Test func aStreamOfACursorAnotherDaemonClaimedIsRefusedAsBusy() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let configuration = ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
+        try await withServer(configuration, clock: .continuous) { server, url in
+            let transport = try HTTPTransport(url: url, token: nil)
+            let cursor = try await transport.call(.GET, "/v1/datasets/digits/cursor?" + Self.query, as: CursorState.self).cursor
+            #expect(try await server.store.claimStream(cursor: cursor, holder: "another daemon", seconds: 30))
+
+            let refused = try await transport.exchange(.GET, "/v1/datasets/digits/batches?" + Self.query, json: nil)
+            #expect(refused.status == 409)
+            #expect(try WireJSON.decode(ErrorEnvelope.self, from: Data(refused.body)).error.code == "cursor_busy")
+            #expect(try await server.store.claimStream(cursor: cursor, holder: "another daemon", seconds: 30))
+
+            try await server.store.releaseStream(cursor: cursor, holder: "another daemon")
+            let streamed = try await transport.call(.GET, "/v1/datasets/digits/batches?" + Self.query)
+            guard case .end(let reason)? = try WireDecoder.messages(streamed.body).last else {
+                Issue.record("the stream did not end with its end message")
+                return
+            }
+            #expect(reason == .complete)
+            try await transport.shutdown()
+        }
+    }
+
+    /// A claim another daemon took over once it lapsed: the stream holding it learns it
+    /// is lost at its next renewal, and a new stream of that cursor is refused.
+    @Test(.timeLimit(.minutes(1))) func aStreamWhoseClaimAnotherDaemonTookLearnsItIsLost() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualClock()
+        let store = try SQLiteStateStore(path: directory.path("state.sqlite"), clock: clock.serveClock)
+        let claim = try await StreamClaim(store: store, cursor: "c-1", holder: "a", seconds: 0.03, logger: Self.logger)
+        let refused = await #expect(throws: ServeError.self) {
+            _ = try await StreamClaim(store: store, cursor: "c-1", holder: "b", seconds: 30, logger: Self.logger)
+        }
+        #expect(refused?.code == "cursor_busy")
+        clock.advance(by: .seconds(1))
+        #expect(try await store.claimStream(cursor: "c-1", holder: "b", seconds: 30))
+        #expect(!claim.isLost)
+        await claim.keepRenewed()
+        #expect(claim.isLost)
+    }
+
+}
