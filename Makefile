@@ -1,6 +1,6 @@
 # mbdata — one entry point for a fresh machine: `make demo`, `make test`.
 SWIFT        ?= swift
-SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3
+SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3 nginx
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
 VENV         := .venv
@@ -59,15 +59,16 @@ $(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
 
 test: test-swift test-interop test-serve test-schemas
 
-# The DocC documentation of MBDataTraining, MBData, MBDataClient and MBDataServer (swift-docc-plugin) into
-# $(OUT)/docs/; any warning — a broken symbol link above all — fails it. Not part of
-# `make test`: the four targets take a few minutes together.
+# The DocC documentation of MBDataTraining, MBData, MBDataClient, MBDataServer and MBDataOrigin (swift-docc-plugin)
+# into $(OUT)/docs/; any warning — a broken symbol link above all — fails it. Not part of
+# `make test`: the five targets take a few minutes together.
 docs: deps
 	@mkdir -p $(OUT)/docs
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataTraining --output-path $(OUT)/docs/MBDataTraining --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBData --output-path $(OUT)/docs/MBData --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataClient --output-path $(OUT)/docs/MBDataClient --warnings-as-errors
 	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataServer --output-path $(OUT)/docs/MBDataServer --warnings-as-errors
+	$(SWIFT) package --allow-writing-to-directory $(OUT)/docs generate-documentation --target MBDataOrigin --output-path $(OUT)/docs/MBDataOrigin --warnings-as-errors
 
 # The example sample schemas against the schema format, and the serve OpenAPI document
 # (valid OpenAPI 3.1, examples valid, the same routes as schemas/serve-protocol.md).

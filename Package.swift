@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "MBDataTraining", targets: ["MBDataTraining"]),
         .library(name: "MBData", targets: ["MBData"]),
         .library(name: "MBDataServer", targets: ["MBDataServer"]),
+        .library(name: "MBDataOrigin", targets: ["MBDataOrigin"]),
         .library(name: "MBDataClient", targets: ["MBDataClient"]),
         .executable(name: "mbdata", targets: ["mbdata"]),
     ],
@@ -74,6 +75,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Shard sets from an HTTP origin into a bounded, verified local cache: AsyncHTTPClient
+        // stays out of MBData, which in-process loaders import.
+        .target(
+            name: "MBDataOrigin",
+            dependencies: [
+                "MBData",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "MBDataWire",
             dependencies: ["MBDataTraining", .product(name: "NIOCore", package: "swift-nio")],
@@ -83,6 +98,7 @@ let package = Package(
             name: "MBDataServer",
             dependencies: [
                 "MBData",
+                "MBDataOrigin",
                 "MBDataWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -116,6 +132,7 @@ let package = Package(
             name: "mbdata",
             dependencies: [
                 "MBData",
+                "MBDataOrigin",
                 "MBDataServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -151,7 +168,7 @@ let package = Package(
         .target(
             name: "MBDataTestSupport",
             dependencies: [
-                "MBData", "MBDataServer",
+                "MBData", "MBDataServer", "MBDataOrigin",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -185,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "MBDataServerTests",
             dependencies: [
-                "MBData", "MBDataServer", "MBDataClient", "MBDataWire", "MBDataTestSupport",
+                "MBData", "MBDataServer", "MBDataClient", "MBDataWire", "MBDataTestSupport", "MBDataOrigin",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -6,18 +6,48 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// HTTP to one daemon over AsyncHTTPClient: a pool of keep-alive connections (an ack reuses
+/// HTTP to the daemons over AsyncHTTPClient: a pool of keep-alive connections (an ack reuses
 /// one instead of opening its own), connect and read timeouts, TLS when the URL is https.
-/// Shut down by ``shutdown()``, or when released.
+/// Requests go to the daemon in use, the first one given until it fails; ``exchange(_:_:json:)``
+/// then moves to the next (``DaemonTries``). Shut down by ``shutdown()``, or when released.
 final class HTTPTransport: Sendable {
-    /// The daemon's URL without path or query: `http://127.0.0.1:7070`.
-    let base: String
+    /// Every daemon's URL without path or query (`http://127.0.0.1:7070`), in order of preference.
+    let bases: [String]
     let token: String?
+    /// Rounds over the daemons a failed request or stream is tried again.
+    let rounds: Int
+    /// The longest a failed request or stream keeps trying daemons.
+    let giveUpAfter: Duration
+    private let inUse = Mutex(0)
     private let client: HTTPClient
     private let isShutDown = Mutex(false)
 
-    init(url: String, token: String?, timeouts: ServeSource.Timeouts = .init()) throws {
-        guard var components = URLComponents(string: url), ["http", "https"].contains(components.scheme), components.host?.isEmpty == false
+    init(urls: [String], token: String?, timeouts: ServeSource.Timeouts = .init(), rounds: Int = 20) throws {
+        guard !urls.isEmpty else { throw MBDataError(.invalidArgument, "no daemon URL given") }
+        bases = try urls.map(Self.base(of:))
+        self.token = token
+        self.rounds = rounds
+        giveUpAfter = timeouts.giveUpAfter
+        var pool = HTTPClient.Configuration.ConnectionPool(idleTimeout: .seconds(60))
+        // A refused connection fails its request at once, so that the next daemon is tried
+        // (`DaemonTries` retries, with its backoff), rather than after the connect timeout.
+        pool.retryConnectionEstablishment = false
+        let configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.read)),
+            connectionPool: pool)
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    convenience init(url: String, token: String?, timeouts: ServeSource.Timeouts = .init()) throws {
+        try self.init(urls: [url], token: token, timeouts: timeouts)
+    }
+
+    /// `http[s]://host[:port]` of a daemon URL, its path and query dropped.
+    private static func base(of url: String) throws -> String {
+        let trimmed = url.trimmingCharacters(in: .whitespaces)
+        guard var components = URLComponents(string: trimmed), ["http", "https"].contains(components.scheme),
+            components.host?.isEmpty == false
         else {
             throw MBDataError(.invalidArgument, "expected a URL like http://127.0.0.1:7070, got \(url)")
         }
@@ -27,13 +57,22 @@ final class HTTPTransport: Sendable {
         guard let base = components.string else {
             throw MBDataError(.invalidArgument, "expected a URL like http://127.0.0.1:7070, got \(url)")
         }
-        self.base = base
-        self.token = token
-        let configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: TimeAmount(timeouts.connect), read: TimeAmount(timeouts.read)),
-            connectionPool: .init(idleTimeout: .seconds(60)))
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        return base
+    }
+
+    /// The daemon requests go to now.
+    var base: String { bases[inUse.withLock { $0 }] }
+
+    /// Moves past `daemon` to the next, round robin, unless another task already moved on.
+    func failOver(from daemon: String) {
+        inUse.withLock { index in
+            if bases[index] == daemon { index = (index + 1) % bases.count }
+        }
+    }
+
+    /// The tries of one operation over the daemons.
+    func tries(_ operation: String) -> DaemonTries {
+        DaemonTries(transport: self, operation: operation)
     }
 
     /// Closes the pooled connections; later requests fail. Safe to call more than once.
@@ -54,10 +93,10 @@ final class HTTPTransport: Sendable {
         }
     }
 
-    /// Sends a request; the response's body is the caller's to read. Throws AsyncHTTPClient's
-    /// and NIO's errors as they are (a stream reconnects on them); see ``unavailable(_:target:)``.
-    func send(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: base + target)
+    /// Sends a request to `daemon`; the response's body is the caller's to read. Throws
+    /// AsyncHTTPClient's and NIO's errors as they are (a stream reconnects on them).
+    func send(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil, to daemon: String) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: daemon + target)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
@@ -70,16 +109,28 @@ final class HTTPTransport: Sendable {
     /// The largest reply body read whole (a cursor state of a million acked batches fits).
     static let maxReplyBytes = 64 << 20
 
-    /// A request whose whole response body is read, whatever its status. A connection that
-    /// cannot be made, times out or ends early throws `.unavailable` with the network error
-    /// as its cause.
+    /// A request whose whole response body is read, whatever its status but `503`. A
+    /// connection that cannot be made, times out or ends early, and a `503` (draining, or
+    /// the state could not be written: nothing changed), send the request to the next daemon
+    /// (``DaemonTries``); when they all keep failing this throws `.unavailable`, naming every
+    /// daemon tried, with the last failure as its cause. Every request of the protocol may be
+    /// sent again: acks are idempotent, the others read or replace state.
     func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
-        do {
-            let response = try await send(method, target, json: body)
-            let bytes = try await response.body.collect(upTo: Self.maxReplyBytes)
-            return (Int(response.status.code), Array(bytes.readableBytesView))
-        } catch {
-            throw unavailable(error, target: target)
+        var tries = tries("\(method) \(target)")
+        while true {
+            let daemon = base
+            let failure: any Error & Sendable
+            do {
+                let response = try await send(method, target, json: body, to: daemon)
+                let bytes = Array(try await response.body.collect(upTo: Self.maxReplyBytes).readableBytesView)
+                let status = Int(response.status.code)
+                guard status == 503 else { return (status, bytes) }
+                failure = Self.error(status: status, body: bytes, target: target)
+            } catch {
+                if error is CancellationError || Task.isCancelled { throw CancellationError() }
+                failure = error
+            }
+            try await tries.failed(daemon, failure)
         }
     }
 
@@ -99,14 +150,6 @@ final class HTTPTransport: Sendable {
         } catch {
             throw MBDataError(.corruptData, "the daemon's reply is not the expected JSON", source: target, cause: error)
         }
-    }
-
-    /// A failed request as the caller sees it: cancellation stays cancellation, an
-    /// `MBDataError` stays itself, anything else — the network — is `.unavailable`.
-    func unavailable(_ error: any Error, target: String) -> any Error {
-        if error is MBDataError { return error }
-        if error is CancellationError || Task.isCancelled { return CancellationError() }
-        return MBDataError(.unavailable, "no answer from the daemon at \(base)", source: target, cause: error)
     }
 
     /// A status outside 2xx as an error: 400, 404 and 409 are the request's fault

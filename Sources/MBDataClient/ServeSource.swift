@@ -18,6 +18,14 @@ import Synchronization
 /// The source keeps its connections to the daemon open between requests (HTTP keep-alive)
 /// and speaks TLS to an `https` URL. Its connections close when it is released, or at once
 /// with ``shutdown()``.
+///
+/// Given several daemons that share their state (``init(urls:dataset:group:token:reconnects:timeouts:)``,
+/// or `MBDATA_URLS`), the source uses the first — the local daemon — and, when it fails (no
+/// connection, a reset, a timeout, a cut stream, a `503`), moves to the next, round robin:
+/// each daemon of a round at once, a backoff between rounds. The stream reopens from the
+/// shared cursor after the last batch it delivered, and acks that found their daemon gone
+/// are sent to the next (acks are idempotent), so no batch is lost and none is delivered
+/// twice.
 public final class ServeSource: RemoteBatchSource {
     /// How long the source waits for the daemon.
     public struct Timeouts: Sendable {
@@ -28,10 +36,15 @@ public final class ServeSource: RemoteBatchSource {
         /// 60 seconds, the daemon's own `--stall-timeout`: it cuts a reader that stalls longer.
         public var read: Duration
 
+        /// The longest one request or stream keeps trying daemons after failures, before
+        /// it gives up with `.unavailable`. Default 120 seconds.
+        public var giveUpAfter: Duration
+
         /// Timeouts; the defaults suit a daemon on the same network.
-        public init(connect: Duration = .seconds(10), read: Duration = .seconds(60)) {
+        public init(connect: Duration = .seconds(10), read: Duration = .seconds(60), giveUpAfter: Duration = .seconds(120)) {
             self.connect = connect
             self.read = read
+            self.giveUpAfter = giveUpAfter
         }
     }
 
@@ -40,8 +53,11 @@ public final class ServeSource: RemoteBatchSource {
     /// The consumer group: loaders of one training run share a group, and the daemon keeps
     /// one cursor per group and rank.
     public let group: String
-    /// Reconnections after a cut or a draining daemon before a stream gives up. Default 20.
+    /// Rounds over the daemons a failed request or stream is tried again (after a cut, a
+    /// draining daemon, no connection) before it gives up. Default 20.
     public let reconnects: Int
+    /// Every daemon's URL, path and query dropped, in order of preference.
+    public var urls: [String] { transport.bases }
     let transport: HTTPTransport
     private let cursor = Mutex<String?>(nil)
     private let acks = Mutex(AckQueue())
@@ -50,20 +66,50 @@ public final class ServeSource: RemoteBatchSource {
     /// prepares it.
     ///
     /// - Parameters:
-    ///   - url: The daemon's base URL, `http://host:port` or `https://host:port`.
+    ///   - url: The daemon's base URL, `http://host:port` or `https://host:port`; several,
+    ///     separated by commas, as ``init(urls:dataset:group:token:reconnects:timeouts:)`` takes them.
     ///   - dataset: The dataset's name on the daemon.
     ///   - group: The consumer group. Default `default`.
     ///   - token: The bearer token, when the daemon was started with `--token-file`.
-    ///   - reconnects: Reconnections a stream may make after a cut or a draining daemon. Default 20.
+    ///   - reconnects: Rounds over the daemons a failed request or stream may make. Default 20.
     ///   - timeouts: How long to wait for a connection and for the daemon's answers.
     /// - Throws: `MBDataError` with `.invalidArgument` when `url` is not such a URL.
-    public init(
+    public convenience init(
         url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20, timeouts: Timeouts = .init()
     ) throws {
-        transport = try HTTPTransport(url: url, token: token, timeouts: timeouts)
+        try self.init(
+            urls: url.split(separator: ",").map(String.init), dataset: dataset, group: group, token: token, reconnects: reconnects,
+            timeouts: timeouts)
+    }
+
+    /// A source for `dataset` on several daemons that share their state, in order of
+    /// preference (the local daemon first); nothing is sent until the loader prepares it.
+    ///
+    /// - Parameters:
+    ///   - urls: The daemons' base URLs; nil reads `MBDATA_URLS` (comma-separated), else
+    ///     `MBDATA_URL`, else `http://127.0.0.1:7070`.
+    ///   - dataset: The dataset's name on the daemons.
+    ///   - group: The consumer group. Default `default`.
+    ///   - token: The bearer token, when the daemons were started with `--token-file`.
+    ///   - reconnects: Rounds over the daemons a failed request or stream may make. Default 20.
+    ///   - timeouts: How long to wait for a connection, for the daemon's answers, and for
+    ///     some daemon to answer after failures.
+    /// - Throws: `MBDataError` with `.invalidArgument` when no URL is given or one is not such a URL.
+    public init(
+        urls: [String]? = nil, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20,
+        timeouts: Timeouts = .init()
+    ) throws {
+        let given = (urls ?? Self.environmentURLs()).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        transport = try HTTPTransport(urls: given, token: token, timeouts: timeouts, rounds: reconnects)
         self.dataset = dataset
         self.group = group
         self.reconnects = reconnects
+    }
+
+    /// `MBDATA_URLS` split at commas, else `MBDATA_URL`, else `http://127.0.0.1:7070`.
+    static func environmentURLs(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let value = [environment["MBDATA_URLS"], environment["MBDATA_URL"]].compactMap { $0 }.first { !$0.isEmpty }
+        return (value ?? "http://127.0.0.1:7070").split(separator: ",").map(String.init)
     }
 
     /// Closes the source's connections now rather than when it is released; requests after
@@ -113,22 +159,27 @@ public final class ServeSource: RemoteBatchSource {
         return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: state.batchesPerEpoch)
     }
 
-    /// Streams this rank's unfinished batches of `epoch`, reconnecting after a cut or a
-    /// draining daemon up to ``reconnects`` times.
+    /// Streams this rank's unfinished batches of `epoch`. A stream that is cut, ends
+    /// draining, cannot be opened or is answered `503` reopens on the next daemon (at once;
+    /// after a backoff once every daemon failed in a round), after the last batch it
+    /// delivered; the daemon skips what the cursor has acked. It gives up after
+    /// ``reconnects`` rounds without a batch, or ``Timeouts/giveUpAfter``.
     ///
-    /// - Throws: `MBDataError` with `.unavailable` when the daemon fails the stream or it was
-    ///   cut too often; `.corruptData` when a message is malformed; what `deliver` throws.
+    /// - Throws: `MBDataError` with `.unavailable` when the daemon fails the stream or no
+    ///   daemon could serve it; `.corruptData` when a message is malformed; what `deliver` throws.
     public func stream(
         epoch: Int, configuration: MultiBatchLoader.Configuration, deliver: @Sendable (ReadyBatch) async throws -> Void
     ) async throws {
         var next = 0
-        var attempts = 0
+        var tries = transport.tries("GET \(datasetPath)/batches")
         while true {
             let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next)")])
+            let daemon = transport.base
             var decoder = WireDecoder(source: target)
             var end: StreamEnd.Reason?
+            let failure: any Error
             do {
-                let response = try await transport.send(.GET, target)
+                let response = try await transport.send(.GET, target, to: daemon)
                 if response.status == .ok {
                     // Chunk by chunk: the decoder holds at most one message, never the epoch.
                     for try await chunk in response.body {
@@ -138,29 +189,27 @@ public final class ServeSource: RemoteBatchSource {
                             case .batch(let batch, _):
                                 try await deliver(batch)
                                 next = batch.batch + 1
+                                tries = transport.tries("GET \(datasetPath)/batches")
                             case .end(let reason): end = reason
                             case .failure(let error): throw error
                             }
                         }
                     }
+                    if end == .complete { return }
+                    failure = DaemonTries.StreamInterrupted(description: end == nil ? "the stream was cut" : "the stream ended draining")
                 } else {
-                    let body = try await response.body.collect(upTo: WireDecoder.maxJSONPayload)
-                    guard response.status == .serviceUnavailable else {
-                        throw HTTPTransport.error(status: Int(response.status.code), body: Array(body.readableBytesView), target: target)
-                    }
+                    let body = Array(try await response.body.collect(upTo: WireDecoder.maxJSONPayload).readableBytesView)
+                    let error = HTTPTransport.error(status: Int(response.status.code), body: body, target: target)
+                    guard response.status == .serviceUnavailable else { throw error }
+                    failure = error
                 }
             } catch let error as MBDataError {
                 throw error
             } catch {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
-                // The connection was refused, reset or cut (a daemon restarting): reconnect below.
+                failure = error  // refused, reset or cut (a daemon gone): the next daemon below
             }
-            if end == .complete { return }
-            attempts += 1
-            guard attempts <= reconnects else {
-                throw MBDataError(.unavailable, "the stream was cut \(attempts) times; giving up", source: target)
-            }
-            try await Task.sleep(for: .milliseconds(100 * min(attempts, 10)))
+            try await tries.failed(daemon, failure)
         }
     }
 
@@ -186,17 +235,11 @@ public final class ServeSource: RemoteBatchSource {
         }
     }
 
-    /// Sends one ack; a `503` (the daemon could not write its state, or is draining) changed
-    /// nothing on the daemon, so the same body is sent again, up to `reconnects` times.
+    /// Sends one ack. A connection failure or a `503` sends the same body to the next
+    /// daemon (``HTTPTransport/exchange(_:_:json:)``): an ack is idempotent, so one that had
+    /// reached the daemon that failed is harmless the second time.
     private func ack(_ target: String, _ body: [UInt8]) async throws {
-        var attempts = 0
-        while true {
-            let (status, reply) = try await transport.exchange(.POST, target, json: body)
-            if (200..<300).contains(status) { return }
-            attempts += 1
-            guard status == 503, attempts <= reconnects else { throw HTTPTransport.error(status: status, body: reply, target: target) }
-            try await Task.sleep(for: .milliseconds(100 * min(attempts, 10)))
-        }
+        _ = try await transport.call(.POST, target, json: body)
     }
 
     /// Acks waiting to be sent, by epoch, and whether a call is sending them.

@@ -3,6 +3,7 @@ import Hummingbird
 import HTTPTypes
 import Logging
 import MBData
+import MBDataOrigin
 import MBDataWire
 import NIOCore
 import ServiceLifecycle
@@ -28,6 +29,8 @@ public final class BatchServer: Service, Sendable {
     let drain = DrainState()
     let streams: StreamRegistry
     let logger: Logger
+    /// The shard sets of HTTP origins, when `configuration.spool` names any.
+    let origins: ShardOrigins?
     private let onListening: @Sendable (Int) -> Void
 
     /// Opens the state database and every dataset and scans the spool, off the cooperative
@@ -65,6 +68,10 @@ public final class BatchServer: Service, Sendable {
         // Every inference job of every dataset, so an id stays valid across restarts.
         inference = InferenceBook(clock: clock, metrics: metrics)
         for served in await catalog.everyServed() { try await inference.registerJobs(of: served) }
+        // Last: nothing may throw once its HTTP client runs (run() shuts it down).
+        let urls = configuration.spool.filter(ShardOriginConfiguration.isOrigin)
+        origins = urls.isEmpty ? nil : try await ShardOrigins.open(urls, configuration: configuration.origin, metricsFactory: metrics.factory)
+        if let origins { await catalog.add(origins: origins) }
     }
 
     /// Serves until the enclosing service group shuts down gracefully, then drains and
@@ -96,7 +103,16 @@ public final class BatchServer: Service, Sendable {
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
         logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(store.location)"])
-        try await group.run()
+        if let origins {
+            logger.info("shard cache", metadata: ["cache": "\(origins.cache.directory)", "bytes": "\(origins.cache.usedBytes)", "capacity": "\(origins.cache.capacity)"])
+        }
+        do {
+            try await group.run()
+        } catch {
+            await origins?.shutDown()
+            throw error
+        }
+        await origins?.shutDown()
         logger.info("drained; cursors are on disk")
     }
 

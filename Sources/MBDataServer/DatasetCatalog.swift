@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MBData
+import MBDataOrigin
 import MBDataWire
 
 /// The datasets a daemon serves, the plans requests resolve to, and where each plan's
@@ -14,7 +15,7 @@ actor DatasetCatalog {
     private let datasets: [String: Served]
     let names: [String]
     private let store: any StateStore
-    private let spool: [SpoolBatchProducer]
+    private var spool: [SpoolBatchProducer]
     private let prefetch: PrefetchConfiguration
     /// The dataset version each consumer group's plan is pinned to (also in the state database).
     private var pinned = RecentlyUsed<String, Int>(capacity: 4096)
@@ -35,7 +36,7 @@ actor DatasetCatalog {
         names = configuration.datasets.map(\.name)
         self.store = store
         prefetch = configuration.prefetch
-        spool = try configuration.spool.map(Self.scanSpool) ?? []
+        spool = try configuration.spool.filter { !ShardOriginConfiguration.isOrigin($0) }.flatMap(Self.scanSpool)
     }
 
     /// The shard sets in `directory` and its immediate subdirectories.
@@ -54,6 +55,11 @@ actor DatasetCatalog {
     }
 
     var spoolSets: Int { spool.count }
+
+    /// Serves the sets of HTTP origins too, after the local ones.
+    func add(origins: ShardOrigins) {
+        spool += origins.sets
+    }
 
     /// Every served dataset, in command-line order.
     func everyServed() -> [Served] { names.compactMap { datasets[$0] } }

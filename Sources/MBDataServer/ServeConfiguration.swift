@@ -1,5 +1,6 @@
 import Foundation
 import MBData
+import MBDataOrigin
 
 /// How `mbdata serve` runs. Every field documents its default.
 public struct ServeConfiguration: Sendable {
@@ -11,9 +12,14 @@ public struct ServeConfiguration: Sendable {
     public var port: Int = 7070
     /// When set, every route requires `Authorization: Bearer <token>`.
     public var token: String?
-    /// A directory holding shard sets (it and its immediate subdirectories); a batch
-    /// request whose plan matches one is served from its frames. Default none.
-    public var spool: String?
+    /// Where shard sets are: directories (each holding sets in it and its immediate
+    /// subdirectories) and `http://` or `https://` URLs of one set's directory on an origin,
+    /// fetched into ``origin``'s cache. A batch request whose plan matches a set is served
+    /// from its frames; local directories are preferred, then the order given. Default none.
+    public var spool: [String] = []
+    /// The cache and timeouts of sets at URLs in ``spool``. Default: the cache in
+    /// `ShardOriginConfiguration.defaultCacheDirectory(environment:)`, 10 GiB.
+    public var origin = ShardOriginConfiguration(cacheDirectory: ShardOriginConfiguration.defaultCacheDirectory())
     /// Where cursors, pinned plan versions and leases live: the path of this daemon's SQLite
     /// file, or the `postgresql://` URL of the database every daemon of a cluster shares.
     public var state: String

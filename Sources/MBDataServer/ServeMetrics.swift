@@ -9,7 +9,8 @@ import Synchronization
 /// own (no global bootstrap, so several daemons can live in one test process).
 final class ServeMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
-    private let factory: PrometheusMetricsFactory
+    /// Where other parts of the daemon (the shard origins) record their metrics.
+    let factory: PrometheusMetricsFactory
     private let bytes = Mutex<[String: (compressed: Int, uncompressed: Int)]>([:])
     /// Rows committed per output in the last ``rateWindow``, for the rows-per-second gauge.
     private let recentRows = Mutex<[OutputKey: [(at: ContinuousClock.Instant, rows: Int)]]>([:])

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MBData
+import MBDataOrigin
 import MBDataServer
 import ServiceLifecycle
 import UnixSignals
@@ -31,8 +32,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-file"), help: "Require 'Authorization: Bearer TOKEN' on every route; TOKEN is the file's first line.")
     var tokenFile: String?
 
-    @Option(help: "A directory of shard sets (it and its subdirectories); matching plans are served from their frames.")
-    var spool: String?
+    @Option(
+        help: """
+            A directory of shard sets (it and its subdirectories), or the http(s):// URL of one set's directory on an origin; \
+            repeatable. Matching plans are served from their frames; an origin's files are fetched on demand into --cache \
+            and verified against its manifest before a byte is served.
+            """)
+    var spool: [String] = []
+
+    @Option(help: "The cache of shard files fetched from origins (default: $XDG_CACHE_HOME/mbdata/shards or ~/.cache/mbdata/shards).")
+    var cache: String?
+
+    @Option(
+        name: .customLong("cache-size"),
+        help: "Bytes of shard files the cache holds at most, e.g. 10G or 500M (powers of 1024); least recently read files are evicted.")
+    var cacheSize: String = "10G"
 
     @Option(
         help: """
@@ -83,6 +97,11 @@ struct ServeCommand: AsyncParsableCommand {
             guard (1...86_400).contains(seconds) else { throw ValidationError("\(name) must be in 1...86400 seconds") }
         }
         guard (1...(1 << 40)).contains(maxOutputBytes) else { throw ValidationError("--max-output-bytes must be in 1...\(1 << 40)") }
+        do {
+            _ = try ShardOriginConfiguration.parseByteCount(cacheSize)
+        } catch let error as MBDataError {
+            throw ValidationError("--cache-size: \(error.message)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -98,6 +117,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.port = port
             configuration.token = try tokenFile.map(Self.readToken)
             configuration.spool = spool
+            if let cache { configuration.origin.cacheDirectory = cache }
+            configuration.origin.cacheBytes = try ShardOriginConfiguration.parseByteCount(cacheSize)
             configuration.maxStreams = maxStreams
             configuration.headerTimeoutSeconds = headerTimeout
             configuration.bodyTimeoutSeconds = bodyTimeout

@@ -12,7 +12,8 @@ import Testing
         let listener = try SilentListener()
         defer { listener.close() }
         let source = try ServeSource(
-            url: "http://127.0.0.1:\(listener.port)", dataset: "digits", timeouts: .init(connect: .seconds(2), read: .milliseconds(300)))
+            url: "http://127.0.0.1:\(listener.port)", dataset: "digits", reconnects: 0,
+            timeouts: .init(connect: .seconds(2), read: .milliseconds(300)))
         let error = await #expect(throws: MBDataError.self) {
             _ = try await source.prepare(RemoteLoaderTests.configuration(), resumingFrom: nil)
         }
@@ -23,8 +24,9 @@ import Testing
     }
 }
 
-/// A TCP socket listening on a free 127.0.0.1 port that never accepts.
-private struct SilentListener {
+/// A TCP socket listening on a free 127.0.0.1 port that never accepts; closed, it leaves a
+/// port that nothing listens on.
+struct SilentListener {
     let descriptor: Int32
     let port: Int
 

@@ -31,7 +31,7 @@ import Testing
         return found
     }
 
-    @Test(arguments: ["MBData", "MBDataTraining", "MBDataWire", "MBDataServer", "MBDataClient"])
+    @Test(arguments: ["MBData", "MBDataTraining", "MBDataWire", "MBDataServer", "MBDataClient", "MBDataOrigin"])
     func everyPublicDeclarationIsDocumented(module: String) throws {
         let folder = packageRoot.appendingPathComponent("Sources/" + module)
         #expect(FileManager.default.fileExists(atPath: folder.path))

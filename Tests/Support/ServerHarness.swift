@@ -23,21 +23,23 @@ public func withServer<T: Sendable>(
     try await withServer(configuration, clock: .continuous, body)
 }
 
-/// `withServer` whose daemon's leases expire on `clock` (a manual one moves without sleeping).
+/// `withServer` whose daemon's leases expire on `clock` (a manual one moves without sleeping),
+/// on `port` (0: a free one).
 package func withServer<T: Sendable>(
-    _ configuration: ServeConfiguration, clock: ServeClock, _ body: @escaping @Sendable (_ url: String) async throws -> T
+    _ configuration: ServeConfiguration, clock: ServeClock, port: Int = 0,
+    _ body: @escaping @Sendable (_ url: String) async throws -> T
 ) async throws -> T {
-    try await withServer(configuration, clock: clock) { _, url in try await body(url) }
+    try await withServer(configuration, clock: clock, port: port) { _, url in try await body(url) }
 }
 
 /// `withServer` whose body also gets the daemon, so a test can reach its state store as
 /// another daemon sharing it would.
 package func withServer<T: Sendable>(
-    _ configuration: ServeConfiguration, clock: ServeClock,
+    _ configuration: ServeConfiguration, clock: ServeClock, port: Int = 0,
     _ body: @escaping @Sendable (_ server: BatchServer, _ url: String) async throws -> T
 ) async throws -> T {
     var configuration = configuration
-    configuration.port = 0
+    configuration.port = port
     let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let server = try await BatchServer(configuration: configuration, logger: logger, clock: clock) { continuation.yield($0) }

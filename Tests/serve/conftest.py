@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover
     raise pytest.UsageError("the serve tests need the client: pip install ./clients/python") from None
 
-from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, FakeDaemon, Server, binary, read_digits
+from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, Cluster, FakeDaemon, Server, binary, read_digits
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +85,33 @@ def make_server(digits_db, tmp_path):
             code = daemon.stop()
             if code != 0:
                 failures.append(f"exit {code}\n{daemon.log_tail()}")
+    if failures:
+        pytest.fail("mbdata serve did not exit 0 after SIGTERM: " + "\n".join(failures))
+
+
+#: The states a `make_cluster` test runs over: one SQLite file (daemons one after another)
+#: and, when $MBDATA_TEST_POSTGRES names a database URL, PostgreSQL (daemons at once).
+CLUSTER_STATES = ["sqlite"] + (["postgresql"] if os.environ.get("MBDATA_TEST_POSTGRES") else [])
+
+
+@pytest.fixture(params=CLUSTER_STATES)
+def make_cluster(request, digits_db, tmp_path):
+    """make_cluster(count, *options) → a started `servetest.Cluster` of `count` daemons over
+    one copy of the digits dataset and one state, stopped (exit 0 required) after the test.
+    Parametrised by the state: `sqlite` (a file in the test's folder; one daemon runs at a
+    time, the next started when one is killed) and `postgresql` ($MBDATA_TEST_POSTGRES,
+    every daemon at once; tests keep apart by their consumer groups)."""
+    clusters = []
+
+    def make(count, *options):
+        postgres = request.param == "postgresql"
+        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", digits_db, count, *options,
+                          state=os.environ["MBDATA_TEST_POSTGRES"] if postgres else None, concurrent=postgres)
+        clusters.append(cluster)
+        return cluster.start()
+
+    yield make
+    failures = [failure for cluster in clusters for failure in cluster.stop()]
     if failures:
         pytest.fail("mbdata serve did not exit 0 after SIGTERM: " + "\n".join(failures))
 

@@ -84,15 +84,21 @@ def read_digits(dataset: Path) -> Digits:
 
 class Server:
     """`mbdata serve` on a copy of the digits dataset in `directory`, with its state
-    database there too, so that `restart()` finds its cursors."""
+    database there too, so that `restart()` finds its cursors. `shared` (a `Cluster`'s)
+    serves that dataset file and state instead, and picks the port now."""
 
-    def __init__(self, directory: Path, dataset: Path, *options, token: Optional[str] = None):
+    def __init__(self, directory: Path, dataset: Path, *options, token: Optional[str] = None,
+                 shared: Optional["SharedFiles"] = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.dataset = self.directory / "digits.mbdb"
-        if not self.dataset.exists():
-            shutil.copyfile(dataset, self.dataset)
-        self.state = self.directory / "state.sqlite"
+        self.port: Optional[int] = None
+        if shared is not None:
+            self.dataset, self.state, self.port = shared.dataset, shared.state, free_port()
+        else:
+            self.dataset = self.directory / "digits.mbdb"
+            if not self.dataset.exists():
+                shutil.copyfile(dataset, self.dataset)
+            self.state = self.directory / "state.sqlite"
         self.options = [str(o) for o in options]
         self.token = token
         if token is not None:
@@ -100,7 +106,6 @@ class Server:
             token_file.write_text(token + "\n")
             self.options += ["--token-file", str(token_file)]
         self.log = self.directory / "serve.log"
-        self.port: Optional[int] = None
         self.process: Optional[subprocess.Popen] = None
         self.starts = 0
 
@@ -180,6 +185,62 @@ class Server:
         except OSError:
             return "(no log)"
         return "serve log:\n" + "\n".join(text[-lines:])
+
+
+@dataclass(frozen=True)
+class SharedFiles:
+    """The dataset file and the state (a file path, or a `postgresql://` URL) that the
+    daemons of a `Cluster` share."""
+
+    dataset: Path
+    state: str
+
+
+class Cluster:
+    """Several daemons over one dataset file and one state, for the clients' failover.
+
+    `concurrent` False (SQLite state: each daemon caches its state file, so two must not
+    run at once): only the first runs at `start()`, and `kill(i)` SIGKILLs daemon i and
+    starts the next one, on its port picked in advance. `concurrent` True (a state every
+    daemon may share at once, such as PostgreSQL): `start()` starts them all and `kill(i)`
+    only kills. Either way the clients list every daemon's URL from the start."""
+
+    def __init__(self, directory: Path, dataset: Path, count: int, *options, state: Optional[str] = None,
+                 concurrent: bool = False):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        shared_dataset = directory / "digits.mbdb"
+        shutil.copyfile(dataset, shared_dataset)
+        self.shared = SharedFiles(shared_dataset, state or str(directory / "state.sqlite"))
+        self.concurrent = concurrent
+        self.servers = [Server(directory / f"daemon-{i}", dataset, *options, shared=self.shared) for i in range(count)]
+
+    @property
+    def urls(self) -> list[str]:
+        return [server.url for server in self.servers]
+
+    def start(self) -> "Cluster":
+        for server in self.servers if self.concurrent else self.servers[:1]:
+            server.start()
+        return self
+
+    def kill(self, index: int) -> Optional[Server]:
+        """SIGKILLs daemon `index`; without `concurrent`, starts the next one and returns it."""
+        self.servers[index].kill()
+        if self.concurrent:
+            return None
+        successor = self.servers[(index + 1) % len(self.servers)]
+        return successor.start()
+
+    def stop(self) -> list[str]:
+        """SIGTERMs every running daemon → a failure line for each that did not exit 0."""
+        failures = []
+        for server in self.servers:
+            if server.running:
+                code = server.stop()
+                if code != 0:
+                    failures.append(f"{server.url} exited {code}\n{server.log_tail()}")
+        return failures
 
 
 # --- consumer processes -----------------------------------------------------------------

@@ -6,8 +6,9 @@ struct InferenceTrainer<Model: InferenceModel>: Trainer {
     let job: OutputJob
 
     func train(_ batch: Batch, context: TrainingContext) async throws {
-        // Another process may have committed it since the run began: no model call for it.
-        if try await dataset.isCommitted(batch: batch.index, of: job) { return }
+        // Committed by another job since the run began, as far as this dataset has seen: no
+        // model call for it. One committed unseen is found by its commit (`.alreadyDone`).
+        if dataset.isKnownCommitted(batch: batch.index, of: job) { return }
         let outputs = try await model.infer(batch, context: context)
         do {
             _ = try await dataset.commitOutputs(outputs, batch: batch.index, of: job)

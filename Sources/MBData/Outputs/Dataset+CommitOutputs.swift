@@ -1,5 +1,3 @@
-import GRDB
-
 extension Dataset {
     /// Writes the outputs of one batch of `job` and records the batch as done, in one
     /// transaction: either every real row and the batch's record are committed, or nothing is.
@@ -12,6 +10,10 @@ extension Dataset {
     /// A sample of the batch that has a row already — written by another job of the output,
     /// whose plan put it in another batch — keeps that row: each sample has one row, the
     /// first committed, and the batch writes the rest.
+    ///
+    /// Commits made at once (by concurrent calls of a job, or of clients of `serve`) share one
+    /// transaction, each batch in a savepoint of its own: a refused batch is rolled back
+    /// alone, and every call returns once the shared transaction committed.
     ///
     /// - Returns: The batch and the rows written (its real rows less those kept).
     /// - Throws: `MBDataError` with `MBDataError.Code.schemaMismatch` naming the tensor
@@ -26,47 +28,14 @@ extension Dataset {
                 .schemaMismatch, "batch \(batch) is outside the job's plan of \(job.batches) batches", source: path, parameter: "batch")
         }
         let submission = try OutputSubmission.validate(tensors, schema: job.schema, expectedIDs: job.plan.sampleIDs(epoch: 0, batch: batch))
-        let path = self.path
-        let rows = try await write { db in
-            try Self.checkJob(db, job, path: path)
-            let written = try OutputRowInserter(db: db, output: job.output, schema: job.schema).insert(submission)
-            do {
-                try db.execute(
-                    sql: "INSERT INTO mbdata_output_batches(job, batch, rows, committed_at) VALUES (?, ?, ?, ?)",
-                    arguments: [job.id, batch, written, Timestamp.now()])
-            } catch let error as DatabaseError where error.isUniquenessViolation {
-                // Rolled back with the rows above.
-                throw MBDataError(.alreadyDone, "batch \(batch) of inference job \(job.id) is already committed; nothing was written", source: path)
-            }
-            return written
-        }
+        let rows = try await outputCommits.submit(PendingOutputCommit(submission: submission, batch: batch, job: job))
         return OutputCommit(batch: batch, rows: rows)
     }
 
-    /// Refuses a job that is not in this file as it was opened: another dataset's, or one
-    /// whose output was dropped (and perhaps created again, with another schema) since — a
-    /// job id may be reused once its row is gone.
-    private static func checkJob(_ db: Database, _ job: OutputJob, path: String) throws {
-        let row = try Row.fetchOne(
-            db,
-            sql: """
-                SELECT j.output, j.fingerprint, o.schema FROM mbdata_output_jobs AS j JOIN mbdata_outputs AS o ON o.name = j.output
-                WHERE j.id = ?
-                """,
-            arguments: [job.id])
-        guard let row, row[0] as String == job.output, row[1] as String == job.plan.fingerprint,
-            row[2] as String == job.canonicalSchema
-        else {
-            throw MBDataError(
-                .invalidArgument, "inference job \(job.id) of output \(job.output) is not in this dataset (was the output dropped?)", source: path,
-                parameter: "job")
-        }
-    }
-}
-
-extension DatabaseError {
-    /// A primary-key or unique constraint refused the row.
-    fileprivate var isUniquenessViolation: Bool {
-        extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY || extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+    /// Whether batch `batch` of `job` is known to be committed, without reading the file:
+    /// committed through this dataset, or by another process before this dataset's last
+    /// commit of the job. A batch not known may still be committed (its commit then throws `.alreadyDone`).
+    func isKnownCommitted(batch: Int, of job: OutputJob) -> Bool {
+        committedBatches.contains(job: job.id, batch: batch)
     }
 }

@@ -77,6 +77,8 @@ extension Dataset {
             try db.execute(sql: "DROP TABLE IF EXISTS \(OutputTable.quotedName(of: name))")
             try db.execute(sql: "DELETE FROM mbdata_outputs WHERE name = ?", arguments: [name])
         }
+        // Its jobs' ids may be given to new jobs.
+        committedBatches.forgetAll()
     }
 
     /// The recorded schema of output `name`.

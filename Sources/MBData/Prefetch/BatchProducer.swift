@@ -88,10 +88,16 @@ package struct LiveBatchProducer: BatchProducer {
 /// never recompressed.
 package final class SpoolBatchProducer: BatchProducer {
     package let shards: ShardSet
-    private let files: [ShardFile]
+    private let files: any ShardFileAccess
     private let locations: [PlanItem: (shard: Int, entry: Int)]
 
-    package init(shards: ShardSet) throws {
+    /// The shard set's files opened from its directory.
+    package convenience init(shards: ShardSet) throws {
+        try self.init(shards: shards, files: OpenShardFiles(shards))
+    }
+
+    /// The shard set's frames read through `files` (a local directory, or a cache an origin fills).
+    package init(shards: ShardSet, files: any ShardFileAccess) {
         self.shards = shards
         var locations: [PlanItem: (shard: Int, entry: Int)] = [:]
         for (shard, entries) in shards.entries.enumerated() {
@@ -100,7 +106,7 @@ package final class SpoolBatchProducer: BatchProducer {
             }
         }
         self.locations = locations
-        files = try shards.manifest.shards.map { try ShardFile(path: (shards.directory as NSString).appendingPathComponent($0.file)) }
+        self.files = files
     }
 
     /// Whether the set holds every batch of `epoch` for `rank`.
@@ -131,15 +137,17 @@ package final class SpoolBatchProducer: BatchProducer {
         let description = FrameDescription(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
             uncompressedSize: Int(entry.uncompressed), length: Int(entry.length), checksum: entry.checksum)
-        return try body(description) { buffer in
-            try files[shard].read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+        return try files.withFile(shard: shard) { file in
+            try body(description) { buffer in
+                try file.read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
+            }
         }
     }
 
     package func produce(_ item: PlanItem) throws -> ReadyBatch {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
-        let frame = try files[shard].copy(Int(entry.offset)..<Int(entry.offset + entry.length))
+        let frame = try files.withFile(shard: shard) { try $0.copy(Int(entry.offset)..<Int(entry.offset + entry.length)) }
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
             uncompressedSize: Int(entry.uncompressed), frame: frame, checksum: entry.checksum)
@@ -148,6 +156,6 @@ package final class SpoolBatchProducer: BatchProducer {
     /// The decoded safetensors buffer of one batch, its frame checked against the footer.
     func decoded(_ item: PlanItem) throws -> [UInt8] {
         let (shard, index) = try location(item)
-        return try shards.batch(file: files[shard], entry: index, shard: shard)
+        return try files.withFile(shard: shard) { try shards.batch(file: $0, entry: index, shard: shard) }
     }
 }

@@ -10,12 +10,12 @@
 /// large folios: the resident set grew along the file past the loader's bound. Dropping whole
 /// 2 MiB ranges fixed that but cost TLB shootdowns; reading was as fast or faster
 /// (Benchmarks/README.md, loader).
-final class ShardFile: Sendable {
-    let path: String
+package final class ShardFile: Sendable {
+    package let path: String
     private let descriptor: Int32
-    let size: Int
+    package let size: Int
 
-    init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MBDataError(.unreadableSource, "cannot open shard: \(String(cString: strerror(errno)))", source: path) }
@@ -33,7 +33,7 @@ final class ShardFile: Sendable {
     }
 
     /// The bytes of `range`.
-    func copy(_ range: Range<Int>) throws -> [UInt8] {
+    package func copy(_ range: Range<Int>) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: range.count) { buffer, count in
             try read(range, into: UnsafeMutableRawBufferPointer(buffer))
             count = range.count
@@ -41,7 +41,7 @@ final class ShardFile: Sendable {
     }
 
     /// Reads `range` into the first `range.count` bytes of `buffer`.
-    func read(_ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws {
+    package func read(_ range: Range<Int>, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard range.lowerBound >= 0, range.upperBound <= size, buffer.count >= range.count else {
             throw MBDataError(.corruptData, "frame \(range) lies outside the \(size)-byte shard", source: path)
         }

@@ -78,7 +78,7 @@ public enum ShardFormat {
 
     /// The footer's length and xxh64 from the 24-byte trailer of a `fileSize`-byte file,
     /// the length checked to fit the file before the trailer.
-    static func decodeTrailer(_ trailer: ArraySlice<UInt8>, fileSize: Int, source: String) throws -> (length: Int, hash: UInt64) {
+    package static func decodeTrailer(_ trailer: ArraySlice<UInt8>, fileSize: Int, source: String) throws -> (length: Int, hash: UInt64) {
         let trailer = Array(trailer)
         guard trailer.count == trailerSize, Array(trailer[16..<24]) == magic else {
             throw MBDataError(.corruptData, "bad shard trailer: magic number missing", source: source)
@@ -93,7 +93,7 @@ public enum ShardFormat {
     }
 
     /// Checks a footer's hash, then parses it (``decodeFooter(_:framesEnd:source:)``).
-    static func decodeFooter(_ bytes: [UInt8], hash: UInt64, framesEnd: Int, source: String) throws -> [Entry] {
+    package static func decodeFooter(_ bytes: [UInt8], hash: UInt64, framesEnd: Int, source: String) throws -> [Entry] {
         guard xxh64(bytes) == hash else { throw MBDataError(.corruptData, "shard footer checksum mismatch", source: source) }
         return try decodeFooter(bytes, framesEnd: UInt64(framesEnd), source: source)
     }

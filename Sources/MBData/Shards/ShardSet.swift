@@ -15,7 +15,7 @@ public struct ShardSet: Sendable {
 
     /// The largest `manifest.json` read: far above any real one (a shard entry takes about
     /// 120 bytes), so a huge or endless file is refused instead of read into memory.
-    static let maxManifestBytes = 64 << 20
+    package static let maxManifestBytes = 64 << 20
 
     /// Opens a shard directory, checking before any frame is read what can be checked
     /// without reading frames: the manifest (``ShardManifest/parse(_:source:)``), each
@@ -29,7 +29,6 @@ public struct ShardSet: Sendable {
     ///   `MBDataError.Code.corruptData` when the manifest, a trailer or a footer fails a
     ///   check; `MBDataError.Code.unreadableSource` when a file cannot be read.
     public init(directory: String) throws {
-        self.directory = directory
         let manifestPath = (directory as NSString).appendingPathComponent(ShardManifest.fileName)
         guard let size = FileByteStream.size(of: manifestPath), let handle = FileHandle(forReadingAtPath: manifestPath) else {
             throw MBDataError(.invalidDataset, "not a shard directory: no readable \(ShardManifest.fileName)", source: directory)
@@ -45,14 +44,24 @@ public struct ShardSet: Sendable {
             throw MBDataError(.unreadableSource, "cannot read \(ShardManifest.fileName)", source: manifestPath, cause: error)
         }
         let manifest = try ShardManifest.parse([UInt8](data), source: manifestPath)
-        self.manifest = manifest
-        entries = try manifest.shards.map { shard in
-            try Self.readFooter(path: (directory as NSString).appendingPathComponent(shard.file), expectedBytes: shard.bytes)
-        }
-        try Self.checkFrames(of: manifest, entries: entries, directory: directory)
+        try self.init(
+            directory: directory, manifest: manifest,
+            entries: manifest.shards.map { shard in
+                try Self.readFooter(path: (directory as NSString).appendingPathComponent(shard.file), expectedBytes: shard.bytes)
+            })
     }
 
-    static func readFooter(path: String, expectedBytes: Int) throws -> [ShardFormat.Entry] {
+    /// A set whose manifest and footers were read elsewhere (an HTTP origin's, by range),
+    /// refused unless the footers' frames are exactly what the manifest's plan implies.
+    package init(directory: String, manifest: ShardManifest, entries: [[ShardFormat.Entry]]) throws {
+        try Self.checkFrames(of: manifest, entries: entries, directory: directory)
+        self.directory = directory
+        self.manifest = manifest
+        self.entries = entries
+    }
+
+    /// The footer entries of the shard at `path`, after checking its size, trailer and footer hash.
+    package static func readFooter(path: String, expectedBytes: Int) throws -> [ShardFormat.Entry] {
         guard let size = FileByteStream.size(of: path) else {
             throw MBDataError(.invalidDataset, "shard file is missing", source: path)
         }

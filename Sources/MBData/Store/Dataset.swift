@@ -17,6 +17,10 @@ public final class Dataset: Sendable {
     /// The path of the dataset file, as given to ``init(path:create:)``.
     public let path: String
     let pool: DatabasePool
+    /// Output commits, written in groups: one transaction for the commits that arrive together.
+    let outputCommits: GroupCommitQueue<PendingOutputCommit, Int>
+    /// The inference jobs' batches known to be committed (``CommittedBatches``).
+    let committedBatches: CommittedBatches
 
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
@@ -54,6 +58,9 @@ public final class Dataset: Sendable {
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "cannot open as SQLite", source: path)
         }
+        let known = CommittedBatches()
+        committedBatches = known
+        outputCommits = Self.outputCommitQueue(pool: pool, path: path, known: known)
         do {
             try pool.read { db in try Self.checkTables(db, path: path) }
             try DatasetMigrations.migrator.migrate(pool)
@@ -96,18 +103,37 @@ public final class Dataset: Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let path = self.path
         do {
-            return try await pool.writeWithoutTransaction { db in
-                try db.describingFailures(.storage, "cannot write the dataset", source: path) {
-                    var result: T?
-                    try db.inTransaction(.immediate) {
-                        result = try body(db)
-                        return .commit
-                    }
-                    return result!
-                }
-            }
+            return try await pool.writeWithoutTransaction { db in try Self.immediateTransaction(db, path: path, body) }
         } catch {
             throw MBDataError.wrapping(error, .storage, "cannot write the dataset", source: path)
+        }
+    }
+
+    /// ``write(_:)`` run to its end even when the calling task is cancelled: for a write
+    /// whose outcome other tasks wait on (a group commit).
+    static func writeToCompletion<T: Sendable>(
+        _ pool: DatabasePool, path: String, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
+            pool.asyncWriteWithoutTransaction { db in
+                continuation.resume(returning: Result { try immediateTransaction(db, path: path, body) })
+            }
+        }
+        do {
+            return try result.get()
+        } catch {
+            throw MBDataError.wrapping(error, .storage, "cannot write the dataset", source: path)
+        }
+    }
+
+    private static func immediateTransaction<T>(_ db: Database, path: String, _ body: (Database) throws -> T) throws -> T {
+        try db.describingFailures(.storage, "cannot write the dataset", source: path) {
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            return result!
         }
     }
 

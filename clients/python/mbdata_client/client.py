@@ -5,6 +5,7 @@ documents)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Iterator, Optional, Union
 
 from . import allocator
@@ -40,16 +41,32 @@ def _transport_setting(name: str, doc: str) -> property:
 
 
 class Client:
-    """A client of one `mbdata serve` daemon.
+    """A client of `mbdata serve`: one daemon, or several that share their state.
 
-    `url` defaults to $MBDATA_URL, else http://127.0.0.1:7070; `token` to $MBDATA_TOKEN.
-    Failed connections and `503 draining` answers are retried `retries` times with
-    exponential backoff from `backoff` seconds up to `max_backoff`; a partition or
-    replicate stream that ends with `draining` or is cut reconnects the same way, and the
-    daemon resumes it from the cursor (batches sent but not acked come again). A stream
-    opened on a cursor whose previous stream the daemon has not yet seen close (`409
-    cursor_busy`, as when a process reopens its cursor right after leaving a stream) is
-    retried up to three times (0.7 s with the default backoff) before the error is raised.
+    `url` is one daemon URL, several (a list, or one string of comma-separated URLs), or
+    None: $MBDATA_URLS (comma-separated), else $MBDATA_URL, else http://127.0.0.1:7070;
+    `urls=` is the same argument under a plural name. `token` defaults to $MBDATA_TOKEN.
+
+    Several daemons (schemas/serve-protocol.md, § several daemons): the client uses the
+    first (the local daemon) and, when it fails — connection refused, reset or timed out, a
+    stream cut, `503 draining` or `state_unavailable` — moves to the next, round robin:
+    every daemon of a round is tried at once, and after a round in which all failed it
+    waits, with exponential backoff from `backoff` seconds up to `max_backoff`. It gives
+    up after `retries` rounds or `give_up_after` seconds, whichever comes first, with an
+    `UnavailableError` naming every daemon tried. It stays on the daemon that answered.
+    A partition or replicate stream reopens from the cursor (acked batches are not sent
+    again; batches received but not acked are — the trainer sees a batch again only if it
+    had not acked it); acks are sent again to the next daemon (they are idempotent); share
+    and infer leases are asked for again; an outputs submission is sent again under its
+    lease (`409 already_done` on a resend means it had committed). With one daemon the
+    same rules retry it alone. A stream opened on a cursor whose previous stream the daemon
+    has not yet seen close (`409 cursor_busy`, as when a process reopens its cursor right
+    after leaving a stream) is retried on the same daemon up to three times (0.7 s with the
+    default backoff) before the error is raised.
+
+    `timeout` (seconds) bounds each wait for the daemon's answer or a stream's next bytes;
+    `connect_timeout` (default 10) each wait for a connection to be accepted, so that a
+    daemon whose node went away (no answer, no refusal) is left for the next quickly.
 
     `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
     a background thread; 0 decodes them in the consumer's thread.
@@ -64,35 +81,45 @@ class Client:
     each concurrent stream its own Client when you need that.
     """
 
-    url = _transport_setting("url", "The daemon's URL.")
+    url = _transport_setting("url", "The URL of the daemon in use; setting it replaces the list of daemons.")
+    urls = property(lambda client: client._transport.urls, doc="Every daemon's URL, in order of preference.")
     token = _transport_setting("token", "The bearer token sent with every request, or None.")
-    timeout = _transport_setting("timeout", "Seconds a connection waits for the daemon.")
-    retries = _transport_setting("retries", "How often a failed request or stream is tried again.")
+    timeout = _transport_setting("timeout", "Seconds a connection waits for the daemon's answer or next bytes.")
+    connect_timeout = _transport_setting("connect_timeout", "Seconds a connection waits to be accepted.")
+    retries = _transport_setting("retries", "Rounds over the daemons a failed request or stream is tried again.")
     backoff = _transport_setting("backoff", "Seconds before the first retry; doubled on each.")
     max_backoff = _transport_setting("max_backoff", "The longest wait between retries, in seconds.")
+    give_up_after = _transport_setting("give_up_after", "Seconds a failed request or stream keeps trying daemons.")
 
     def __init__(
         self,
-        url: Optional[str] = None,
+        url: Union[str, Sequence[str], None] = None,
         token: Optional[str] = None,
         *,
+        urls: Union[str, Sequence[str], None] = None,
         timeout: float = 60.0,
+        connect_timeout: float = 10.0,
         retries: int = 8,
         backoff: float = 0.1,
         max_backoff: float = 2.0,
+        give_up_after: float = 120.0,
         poll_interval: float = 0.1,
         prefetch: int = 2,
         tune_allocator: Optional[bool] = None,
     ):
+        if url is not None and urls is not None:
+            raise TypeError("give the daemons as url or as urls, not both")
         self._transport = Transport(
-            url, token, timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff
+            url if urls is None else urls, token, timeout=timeout, connect_timeout=connect_timeout, retries=retries,
+            backoff=backoff, max_backoff=max_backoff, give_up_after=give_up_after,
         )
         self.poll_interval = poll_interval
         self.prefetch = prefetch
         self._cursor_id: Optional[str] = None
         #: The response headers (lower-case names) of the latest batch stream or lease.
         self.stream_headers: dict[str, str] = {}
-        #: How many times this Client's streams reconnected (after a cut, `draining`, a 503).
+        #: How many times this Client's streams reconnected (after a cut, `draining`, a 503),
+        #: to the same daemon or the next.
         self.reconnects = 0
         self._acks = AckQueue(self)
         if allocator.requested(tune_allocator):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import wire
 from .batch import Batch
-from .errors import ProtocolError, UnavailableError
+from .errors import MBDataError, ProtocolError
 from .protocol import StreamEnd, dataset_path, stream_cursor, stream_failure
 from .transport import Transport
 
@@ -21,12 +21,14 @@ __all__ = ["leased_batches", "leases"]
 def leases(client: "Client", transport: Transport, dataset: str, query: dict, cap: float) -> Iterator[tuple[wire.Message, str]]:
     """(batch message, cursor id) of each batch leased with `query`, one at a time, until
     the daemon says every batch is done. A `204` (every remaining batch leased to someone
-    else) is asked again after Retry-After, capped at `cap` seconds; an end message
-    `draining` after the transport's backoff, up to its retries."""
+    else) is asked again after Retry-After, capped at `cap` seconds; after an end message
+    `draining` the next daemon is asked (`Transport.tries`). A lease request that fails on
+    one daemon goes to the next as any request does: leases are asked for again there,
+    and a lease the failed daemon granted expires unacked."""
     path = dataset_path(dataset, "lease")
-    attempt = 0
+    tries = transport.tries(f"POST {path}")
     while True:
-        status, headers, body = transport.request("POST", path, query, ok=(200, 204))
+        endpoint, status, headers, body = transport.exchange("POST", path, query, ok=(200, 204))
         if status == 204:
             try:
                 wait = float(headers.get("retry-after", cap))
@@ -43,17 +45,15 @@ def leases(client: "Client", transport: Transport, dataset: str, query: dict, ca
         if message.kind == wire.KIND_BATCH:
             if message.lease == 0:
                 raise ProtocolError(f"POST {path}: leased batch {message.batch} has lease 0")
-            attempt = 0
+            tries = transport.tries(f"POST {path}")
             yield message, cursor
         elif message.kind == wire.KIND_END:
             if StreamEnd.of(message).complete:
                 client.flush()
                 return
-            # draining: the daemon is going away; ask again (its successor, or retries fail)
-            if attempt >= transport.retries:
-                raise UnavailableError(None, "draining", f"POST {path}: the daemon kept draining")
-            time.sleep(transport.delay(attempt))
-            attempt += 1
+            # draining: the daemon is going away; ask the next one (or its successor)
+            if not tries.failed(endpoint, MBDataError(None, "draining", "the lease answer ended with reason 'draining'")):
+                raise tries.error()
         else:
             raise stream_failure(message)
 

@@ -4,11 +4,11 @@ of messages, read ahead of the consumer, reconnected after a cut or `draining`."
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from . import wire
 from .batch import Batch
-from .errors import MBDataError, StreamCutError, UnavailableError
+from .errors import MBDataError, StreamCutError
 from .prefetch import ahead
 from .protocol import StreamEnd, dataset_path, stream_failure
 from .transport import CONNECTION_ERRORS, Transport
@@ -27,28 +27,30 @@ def batch_stream(
     client: "Client", transport: Transport, dataset: str, query: dict, mode: str, resume: Optional[dict]
 ) -> Iterator[Batch]:
     """The batches of the stream `query` names, until its end message says complete. A
-    stream that is cut, ends `draining`, or cannot be opened (connection failure, `503`,
-    `cursor_busy`) is opened again after the transport's backoff, up to its retries, and
-    the daemon resumes it from the cursor. With `resume`, that state is PUT first."""
+    stream that is cut, ends `draining`, or cannot be opened (connection failure, `503`) is
+    opened again on the next daemon (`Transport.tries`: at once, then after the backoff
+    once every daemon failed in a round), and the daemon resumes it from the cursor; the
+    acks queued meanwhile are sent first, so that nothing acked comes again. `409
+    cursor_busy` is retried on the same daemon. With `resume`, that state is PUT first."""
     path = dataset_path(dataset, "batches")
     if resume is not None:
         client.put_cursor(resume)
-    attempt = 0
+    tries = transport.tries(f"GET {path}")
     reconnecting = False
     while True:
-        cause = None
-        unreachable = False
+        endpoint = transport.current
+        cause: Optional[Union[str, BaseException]] = None
+        move = True
         try:
-            connection, response, headers, cursor = transport.open_stream("GET", path, query)
+            connection, response, headers, cursor = transport.open_stream(endpoint, "GET", path, query)
         except CONNECTION_ERRORS as error:
-            cause = f"cannot open the stream: {error}"
-            unreachable = True
+            cause = error
         except MBDataError as error:
             busy_retries = transport.retries if reconnecting else min(BUSY_RETRIES, transport.retries)
-            retryable = error.status == 503 or (error.code == "cursor_busy" and attempt < busy_retries)
-            if not retryable or attempt >= transport.retries:
+            busy = error.code == "cursor_busy" and tries.rounds < busy_retries
+            if not (error.status == 503 or busy):
                 raise
-            cause = str(error)
+            cause, move = error, not busy
         if cause is None:
             client._opened(headers, cursor)
             if resume is not None and cursor != resume.get("cursor"):
@@ -64,7 +66,7 @@ def batch_stream(
             try:
                 for message in ahead(decoded, client.prefetch):
                     if isinstance(message, Batch):
-                        attempt = 0
+                        tries = transport.tries(f"GET {path}")
                         yield message
                     elif message.kind == wire.KIND_END:
                         end = StreamEnd.of(message)
@@ -84,11 +86,14 @@ def batch_stream(
             finally:
                 response.close()
                 connection.close()
-        if attempt >= transport.retries:
-            if unreachable:
-                raise UnavailableError(None, "unreachable", f"GET {path}: {cause}; gave up after {transport.retries} retries")
-            raise StreamCutError(f"{path}: {cause}; gave up after {transport.retries} reconnects")
-        time.sleep(transport.delay(attempt))
-        attempt += 1
+        if not tries.failed(endpoint, cause, move=move):
+            if isinstance(cause, MBDataError) and cause.status != 503:
+                raise cause
+            error = tries.error()
+            if isinstance(cause, str):  # the last try was cut, not refused
+                raise StreamCutError(error.message)
+            raise error
         reconnecting = True
         client.reconnects += 1
+        # Acks queued before the cut reach the cursor before the stream reopens from it.
+        client.flush()

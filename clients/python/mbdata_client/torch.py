@@ -24,11 +24,15 @@ training step consumed it; with workers the DataLoader prefetches (`prefetch_fac
 per worker), so an ack can precede the step by that many items. `ack="manual"` acks
 nothing: call `dataset.ack(item)` after the optimizer step (from the main process), which
 is exact with any number of workers. `ack="none"` never acks (evaluation).
+
+Several daemons. `url` may list several daemons that share one state (a list, or
+comma-separated; None reads $MBDATA_URLS): each worker's Client fails over as `Client` does.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Sequence
+from typing import Any, Iterator, Optional, Union
 
 try:
     import torch
@@ -67,7 +71,7 @@ class MBDataIterableDataset(IterableDataset):
 
     def __init__(
         self,
-        url: Optional[str],
+        url: Union[str, Sequence[str], None],
         dataset: str,
         batch_size: int,
         epoch: int = 0,

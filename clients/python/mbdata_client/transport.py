@@ -1,6 +1,7 @@
-"""HTTP to one daemon on the Python standard library's http.client: one keep-alive
+"""HTTP to the daemons on the Python standard library's http.client: one keep-alive
 connection, guarded by a lock, for requests (acks, cursors, leases, dataset info), retried
-with exponential backoff; a connection of its own for each batch stream."""
+with exponential backoff and moved to the next daemon when one fails (`daemons`); a
+connection of its own for each batch stream."""
 
 from __future__ import annotations
 
@@ -8,58 +9,111 @@ import http.client
 import json
 import os
 import threading
-import time
-from typing import Any, Callable, Optional
-from urllib.parse import urlencode, urlsplit
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlencode
 
+from .daemons import DEFAULT_URL, Daemons, Endpoint, Tries
 from .errors import ProtocolError, UnavailableError
 from .protocol import error_from_response, stream_cursor
 
 __all__ = ["CONNECTION_ERRORS", "DEFAULT_URL", "Transport"]
 
-DEFAULT_URL = "http://127.0.0.1:7070"
 # Failures of a connection: refused, reset, closed early, timed out, a chunked body cut
 # inside a chunk-size line (http.client raises ValueError there).
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
 
-class Transport:
-    """The connections to one daemon and the retry policy of everything sent to it.
+class _ConnectTimeout:
+    """A connection whose connect waits `connect_timeout` seconds, and whose reads then wait
+    `timeout`: a daemon on a node that went away (no refusal, no answer) is left after the
+    former, while a stream may stay quiet for the latter."""
 
-    `url` defaults to $MBDATA_URL, else `DEFAULT_URL`; `token` to $MBDATA_TOKEN."""
+    connect_timeout: float
+
+    def connect(self) -> None:
+        read_timeout, self.timeout = self.timeout, self.connect_timeout
+        try:
+            super().connect()
+        finally:
+            self.timeout = read_timeout
+        self.sock.settimeout(read_timeout)
+
+
+class _HTTPConnection(_ConnectTimeout, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ConnectTimeout, http.client.HTTPSConnection):
+    pass
+
+
+class StaleConnection(Exception):
+    """A reused keep-alive connection that the daemon had closed while it was idle: the
+    request is sent again at once on a fresh connection, and not counted as a failure."""
+
+
+class Transport:
+    """The connections to the daemons and the retry policy of everything sent to them.
+
+    `urls`: one URL, several comma-separated in one string, or a list; None means
+    $MBDATA_URLS, else $MBDATA_URL, else `DEFAULT_URL`. `token` defaults to $MBDATA_TOKEN."""
 
     def __init__(
-        self, url: Optional[str], token: Optional[str], *, timeout: float, retries: int, backoff: float,
-        max_backoff: float,
+        self, urls: Union[str, Sequence[str], None], token: Optional[str], *, timeout: float, connect_timeout: float,
+        retries: int, backoff: float, max_backoff: float, give_up_after: float,
     ):
-        url = url or os.environ.get("MBDATA_URL") or DEFAULT_URL
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
-        if not parts.hostname:
-            raise ValueError(f"no host in {url!r}")
-        self.url = url
-        self.scheme = parts.scheme
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.prefix = parts.path.rstrip("/")
+        self.daemons = Daemons(urls)
         self.token = token if token is not None else (os.environ.get("MBDATA_TOKEN") or None)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.give_up_after = give_up_after
         self._lock = threading.Lock()
         self._connection: Optional[http.client.HTTPConnection] = None
+        self._connection_endpoint: Optional[Endpoint] = None
+
+    @property
+    def urls(self) -> list[str]:
+        """Every daemon's URL, in order of preference."""
+        return [endpoint.url for endpoint in self.daemons.endpoints]
+
+    @property
+    def current(self) -> Endpoint:
+        """The daemon requests go to now."""
+        return self.daemons.current
+
+    @property
+    def url(self) -> str:
+        """The URL of the daemon requests go to now."""
+        return self.current.url
+
+    @url.setter
+    def url(self, urls: Union[str, Sequence[str]]) -> None:
+        self.daemons = Daemons(urls)
+        self.close()
+
+    @property
+    def host(self) -> str:
+        """The host of the daemon requests go to now."""
+        return self.current.host
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry `attempt` (0, 1, …): exponential, capped."""
         return min(self.max_backoff, self.backoff * (2**attempt))
 
-    def connect(self) -> http.client.HTTPConnection:
-        """A new connection to the daemon (not yet open)."""
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+    def tries(self, what: str) -> Tries:
+        """The tries of one operation over the daemons, under this transport's limits."""
+        return Tries(self.daemons, what, retries=self.retries, delay=self.delay, give_up_after=self.give_up_after)
+
+    def connect(self, endpoint: Endpoint) -> http.client.HTTPConnection:
+        """A new connection to `endpoint` (not yet open)."""
+        kind = _HTTPSConnection if endpoint.scheme == "https" else _HTTPConnection
+        connection = kind(endpoint.host, endpoint.port, timeout=self.timeout)
+        connection.connect_timeout = min(self.connect_timeout, self.timeout)
+        return connection
 
     def headers(self, extra: Optional[dict] = None) -> dict:
         """The headers of every request (user agent, bearer token), plus `extra`."""
@@ -70,9 +124,10 @@ class Transport:
             headers.update(extra)
         return headers
 
-    def target(self, path: str, query: Optional[dict] = None) -> str:
-        """The request target of `path` under the URL's path, with `query` encoded."""
-        target = self.prefix + path
+    @staticmethod
+    def target(endpoint: Endpoint, path: str, query: Optional[dict] = None) -> str:
+        """The request target of `path` under the endpoint's path, with `query` encoded."""
+        target = endpoint.prefix + path
         if query:
             target += "?" + urlencode(query)
         return target
@@ -90,19 +145,34 @@ class Transport:
         path: str,
         query: Optional[dict] = None,
         body: Any = None,
+        **options,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on the keep-alive connection → (status, headers with lower-case
+        names, body); `exchange` with the same arguments says more."""
+        _, status, headers, data = self.exchange(method, path, query, body, **options)
+        return status, headers, data
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        query: Optional[dict] = None,
+        body: Any = None,
         *,
         retry: bool = True,
         ok: tuple[int, ...] = (200, 201, 204),
         headers: Optional[dict] = None,
         on_resend: Optional[Callable[[], None]] = None,
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One request on the keep-alive connection → (status, headers with lower-case
-        names, body). A bytes-like `body` is sent as it is (its Content-Type among
-        `headers`), any other JSON-serialisable one as JSON. Statuses outside `ok` raise
-        `MBDataError`; with `retry`, connection failures and `503` are retried.
-        `on_resend` is called before each time the request is sent again (a retry, or a
-        stale keep-alive connection replaced), for callers whose request may have taken
-        effect the first time."""
+    ) -> tuple[Endpoint, int, dict[str, str], bytes]:
+        """One request on the keep-alive connection → (the daemon that answered, status,
+        headers with lower-case names, body). A bytes-like `body` is sent as it is (its
+        Content-Type among `headers`), any other JSON-serialisable one as JSON. Statuses
+        outside `ok` raise `MBDataError`. With `retry`, a connection failure or a `503
+        draining` / `state_unavailable` sends the request to the next daemon (`Tries`),
+        and an `UnavailableError` naming every daemon tried ends it. `on_resend` is called
+        before each time the request is sent again (a retry, or a stale keep-alive
+        connection replaced), for callers whose request may have taken effect the first
+        time."""
         payload = None
         headers = self.headers(headers)
         if isinstance(body, (bytes, bytearray, memoryview)):
@@ -110,57 +180,65 @@ class Transport:
         elif body is not None:
             payload = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        target = self.target(path, query)
-        attempt = 0
+        tries = self.tries(f"{method} {path}")
         while True:
-            stale_retry = False
+            endpoint = self.current
+            target = self.target(endpoint, path, query)
             try:
-                with self._lock:
-                    connection = self._connection
-                    reused = connection is not None
-                    if connection is None:
-                        connection = self.connect()
-                    try:
-                        connection.request(method, target, body=payload, headers=headers)
-                        response = connection.getresponse()
-                        data = response.read()
-                    except BaseException:
-                        connection.close()
-                        self._connection = None
-                        raise
-                    if response.will_close:
-                        connection.close()
-                        self._connection = None
-                    else:
-                        self._connection = connection
-                status = response.status
-                response_headers = {k.lower(): v for k, v in response.getheaders()}
-            except CONNECTION_ERRORS as error:
-                # A keep-alive connection the daemon closed while idle fails at once: retry
-                # on a fresh one without counting it.
-                if reused and isinstance(
-                    error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
-                ):
-                    stale_retry = True
-                if not stale_retry:
-                    if not retry or attempt >= self.retries:
-                        raise UnavailableError(
-                            None, "unreachable", f"{method} {target} on {self.host}:{self.port}: {error}"
-                        ) from error
-                    time.sleep(self.delay(attempt))
-                    attempt += 1
+                status, response_headers, data = self._send(endpoint, method, target, payload, headers)
+            except StaleConnection:
                 if on_resend is not None:
                     on_resend()
                 continue
-            if status == 503 and retry and attempt < self.retries:
-                time.sleep(self.delay(attempt))
-                attempt += 1
+            except CONNECTION_ERRORS as error:
+                if not retry:
+                    raise UnavailableError(None, "unreachable", f"{method} {target} on {endpoint.url}: {error}") from error
+                if not tries.failed(endpoint, error):
+                    raise tries.error() from error
+                if on_resend is not None:
+                    on_resend()
+                continue
+            if status == 503 and retry:
+                # draining or state_unavailable: nothing changed there; the next daemon may answer.
+                if not tries.failed(endpoint, error_from_response(status, data, f"{method} {target} on {endpoint.url}")):
+                    raise tries.error()
                 if on_resend is not None:
                     on_resend()
                 continue
             if status not in ok:
                 raise error_from_response(status, data, f"{method} {target}")
-            return status, response_headers, data
+            return endpoint, status, response_headers, data
+
+    def _send(
+        self, endpoint: Endpoint, method: str, target: str, payload: Optional[bytes], headers: dict
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Sends one request to `endpoint` on the keep-alive connection (a new one when
+        there is none, or it is to another daemon) → (status, headers, body)."""
+        with self._lock:
+            connection = self._connection if self._connection_endpoint == endpoint else None
+            if connection is None and self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            reused = connection is not None
+            if connection is None:
+                connection = self.connect(endpoint)
+            try:
+                connection.request(method, target, body=payload, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+            except BaseException as error:
+                connection.close()
+                self._connection = None
+                if reused and isinstance(error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
+                    raise StaleConnection() from error
+                raise
+            if response.will_close:
+                connection.close()
+                self._connection = None
+            else:
+                self._connection = connection
+                self._connection_endpoint = endpoint
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
     def json(self, method: str, path: str, query: Optional[dict] = None, body: Any = None, **options) -> Any:
         """`request` whose answer is JSON, decoded (None for an empty body)."""
@@ -171,20 +249,22 @@ class Transport:
             raise ProtocolError(f"{method} {path}: response is not JSON ({error})") from None
 
     def open_stream(
-        self, method: str, path: str, query: dict
+        self, endpoint: Endpoint, method: str, path: str, query: dict
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, dict[str, str], str]:
-        """A batch stream on a connection of its own → (connection, response, headers with
-        lower-case names, cursor id); the caller closes both. Not retried."""
-        connection = self.connect()
+        """A batch stream from `endpoint` on a connection of its own → (connection,
+        response, headers with lower-case names, cursor id); the caller closes both. Not
+        retried."""
+        connection = self.connect(endpoint)
         try:
-            connection.request(method, self.target(path, query), headers=self.headers())
+            connection.request(method, self.target(endpoint, path, query), headers=self.headers())
             response = connection.getresponse()
             if response.status != 200:
                 data = response.read()
-                raise error_from_response(response.status, data, f"{method} {path}")
+                raise error_from_response(response.status, data, f"{method} {path} on {endpoint.url}")
             headers = {k.lower(): v for k, v in response.getheaders()}
             cursor = stream_cursor(f"{method} {path}", headers)
         except BaseException:
             connection.close()
             raise
         return connection, response, headers, cursor
+

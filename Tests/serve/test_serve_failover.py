@@ -1,0 +1,274 @@
+"""A client given several daemons (schemas/serve-protocol.md, § several daemons): the URLs
+it takes, how it moves from a daemon that fails to the next, and — against real daemons
+over one dataset and one state (`make_cluster`) — that a daemon SIGKILLed mid-epoch loses
+nothing: every batch is acked exactly once, and none is delivered again after its ack."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from mbdata_client import Client, MBDataError, UnavailableError, acked_batches
+from mbdata_client.daemons import DEFAULT_URL, daemon_urls
+from servetest import TRAIN, FakeDaemon, fast_client, free_port
+
+# Batches of 8 rows: 181 batches, a stream longer than the socket buffers hold, so a stream
+# is still open when its daemon is killed.
+SIZE = 8
+COUNT = TRAIN // SIZE
+PLAN = dict(epoch=0, seed=7, rank=0, world=1, split="train")
+SHARE_PLAN = dict(epoch=0, seed=7, split="train")
+
+
+def dead_url() -> str:
+    """A URL where nothing listens: connections are refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def second_fake():
+    daemon = FakeDaemon()
+    yield daemon
+    daemon.close()
+
+
+# --- the URLs ------------------------------------------------------------------------------
+
+
+def test_the_daemons_come_from_a_list_a_comma_separated_string_or_mbdata_urls(monkeypatch):
+    assert Client(["http://a:1", "http://b:2"]).urls == ["http://a:1", "http://b:2"]
+    assert Client("http://a:1, http://b:2").urls == ["http://a:1", "http://b:2"]
+    assert Client(urls=("http://a:1", "b:2")).urls == ["http://a:1", "b:2"]
+    assert Client("http://a:1").url == "http://a:1"
+    monkeypatch.setenv("MBDATA_URLS", "http://x:1,http://y:2")
+    monkeypatch.setenv("MBDATA_URL", "http://z:3")
+    assert Client().urls == ["http://x:1", "http://y:2"]
+    monkeypatch.delenv("MBDATA_URLS")
+    assert Client().urls == ["http://z:3"]
+    monkeypatch.delenv("MBDATA_URL")
+    assert daemon_urls(None) == [DEFAULT_URL]
+    with pytest.raises(TypeError):
+        Client("http://a:1", urls=["http://b:2"])
+    with pytest.raises(ValueError):
+        Client(" , ")
+    with pytest.raises(ValueError, match="scheme"):
+        Client(["http://a:1", "ftp://b"])
+
+
+# --- moving between daemons (scripted fakes) ------------------------------------------------
+
+
+def test_a_refused_first_daemon_sends_the_request_to_the_next_at_once(fake):
+    fake.json(200, {"datasets": []})
+    # A backoff of 30 s: waiting before trying the second daemon would time the test out.
+    client = Client([dead_url(), fake.url], backoff=30, max_backoff=30)
+    started = time.monotonic()
+    assert client.datasets() == []
+    assert time.monotonic() - started < 5
+    assert client.url == fake.url, "the client stays on the daemon that answered"
+
+
+def test_giving_up_names_every_daemon_tried():
+    first, second = dead_url(), dead_url()
+    client = Client([first, second], retries=2, backoff=0.001, max_backoff=0.01)
+    with pytest.raises(UnavailableError) as raised:
+        client.datasets()
+    assert raised.value.code == "unreachable"
+    assert first in raised.value.message and second in raised.value.message
+    assert "3 rounds" in raised.value.message
+
+
+def test_giving_up_after_the_configured_time():
+    client = Client([dead_url()], retries=1000, backoff=0.05, max_backoff=0.05, give_up_after=0.3)
+    started = time.monotonic()
+    with pytest.raises(UnavailableError, match="gave up"):
+        client.datasets()
+    assert time.monotonic() - started < 3
+
+
+def test_a_daemon_that_accepts_no_connection_is_left_after_the_connect_timeout(fake):
+    """A listener whose accept queue is full drops new connections' SYNs, as a node that
+    went away does: the client waits `connect_timeout`, not `timeout`, before the next."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue without blocking
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        fake.json(200, {"datasets": []})
+        client = Client([f"http://127.0.0.1:{listener.getsockname()[1]}", fake.url], timeout=60, connect_timeout=0.5)
+        started = time.monotonic()
+        assert client.datasets() == []
+        assert time.monotonic() - started < 10
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_a_draining_daemon_sends_requests_to_the_next(fake, second_fake):
+    fake.json(503, {"error": {"code": "draining", "message": "shutting down"}})
+    second_fake.json(200, {"datasets": [{"name": "digits"}]})
+    client = fast_client([fake.url, second_fake.url])
+    assert client.datasets() == [{"name": "digits"}]
+    assert client.url == second_fake.url
+
+
+def test_an_ack_whose_daemon_died_is_sent_again_to_the_next(fake, second_fake):
+    fake.hang_up()
+    second_fake.json(200, {"cursor": "c-test", "epochs": [{"epoch": 0, "low_watermark": 3, "acked_above": []}]})
+    state = fast_client([fake.url, second_fake.url]).ack("c-test", 0, [2])
+    assert acked_batches(state, 0) == {0, 1, 2}
+    assert fake.requests[0]["body"] == second_fake.requests[0]["body"] == b'{"epoch": 0, "batches": [2]}'
+
+
+def test_a_cut_stream_reopens_on_the_next_daemon_with_the_same_parameters(fake, second_fake):
+    from test_serve_client import batch_message, end_message
+
+    fake.stream(batch_message(0) + batch_message(1) + batch_message(2)[:100])  # cut inside batch 2
+    second_fake.stream(batch_message(2) + batch_message(3) + end_message("complete", 2))
+    client = fast_client([fake.url, second_fake.url])
+    got = [b.index for b in client.batches("digits", 8, **PLAN)]
+    assert got == [0, 1, 2, 3]
+    assert fake.requests[0]["query"] == second_fake.requests[0]["query"]
+    assert client.reconnects == 1 and client.url == second_fake.url
+
+
+def test_a_submission_resent_to_the_next_daemon_counts_already_done_as_done(fake, second_fake):
+    from test_serve_infer_client import CURSOR, error, outputs_of, padded_batch
+
+    fake.stream(padded_batch(lease=9), cursor=CURSOR)
+    fake.hang_up()  # the first daemon dies with the submission: did it commit? The next one knows.
+    second_fake.json(409, error("already_done"))
+    client = fast_client([fake.url, second_fake.url])
+    batch = next(client.infer("d", output="preds", batch_size=4, split="val"))
+    assert batch.submit(outputs_of())["already_done"] is True
+    assert second_fake.requests[0]["headers"]["MBData-Lease"] == "9"
+    assert second_fake.requests[0]["body"] == fake.requests[-1]["body"]
+
+
+# --- real daemons over one dataset and one state ---------------------------------------------
+
+
+class Consumer:
+    """A trainer's record: each batch delivered and each ack answered 2xx, checked as they
+    happen — a batch delivered after its ack fails the test."""
+
+    def __init__(self):
+        self.delivered: list[int] = []
+        self.acked: dict[int, int] = {}
+        self.ids: dict[int, list[int]] = {}
+
+    def deliver(self, batch) -> None:
+        assert batch.index not in self.acked, f"batch {batch.index} delivered again after its ack"
+        self.delivered.append(batch.index)
+        ids = batch.ids.tolist()
+        assert self.ids.setdefault(batch.index, ids) == ids, f"batch {batch.index} came back with other samples"
+
+    def acked_once(self, index: int) -> None:
+        self.acked[index] = self.acked.get(index, 0) + 1
+
+    def assert_every_batch_acked_exactly_once(self) -> None:
+        assert sorted(self.acked) == list(range(COUNT)), f"missing {sorted(set(range(COUNT)) - set(self.acked))}"
+        assert set(self.acked.values()) == {1}, {k: v for k, v in self.acked.items() if v != 1}
+        samples = [i for ids in self.ids.values() for i in ids]
+        assert len(samples) == len(set(samples)) == COUNT * SIZE
+
+
+def in_background(action) -> threading.Thread:
+    """Runs `action` on a thread; its failure is re-raised by `join_ok`."""
+    errors = []
+
+    def run():
+        try:
+            action()
+        except BaseException as error:  # pytest.fail inside the thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+def join_ok(thread: threading.Thread) -> None:
+    thread.join(60)
+    assert not thread.is_alive(), "the background action did not finish"
+    assert not thread.errors, thread.errors  # type: ignore[attr-defined]
+
+
+def failover_client(urls) -> Client:
+    # Up to a minute of rounds: long enough for a successor daemon to start.
+    return Client(urls, retries=200, backoff=0.05, max_backoff=0.25, give_up_after=60)
+
+
+def test_a_dead_daemon_listed_first_costs_nothing(make_cluster, group):
+    cluster = make_cluster(1)
+    client = Client([dead_url(), *cluster.urls], backoff=30, max_backoff=30)
+    consumer = Consumer()
+    started = time.monotonic()
+    for batch in client.batches("digits", SIZE, group=group, **PLAN):
+        consumer.deliver(batch)
+        batch.ack()
+        consumer.acked_once(batch.index)
+    assert time.monotonic() - started < 25, "a backoff was waited before the live daemon was tried"
+    consumer.assert_every_batch_acked_exactly_once()
+    assert consumer.delivered == list(range(COUNT))
+    assert acked_batches(client.cursor(), 0) == set(range(COUNT))
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["acks-sent", "acks-queued"])
+def test_a_partition_stream_moves_to_the_next_daemon_when_its_daemon_is_killed(make_cluster, group, wait):
+    """Daemon A is SIGKILLed mid-epoch with the stream open (and, with queued acks, acks in
+    flight); the client moves to B and resumes from the cursor. Queued acks land before
+    the stream reopens, so no batch acked comes again; a batch received but not acked
+    may, and is acked then."""
+    cluster = make_cluster(2)
+    client = failover_client(cluster.urls)
+    consumer = Consumer()
+    successor = None
+    for batch in client.batches("digits", SIZE, group=group, **PLAN):
+        consumer.deliver(batch)
+        batch.ack(wait=wait)
+        consumer.acked_once(batch.index)
+        if len(consumer.delivered) == 20:
+            successor = in_background(lambda: cluster.kill(0))
+    join_ok(successor)
+    assert client.reconnects >= 1, "the stream never reconnected: it ended before the kill"
+    assert client.url == cluster.urls[1]
+    client.flush()
+    consumer.assert_every_batch_acked_exactly_once()
+    assert acked_batches(client.cursor(), 0) == set(range(COUNT))
+
+
+def test_share_leases_are_asked_for_again_on_the_next_daemon(make_cluster, group):
+    """Share mode: A is killed while this consumer holds a lease. Its ack goes to B, which
+    does not know a lease of A's (409 lease_expired; a shared store may know it and accept
+    it): the batch is dropped and leased again later. Every batch is acked exactly once."""
+    cluster = make_cluster(2)
+    client = failover_client(cluster.urls)
+    consumer = Consumer()
+    expired = []
+    for batch in client.share("digits", SIZE, group=group, lease_seconds=60, **SHARE_PLAN):
+        consumer.deliver(batch)
+        if len(consumer.delivered) == 20:
+            cluster.kill(0)
+        try:
+            batch.ack()
+        except MBDataError as error:
+            assert error.code == "lease_expired", error
+            expired.append(batch.index)
+            continue
+        consumer.acked_once(batch.index)
+    assert client.url == cluster.urls[1]
+    consumer.assert_every_batch_acked_exactly_once()
+    assert all(consumer.delivered.count(index) == 2 for index in expired)
+    if not cluster.concurrent:  # B never knew A's leases: the one held at the kill expired
+        assert len(expired) == 1, expired
