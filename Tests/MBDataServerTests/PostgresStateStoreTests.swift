@@ -17,7 +17,7 @@ struct PostgresStateStoreTests {
 
     /// Runs `body` with `count` stores of `url` ("daemons"), each with its pool running.
     static func withStores<T: Sendable>(
-        _ count: Int, url: String, timeout: Duration = .seconds(5), _ body: @escaping @Sendable ([PostgresStateStore]) async throws -> T
+        _ count: Int, url: String, timeout: Duration = .seconds(30), _ body: @escaping @Sendable ([PostgresStateStore]) async throws -> T
     ) async throws -> T {
         var configuration = PostgresStateStore.Configuration()
         configuration.operationTimeout = timeout
@@ -145,14 +145,17 @@ struct PostgresStateStoreTests {
             _ = try await stores[0].createCursor(group)
             let firstFree: @Sendable (CursorState, Set<Int>) -> Int? = { $0.firstUnacked(epoch: 0, skipping: $1) }
 
-            let (short, _) = try await stores[0].lease(cursor: group.cursor, epoch: 0, seconds: 0.5, firstFree: firstFree)
+            let (short, _) = try await stores[0].lease(cursor: group.cursor, epoch: 0, seconds: 60, firstFree: firstFree)
             guard case .leased(batch: 0, let shortLease) = short else { Issue.record("expected batch 0, got \(short)"); return }
             let (held, expiredBefore) = try await stores[1].lease(cursor: group.cursor, epoch: 0, seconds: 60, firstFree: firstFree)
             guard case .leased(batch: 1, let heldLease) = held else { Issue.record("expected batch 1, got \(held)"); return }
             #expect(expiredBefore == 0)
 
-            // Time passes on the database, whatever the daemons' clocks say.
-            try await server.psql("SELECT pg_sleep(0.6)", database: database)
+            // The database's clock decides: the first lease is made to end 0.2 s from the
+            // database's now, and time passes on the database, whatever the daemons' clocks say.
+            try await server.psql(
+                "UPDATE mbdata.leases SET expires_at = statement_timestamp() + interval '0.2 seconds' WHERE id = \(shortLease)", database: database)
+            try await server.psql("SELECT pg_sleep(0.3)", database: database)
             let (again, expired) = try await stores[1].lease(cursor: group.cursor, epoch: 0, seconds: 60, firstFree: firstFree)
             guard case .leased(batch: 0, let againLease) = again else { Issue.record("expected batch 0 again, got \(again)"); return }
             #expect(expired == 1)
@@ -225,7 +228,7 @@ struct PostgresStateStoreTests {
             try await Self.withStores(1, url: url, timeout: .seconds(2)) { stores in
                 let store = stores[0]
                 let fresh = CursorTests.state(batches: 30, mode: .partition)
-                _ = try await store.createCursor(fresh)
+                _ = try await Self.retrying(store) { try await store.createCursor(fresh) }
                 /// Acks `batch` as a client would: retrying while the daemon answers 503.
                 @Sendable func ack(_ batch: Int) async throws {
                     _ = try await Self.retrying(store) { try await store.updateCursor(fresh.cursor) { $0.ack(epoch: 0, batches: [batch]) > 0 } }
