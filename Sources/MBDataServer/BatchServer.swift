@@ -95,9 +95,11 @@ public final class BatchServer: Service, Sendable {
             logger: logger)
         // The enclosing group's graceful shutdown reaches this one; the drain hears it first
         // (a group shuts its services down last to first).
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app), .init(service: DrainService(drain: drain))], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app), .init(service: DrainService(drain: drain))]
+        // A store with a connection pool to run (PostgreSQL's) runs first, so it shuts down
+        // last: after the drain's last write.
+        if let pool = store as? any Service { services.insert(.init(service: pool), at: 0) }
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
         logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(store.location)"])

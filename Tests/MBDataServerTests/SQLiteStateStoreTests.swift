@@ -139,11 +139,10 @@ import Testing
         }
     }
 
-    @Test func aPostgreSQLStateIsRefusedClearlyByThisBuild() async throws {
-        let error = await #expect(throws: MBDataError.self) {
-            _ = try await makeStateStore(.postgres(url: URL(string: "postgresql://db/mbdata")!), clock: .continuous, logger: Self.logger)
-        }
-        #expect(error?.code == .invalidArgument)
-        #expect(error?.message.contains("PostgreSQL state store is not in this build") == true)
+    @Test func aPostgreSQLStateOpensTheSharedStoreWithoutConnectingYet() async throws {
+        let store = try await makeStateStore(
+            .postgres(url: URL(string: "postgresql://mbdata:secret@db/mbdata")!), clock: .continuous, logger: Self.logger)
+        #expect(store is PostgresStateStore)
+        #expect(store.location == "postgresql://mbdata@db:5432/mbdata")
     }
 }

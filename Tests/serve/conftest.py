@@ -26,6 +26,7 @@ try:
 except ImportError:  # pragma: no cover
     raise pytest.UsageError("the serve tests need the client: pip install ./clients/python") from None
 
+import postgres_server
 from servetest import DIGITS_JSONL, DIGITS_SCHEMA, TRAIN, VAL, Cluster, FakeDaemon, Server, binary, read_digits
 
 
@@ -90,8 +91,21 @@ def make_server(digits_db, tmp_path):
 
 
 #: The states a `make_cluster` test runs over: one SQLite file (daemons one after another)
-#: and, when $MBDATA_TEST_POSTGRES names a database URL, PostgreSQL (daemons at once).
-CLUSTER_STATES = ["sqlite"] + (["postgresql"] if os.environ.get("MBDATA_TEST_POSTGRES") else [])
+#: and PostgreSQL (daemons at once): the database $MBDATA_TEST_POSTGRES names, or else a
+#: server of the tests' own when PostgreSQL is installed (`make deps` installs it).
+POSTGRES_BIN = postgres_server.binaries()
+CLUSTER_STATES = ["sqlite"] + (["postgresql"] if os.environ.get("MBDATA_TEST_POSTGRES") or POSTGRES_BIN else [])
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the session (None when $MBDATA_TEST_POSTGRES names one)."""
+    if os.environ.get("MBDATA_TEST_POSTGRES"):
+        yield None
+        return
+    server = postgres_server.PostgresServer(POSTGRES_BIN).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=CLUSTER_STATES)
@@ -99,14 +113,17 @@ def make_cluster(request, digits_db, tmp_path):
     """make_cluster(count, *options) → a started `servetest.Cluster` of `count` daemons over
     one copy of the digits dataset and one state, stopped (exit 0 required) after the test.
     Parametrised by the state: `sqlite` (a file in the test's folder; one daemon runs at a
-    time, the next started when one is killed) and `postgresql` ($MBDATA_TEST_POSTGRES,
-    every daemon at once; tests keep apart by their consumer groups)."""
+    time, the next started when one is killed) and `postgresql` (a fresh database of the
+    session's server, or $MBDATA_TEST_POSTGRES; every daemon at once)."""
     clusters = []
+    postgres = request.param == "postgresql"
+    state = None
+    if postgres:
+        server = request.getfixturevalue("postgres")
+        state = server.create_database() if server else os.environ["MBDATA_TEST_POSTGRES"]
 
     def make(count, *options):
-        postgres = request.param == "postgresql"
-        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", digits_db, count, *options,
-                          state=os.environ["MBDATA_TEST_POSTGRES"] if postgres else None, concurrent=postgres)
+        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", digits_db, count, *options, state=state, concurrent=postgres)
         clusters.append(cluster)
         return cluster.start()
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MBData
 
@@ -10,7 +11,8 @@ package func makeStateStore(_ location: StateLocation, clock: ServeClock, logger
     switch location {
     case .sqlite(let path):
         return try await runBlocking { try SQLiteStateStore(path: path, clock: clock) }
-    case .postgres:
-        throw MBDataError(.invalidArgument, "PostgreSQL state store is not in this build", source: location.description)
+    case .postgres(let url):
+        // Connects only once the daemon runs it: BatchServer runs a store that is a Service.
+        return try PostgresStateStore(url: url.absoluteString, logger: logger)
     }
 }

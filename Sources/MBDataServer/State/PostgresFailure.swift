@@ -1,0 +1,82 @@
+import NIOCore
+import PostgresNIO
+import _ConnectionPoolModule
+
+/// How ``PostgresStateStore`` tells the failures of PostgreSQL apart: those of the database
+/// or the way to it, which become `.storage` errors, and among them the transient ones a
+/// retry may get past (the daemon answers them 503 `state_unavailable`).
+enum PostgresFailure {
+    /// No answer within the store's operation timeout: the database is down, unreachable or
+    /// every connection is busy.
+    struct TimedOut: Error, CustomStringConvertible {
+        var timeout: Duration
+        var description: String { "no answer from PostgreSQL within \(timeout)" }
+    }
+
+    /// Which of a deadline's two tasks ended first.
+    private enum Finished<T: Sendable>: Sendable {
+        case done(T)
+        case timedOut
+    }
+
+    /// SQLSTATE classes and codes after which the same transaction may succeed: connection
+    /// exceptions (08), insufficient resources (53), an administrator's or crash shutdown
+    /// (57P01–57P03), a serialization failure or deadlock (40001, 40P01).
+    private static let transientClasses: Set<Substring> = ["08", "53"]
+    private static let transientStates: Set<String> = ["57P01", "57P02", "57P03", "40001", "40P01"]
+
+    /// The driver's codes of a connection that could not be made or was lost.
+    private static let connectionCodes: Set<PSQLError.Code> = [
+        .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
+    ]
+
+    /// `body`, or ``TimedOut`` when it takes longer than `timeout`. `body` is cancelled then;
+    /// the wait for a pooled connection ends at once, a query already sent ends when the
+    /// database answers or the connection drops.
+    static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Finished<T>.self) { group in
+            group.addTask { .done(try await body()) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return .timedOut
+            }
+            defer { group.cancelAll() }
+            guard case .done(let value) = try await group.next() else { throw TimedOut(timeout: timeout) }
+            return value
+        }
+    }
+
+    /// The error inside a `PostgresTransactionError`: that of `BEGIN`, of the transaction's
+    /// body, or of `COMMIT`.
+    static func unwrapped(_ error: any Error) -> any Error {
+        guard let transaction = error as? PostgresTransactionError else { return error }
+        return transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? error
+    }
+
+    /// Whether `error` came from the database or the way to it, rather than from the
+    /// store's own checks.
+    static func isDatabaseError(_ error: any Error) -> Bool {
+        error is PSQLError || error is ConnectionPoolError || error is TimedOut || error is IOError || error is ChannelError
+    }
+
+    /// Whether `error` is a failure of the database or the way to it after which a retry
+    /// may succeed.
+    static func isTransient(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PSQLError:
+            if connectionCodes.contains(error.code) { return true }
+            guard error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+            return transientClasses.contains(state.prefix(2)) || transientStates.contains(state)
+        case is ConnectionPoolError, is TimedOut, is IOError, is ChannelError: return true
+        default: return false
+        }
+    }
+
+    /// What a log or an error message says about `error`: the driver's code, and the
+    /// server's SQLSTATE and message when the server answered.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        guard let info = error.serverInfo else { return "\(error.code)" }
+        return "\(info[.sqlState] ?? "?") \(info[.message] ?? "")"
+    }
+}

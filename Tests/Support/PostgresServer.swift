@@ -1,0 +1,205 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A PostgreSQL server of its own for one test: a data directory in a temporary folder, the
+/// server on a free 127.0.0.1 port (and a socket in that folder), trust authentication for
+/// the superuser `postgres`, `fsync` off. As root it runs as the `postgres` user, which
+/// PostgreSQL requires; otherwise as the current user.
+///
+/// `initdb` runs once per machine and PostgreSQL version: its result is kept as a template
+/// under the temporary directory, and every server starts from a copy of it, so a server
+/// costs a copy and a start.
+public final class PostgresServer: Sendable {
+    /// The newest `/usr/lib/postgresql/VERSION/bin` holding `initdb`, or nil when PostgreSQL
+    /// is not installed (`make deps` installs it).
+    public static let binaries: URL? = {
+        let root = URL(fileURLWithPath: "/usr/lib/postgresql")
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return versions.compactMap(Int.init).sorted().reversed().lazy
+            .map { root.appendingPathComponent("\($0)/bin") }
+            .first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("initdb").path) }
+    }()
+
+    /// Whether PostgreSQL's binaries are installed; tests that need a server are skipped
+    /// when not, with this reason.
+    public static let isAvailable = binaries != nil
+    /// Why PostgreSQL tests were skipped.
+    public static let unavailableReason = "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): `make deps` installs it"
+
+    /// The port the server listens on, on 127.0.0.1.
+    public let port: Int
+    private let directory: TemporaryDirectory
+    private let bin: URL
+
+    private var data: String { directory.path("data") }
+
+    /// Starts a server; `stop()` it (or let ``with(_:)`` do it).
+    public static func start() async throws -> PostgresServer {
+        guard let bin = binaries else { throw PostgresServerError(message: "\(unavailableReason)") }
+        let template = try await Template.shared.path(bin: bin)
+        // A short name: the server's socket path inside it must stay below 108 bytes.
+        let directory = try TemporaryDirectory("pg")
+        try await run("/bin/cp", ["-a", template, directory.path("data")])
+        try setOwner(directory.url.path)
+        let server = PostgresServer(directory: directory, bin: bin, port: try freePort())
+        try await server.start()
+        return server
+    }
+
+    /// Runs `body` with a fresh server, stopped and removed afterwards whatever `body` does.
+    public static func with<T: Sendable>(_ body: @Sendable (PostgresServer) async throws -> T) async throws -> T {
+        let server = try await start()
+        do {
+            let result = try await body(server)
+            try await server.stop()
+            return result
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+    }
+
+    private init(directory: TemporaryDirectory, bin: URL, port: Int) {
+        self.directory = directory
+        self.bin = bin
+        self.port = port
+    }
+
+    /// Starts the server again after ``stop(immediately:)`` (a restart, for the tests that
+    /// take the database away under a daemon), on the same port with the same data.
+    public func start() async throws {
+        let options = "-p \(port) -k \(directory.url.path) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        try await Self.run(tool("pg_ctl"), ["-D", data, "-l", directory.path("server.log"), "-w", "-t", "120", "-o", options, "start"], asServer: true)
+    }
+
+    /// Stops the server: `fast` (sessions are told the server shuts down, 57P01), or
+    /// `immediate` (connections simply drop, as when the machine dies).
+    public func stop(immediately: Bool = false) async throws {
+        try await Self.run(tool("pg_ctl"), ["-D", data, "-m", immediately ? "immediate" : "fast", "-w", "-t", "120", "stop"], asServer: true)
+    }
+
+    /// Creates a fresh, empty database and returns its name (``url(database:)`` makes its URL).
+    public func createDatabase() async throws -> String {
+        let name = "test_" + UUID().uuidString.lowercased().filter { $0 != "-" }
+        try await Self.run(tool("createdb"), ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", name])
+        return name
+    }
+
+    /// The URL of `database` on this server.
+    public func url(database: String) -> String { "postgresql://postgres@127.0.0.1:\(port)/\(database)?sslmode=disable" }
+
+    /// Runs `sql` in `database` with `psql` and returns what it prints (unaligned, no headers).
+    @discardableResult
+    public func psql(_ sql: String, database: String) async throws -> String {
+        try await Self.run(tool("psql"), ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+    }
+
+    private func tool(_ name: String) -> String { bin.appendingPathComponent(name).path }
+
+    // MARK: - Processes
+
+    /// Whether PostgreSQL's server tools must run as the `postgres` user: they refuse root.
+    private static let runsAsPostgres = geteuid() == 0
+
+    /// Runs `tool` and returns what it printed; throws with its output when it fails.
+    ///
+    /// `posix_spawn` and `waitpid` rather than Foundation's `Process`: `pg_ctl start` leaves
+    /// the server running with what it inherited, and `Process` learns of an exit through
+    /// a socket the server would keep open, so it would wait for the server's end. Here the
+    /// child gets /dev/null and a file for its output, and the wait runs on a thread of its own.
+    @discardableResult
+    private static func run(_ tool: String, _ arguments: [String], asServer: Bool = false) async throws -> String {
+        let command = asServer && runsAsPostgres ? ["/usr/sbin/runuser", "-u", "postgres", "--", tool] + arguments : [tool] + arguments
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-postgres-tool-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var pid: pid_t = 0
+        let argv = command.map { strdup($0) } + [nil]
+        defer { for argument in argv { free(argument) } }
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
+        guard spawned == 0 else { throw PostgresServerError(message: "cannot run \(command[0]): error \(spawned)") }
+        let child = pid
+        let status: Int32 = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+                continuation.resume(returning: status)
+            }
+        }
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw PostgresServerError(message: "\(command.joined(separator: " ")) exited with status \(status): \(output)")
+        }
+        return output
+    }
+
+    /// Gives the folder `path` to the `postgres` user when the tools run as it (what they
+    /// make inside is theirs; `cp -a` keeps the template's owner).
+    private static func setOwner(_ path: String) throws {
+        guard runsAsPostgres else { return }
+        try FileManager.default.setAttributes([.ownerAccountName: "postgres", .groupOwnerAccountName: "postgres"], ofItemAtPath: path)
+    }
+
+    /// A TCP port nothing listens on now, from the kernel.
+    private static func freePort() throws -> Int {
+        #if os(Linux)
+            let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+            let socketFD = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard socketFD >= 0 else { throw PostgresServerError(message: "cannot open a socket to find a free port") }
+        defer { close(socketFD) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socketFD, $0, length) == 0 && getsockname(socketFD, $0, &length) == 0
+            }
+        }
+        guard bound else { throw PostgresServerError(message: "cannot bind a socket to find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The `initdb` result every server copies, made once per machine and version.
+    private actor Template {
+        static let shared = Template()
+        private var made: String?
+
+        /// The template's data directory, made now if it is missing: `initdb` into a
+        /// temporary folder, then renamed into place, so a crashed run leaves no half of it.
+        func path(bin: URL) async throws -> String {
+            if let made { return made }
+            let target = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mbdata-postgres-template-\(bin.deletingLastPathComponent().lastPathComponent)").path
+            if !FileManager.default.fileExists(atPath: target) {
+                let scratch = try TemporaryDirectory("postgres-template")
+                try setOwner(scratch.url.path)
+                try await run(
+                    bin.appendingPathComponent("initdb").path,
+                    ["-D", scratch.path("data"), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync"], asServer: true)
+                try? FileManager.default.moveItem(atPath: scratch.path("data"), toPath: target)
+            }
+            made = target
+            return target
+        }
+    }
+}
+
+/// A test server that could not be set up; the message has the tool's output.
+public struct PostgresServerError: Error, CustomStringConvertible {
+    /// What failed.
+    public var message: String
+    /// The message.
+    public var description: String { message }
+}
