@@ -48,6 +48,9 @@ _spec = importlib.util.spec_from_file_location("serve_bench", HERE.parent / "ser
 srv = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(srv)  # type: ignore[union-attr]
 sb, ib = srv.sb, srv.ib
+_spec = importlib.util.spec_from_file_location("inference_bench", HERE.parent / "inference" / "bench.py")
+inference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(inference)  # type: ignore[union-attr]
 
 RUNS = ["ack-sqlite", "ack-pg", "share-1x4", "share-2x4", "origin-local", "origin-cold", "origin-warm"]
 ACK_BATCH = 64
@@ -211,14 +214,9 @@ def consumers(python: str, specs: list[list[str]], timeout: float) -> list[dict]
 
 
 def prepare(work: Path, n: int, mbdata: Path, timeout: float) -> tuple[Path, Path]:
-    folder = work / "cifar"
-    subprocess.run([sys.executable, str(HERE.parent / "ingest" / "generate.py"), "--n", str(n), "--work", str(folder),
-                    "--no-jsonl"], check=True)
-    man = json.loads((folder / "manifest.json").read_text())
-    db = work / "cifar.mbdb"
-    stamp = {"inputs": {k: man.get(k) for k in ("format_version", "n", "seed", "sizes")}, "mbdata_sha256": sb.file_sha(mbdata)}
-    sb.ensure_db("cifar", db, ["--schema", str(folder / "cifar.schema.json"), f"image={folder / 'images.npy'}",
-                               f"label={folder / 'labels.npy'}"], stamp, mbdata, False, timeout)
+    """The dataset as the inference benchmark makes it (generated, ingested once, checked), and its shard set."""
+    db = inference.prepare(work, n, mbdata, timeout)["db"]
+    stamp = {"n": n, "mbdata_sha256": sb.file_sha(mbdata)}  # what the ingested dataset depends on
     shards = work / "origin" / "cifar-shards"
     stamp_file = work / "origin" / ".stamp"
     want = json.dumps(stamp, sort_keys=True)
