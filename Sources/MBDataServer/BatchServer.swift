@@ -9,7 +9,7 @@ import NIOCore
 import ServiceLifecycle
 
 /// `mbdata serve`: batches of one or more datasets over HTTP to trainers in any process
-/// (schemas/serve-protocol.md). Cursors, pins and leases live in a ``StateStore``: a SQLite
+/// (schemas/serve-protocol.md). Cursors, pins and leases live in a `StateStore`: a SQLite
 /// file of this daemon, or a PostgreSQL database several daemons share.
 ///
 /// A service-lifecycle `Service`: run it in a `ServiceGroup` — the application's own, next

@@ -9,7 +9,7 @@
 /// 2. **Spread.** The draws are interleaved by ``MixtureSchedule``: evenly through the epoch,
 ///    the same pattern every epoch.
 /// 3. **Within a source.** Source i's draws, epoch after epoch, walk one endless stream of
-///    passes over its samples — a fresh keyed permutation (``IndexPermutation``) per pass — so
+///    passes over its samples — a fresh keyed permutation (`IndexPermutation`, package-internal) per pass — so
 ///    draw k of epoch e is stream entry `e·cᵢ + k`. No sample of a source repeats before all
 ///    of its samples were shown, within an epoch (`.repeat(2.5)`, `.choose` above the size) and
 ///    across epochs; a source drawn below its size (`.choose(c)` with c < size, or a small
