@@ -232,10 +232,13 @@ def test_a_partition_stream_moves_to_the_next_daemon_when_its_daemon_is_killed(m
     may, and is acked then."""
     cluster = make_cluster(2)
     if cluster.concurrent and wait:
-        # Fails on the postgresql variant (the run takes ~37 s and counts no reconnect). The
-        # likely cause: the killed daemon's stream claim stands for the claim term (30 s), so
-        # B answers cursor_busy until it expires. Not yet confirmed; see the store-pg report.
-        pytest.xfail("postgresql: a SIGKILLed daemon's stream claim likely outlives it by up to 30 s")
+        # On the postgresql variant the premise fails, not the client: both daemons run from
+        # the start, and the daemon has written the whole epoch (181 small batches, END
+        # included) into the socket before the kill, so the stream is never cut and nothing
+        # reconnects; the acks after the kill move to B and every batch is acked exactly once
+        # (checked by hand with the reconnect assertion removed). A cut needs an epoch larger
+        # than the socket buffers.
+        pytest.xfail("postgresql: the whole epoch is delivered before the kill, so no stream is cut")
     client = failover_client(cluster.urls)
     consumer = Consumer()
     successor = None
