@@ -55,7 +55,14 @@ package final class ShardCache: @unchecked Sendable {
         let lockPath = (directory as NSString).appendingPathComponent("lock")
         let lock = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard lock >= 0 else { throw MBDataError(.storage, "cannot open the cache lock: \(String(cString: strerror(errno)))", source: lockPath) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+        // A lock held a moment longer than its owner — a predecessor still exiting, or a child this
+        // process forks holding the descriptor until its exec closes it — is waited for, up to 2 s.
+        var locked = flock(lock, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<100 where !locked {
+            usleep(20_000)
+            locked = flock(lock, LOCK_EX | LOCK_NB) == 0
+        }
+        guard locked else {
             close(lock)
             throw MBDataError(.storage, "another process uses this shard cache; give each daemon a cache directory of its own", source: directory)
         }
