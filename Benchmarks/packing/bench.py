@@ -86,6 +86,15 @@ class Context:
         self.data = self.work / "data"
         self.db = self.work / "tokens.mbdb"
         self.steps = env_list("STEPS", ",".join(ALL_STEPS))
+        # Without the mbdata binary, the driver's ingest and shard modes call the same library code.
+        self.use_cli = self.mbdata.exists()
+        self.shard_tool = self.mbdata if self.use_cli else self.driver
+
+    def grain_rounds(self, count: int) -> list[int]:
+        """Rounds for each Grain bins value: GRAIN_ROUNDS, or ROUNDS for the last (the largest
+        window's match) and one for the others — a pass of Grain takes minutes here."""
+        given = [int(r) for r in env_list("GRAIN_ROUNDS", "")]
+        return given if len(given) == count else [1] * (count - 1) + [self.rounds]
 
     def settings(self) -> dict:
         return {"N": self.n, "L": self.row_length, "windows": self.windows, "batch rows": self.batch,
@@ -104,8 +113,9 @@ def step_data(ctx: Context) -> dict:
     log("data: " + sb.short_cmd(cmd[1:]))
     subprocess.run(cmd, check=True)
     manifest = json.loads((ctx.data / "manifest.json").read_text())
-    ingest = sb.ensure_db("tokens", ctx.db, ["--schema", str(ctx.data / "tokens.schema.json"), str(ctx.data / "tokens.jsonl")],
-                          {"data": manifest, "mbdata": sb.file_sha(ctx.mbdata)}, ctx.mbdata, False, ctx.timeout)
+    schema, jsonl = str(ctx.data / "tokens.schema.json"), str(ctx.data / "tokens.jsonl")
+    ingest = sb.ensure_db("tokens", ctx.db, ["--schema", schema, jsonl] if ctx.use_cli else [schema, jsonl],
+                          {"data": manifest, "binary": sb.file_sha(ctx.shard_tool)}, ctx.shard_tool, False, ctx.timeout)
     return {"manifest": manifest, "ingest": ingest}
 
 
@@ -125,32 +135,43 @@ def step_bounds(ctx: Context, lengths: np.ndarray) -> dict:
     return out
 
 
-def packed_shard(ctx: Context, window: int, extra: list[str], tag: str) -> dict:
-    """One `mbdata shard --pack` run into a fresh folder, timed, with the manifest's packing."""
+def packed_shard(ctx: Context, window: int, tag: str, shuffle: bool = False, overlong: str = "split") -> dict:
+    """One `mbdata shard --pack` run into a fresh folder under GNU time, with the manifest's
+    packing member; through the driver's `shard` mode when the mbdata binary is not built."""
     out = ctx.shard_dir(window, tag)
-    opts = ["--batch-size", str(ctx.batch), "--pack", f"tokens={ctx.row_length}", "--pack-window", str(window)] + extra
-    res = sb.shard_run(f"w{window}{tag}", ctx.db, out, ctx.mbdata, opts, ctx.work, True, ctx.timeout)
+    shutil.rmtree(out, ignore_errors=True)
+    if ctx.use_cli:
+        cmd = [str(ctx.mbdata), "shard", str(ctx.db), "--out", str(out), "--batch-size", str(ctx.batch), "--pack",
+               f"tokens={ctx.row_length}", "--pack-window", str(window), "--overlong", overlong]
+        cmd += ["--seed", str(ctx.seed)] if shuffle else ["--no-shuffle"]
+    else:
+        cmd = [str(ctx.driver), "shard", str(ctx.db), str(out), str(ctx.row_length), str(window), str(ctx.batch), str(ctx.seed),
+               "1" if shuffle else "0", overlong]
+    ib.prewarm([p for p in ctx.db.parent.glob(ctx.db.name + "*") if p.is_file()])
+    subprocess.run(["sync"], check=False)
+    busy = round(sb.others_busy(), 2)  # other work on the machine skews the figures
+    _, res = run_json(ctx, f"shard w{window}{tag}", cmd)
+    res.update({"ok": res["exit"] == 0, "others_cores_busy": busy})
     if res["ok"]:
         manifest = json.loads((out / "manifest.json").read_text())
         res["packing"] = manifest["packing"]
         res["compressed_bytes"] = manifest["totals"].get("compressed_bytes")
-        res["tokens_per_s"] = manifest["packing"]["statistics"]["tokens"] / res["wall_s"]
-        res["rows_per_s"] = manifest["packing"]["statistics"]["rows"] / res["wall_s"]
     return res
 
 
 def step_shard(ctx: Context) -> dict:
     out: dict = {"windows": {}, "variants": {}}
     for window in ctx.windows:
-        rounds = [packed_shard(ctx, window, ["--no-shuffle"], "") for _ in range(ctx.rounds)]
+        count = ctx.rounds if window == ctx.windows[-1] else sb.env_int("SHARD_ROUNDS", ctx.rounds)
+        rounds = [packed_shard(ctx, window, "") for _ in range(count)]
         out["windows"][str(window)] = rounds
         good = [r for r in rounds if r["ok"]]
         if good:
             log(f"shard W={window}: efficiency {good[0]['packing']['efficiency']:.4%}, "
                 f"median {median([r['wall_s'] for r in good]):.2f} s")
     largest = ctx.windows[-1]
-    for tag, extra in (("-drop", ["--no-shuffle", "--overlong", "drop"]), ("-shuffled", ["--seed", str(ctx.seed)])):
-        out["variants"][tag.lstrip("-")] = packed_shard(ctx, largest, extra, tag)
+    for tag, shuffle, overlong in (("-drop", False, "drop"), ("-shuffled", True, "split")):
+        out["variants"][tag.lstrip("-")] = packed_shard(ctx, largest, tag, shuffle, overlong)
         if not ctx.keep:
             shutil.rmtree(ctx.shard_dir(largest, tag), ignore_errors=True)
     if not ctx.keep:
@@ -159,20 +180,24 @@ def step_shard(ctx: Context) -> dict:
     return out
 
 
-def driver(ctx: Context, args: list[str]) -> tuple[list[dict], dict]:
-    """Runs mbdata-packing-bench under GNU time; its JSON lines and the run's exit, wall time,
-    peak RSS (of the process, all rounds) and stderr."""
-    cmd = [str(ctx.driver)] + args
-    log("driver: " + sb.short_cmd(cmd))
-    times = ctx.work / ".time-driver.txt"
+def run_json(ctx: Context, label: str, cmd: list[str], ok_exits: tuple = (0,)) -> tuple[list[dict], dict]:
+    """Runs `cmd` under GNU time; the JSON objects it printed, one a line, and the run's exit,
+    wall time, peak RSS and (on failure) stderr."""
+    log(f"{label}: " + sb.short_cmd(cmd))
+    times = ctx.work / ".time-run.txt"
     rc, stdout, stderr, wall = sb.run_timed(["/usr/bin/time", "-v", "-o", str(times)] + cmd, ctx.timeout)
-    rounds = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    objects = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     run = {"command": sb.short_cmd(cmd), "exit": rc, "wall_s": wall, **ib.parse_time_v(times.read_text() if times.exists() else "")}
     times.unlink(missing_ok=True)
-    if rc not in (0, 3):
+    if rc not in ok_exits:
         run["stderr_tail"] = sb.last_lines(stderr, 15)
-        log(f"driver FAILED (exit {rc})\n{run['stderr_tail']}")
-    return rounds, run
+        log(f"{label} FAILED (exit {rc})\n{run['stderr_tail']}")
+    return objects, run
+
+
+def driver(ctx: Context, args: list[str]) -> tuple[list[dict], dict]:
+    """Runs mbdata-packing-bench (exit 3: a case it cannot measure yet)."""
+    return run_json(ctx, "driver", [str(ctx.driver)] + args, ok_exits=(0, 3))
 
 
 def step_loader(ctx: Context) -> dict:
@@ -207,13 +232,9 @@ def step_grain(ctx: Context, bins: list[int]) -> dict:
     if not ctx.grain_python.exists() or subprocess.run([str(ctx.grain_python), "-c", "import grain"], capture_output=True).returncode != 0:
         return {"installed": False, "reason": f"Grain does not import in {rel(ctx.grain_python)} (run.sh installs it from PyPI)"}
     cmd = [str(ctx.grain_python), str(HERE / "grain_bench.py"), "--data", str(ctx.data), "--row-length", str(ctx.row_length),
-           "--bins", ",".join(map(str, bins)), "--batch", str(ctx.batch), "--rounds", str(ctx.rounds)]
-    log("grain: " + sb.short_cmd(cmd))
-    rc, stdout, stderr, wall = sb.run_timed(cmd, ctx.timeout)
-    if rc != 0:
-        log(f"grain FAILED (exit {rc})\n{sb.last_lines(stderr, 15)}")
-        return {"installed": True, "exit": rc, "stderr_tail": sb.last_lines(stderr, 15)}
-    return {"installed": True, "exit": 0, "wall_s": wall, **json.loads(stdout.strip().splitlines()[-1])}
+           "--bins", ",".join(map(str, bins)), "--batch", str(ctx.batch), "--rounds", ",".join(map(str, ctx.grain_rounds(len(bins))))]
+    objects, run = run_json(ctx, "grain", cmd)
+    return {"installed": True, **run, **(objects[-1] if run["exit"] == 0 and objects else {})}
 
 
 def step_mixture(ctx: Context) -> dict:
@@ -295,7 +316,9 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
             wall = median([r["wall_s"] for r in good])
             s = good[0]["packing"]["statistics"]
             busy = ", ".join(f"{r['others_cores_busy']:.1f}" for r in good)
-            out.append(f"| `mbdata shard --pack tokens={ctx.row_length} --pack-window {window}` | {s['rows'] / wall:,.0f} | "
+            busy += "" if len(good) > 1 else "; one round"
+            tool = "mbdata shard" if ctx.use_cli else "mbdata-packing-bench shard (the library calls of mbdata shard)"
+            out.append(f"| `{tool} --pack tokens={ctx.row_length} --pack-window {window}` | {s['rows'] / wall:,.0f} | "
                        f"{rate(s['tokens'], wall)} | {wall:.2f} | {fmt(median([r.get('rss_mib') for r in good if r.get('rss_mib')]), '.0f')} | "
                        f"whole process: SQLite reads, packing, collation, LZ4, fsync; others busy {busy} cores |")
     loader = doc.get("loader", {})
@@ -315,8 +338,10 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
                    f"tokens held in memory, as Grain's; packing alone {median([r['pack_seconds'] for r in memory]):.3f} s |")
     for g in grain.get("results", []):
         wall = median(g["seconds"])
+        rounds = "median of " + str(len(g["seconds"])) + " rounds" if len(g["seconds"]) > 1 else "one round"
         out.append(f"| Grain `FirstFitPackIterDataset(num_packing_bins={g['num_packing_bins']})` + `.batch({ctx.batch})` | "
-                   f"{g['rows'] / wall:,.0f} | {rate(g['tokens'], wall)} | {wall:.2f} | – | tokens held in memory (numpy), one Python process |")
+                   f"{g['rows'] / wall:,.0f} | {rate(g['tokens'], wall)} | {wall:.2f} | {fmt(grain.get('rss_mib'), '.0f')} | "
+                   f"tokens held in memory (numpy), one Python process, no prefetch threads; {rounds} |")
     out.append("")
 
     mixture = doc.get("mixture")

@@ -9,6 +9,11 @@
 //       MultiBatchLoader(shards:) over a packed shard set (plan and epochs from its manifest).
 //   mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
 //       MultiBatchLoader(dataset:packing:) reading the dataset live, first epoch.
+//   mbdata-packing-bench ingest DB SCHEMA JSONL
+//   mbdata-packing-bench shard DB OUT L W BATCH SEED SHUFFLE(0|1) OVERLONG
+//       What `mbdata ingest` and `mbdata shard --pack` call (Dataset.ingest, packedPlan,
+//       ShardWriter.writePacked), for when only this target is built: the harness prefers the
+//       mbdata binary and says which one ran.
 //   mbdata-packing-bench mixture …
 //       The mixture-overhead case (issue 14 §6): exits 3 until the loader has mixtures.
 //
@@ -50,9 +55,8 @@ struct CountingTrainer: Trainer {
 
 /// One round's figures as a JSON line.
 func report(_ fields: [String: Any]) {
-    let data = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
-    fflush(stdout)
+    let line = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) + Data("\n".utf8)
+    FileHandle.standardOutput.write(line)
 }
 
 /// The int64 values of a version-1 little-endian `.npy` vector (what generate.py writes).
@@ -144,6 +148,31 @@ func runLive(database: String, rowLength: Int, window: Int, batchRows: Int, seed
     }
 }
 
+/// `mbdata ingest DB --schema SCHEMA JSONL` through the library.
+func runIngest(database: String, schema: String, jsonl: String) async throws {
+    let start = Date()
+    let summaries = try await Dataset.ingest(into: database, SourceSpec(paths: [jsonl]), schema: try Schema(contentsOf: schema))
+    report(["mode": "ingest", "seconds": Date().timeIntervalSince(start), "sources": summaries.count])
+}
+
+/// `mbdata shard DB --out OUT --pack tokens=L --pack-window W --batch-size BATCH …` through the
+/// library: the manifest's packing statistics and the seconds it took.
+func runShard(
+    database: String, out: String, rowLength: Int, window: Int, batchRows: Int, seed: UInt64, shuffle: Bool, overlong: OverlongPolicy
+) async throws {
+    let start = Date()
+    let dataset = try Dataset(path: database)
+    let parameters = PlanParameters(seed: seed, batchSize: batchRows, world: 1, tail: .drop, split: nil, shuffle: shuffle)
+    let spec = try PackingSpec(field: "tokens", rowLength: rowLength, window: window, overlong: overlong)
+    let manifest = try await ShardWriter.writePacked(
+        dataset: dataset, plan: try await dataset.packedPlan(parameters, packing: spec), epochs: 0..<1, to: out)
+    guard let packing = manifest.packing else { throw MBDataError(.invalidArgument, "\(out): the manifest has no packing member") }
+    report([
+        "mode": "shard", "window": window, "seconds": Date().timeIntervalSince(start), "batches": manifest.totals.batches,
+        "rows": packing.statistics.rows, "tokens": packing.statistics.tokens, "efficiency": packing.efficiency,
+    ])
+}
+
 /// The mixture-overhead case of issue 14 §6, for the lead to fill once
 /// `MultiBatchLoader.Configuration.mixture` exists: the same rounds as `runLive` (unpacked
 /// and packed) over a mixture of three datasets (web 0.6, code 0.25, books 0.15 of the same
@@ -156,6 +185,8 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
 
 let usage = """
     usage: mbdata-packing-bench memory DATA_DIR L W BATCH ROUNDS
+           mbdata-packing-bench ingest DB SCHEMA JSONL
+           mbdata-packing-bench shard DB OUT L W BATCH SEED SHUFFLE(0|1) OVERLONG(split|drop)
            mbdata-packing-bench shards SHARD_DIR ROUNDS
            mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
            mbdata-packing-bench mixture …
@@ -175,6 +206,15 @@ do {
         try await runLive(
             database: a[1], rowLength: Int(a[2])!, window: Int(a[3])!, batchRows: Int(a[4])!, seed: UInt64(a[5])!, shuffle: a[6] == "1",
             rounds: Int(a[7])!)
+    case ("ingest", 4):
+        let a = Array(arguments)
+        try await runIngest(database: a[1], schema: a[2], jsonl: a[3])
+    case ("shard", 9):
+        let a = Array(arguments)
+        guard let overlong = OverlongPolicy(rawValue: a[8]) else { throw MBDataError(.invalidArgument, "overlong must be split or drop") }
+        try await runShard(
+            database: a[1], out: a[2], rowLength: Int(a[3])!, window: Int(a[4])!, batchRows: Int(a[5])!, seed: UInt64(a[6])!,
+            shuffle: a[7] == "1", overlong: overlong)
     case ("mixture", _):
         exit(try await runMixtureOverhead(arguments: arguments.dropFirst()))
     default:
