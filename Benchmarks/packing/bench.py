@@ -32,7 +32,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +80,7 @@ class Context:
         self.sigma = float(os.environ.get("SIGMA", "1.0"))
         self.timeout = float(os.environ.get("TIMEOUT", "0")) or None
         self.keep = os.environ.get("KEEP") == "1"
+        self.beside = os.environ.get("BESIDE") == "1"
         self.work = ib.env_path("WORK", ROOT / "Benchmarks" / "work" / "packing")
         self.results = ib.env_path("RESULTS", ROOT / "Benchmarks" / "results" / "packing.md")
         self.mbdata = ib.env_path("MBDATA", ROOT / ".build" / "release" / "mbdata")
@@ -184,11 +187,11 @@ def run_json(ctx: Context, label: str, cmd: list[str], ok_exits: tuple = (0,)) -
     """Runs `cmd` under GNU time; the JSON objects it printed, one a line, and the run's exit,
     wall time, peak RSS and (on failure) stderr."""
     log(f"{label}: " + sb.short_cmd(cmd))
-    times = ctx.work / ".time-run.txt"
-    rc, stdout, stderr, wall = sb.run_timed(["/usr/bin/time", "-v", "-o", str(times)] + cmd, ctx.timeout)
+    with tempfile.NamedTemporaryFile("r", dir=ctx.work, prefix=".time-", suffix=".txt") as times:
+        rc, stdout, stderr, wall = sb.run_timed(["/usr/bin/time", "-v", "-o", times.name] + cmd, ctx.timeout)
+        usage = ib.parse_time_v(Path(times.name).read_text())
     objects = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    run = {"command": sb.short_cmd(cmd), "exit": rc, "wall_s": wall, **ib.parse_time_v(times.read_text() if times.exists() else "")}
-    times.unlink(missing_ok=True)
+    run = {"command": sb.short_cmd(cmd), "exit": rc, "wall_s": wall, **usage}
     if rc not in ok_exits:
         run["stderr_tail"] = sb.last_lines(stderr, 15)
         log(f"{label} FAILED (exit {rc})\n{run['stderr_tail']}")
@@ -266,6 +269,9 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
                    f"max {data['max_length']:,}), clipped at 1; rows of L = {ctx.row_length} tokens, batches of {ctx.batch} rows. "
                    f"Throughput figures are medians of {ctx.rounds} rounds; tokens are non-padding tokens; M = 10^6.\n")
     out.append("This machine has 2 cores shared with other work (see 'others busy'), so compare figures of the same run.\n")
+    if ctx.beside:
+        out.append("In this run the bounds and Grain (one Python process) ran beside the mbdata steps (`BESIDE=1`) to fit the "
+                   "time the shared machine allowed: each side had the other as load, so throughputs are lower than alone.\n")
     out.append("| | |\n|---|---|")
     out += [f"| {k} | {v} |" for k, v in info.items()]
     out.append("")
@@ -277,7 +283,9 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
         good = [r for r in shard.get("windows", {}).get(str(window), []) if r.get("ok")]
         if good:
             s = good[0]["packing"]["statistics"]
-            out.append(f"| mbdata `shard --pack-window {window}` | {window} samples | {s['rows']:,} | **{pct(good[0]['packing']['efficiency'])}** | "
+            per_window = bounds.get("windowed", {}).get(str(window), {}).get("rows_per_window")
+            seen = f"{window} samples" + (f" (≈ {per_window:.0f} rows)" if per_window else "")
+            out.append(f"| mbdata `shard --pack-window {window}` | {seen} | {s['rows']:,} | **{pct(good[0]['packing']['efficiency'])}** | "
                        f"{s['split_samples']:,} | {s['dropped_samples']:,} ({s['dropped_tokens']:,}) |")
     for tag, label in (("drop", "`--overlong drop`"), ("shuffled", f"shuffled (`--seed {ctx.seed}`)")):
         r = shard.get("variants", {}).get(tag)
@@ -380,20 +388,31 @@ def main() -> int:
     elif (ctx.data / "manifest.json").exists():
         doc["data"] = {"manifest": json.loads((ctx.data / "manifest.json").read_text())}
     lengths = np.load(ctx.data / "lengths.npy")
-    bounds = step_bounds(ctx, lengths) if {"bounds", "grain"} & set(ctx.steps) else {}
-    if "bounds" in ctx.steps:
-        doc["bounds"] = bounds
+
+    def python_side() -> tuple[dict, dict | None]:
+        bounds = step_bounds(ctx, lengths) if {"bounds", "grain"} & set(ctx.steps) else {}
+        return bounds, step_grain(ctx, grain_bins(ctx, bounds)) if "grain" in ctx.steps else None
+
+    # The bounds and Grain need only the data files; BESIDE=1 runs them while the mbdata steps run.
+    beside = ThreadPoolExecutor(1).submit(python_side) if ctx.beside else None
+    bounds, grain = python_side() if beside is None else ({}, None)
     if "shard" in ctx.steps:
         doc["shard"] = step_shard(ctx)
     if "loader" in ctx.steps:
         doc["loader"] = step_loader(ctx)
     if "memory" in ctx.steps:
         doc["memory"] = step_memory(ctx)
-    if "grain" in ctx.steps:
-        doc["grain"] = step_grain(ctx, grain_bins(ctx, bounds))
     if "mixture" in ctx.steps:
         doc["mixture"] = step_mixture(ctx)
-    info = ib.machine_info(ctx.work, ctx.mbdata)
+    if beside is not None:
+        bounds, grain = beside.result()
+    if "bounds" in ctx.steps:
+        doc["bounds"] = bounds
+    if grain is not None:
+        doc["grain"] = grain
+    info = ib.machine_info(ctx.work, ctx.shard_tool)
+    if not ctx.use_cli:
+        info["note"] = f"{rel(ctx.mbdata)} was not built: ingest and shard ran through the driver's modes (the same library calls)"
     info["total run time"] = f"{time.perf_counter() - started:.0f} s"
     doc["machine"] = info
     md = render(ctx, info, doc)
