@@ -317,18 +317,18 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
     out.append("")
 
     out.append("## Throughput\n")
-    out.append("| run | rows/s | M tokens/s | seconds | peak RSS MiB | notes |\n|---|---:|---:|---:|---:|---|")
+    out.append("| run | rows/s | M tokens/s | seconds | CPU s | peak RSS MiB | notes |\n|---|---:|---:|---:|---:|---:|---|")
     for window in ctx.windows:
         good = [r for r in shard.get("windows", {}).get(str(window), []) if r.get("ok")]
         if good:
             wall = median([r["wall_s"] for r in good])
             s = good[0]["packing"]["statistics"]
-            busy = ", ".join(f"{r['others_cores_busy']:.1f}" for r in good)
-            busy += "" if len(good) > 1 else "; one round"
+            busy = ", ".join(f"{r['others_cores_busy']:.1f}" for r in good) + " cores" + ("" if len(good) > 1 else "; one round")
+            cpu = median([r["user_s"] + r["sys_s"] for r in good if "user_s" in r and "sys_s" in r])
             tool = "mbdata shard" if ctx.use_cli else "mbdata-packing-bench shard (the library calls of mbdata shard)"
             out.append(f"| `{tool} --pack tokens={ctx.row_length} --pack-window {window}` | {s['rows'] / wall:,.0f} | "
-                       f"{rate(s['tokens'], wall)} | {wall:.2f} | {fmt(median([r.get('rss_mib') for r in good if r.get('rss_mib')]), '.0f')} | "
-                       f"whole process: SQLite reads, packing, collation, LZ4, fsync; others busy {busy} cores |")
+                       f"{rate(s['tokens'], wall)} | {wall:.2f} | {fmt(cpu, '.1f')} | {fmt(median([r.get('rss_mib') for r in good if r.get('rss_mib')]), '.0f')} | "
+                       f"whole process: SQLite reads, packing, collation, LZ4, fsync; others busy {busy} |")
     loader = doc.get("loader", {})
     for key, label, note in (("shards", f"loader from the W={loader.get('window')} shards", "decode + trainer counting segment ids"),
                              ("live", f"loader live, W={loader.get('window')}", "SQLite reads + packing + collation; open packs the epoch's lengths")):
@@ -336,19 +336,21 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
         if rounds:
             wall = median([r["seconds"] for r in rounds])
             opened = median([r["open_seconds"] for r in rounds])
-            out.append(f"| {label} | {rounds[0]['rows'] / wall:,.0f} | {rate(rounds[0]['tokens'], wall)} | {wall:.2f} | "
-                       f"{fmt(loader[key + '_run'].get('rss_mib'), '.0f')} | {note}; open {opened:.2f} s of it |")
+            out.append(f"| {label} | {rounds[0]['rows'] / wall:,.0f} | {rate(rounds[0]['tokens'], wall)} | {wall:.2f} | – | "
+                       f"{fmt(loader[key + '_run'].get('rss_mib'), '.0f')} | {note}; open {opened:.2f} s of it; "
+                       f"{rounds[0]['batches']:,} whole batches ({rounds[0]['rows']:,} rows) |")
     memory = doc.get("memory", {}).get("rounds") or []
     if memory:
         wall = median([r["seconds"] for r in memory])
         out.append(f"| mbdata in memory, W={doc['memory']['window']} (`SequencePacker` + `PackedTensors`) | {memory[0]['rows'] / wall:,.0f} | "
-                   f"{rate(memory[0]['tokens'], wall)} | {wall:.2f} | {fmt(doc['memory']['run'].get('rss_mib'), '.0f')} | "
+                   f"{rate(memory[0]['tokens'], wall)} | {wall:.2f} | – | {fmt(doc['memory']['run'].get('rss_mib'), '.0f')} | "
                    f"tokens held in memory, as Grain's; packing alone {median([r['pack_seconds'] for r in memory]):.3f} s |")
     for g in grain.get("results", []):
         wall = median(g["seconds"])
         rounds = "median of " + str(len(g["seconds"])) + " rounds" if len(g["seconds"]) > 1 else "one round"
         out.append(f"| Grain `FirstFitPackIterDataset(num_packing_bins={g['num_packing_bins']})` + `.batch({ctx.batch})` | "
-                   f"{g['rows'] / wall:,.0f} | {rate(g['tokens'], wall)} | {wall:.2f} | {fmt(grain.get('rss_mib'), '.0f')} | "
+                   f"{g['rows'] / wall:,.0f} | {rate(g['tokens'], wall)} | {wall:.2f} | {fmt(median(g.get('cpu_seconds', [])), '.1f')} | "
+                   f"{fmt(grain.get('rss_mib'), '.0f')} | "
                    f"tokens held in memory (numpy), one Python process, no prefetch threads; {rounds} |")
     out.append("")
 
@@ -371,6 +373,9 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
                "(the epoch's pieces sorted longest first) — what a packer that sees the whole epoch reaches; no windowed packer "
                "can be expected to beat them.")
     out.append("- Shard time is the whole `mbdata shard` process (`/usr/bin/time`), fsyncs included; tokens/s = non-padding tokens / wall.")
+    out.append("- CPU s: user + system seconds of the shard process (GNU time) or of one Grain pass (`time.process_time`), medians; "
+               "on shared cores it is steadier than wall time. The loader and in-memory rows run their rounds in one process, "
+               "so they have none. The loaders serve whole batches only: the epoch's last rows short of a batch are left out.")
     out.append("")
     return "\n".join(out)
 

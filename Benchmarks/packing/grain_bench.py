@@ -48,9 +48,9 @@ def elements(data: Path, row_length: int, overlong: str) -> tuple[list[dict], di
     return out, counts.as_dict()
 
 
-def one_pass(source: list[dict], row_length: int, bins: int, batch: int, read: "grain.ReadOptions") -> tuple[float, int, int]:
-    """Seconds, rows and non-padding tokens of one pass over the packed dataset."""
-    started = time.perf_counter()
+def one_pass(source: list[dict], row_length: int, bins: int, batch: int, read: "grain.ReadOptions") -> tuple[float, float, int, int]:
+    """Seconds, CPU seconds, rows and non-padding tokens of one pass over the packed dataset."""
+    started, cpu = time.perf_counter(), time.process_time()
     dataset = grain.experimental.FirstFitPackIterDataset(
         grain.MapDataset.source(source).to_iter_dataset(read),
         length_struct={"tokens": row_length}, num_packing_bins=bins, shuffle_bins=False,
@@ -60,7 +60,7 @@ def one_pass(source: list[dict], row_length: int, bins: int, batch: int, read: "
         segment_ids = packed["tokens_segment_ids"]
         rows += segment_ids.shape[0]
         tokens += int(np.count_nonzero(segment_ids))
-    return time.perf_counter() - started, rows, tokens
+    return time.perf_counter() - started, time.process_time() - cpu, rows, tokens
 
 
 def main() -> int:
@@ -86,11 +86,12 @@ def main() -> int:
         ap.error("--rounds needs one positive count, or one for each --bins value")
     for bins, count in zip(all_bins, all_rounds):
         rounds = [one_pass(source, args.row_length, bins, args.batch, read) for _ in range(count)]
-        _, rows, tokens = rounds[0]
-        assert all(r[1:] == (rows, tokens) for r in rounds), "Grain packed differently in two rounds"
+        _, _, rows, tokens = rounds[0]
+        assert all(r[2:] == (rows, tokens) for r in rounds), "Grain packed differently in two rounds"
         assert tokens == sum(len(e["tokens"]) for e in source), "Grain lost or repeated tokens"
         results.append({"num_packing_bins": bins, "rows": rows, "tokens": tokens,
-                        "efficiency": tokens / (rows * args.row_length), "seconds": [r[0] for r in rounds]})
+                        "efficiency": tokens / (rows * args.row_length), "seconds": [r[0] for r in rounds],
+                        "cpu_seconds": [r[1] for r in rounds]})
         print(f"[grain] bins {bins}: efficiency {results[-1]['efficiency']:.4%}, "
               f"rounds {', '.join(f'{r[0]:.2f}' for r in rounds)} s", file=sys.stderr, flush=True)
     print(json.dumps({"grain_version": metadata.version("grain"), "numpy_version": np.__version__,
