@@ -9,7 +9,7 @@ PYTHON       ?= python3
 CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
-.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer bench-cluster fuzz fuzz-build fuzz-seeds clean
+.PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer bench-cluster bench-packing fuzz fuzz-build fuzz-seeds clean
 
 all: build
 
@@ -154,6 +154,14 @@ bench-infer: release
 # origin cold and warm; starts its own PostgreSQL and nginx; appends its summary to Benchmarks/README.md.
 bench-cluster: release
 	bash Benchmarks/cluster/run.sh
+
+# Packing (issue 14 §6): `mbdata shard --pack` and the packing loader on 200k log-normal token
+# sequences against Grain's first-fit packing (its own virtualenv under Benchmarks/work/packing)
+# and the greedy bounds; writes Benchmarks/results/packing.{md,json}.
+bench-packing: deps
+	$(SWIFT) build -c release --product mbdata
+	$(SWIFT) build -c release --product mbdata-packing-bench
+	bash Benchmarks/packing/run.sh
 
 SHARDS ?= Benchmarks/work/loader/shards
 bench-loader: deps

@@ -160,6 +160,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "mbdata-packing-bench",
+            dependencies: ["MBData"],
+            path: "Benchmarks/packing/swift",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "mbdata-insert-bench",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
             path: "Benchmarks/insert-path",

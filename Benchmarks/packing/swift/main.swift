@@ -1,0 +1,227 @@
+// The packing benchmark's Swift side (Benchmarks/packing/bench.py runs it): rows of packed
+// tokens per second through mbdata's own code, one JSON object per round on stdout.
+//
+//   mbdata-packing-bench memory DATA_DIR L W BATCH ROUNDS
+//       SequencePacker + PackedTensors on lengths.npy and tokens.int32 held in memory
+//       (the peer of Grain's in-memory iterator): pack the epoch, then build every batch's
+//       tokens, segment_ids and positions tensors.
+//   mbdata-packing-bench shards SHARD_DIR ROUNDS
+//       MultiBatchLoader(shards:) over a packed shard set (plan and epochs from its manifest).
+//   mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
+//       MultiBatchLoader(dataset:packing:) reading the dataset live, first epoch.
+//   mbdata-packing-bench ingest DB SCHEMA JSONL
+//   mbdata-packing-bench shard DB OUT L W BATCH SEED SHUFFLE(0|1) OVERLONG
+//       What `mbdata ingest` and `mbdata shard --pack` call (Dataset.ingest, packedPlan,
+//       ShardWriter.writePacked), for when only this target is built: the harness prefers the
+//       mbdata binary and says which one ran.
+//   mbdata-packing-bench mixture …
+//       The mixture-overhead case (issue 14 §6): exits 3 until the loader has mixtures.
+//
+// The trainer counts rows and non-padding tokens (segment_ids ≠ 0) of every batch, so the
+// figures come from what the loader delivered, not from the manifest.
+import Foundation
+import MBData
+import Synchronization
+
+/// Rows and non-padding tokens of the batches a run delivered.
+final class Tally: Sendable {
+    private let counts = Mutex<(batches: Int, rows: Int, tokens: Int)>((0, 0, 0))
+
+    func add(rows: Int, tokens: Int) {
+        counts.withLock { $0 = ($0.batches + 1, $0.rows + rows, $0.tokens + tokens) }
+    }
+
+    var totals: (batches: Int, rows: Int, tokens: Int) { counts.withLock { $0 } }
+}
+
+/// Non-padding tokens of a `[rows, L]` int32 segment-ids tensor.
+func nonPaddingTokens(_ segmentIDs: Tensor) -> Int {
+    segmentIDs.withUnsafeBytes { raw in
+        raw.bindMemory(to: Int32.self).reduce(0) { $1 == 0 ? $0 : $0 + 1 }
+    }
+}
+
+/// A do-nothing trainer that counts what it was given.
+struct CountingTrainer: Trainer {
+    let tally: Tally
+
+    func train(_ batch: Batch, context: TrainingContext) async throws {
+        guard let segmentIDs = batch[PackedTensors.segmentIDsName] else {
+            throw MBDataError(.invalidArgument, "batch \(batch.index) has no \(PackedTensors.segmentIDsName): not a packed batch")
+        }
+        tally.add(rows: segmentIDs.shape.first ?? 0, tokens: nonPaddingTokens(segmentIDs))
+    }
+}
+
+/// One round's figures as a JSON line.
+func report(_ fields: [String: Any]) {
+    let line = try! JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) + Data("\n".utf8)
+    FileHandle.standardOutput.write(line)
+}
+
+/// The int64 values of a version-1 little-endian `.npy` vector (what generate.py writes).
+func readInt64Vector(npy path: String) throws -> [Int] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    guard data.count >= 10, data.prefix(6) == Data([0x93] + Array("NUMPY".utf8)), data[6] == 1 else {
+        throw MBDataError(.invalidArgument, "\(path): not a version-1 .npy file")
+    }
+    let headerEnd = 10 + Int(data[8]) + Int(data[9]) << 8
+    let header = String(decoding: data[10..<headerEnd], as: UTF8.self)
+    guard header.contains("'<i8'"), header.contains("'fortran_order': False") else {
+        throw MBDataError(.invalidArgument, "\(path): expected a little-endian int64 vector, header \(header)")
+    }
+    return data[headerEnd...].withUnsafeBytes { raw in raw.bindMemory(to: Int64.self).map { Int($0) } }
+}
+
+/// Packs the whole epoch in memory and builds every batch's tensors, as Grain's in-memory
+/// iterator does its work.
+func runInMemory(data: String, rowLength: Int, window: Int, batchRows: Int, rounds: Int) throws {
+    let lengths = try readInt64Vector(npy: (data as NSString).appendingPathComponent("lengths.npy"))
+    let tokenBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: (data as NSString).appendingPathComponent("tokens.int32"))))
+    var offsets = [Int](repeating: 0, count: lengths.count + 1)
+    for (index, length) in lengths.enumerated() { offsets[index + 1] = offsets[index] + length }
+    guard offsets.last! * 4 == tokenBytes.count else {
+        throw MBDataError(.invalidArgument, "tokens.int32 holds \(tokenBytes.count / 4) tokens, lengths.npy sums to \(offsets.last!)")
+    }
+    let packer = try SequencePacker(rowLength: rowLength, window: window, overlong: .split)
+    for round in 0..<rounds {
+        let start = Date()
+        let packed = packer.pack(lengths)
+        let packedSeconds = Date().timeIntervalSince(start)
+        var tokens = 0
+        for first in stride(from: 0, to: packed.rows.count, by: batchRows) {
+            let rows = Array(packed.rows[first..<min(first + batchRows, packed.rows.count)])
+            let tensors = try PackedTensors.tensors(field: "tokens", dtype: .int32, rows: rows, rowLength: rowLength) { sample in
+                Array(tokenBytes[offsets[sample] * 4..<offsets[sample + 1] * 4])
+            }
+            tokens += nonPaddingTokens(tensors[1])
+        }
+        let seconds = Date().timeIntervalSince(start)
+        precondition(tokens == packed.statistics.tokens, "the tensors hold \(tokens) tokens, the packer placed \(packed.statistics.tokens)")
+        report([
+            "mode": "memory", "round": round, "window": window, "rows": packed.rows.count, "tokens": tokens,
+            "efficiency": packed.statistics.efficiency, "split_samples": packed.statistics.splitSamples,
+            "pack_seconds": packedSeconds, "seconds": seconds,
+        ])
+    }
+}
+
+/// Reads a packed shard set through the loader, `rounds` times.
+func runShards(directory: String, rounds: Int) async throws {
+    let manifest = try ShardSet(directory: directory).manifest
+    guard manifest.packing != nil else { throw MBDataError(.invalidArgument, "\(directory) is not a packed shard set") }
+    let epochs = manifest.plan.firstEpoch..<(manifest.plan.firstEpoch + manifest.plan.epochs)
+    for round in 0..<rounds {
+        let tally = Tally()
+        let start = Date()
+        let loader = try await MultiBatchLoader(shards: directory, configuration: .init(plan: manifest.plan.parameters, epochs: epochs))
+        let ready = Date()
+        try await loader.run(trainer: CountingTrainer(tally: tally))
+        let end = Date()
+        let totals = tally.totals
+        report([
+            "mode": "shards", "round": round, "batches": totals.batches, "rows": totals.rows, "tokens": totals.tokens,
+            "open_seconds": ready.timeIntervalSince(start), "seconds": end.timeIntervalSince(start),
+        ])
+    }
+}
+
+/// Reads the dataset live through the packing loader, first epoch, `rounds` times. The
+/// loader's start packs the epoch's lengths once to count its batches (`open_seconds`).
+func runLive(database: String, rowLength: Int, window: Int, batchRows: Int, seed: UInt64, shuffle: Bool, rounds: Int) async throws {
+    let dataset = try Dataset(path: database)
+    let spec = try PackingSpec(field: "tokens", rowLength: rowLength, window: window, overlong: .split)
+    var configuration = MultiBatchLoader.Configuration(batchSize: batchRows, seed: seed, epochs: 0..<1)
+    configuration.shuffle = shuffle
+    for round in 0..<rounds {
+        let tally = Tally()
+        let start = Date()
+        let loader = try await MultiBatchLoader(dataset: dataset, packing: spec, configuration: configuration)
+        let ready = Date()
+        try await loader.run(trainer: CountingTrainer(tally: tally))
+        let end = Date()
+        let totals = tally.totals
+        report([
+            "mode": "live", "round": round, "window": window, "batches": totals.batches, "rows": totals.rows, "tokens": totals.tokens,
+            "open_seconds": ready.timeIntervalSince(start), "seconds": end.timeIntervalSince(start),
+        ])
+    }
+}
+
+/// `mbdata ingest DB --schema SCHEMA JSONL` through the library.
+func runIngest(database: String, schema: String, jsonl: String) async throws {
+    let start = Date()
+    let summaries = try await Dataset.ingest(into: database, SourceSpec(paths: [jsonl]), schema: try Schema(contentsOf: schema))
+    report(["mode": "ingest", "seconds": Date().timeIntervalSince(start), "sources": summaries.count])
+}
+
+/// `mbdata shard DB --out OUT --pack tokens=L --pack-window W --batch-size BATCH …` through the
+/// library: the manifest's packing statistics and the seconds it took.
+func runShard(
+    database: String, out: String, rowLength: Int, window: Int, batchRows: Int, seed: UInt64, shuffle: Bool, overlong: OverlongPolicy
+) async throws {
+    let start = Date()
+    let dataset = try Dataset(path: database)
+    let parameters = PlanParameters(seed: seed, batchSize: batchRows, world: 1, tail: .drop, split: nil, shuffle: shuffle)
+    let spec = try PackingSpec(field: "tokens", rowLength: rowLength, window: window, overlong: overlong)
+    let manifest = try await ShardWriter.writePacked(
+        dataset: dataset, plan: try await dataset.packedPlan(parameters, packing: spec), epochs: 0..<1, to: out)
+    guard let packing = manifest.packing else { throw MBDataError(.invalidArgument, "\(out): the manifest has no packing member") }
+    report([
+        "mode": "shard", "window": window, "seconds": Date().timeIntervalSince(start), "batches": manifest.totals.batches,
+        "rows": packing.statistics.rows, "tokens": packing.statistics.tokens, "efficiency": packing.efficiency,
+    ])
+}
+
+/// The mixture-overhead case of issue 14 §6, for the lead to fill once
+/// `MultiBatchLoader.Configuration.mixture` exists: the same rounds as `runLive` (unpacked
+/// and packed) over a mixture of three datasets (web 0.6, code 0.25, books 0.15 of the same
+/// token rows) against one dataset of the same rows, target ≤ 5% slower. Until then it
+/// reports that it did not run, and the harness records the case as not measured.
+func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
+    report(["mode": "mixture", "measured": false, "reason": "the loader has no mixtures yet (MultiBatchLoader.Configuration.mixture)"])
+    return 3
+}
+
+let usage = """
+    usage: mbdata-packing-bench memory DATA_DIR L W BATCH ROUNDS
+           mbdata-packing-bench ingest DB SCHEMA JSONL
+           mbdata-packing-bench shard DB OUT L W BATCH SEED SHUFFLE(0|1) OVERLONG(split|drop)
+           mbdata-packing-bench shards SHARD_DIR ROUNDS
+           mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
+           mbdata-packing-bench mixture …
+    """
+let arguments = CommandLine.arguments.dropFirst()
+AllocatorTuning.applyForBatchWorkloads()
+do {
+    switch (arguments.first, arguments.count) {
+    case ("memory", 6):
+        let a = Array(arguments)
+        try runInMemory(data: a[1], rowLength: Int(a[2])!, window: Int(a[3])!, batchRows: Int(a[4])!, rounds: Int(a[5])!)
+    case ("shards", 3):
+        let a = Array(arguments)
+        try await runShards(directory: a[1], rounds: Int(a[2])!)
+    case ("live", 8):
+        let a = Array(arguments)
+        try await runLive(
+            database: a[1], rowLength: Int(a[2])!, window: Int(a[3])!, batchRows: Int(a[4])!, seed: UInt64(a[5])!, shuffle: a[6] == "1",
+            rounds: Int(a[7])!)
+    case ("ingest", 4):
+        let a = Array(arguments)
+        try await runIngest(database: a[1], schema: a[2], jsonl: a[3])
+    case ("shard", 9):
+        let a = Array(arguments)
+        guard let overlong = OverlongPolicy(rawValue: a[8]) else { throw MBDataError(.invalidArgument, "overlong must be split or drop") }
+        try await runShard(
+            database: a[1], out: a[2], rowLength: Int(a[3])!, window: Int(a[4])!, batchRows: Int(a[5])!, seed: UInt64(a[6])!,
+            shuffle: a[7] == "1", overlong: overlong)
+    case ("mixture", _):
+        exit(try await runMixtureOverhead(arguments: arguments.dropFirst()))
+    default:
+        FileHandle.standardError.write(Data((usage + "\n").utf8))
+        exit(64)
+    }
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}
