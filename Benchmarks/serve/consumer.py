@@ -187,8 +187,6 @@ def serve_raw_batches(args, info: dict):
 def serve_client_batches(args, info: dict):
     """(image, label, ids, samples) per batch through mbdata_client, acking every batch
     after the trainer has touched it, in the style --ack names."""
-    from mbdata_client import Client
-
     client = Client(args.url, ack_window=0 if args.ack == "window0" else 64)
     stream = client.batches(args.dataset, batch_size=args.batch_size, epoch=0, seed=args.seed, rank=args.rank,
                             world=args.world, group=args.group)
@@ -207,8 +205,6 @@ def serve_client_batches(args, info: dict):
 def adapter_batches(args, info: dict):
     """(image, label, ids, samples) per batch through MBDataIterableDataset in a DataLoader
     with --workers workers (acks: the adapter's default)."""
-    from mbdata_client.torch import MBDataIterableDataset
-
     data = MBDataIterableDataset(args.url, args.dataset, batch_size=args.batch_size, seed=args.seed,
                                  rank=args.rank, world=args.world, group=args.group)
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers)
@@ -251,6 +247,10 @@ def main() -> int:
         source = make_loader(SQLiteBatches(args.db, args.n, args.table, args.id_col, args.id_base, shape), args)
     else:
         source = None
+    if args.mode in ("serve", "adapter"):  # imported in set-up, as the DataLoader peers' modules are
+        global Client, MBDataIterableDataset
+        from mbdata_client import Client
+        from mbdata_client.torch import MBDataIterableDataset
     serving = args.mode.startswith("serve") or args.mode == "adapter"
     local_batch = args.batch_size // args.world if serving else args.batch_size
     capacity = args.n // max(1, args.world) + local_batch
