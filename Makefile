@@ -140,10 +140,11 @@ bench-ingest: release
 bench-shard: release
 	bash Benchmarks/shard/run.sh
 
-# mbdata serve + the Python client against PyTorch's DataLoader (numpy in memory, SQLite rows);
-# torch and the client go into .venv-torch. N=200000 by default (50000..1000000).
-bench-serve: release
-	bash Benchmarks/serve/run.sh
+# mbdata serve + the Python client and its PyTorch adapter against PyTorch's DataLoader (numpy
+# in memory, SQLite rows), then first batch and daemon memory at 50k/200k/1M samples; torch and
+# the client come from the torch-venv target. N=200000 by default (50000..1000000).
+bench-serve: release torch-venv
+	VENV=$(abspath $(VENV_TORCH)) bash Benchmarks/serve/run.sh
 
 # Inference write-back (N=200000): mbdata serve + the Python client and InferenceJob in process,
 # against a Python SQLite peer and np.save; appends its summary to Benchmarks/README.md.

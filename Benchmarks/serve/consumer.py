@@ -6,11 +6,18 @@ way (touch()): the image tensor and the labels as torch tensors, then, through z
 numpy views, a checksum of one byte per 4 KiB page of the image tensor plus the sum of
 the labels. Serve modes also ack every batch.
 
-Modes:
-  numpy      torch DataLoader over an in-memory numpy array (images.npy loaded into RAM)
-  sqlite     torch DataLoader over SQLite rows: map-style Dataset, one SELECT by id per
-             sample, a read-only connection opened lazily in each process (worker)
-  serve      `mbdata serve` through the Python client (mbdata_client)
+Modes (each peer at its best: one index or query per batch, no per-sample objects):
+  numpy      torch DataLoader over an in-memory numpy array (images.npy loaded into RAM):
+             a BatchSampler hands the dataset a batch of indices, which it gathers with
+             one fancy index per array into `torch.from_numpy` views (batch_size=None, so
+             no collate runs)
+  sqlite     torch DataLoader over SQLite rows, the same way: one `SELECT … WHERE id IN
+             (…256 ids…)` per batch, the blobs joined once into one array; a read-only
+             connection opened lazily in each process (worker)
+  serve      `mbdata serve` through the Python client (mbdata_client); --ack default
+             (`batch.ack()`, the README's loop), sync (`ack(wait=True)`) or window0
+             (a Client with ack_window=0)
+  adapter    `mbdata serve` through MBDataIterableDataset in a DataLoader (--workers)
   serve-raw  `mbdata serve` read with wire.py (http.client + lz4.frame + numpy, no client)
   idle       no data: the baseline cost of the process (Python, numpy, torch imported)
 
@@ -83,35 +90,48 @@ class Trainer:
 
 # ------------------------------------------------------------------ DataLoader datasets
 
-class NumpyDataset(torch.utils.data.Dataset):
+class NumpyBatches(torch.utils.data.Dataset):
+    """Indexed by a list of indices (from a BatchSampler): one gather per array."""
+
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
-        return torch.from_numpy(self.images[i]), int(self.labels[i])
+    def __getitem__(self, indices):
+        index = np.asarray(indices)
+        return torch.from_numpy(self.images[index]), torch.from_numpy(self.labels[index])
 
 
-class SQLiteDataset(torch.utils.data.Dataset):
-    """One SELECT by primary key per sample; the connection is opened lazily per process."""
+class SQLiteBatches(torch.utils.data.Dataset):
+    """Indexed by a list of indices: one SELECT … IN (…) per batch (rows come back in id
+    order, which is as random a batch as the sampler's order); the connection is opened
+    lazily per process."""
 
     def __init__(self, db: str, n: int, table: str, id_col: str, id_base: int, shape: tuple[int, ...]) -> None:
         self.db, self.n, self.id_base, self.shape = db, n, id_base, shape
-        self.sql = f'SELECT image, label FROM "{table}" WHERE "{id_col}" = ?'
+        self.table, self.id_col = table, id_col
         self.con: sqlite3.Connection | None = None
         self.pid = -1
+        self.sql: dict[int, str] = {}
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, indices):
         if self.con is None or self.pid != os.getpid():
             self.con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, check_same_thread=False)
             self.pid = os.getpid()
-        image, label = self.con.execute(self.sql, (i + self.id_base,)).fetchone()
-        return torch.frombuffer(bytearray(image), dtype=torch.uint8).view(self.shape), label
+        count = len(indices)
+        sql = self.sql.get(count)
+        if sql is None:
+            marks = ",".join("?" * count)
+            sql = self.sql[count] = f'SELECT image, label FROM "{self.table}" WHERE "{self.id_col}" IN ({marks})'
+        rows = self.con.execute(sql, [int(i) + self.id_base for i in indices]).fetchall()
+        images, labels = zip(*rows)
+        image = np.frombuffer(b"".join(images), dtype=np.uint8).reshape(len(rows), *self.shape)
+        return torch.from_numpy(image), torch.tensor(labels, dtype=torch.int64)
 
     def __getstate__(self):  # never ship an open connection to a worker
         state = dict(self.__dict__)
@@ -122,8 +142,9 @@ class SQLiteDataset(torch.utils.data.Dataset):
 def make_loader(dataset, args) -> torch.utils.data.DataLoader:
     g = torch.Generator()
     g.manual_seed(args.seed)
-    kw = dict(batch_size=args.batch_size, shuffle=True, num_workers=args.workers, generator=g,
-              drop_last=bool(args.drop_last))
+    sampler = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(dataset, generator=g),
+                                            batch_size=args.batch_size, drop_last=bool(args.drop_last))
+    kw = dict(sampler=sampler, batch_size=None, num_workers=args.workers)
     if args.workers > 0:
         kw["persistent_workers"] = False
     return torch.utils.data.DataLoader(dataset, **kw)
@@ -164,29 +185,40 @@ def serve_raw_batches(args, info: dict):
 
 
 def serve_client_batches(args, info: dict):
-    """(image, label, ids, samples) per batch through mbdata_client; acks every batch after
-    the trainer has touched it."""
-    from mbdata_client import Client
-
-    client = Client(args.url, tune_allocator=True)  # as a trainer that wants the throughput would
+    """(image, label, ids, samples) per batch through mbdata_client, acking every batch
+    after the trainer has touched it, in the style --ack names."""
+    client = Client(args.url, ack_window=0 if args.ack == "window0" else 64)
     stream = client.batches(args.dataset, batch_size=args.batch_size, epoch=0, seed=args.seed, rank=args.rank,
                             world=args.world, group=args.group)
     first = True
+    wait = True if args.ack == "sync" else None
     for batch in stream:
         if first:
             info["source"] = client.stream_headers.get("mbdata-source")
             info["remaining"] = client.stream_headers.get("mbdata-remaining")
             first = False
         yield batch["image"], batch["label"], batch.ids, batch.samples
-        batch.ack(wait=False)  # queued; sent in the background, flushed by close()
+        batch.ack(wait=wait)
     client.close()
+
+
+def adapter_batches(args, info: dict):
+    """(image, label, ids, samples) per batch through MBDataIterableDataset in a DataLoader
+    with --workers workers (acks: the adapter's default)."""
+    data = MBDataIterableDataset(args.url, args.dataset, batch_size=args.batch_size, seed=args.seed,
+                                 rank=args.rank, world=args.world, group=args.group)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=args.workers)
+    for item in loader:
+        yield item["image"], item["label"], item["_id"], int(item["_mbdata"]["samples"])
+    info["source"] = "adapter"
 
 
 # ------------------------------------------------------------------ main
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["idle", "numpy", "sqlite", "serve", "serve-raw"], required=True)
+    ap.add_argument("--mode", choices=["idle", "numpy", "sqlite", "serve", "serve-raw", "adapter"], required=True)
+    ap.add_argument("--ack", choices=["default", "sync", "window0"], default="default", help="serve mode's ack style")
     ap.add_argument("--n", type=int, required=True, help="samples in the dataset")
     ap.add_argument("--batch-size", type=int, default=256, help="per-process batch (serve: global, = 256 x world)")
     ap.add_argument("--seed", type=int, default=7)
@@ -209,13 +241,18 @@ def main() -> int:
         labels = np.load(args.labels)
         if images.shape[0] != args.n:
             raise SystemExit(f"{args.images}: {images.shape[0]} rows, expected {args.n}")
-        source = make_loader(NumpyDataset(images, labels), args)
+        source = make_loader(NumpyBatches(images, labels), args)
         info["array_bytes"] = int(images.nbytes + labels.nbytes)
     elif args.mode == "sqlite":
-        source = make_loader(SQLiteDataset(args.db, args.n, args.table, args.id_col, args.id_base, shape), args)
+        source = make_loader(SQLiteBatches(args.db, args.n, args.table, args.id_col, args.id_base, shape), args)
     else:
         source = None
-    local_batch = args.batch_size // args.world if args.mode.startswith("serve") else args.batch_size
+    if args.mode in ("serve", "adapter"):  # imported in set-up, as the DataLoader peers' modules are
+        global Client, MBDataIterableDataset
+        from mbdata_client import Client
+        from mbdata_client.torch import MBDataIterableDataset
+    serving = args.mode.startswith("serve") or args.mode == "adapter"
+    local_batch = args.batch_size // args.world if serving else args.batch_size
     capacity = args.n // max(1, args.world) + local_batch
     trainer_ready = {
         "pid": os.getpid(), "setup_s": round(time.time() - t_setup0, 3), "t_process": T_PROCESS,
@@ -234,7 +271,8 @@ def main() -> int:
         for image, label in source:
             tr.touch(image, label)
     else:
-        gen = serve_raw_batches(args, info) if args.mode == "serve-raw" else serve_client_batches(args, info)
+        readers = {"serve-raw": serve_raw_batches, "serve": serve_client_batches, "adapter": adapter_batches}
+        gen = readers[args.mode](args, info)
         for image, label, ids, samples in gen:
             img_t = torch.from_numpy(image) if isinstance(image, np.ndarray) else image
             lab_t = torch.from_numpy(label) if isinstance(label, np.ndarray) else label

@@ -235,7 +235,7 @@ def test_acks_post_the_protocols_bodies(fake):
     fake.json(200, {"cursor": "c-test", "epochs": [{"epoch": 3, "low_watermark": 1, "acked_above": []}]})
     client = fast_client(fake.url)
     (batch,) = list(client.batches("d", 8, epoch=3, rank=0, world=1))
-    state = batch.ack()
+    state = batch.ack(wait=True)
     assert acked_batches(state, 3) == {0}
     ack = fake.requests[-1]
     assert (ack["method"], ack["path"]) == ("POST", "/v1/cursors/c-test/acks")
@@ -268,7 +268,7 @@ def test_share_waits_on_204_and_stops_at_the_end_message(fake):
     for batch in client.share("d", 8, group="g", lease_seconds=5):
         assert batch.lease == 17
         got.append(batch.index)
-        batch.ack()
+        batch.ack(wait=True)  # before the next lease request, as the script expects
     assert got == [0]
     methods = [(r["method"], r["path"]) for r in fake.requests]
     assert methods == [("POST", "/v1/datasets/d/lease")] * 2 + [("POST", "/v1/cursors/c-test/acks"),

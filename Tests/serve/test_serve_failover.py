@@ -269,7 +269,7 @@ def test_share_leases_are_asked_for_again_on_the_next_daemon(make_cluster, group
         if len(consumer.delivered) == 20:
             cluster.kill(0)
         try:
-            batch.ack()
+            batch.ack(wait=True)  # each ack's outcome, for the accounting below
         except MBDataError as error:
             assert error.code == "lease_expired", error
             expired.append(batch.index)
@@ -305,7 +305,7 @@ def test_six_share_consumers_on_three_daemons_ack_every_batch_once_though_one_is
             if kill:
                 cluster.kill(0)
             try:
-                batch.ack()
+                batch.ack(wait=True)  # each ack's outcome, for the accounting below
             except MBDataError as error:
                 assert error.code == "lease_expired", error
                 continue

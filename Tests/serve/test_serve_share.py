@@ -76,8 +76,12 @@ def test_a_late_ack_is_refused_and_the_batch_offered_again(server, group):
     first = next(stream)
     assert first.lease != 0
     time.sleep(1.6)
+    first.ack()  # queued: the refusal comes with the next call
     with pytest.raises(MBDataError) as caught:
-        first.ack()
+        client.flush()
+    assert (caught.value.status, caught.value.code) == (409, "lease_expired")
+    with pytest.raises(MBDataError) as caught:
+        first.ack(wait=True)
     assert (caught.value.status, caught.value.code) == (409, "lease_expired")
     second = next(stream)
     assert second.index == first.index and second.lease != first.lease, "the expired batch comes first again"

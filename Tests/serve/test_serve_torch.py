@@ -1,5 +1,6 @@
-"""The PyTorch IterableDataset over a live daemon (skipped without torch): DataLoader
-workers read disjoint partition streams that together cover the epoch."""
+"""The PyTorch IterableDataset over a live daemon (skipped without torch): without workers
+it reads the rank's partition stream; DataLoader workers share that rank's batches (the
+same plan, so the same shard set), each batch to one worker, every batch acked once."""
 
 from __future__ import annotations
 
@@ -20,64 +21,66 @@ def dataset(server, group, **options):
                                  **options)
 
 
-def test_two_workers_cover_the_epoch_without_duplicates(server, digits, reference, group, monkeypatch):
+def by_batch(items):
+    return {item[META_KEY]["batch"]: item["_id"].tolist() for item in items}
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_workers_share_the_ranks_batches_each_once(server, digits, reference, group, monkeypatch, workers):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    data = dataset(server, group)
-    items = list(DataLoader(data, batch_size=None, num_workers=2))
-    assert len(items) == 2 * TRAIN_BATCHES
-    ids = []
+    items = list(DataLoader(dataset(server, group), batch_size=None, num_workers=workers))
+    assert sorted(item[META_KEY]["batch"] for item in items) == list(range(TRAIN_BATCHES)), "each batch once"
     for item in items:
         assert isinstance(item["image"], torch.Tensor) and item["image"].dtype == torch.uint8
-        assert item["image"].shape == (BATCH // 2, 8, 8) and item["label"].dtype == torch.int64
-        ids.extend(item["_id"].tolist())
-    assert len(ids) == len(set(ids)) == TRAIN_BATCHES * BATCH, "workers overlap"
-    assert len(set(digits.train) - set(ids)) == TRAIN_DROPPED
-    # worker w reads rank w of world 2: the w-th half of each global batch
+        assert item["image"].shape == (BATCH, 8, 8) and item["label"].dtype == torch.int64
     reference_ids = reference(SEED, 0)
-    for item in items:
-        meta = item[META_KEY]
-        half = reference_ids[meta["batch"]][meta["rank"] * 32:(meta["rank"] + 1) * 32]
-        assert item["_id"].tolist() == half.tolist()
-    # ack="on_next" acked every item, the last ones when the streams ended
-    cursors = {item[META_KEY]["cursor"] for item in items}
-    assert len(cursors) == 2
-    client = Client(server.url)
-    for cursor in cursors:
-        assert acked_batches(client.cursor(cursor), 0) == set(range(TRAIN_BATCHES))
+    assert by_batch(items) == {k: reference_ids[k].tolist() for k in range(TRAIN_BATCHES)}
+    ids = [i for item in items for i in item["_id"].tolist()]
+    assert len(set(digits.train) - set(ids)) == TRAIN_DROPPED
+    # ack="on_next" acked every item, the last ones when the workers' loops ended
+    (cursor,) = {item[META_KEY]["cursor"] for item in items}
+    assert acked_batches(Client(server.url).cursor(cursor), 0) == set(range(TRAIN_BATCHES))
+
+
+def test_zero_and_four_workers_get_the_same_batches(server, group, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    alone = list(DataLoader(dataset(server, group + "-0"), batch_size=None, num_workers=0))
+    shared = list(DataLoader(dataset(server, group + "-4"), batch_size=None, num_workers=4))
+    assert by_batch(alone) == by_batch(shared)
 
 
 def test_ranks_and_workers_combine(server, reference, group, monkeypatch):
-    """Rank 1 of 2 with two workers reads effective ranks 2 and 3 of world 4."""
+    """Rank 1 of 2 with two workers: the second half of every global batch, acked by hand."""
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     data = dataset(server, group, ack="manual")
-    items = list(DataLoader(data, batch_size=None, num_workers=2))
-    assert len(items) == 2 * TRAIN_BATCHES
+    client = Client(server.url)
+    items = []
+    for item in DataLoader(data, batch_size=None, num_workers=2):
+        if not items:
+            assert acked_batches(client.cursor(item[META_KEY]["cursor"]), 0) == set(), "nothing acked by itself"
+        items.append(item)
+        data.ack(item)  # after the step, as a trainer would
+    assert len(items) == TRAIN_BATCHES
     reference_ids = reference(SEED, 0)
-    quarter = BATCH // 4
+    half = BATCH // 2
     for item in items:
         meta = item[META_KEY]
-        assert meta["rank"] in (2, 3)
-        k = meta["batch"]
-        assert item["_id"].tolist() == reference_ids[k][meta["rank"] * quarter:(meta["rank"] + 1) * quarter].tolist()
-    # manual acks from the main process
-    client = Client(server.url)
-    cursors = {item[META_KEY]["cursor"] for item in items}
-    for cursor in cursors:
-        assert acked_batches(client.cursor(cursor), 0) == set()
-    for item in items:
-        data.ack(item)
-    for cursor in cursors:
-        assert acked_batches(client.cursor(cursor), 0) == set(range(TRAIN_BATCHES))
+        assert meta["rank"] == 1 and meta["lease"] != 0
+        assert item["_id"].tolist() == reference_ids[meta["batch"]][half:].tolist()
+    (cursor,) = {item[META_KEY]["cursor"] for item in items}
+    assert acked_batches(client.cursor(cursor), 0) == set(range(TRAIN_BATCHES))
 
 
-def test_a_batch_size_the_workers_do_not_divide_is_refused(server, group, monkeypatch):
+def test_evaluation_with_workers_reads_the_stream_once(server, group, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    data = MBDataIterableDataset(server.url, "digits", 63, split="train", group=group)
-    with pytest.raises(ValueError, match="divisible"):
-        list(DataLoader(data, batch_size=None, num_workers=2))
+    items = list(DataLoader(dataset(server, group, ack="none"), batch_size=None, num_workers=2))
+    assert sorted(item[META_KEY]["batch"] for item in items) == list(range(TRAIN_BATCHES))
+    (cursor,) = {item[META_KEY]["cursor"] for item in items}
+    assert acked_batches(Client(server.url).cursor(cursor), 0) == set()
 
 
 def test_items_convert_without_workers(server, group, monkeypatch):
@@ -91,3 +94,13 @@ def test_items_convert_without_workers(server, group, monkeypatch):
     assert last["_valid"].dtype == torch.bool
     assert int(last["_valid"].sum()) == 348 - (len(items) - 1) * BATCH
     assert np.array_equal(last["_valid"].numpy(), last["_id"].numpy() >= 0)
+
+
+def test_items_are_views_of_the_decoded_batch_without_workers(server, group, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    item = next(iter(dataset(server, group, ack="none")))
+    image, ids = item["image"], item["_id"]
+    start = min(image.data_ptr(), ids.data_ptr())
+    end = max(image.data_ptr() + image.nbytes, ids.data_ptr() + ids.nbytes)
+    assert end - start < image.nbytes + ids.nbytes + 4096, "the tensors are not views into one decoded buffer"

@@ -29,7 +29,7 @@ class Batch(Mapping):
     ):
         self._client = client
         self._submitter = submitter
-        self.tensors, self._header = wire.decode_tensors(message)
+        self.tensors, self._header = wire.decode_tensors(message, client._buffers)
         if "_id" not in self.tensors:
             raise ProtocolError(f"batch {message.batch} has no _id tensor")
         self.epoch = message.epoch
@@ -73,24 +73,33 @@ class Batch(Mapping):
             return self.tensors["_valid"].astype(bool)
         return self.ids >= 0
 
-    def ack(self, wait: bool = True) -> Optional[dict]:
-        """Acknowledges the batch (POST /v1/cursors/{id}/acks).
+    def ack(self, wait: Optional[bool] = None) -> Optional[dict]:
+        """Acknowledges the batch (POST /v1/cursors/{id}/acks): the trainer is done with it.
 
-        With `wait` (the default) the ack is sent now and the cursor's new state returned.
-        `wait=False` queues it and returns at once: a background thread sends queued acks
-        together, one request per cursor and epoch, and `Client.flush()` — which
-        `cursor()` and the end of a stream call — waits until they are on the daemon. An
-        ack still queued when the process dies is lost, so that batch is delivered again:
-        at most the acks of the last moments, never a batch skipped. Acking twice is
-        harmless; in share mode an expired lease raises `MBDataError` with code
-        `lease_expired` (status 409) — from `ack()`, or from the next `flush()`.
-        An inference batch cannot be acked (code `wrong_mode`): `submit` its outputs."""
+        By default (`wait=None`, with the Client's `ack_window` above 0) the ack is queued
+        and this returns None at once: a background thread sends the queued acks together,
+        one request per cursor and epoch, while the next batches arrive. At most
+        `ack_window` acks wait unsent — `ack()` blocks while that many do — and every
+        queued ack is on the daemon before the stream's loop ends, before `cursor()` or
+        `plan_cursor()` reads a state, before a reconnect reopens the stream, and when
+        `flush()` or `close()` returns; an error one of them met (e.g. `lease_expired`)
+        is raised by the next of these calls, the next `ack()` or the loop's next batch.
+        A process that dies loses at most the acks still queued: those batches come
+        again, none is skipped. `wait=True` sends this ack now, after the queued ones, and
+        returns the cursor's new state; `wait=False` always queues.
+
+        Acking twice is harmless; in share mode an expired lease raises `MBDataError`
+        with code `lease_expired` (status 409). An inference batch cannot be acked (code
+        `wrong_mode`): `submit` its outputs."""
         if self.mode == "infer":
             raise MBDataError(None, "wrong_mode", f"batch {self.index} is an inference batch: submit(outputs) acknowledges it")
+        if wait is None:
+            wait = self._client.ack_window <= 0
         if not wait:
             self._client._acks.add(self.cursor, self.epoch, self.lease if self.mode == "share" else None, self.index)
             self.acked = True
             return None
+        self._client.flush()
         if self.mode == "share":
             state = self._client.ack_leases(self.cursor, [self.lease])
         else:

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional, Union
 from . import allocator
 from .acks import AckQueue
 from .batch import Batch
+from .buffers import BufferPool
 from .infer import Submitter, inference_batches, infer_query
 from .plan import MODES, add_mode, plan_query, rank_and_world
 from .protocol import (
@@ -69,7 +70,14 @@ class Client:
     daemon whose node went away (no answer, no refusal) is left for the next quickly.
 
     `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
-    a background thread; 0 decodes them in the consumer's thread.
+    a background thread; 0 decodes them in the consumer's thread. Each batch's tensors
+    are views into one decoded buffer, reused for a later batch only once nothing refers
+    to it (`mbdata_client.buffers`).
+
+    `ack_window` (default 64): `batch.ack()` queues the ack and returns, and a background
+    thread sends queued acks together; at most this many wait unsent (see `Batch.ack`
+    for when they are certainly on the daemon). 0 makes `ack()` send each ack before it
+    returns.
 
     `tune_allocator=True` raises glibc's mmap and trim thresholds for the whole process
     (see `mbdata_client.allocator`), so that decoded batches reuse the memory earlier ones
@@ -105,6 +113,7 @@ class Client:
         give_up_after: float = 120.0,
         poll_interval: float = 0.1,
         prefetch: int = 2,
+        ack_window: int = 64,
         tune_allocator: Optional[bool] = None,
     ):
         if url is not None and urls is not None:
@@ -121,13 +130,23 @@ class Client:
         #: How many times this Client's streams reconnected (after a cut, `draining`, a 503),
         #: to the same daemon or the next.
         self.reconnects = 0
-        self._acks = AckQueue(self)
+        self._acks = AckQueue(self, ack_window)
+        self._buffers = BufferPool(max(0, prefetch) + 3)
         if allocator.requested(tune_allocator):
             allocator.tune_allocator()
 
+    @property
+    def ack_window(self) -> int:
+        """The most acks `batch.ack()` leaves queued, unsent; 0 sends each at once."""
+        return self._acks.window
+
+    @ack_window.setter
+    def ack_window(self, window: int) -> None:
+        self._acks.window = int(window)
+
     def flush(self) -> None:
-        """Waits until every ack queued with `ack(wait=False)` is on the daemon; raises the
-        first error one of them met."""
+        """Waits until every queued ack (`batch.ack()`) is on the daemon; raises the first
+        error one of them met."""
         self._acks.flush()
 
     def close(self) -> None:
@@ -218,6 +237,7 @@ class Client:
             raise ValueError(f"mode must be partition, replicate or share, got {mode!r}")
         query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
         add_mode(query, mode, replica, replicas)
+        self.flush()
         state = self._transport.json("GET", dataset_path(dataset, "cursor"), query)
         self._cursor_id = cursor_of(state)
         return state
@@ -235,7 +255,9 @@ class Client:
         return state
 
     def put_cursor(self, state: dict) -> dict:
-        """PUT /v1/cursors/{id}: replaces the daemon's record of the cursor with `state`."""
+        """PUT /v1/cursors/{id}: replaces the daemon's record of the cursor with `state`
+        (after the queued acks)."""
+        self.flush()
         return self._transport.json("PUT", cursor_path(cursor_of(state)), body=state)
 
     def reset_cursor(self, state_or_id: Union[dict, str, None] = None) -> None:
@@ -244,6 +266,7 @@ class Client:
         cursor_id = cursor_of(state_or_id) if state_or_id is not None else self._cursor_id
         if not cursor_id:
             raise RuntimeError("no cursor to reset")
+        self.flush()
         self.request("DELETE", cursor_path(cursor_id))
 
     def ack(self, cursor_id: str, epoch: int, batches: list[int]) -> dict:

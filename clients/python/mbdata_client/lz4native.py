@@ -3,11 +3,12 @@
 Every batch message carries the xxh64 of its frame, which the client checks; decoding
 the frame then need not compute LZ4's content checksum as well. python-lz4 cannot skip
 it, and on a 790 KB CIFAR batch its decoder took 0.36 ms where liblz4 with
-`skipChecksums` (liblz4 ≥ 1.9.4) and xxh64 together took 0.16 ms. The decoded buffer is
-written straight into a new `bytes` object, which `safetensors.numpy.load` requires.
+`skipChecksums` (liblz4 ≥ 1.9.4) and xxh64 together took 0.16 ms. `decompress_into`
+decodes straight into a buffer the caller owns (a pooled one, see `buffers`), so no
+memory is allocated per batch; `decompress` into a new `bytes` object.
 
-`decompress()` is None when liblz4 ≥ 1.9.4 is not found (or MBDATA_NATIVE_LZ4=0); the
-client then decodes with python-lz4, which verifies the content checksum itself.
+Both are None when liblz4 ≥ 1.9.4 is not found (or MBDATA_NATIVE_LZ4=0); the client then
+decodes with python-lz4, which verifies the content checksum itself.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import ctypes
 import ctypes.util
 import os
 from typing import Callable, Optional
+
+import numpy as np
 
 _VERSION = 100  # LZ4F_VERSION
 
@@ -29,27 +32,27 @@ class _DecompressOptions(ctypes.Structure):
     ]
 
 
-def _load() -> Optional[Callable[[bytes, int], bytes]]:
+def _load() -> tuple[Optional[Callable[[bytes, int], bytes]], Optional[Callable[[object, np.ndarray], None]]]:
     if os.environ.get("MBDATA_NATIVE_LZ4", "1") == "0":
-        return None
+        return None, None
     try:
         library = ctypes.CDLL(ctypes.util.find_library("lz4") or "liblz4.so.1")
         if library.LZ4_versionNumber() < 10904:  # skipChecksums arrived in 1.9.4
-            return None
+            return None, None
     except (OSError, AttributeError):
-        return None
+        return None, None
     create = library.LZ4F_createDecompressionContext
     create.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
     create.restype = ctypes.c_size_t
     free = library.LZ4F_freeDecompressionContext
     free.argtypes = [ctypes.c_void_p]
     free.restype = ctypes.c_size_t
-    decode = library.LZ4F_decompress
-    decode.argtypes = [
+    decode_frame = library.LZ4F_decompress
+    decode_frame.argtypes = [
         ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p,
         ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(_DecompressOptions),
     ]
-    decode.restype = ctypes.c_size_t
+    decode_frame.restype = ctypes.c_size_t
     is_error = library.LZ4F_isError
     is_error.argtypes = [ctypes.c_size_t]
     error_name = library.LZ4F_getErrorName
@@ -63,27 +66,37 @@ def _load() -> Optional[Callable[[bytes, int], bytes]]:
     bytes_address.restype = ctypes.c_void_p
     options = _DecompressOptions(stableDst=1, skipChecksums=1)
 
-    def decompress(frame: bytes, size: int) -> bytes:
-        """The `size` bytes a whole frame decodes to; ValueError when it does not."""
+    def decode(frame_address: int, frame_size: int, output_address: int, size: int) -> None:
         context = ctypes.c_void_p()
         if is_error(create(ctypes.byref(context), _VERSION)):
             raise MemoryError("cannot create an LZ4 decompression context")
         try:
-            # A new bytes object no one else holds yet, filled in place (as C extensions do).
-            output = new_bytes(None, size)
             written = ctypes.c_size_t(size)
-            consumed = ctypes.c_size_t(len(frame))
-            result = decode(context, bytes_address(output), ctypes.byref(written), frame, ctypes.byref(consumed),
-                            ctypes.byref(options))
+            consumed = ctypes.c_size_t(frame_size)
+            result = decode_frame(context, output_address, ctypes.byref(written), frame_address, ctypes.byref(consumed),
+                                  ctypes.byref(options))
             if is_error(result):
                 raise ValueError(error_name(result).decode())
-            if result != 0 or written.value != size or consumed.value != len(frame):
-                raise ValueError(f"frame decodes to {written.value} bytes from {consumed.value} of {len(frame)}, expected {size}")
-            return output
+            if result != 0 or written.value != size or consumed.value != frame_size:
+                raise ValueError(f"frame decodes to {written.value} bytes from {consumed.value} of {frame_size}, expected {size}")
         finally:
             free(context)
 
-    return decompress
+    def decompress(frame: bytes, size: int) -> bytes:
+        """The `size` bytes a whole frame decodes to; ValueError when it does not."""
+        # A new bytes object no one else holds yet, filled in place (as C extensions do).
+        output = new_bytes(None, size)
+        source = np.frombuffer(frame, dtype=np.uint8)
+        decode(source.ctypes.data, source.size, bytes_address(output), size)
+        return output
+
+    def decompress_into(frame: object, output: np.ndarray) -> None:
+        """Decodes a whole frame (any bytes-like object) into the contiguous uint8 array
+        `output`, which it must fill exactly; ValueError when it does not."""
+        source = np.frombuffer(frame, dtype=np.uint8)
+        decode(source.ctypes.data, source.size, output.ctypes.data, output.nbytes)
+
+    return decompress, decompress_into
 
 
-decompress = _load()
+decompress, decompress_into = _load()

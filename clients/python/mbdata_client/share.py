@@ -30,6 +30,7 @@ def leases(client: "Client", transport: Transport, dataset: str, query: dict, ca
     while True:
         endpoint, status, headers, body = transport.exchange("POST", path, query, ok=(200, 204))
         if status == 204:
+            client.flush()  # this consumer's own queued acks may be what the others wait on
             try:
                 wait = float(headers.get("retry-after", cap))
             except ValueError:
@@ -46,6 +47,7 @@ def leases(client: "Client", transport: Transport, dataset: str, query: dict, ca
             if message.lease == 0:
                 raise ProtocolError(f"POST {path}: leased batch {message.batch} has lease 0")
             tries = transport.tries(f"POST {path}")
+            client._acks.check()
             yield message, cursor
         elif message.kind == wire.KIND_END:
             if StreamEnd.of(message).complete:

@@ -61,12 +61,13 @@ def batch_stream(
                 )
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
-                for message in wire.iter_messages(response.read)
+                for message in wire.MessageReader(response.readinto)
             )
             try:
                 for message in ahead(decoded, client.prefetch):
                     if isinstance(message, Batch):
                         tries = transport.tries(f"GET {path}")
+                        client._acks.check()
                         yield message
                     elif message.kind == wire.KIND_END:
                         end = StreamEnd.of(message)

@@ -4,26 +4,40 @@
     from mbdata_client.torch import MBDataIterableDataset
 
     data = MBDataIterableDataset("http://127.0.0.1:7070", "digits", batch_size=64, split="train")
-    loader = DataLoader(data, batch_size=None, num_workers=2)   # each item is one server batch
+    loader = DataLoader(data, batch_size=None)       # each item is one server batch
     for epoch in range(10):
         data.set_epoch(epoch)
         for item in loader:
             x, y = item["image"], item["label"]          # torch tensors
             ...
 
-Sharding. `rank`/`world` come from RANK / WORLD_SIZE (torchrun) unless given. With a
-DataLoader of `n` workers, worker `w` of rank `r` reads the partition stream of effective
-rank `r·n + w` in a world of `W·n`, so the ranks' and workers' streams are disjoint and
-together cover the epoch. The global batch size must therefore be divisible by `W·n`, and
-each item holds `batch_size / (W·n)` samples. Use `DataLoader(batch_size=None)`: the
-server already batched.
+Sharding. `rank`/`world` come from RANK / WORLD_SIZE (torchrun) unless given, and pick
+this rank's partition of every global batch, as `Client.batches` does. Without workers
+(or with one) the dataset reads the rank's partition stream. With `n ≥ 2` DataLoader
+workers, the workers share that same stream's batches: each is a share-mode consumer of
+one group (rank `r` of `W`, the same plan and shard set as without workers), leasing the
+next batch no other worker holds; a batch is acknowledged by the worker that got it, and
+one a dead worker held goes to another. Each item holds `batch_size / W` samples, for any
+`n`. The partition stream and the shared leases are two cursors of the daemon: a
+checkpoint (`cursor()`) resumes under the same choice (≤ 1 worker, or ≥ 2). Use
+`DataLoader(batch_size=None)`: the server already batched.
+
+Tensors. Each item's tensors are `torch.from_numpy` views of the decoded batch: no copy in
+the process that decodes it (a worker's items are copied into shared memory by the
+DataLoader, as for any dataset). `pin_memory=True` returns page-locked copies (CUDA only),
+for `tensor.to("cuda", non_blocking=True)`; DataLoader's own `pin_memory=True` does the
+same on its pinning thread.
 
 Acks. `ack="on_next"` (default) acks an item when the iterator that produced it is asked
 for the next one, and the last one when the stream ends. Without workers that is after the
 training step consumed it; with workers the DataLoader prefetches (`prefetch_factor` items
 per worker), so an ack can precede the step by that many items. `ack="manual"` acks
 nothing: call `dataset.ack(item)` after the optimizer step (from the main process), which
-is exact with any number of workers. `ack="none"` never acks (evaluation).
+is exact with any number of workers; with workers, ack as you go, since the workers' epoch
+ends once every batch is acked. `ack="none"` never acks (evaluation; with workers, worker
+0 alone reads the stream, as shared leases end only when acked). Acks are
+queued and sent in the background (`Batch.ack`); the epoch's iteration ends only once
+they are on the daemon.
 
 Several daemons. `url` may list several daemons that share one state (a list, or
 comma-separated; None reads $MBDATA_URLS): each worker's Client fails over as `Client` does.
@@ -44,15 +58,18 @@ from .client import Batch, Client, rank_and_world
 
 __all__ = ["MBDataIterableDataset", "to_torch", "META_KEY"]
 
-#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples"}.
+#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples", "lease"}.
 META_KEY = "_mbdata"
 _ACK_MODES = ("on_next", "manual", "none")
 
 
-def to_torch(batch: Batch, meta: bool = True) -> dict[str, Any]:
-    """A batch as a dict of torch tensors (sharing memory with the numpy arrays), plus
-    its provenance under `META_KEY` when `meta`."""
+def to_torch(batch: Batch, meta: bool = True, pin_memory: bool = False) -> dict[str, Any]:
+    """A batch as a dict of torch tensors (sharing memory with the numpy arrays, or
+    page-locked copies with `pin_memory`), plus its provenance under `META_KEY` when
+    `meta`."""
     item: dict[str, Any] = {name: torch.from_numpy(array) for name, array in batch.items()}
+    if pin_memory:
+        item = {name: tensor.pin_memory() for name, tensor in item.items()}
     if meta:
         item[META_KEY] = {
             "cursor": batch.cursor,
@@ -60,8 +77,14 @@ def to_torch(batch: Batch, meta: bool = True) -> dict[str, Any]:
             "batch": batch.index,
             "rank": batch.rank,
             "samples": batch.samples,
+            "lease": batch.lease,
         }
     return item
+
+
+def _nothing() -> Iterator[Batch]:
+    """An empty stream (closable, as a generator is)."""
+    yield from ()
 
 
 class MBDataIterableDataset(IterableDataset):
@@ -85,6 +108,8 @@ class MBDataIterableDataset(IterableDataset):
         rank: Optional[int] = None,
         world: Optional[int] = None,
         ack: str = "on_next",
+        pin_memory: bool = False,
+        lease_seconds: int = 300,
         client_options: Optional[dict] = None,
     ):
         super().__init__()
@@ -102,6 +127,8 @@ class MBDataIterableDataset(IterableDataset):
         self.token = token
         self.rank, self.world = rank_and_world(rank, world)
         self.ack_mode = ack
+        self.pin_memory = bool(pin_memory)
+        self.lease_seconds = int(lease_seconds)
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
 
@@ -109,37 +136,34 @@ class MBDataIterableDataset(IterableDataset):
         """The epoch the next iteration streams (like DistributedSampler.set_epoch)."""
         self.epoch = int(epoch)
 
-    def worker_rank_and_world(self) -> tuple[int, int]:
-        """(effective rank, effective world) of the calling DataLoader worker."""
-        info = get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        world = self.world * workers
-        if self.batch_size % world:
-            raise ValueError(
-                f"batch_size {self.batch_size} is not divisible by world {self.world} × "
-                f"{workers} DataLoader workers = {world}"
-            )
-        return self.rank * workers + worker, world
-
     def _new_client(self) -> Client:
         return Client(self.url, self.token, **self.client_options)
 
+    def _batches(self, client: Client) -> Iterator[Batch]:
+        """The partition stream without workers (or one), a share-mode lease loop of one
+        group per rank with several."""
+        plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
+                    shuffle=self.shuffle, rank=self.rank, world=self.world)
+        info = get_worker_info()
+        if info is not None and info.num_workers >= 2 and self.ack_mode == "none":
+            # nothing acks, so shared leases would never end the epoch: worker 0 reads
+            # the partition stream alone
+            return client.batches(self.dataset, self.batch_size, **plan) if info.id == 0 else _nothing()
+        if info is not None and info.num_workers >= 2:
+            return client.share(self.dataset, self.batch_size, lease_seconds=self.lease_seconds, **plan)
+        return client.batches(self.dataset, self.batch_size, **plan)
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world = self.worker_rank_and_world()
         client = self._new_client()
-        stream = client.batches(
-            self.dataset, self.batch_size, epoch=self.epoch, seed=self.seed, rank=rank, world=world,
-            group=self.group, split=self.split, tail=self.tail, shuffle=self.shuffle,
-        )
-        previous: Optional[Batch] = None
+        stream = self._batches(client)
         try:
             for batch in stream:
-                if previous is not None and self.ack_mode == "on_next":
-                    previous.ack(wait=False)
-                previous = batch
-                yield to_torch(batch)
-            if previous is not None and self.ack_mode == "on_next":
-                previous.ack(wait=False)
+                yield to_torch(batch, pin_memory=self.pin_memory)
+                # asked for the next item: done with this one, acked before the next is
+                # leased (a worker holding its last lease unacked would keep the others
+                # waiting for it)
+                if self.ack_mode == "on_next":
+                    batch.ack()
         finally:
             stream.close()
             client.close()
@@ -150,4 +174,6 @@ class MBDataIterableDataset(IterableDataset):
         meta = item[META_KEY]
         if self._client is None:
             self._client = self._new_client()
+        if meta.get("lease"):
+            return self._client.ack_leases(meta["cursor"], [int(meta["lease"])])
         return self._client.ack(meta["cursor"], int(meta["epoch"]), [int(meta["batch"])])

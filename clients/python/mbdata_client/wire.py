@@ -24,6 +24,7 @@ rejected with `ProtocolError`; a stream that stops inside a message raises
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -34,6 +35,7 @@ import safetensors.numpy
 import xxhash
 
 from . import lz4native
+from .buffers import BufferPool
 from .errors import ProtocolError, StreamCutError
 
 MAGIC = b"MBW1"
@@ -166,6 +168,55 @@ def iter_messages(read: Callable[[int], bytes]) -> Iterator[Message]:
         yield message
 
 
+class MessageReader:
+    """Reads a stream's messages through `readinto(view)` (an HTTP response's): each batch
+    payload lands in one receive buffer that the next message reuses, so the payload is
+    valid only until the next `read()`; decoding it (`decode_tensors` with a pool) copies
+    it out. End and error payloads are bytes of their own."""
+
+    def __init__(self, readinto: Callable[[memoryview], int]):
+        self._readinto = readinto
+        self._header = bytearray(HEADER.size)
+        self._receive = np.empty(0, dtype=np.uint8)
+
+    def _fill(self, view: memoryview) -> int:
+        filled = 0
+        while filled < len(view):
+            count = self._readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        return filled
+
+    def read(self) -> Optional[Message]:
+        """The next message; None when the stream ends exactly at a message boundary; as
+        `read_message` for cut and corrupt messages."""
+        got = self._fill(memoryview(self._header))
+        if not got:
+            return None
+        if got < HEADER.size:
+            raise StreamCutError(f"message header cut: {got} of {HEADER.size} bytes")
+        message = parse_header(bytes(self._header))
+        if message.kind != KIND_BATCH:
+            return check_payload(message, read_exact(self._read_bytes, message.length))
+        if self._receive.nbytes < message.length:
+            self._receive = np.empty(message.length, dtype=np.uint8)
+        payload = memoryview(self._receive)[: message.length]
+        got = self._fill(payload)
+        return check_payload(message, payload[:got])
+
+    def _read_bytes(self, count: int) -> bytes:
+        buffer = bytearray(count)
+        return bytes(buffer[: self._fill(memoryview(buffer))])
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            message = self.read()
+            if message is None:
+                return
+            yield message
+
+
 def parse_messages(body: bytes) -> list[Message]:
     """Every message of a complete response body (a lease answer)."""
     view = memoryview(body)
@@ -195,9 +246,10 @@ def safetensors_metadata(buffer: bytes) -> dict:
     return dict(metadata) if isinstance(metadata, dict) else {}
 
 
-def decompress_batch(message: Message) -> bytes:
+def decompress_batch(message: Message, pool: Optional[BufferPool] = None) -> "bytes | np.ndarray":
     """The safetensors buffer inside a batch message's LZ4 frame (content checksum checked
-    by the decoder, size checked against the header)."""
+    by the decoder, size checked against the header): with native LZ4 and a `pool`, a
+    uint8 array from the pool; otherwise bytes."""
     if message.kind != KIND_BATCH:
         raise ProtocolError(f"{message.kind_name} message has no batch")
     if lz4native.decompress is None:  # liblz4 itself refuses a frame of another content size
@@ -211,7 +263,10 @@ def decompress_batch(message: Message) -> bytes:
                 f"batch {message.batch}: LZ4 frame declares {declared} content bytes, header says {message.uncompressed}"
             )
     try:
-        if lz4native.decompress is not None:  # the payload's xxh64 was checked on arrival
+        if lz4native.decompress is not None and pool is not None:  # the payload's xxh64 was checked on arrival
+            buffer = pool.take(message.uncompressed)
+            lz4native.decompress_into(message.payload, buffer)
+        elif lz4native.decompress is not None:
             buffer = lz4native.decompress(message.payload, message.uncompressed)
         else:
             buffer = lz4.frame.decompress(message.payload)
@@ -228,16 +283,66 @@ def decode_batch(message: Message) -> tuple[dict[str, np.ndarray], dict[str, str
     return tensors, safetensors_metadata(header)
 
 
-def decode_tensors(message: Message) -> tuple[dict[str, np.ndarray], bytes]:
+def decode_tensors(message: Message, pool: Optional[BufferPool] = None) -> tuple[dict[str, np.ndarray], bytes]:
     """A batch message → (tensors by name, the safetensors header's bytes, which
-    `safetensors_metadata` parses when the caller wants the `__metadata__`)."""
-    buffer = decompress_batch(message)
+    `safetensors_metadata` parses when the caller wants the `__metadata__`). The tensors
+    are writable views into one decoded buffer (from `pool` when given), not copies."""
+    buffer = decompress_batch(message, pool)
+    if not isinstance(buffer, np.ndarray):
+        buffer = np.frombuffer(buffer, dtype=np.uint8)
     try:
-        tensors = safetensors.numpy.load(buffer)
-    except Exception as error:  # safetensors raises its own SafetensorError
-        raise ProtocolError(f"batch {message.batch}: not a readable safetensors buffer ({error})") from None
-    (length,) = struct.unpack_from("<Q", buffer, 0)
-    return tensors, buffer[: 8 + length]
+        return tensor_views(buffer)
+    except ProtocolError as error:
+        raise ProtocolError(f"batch {message.batch}: {error}") from None
+
+
+#: safetensors dtypes → numpy dtypes (little-endian). BF16 has no numpy dtype: its
+#: tensors are uint16 views with the same bits, as safetensors' own numpy loader refuses it.
+DTYPES = {
+    "BOOL": np.dtype(np.bool_), "U8": np.dtype(np.uint8), "I8": np.dtype(np.int8),
+    "U16": np.dtype("<u2"), "I16": np.dtype("<i2"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"),
+    "U32": np.dtype("<u4"), "I32": np.dtype("<i4"), "F32": np.dtype("<f4"),
+    "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8"),
+}
+
+
+def tensor_views(buffer: np.ndarray) -> tuple[dict[str, np.ndarray], bytes]:
+    """The tensors of a safetensors buffer (a uint8 array) as views into it, each checked
+    against the buffer (dtype known, shape of non-negative integers, byte range inside
+    the data section and of the shape's size) → (tensors, the header's bytes)."""
+    if buffer.nbytes < 8:
+        raise ProtocolError("safetensors buffer shorter than its header length")
+    length = int(buffer[:8].view("<u8")[0])
+    if length > buffer.nbytes - 8:
+        raise ProtocolError(f"safetensors header of {length} bytes does not fit the {buffer.nbytes}-byte buffer")
+    header_bytes = buffer[: 8 + length].tobytes()
+    try:
+        header = json.loads(header_bytes[8:].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ProtocolError(f"not a readable safetensors buffer: header is not JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("not a readable safetensors buffer: header is not a JSON object")
+    data = buffer[8 + length :]
+    tensors: dict[str, np.ndarray] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = DTYPES[entry["dtype"]]
+            shape = tuple(entry["shape"])
+            begin, end = entry["data_offsets"]
+            if not all(type(n) is int and n >= 0 for n in (*shape, begin, end)):
+                raise ValueError("shape and offsets must be non-negative integers")
+        except (KeyError, TypeError, ValueError) as error:
+            raise ProtocolError(f"not a readable safetensors buffer: tensor {name!r} is malformed ({error!r})") from None
+        count = math.prod(shape)
+        if not begin <= end <= data.nbytes or end - begin != count * dtype.itemsize:
+            raise ProtocolError(
+                f"not a readable safetensors buffer: tensor {name!r} bytes [{begin}, {end}) do not hold {shape} "
+                f"{entry['dtype']} inside the {data.nbytes}-byte data section"
+            )
+        tensors[name] = data[begin:end].view(dtype).reshape(shape)
+    return tensors, header_bytes
 
 
 def encode_message(
