@@ -38,7 +38,7 @@ struct PostgresInferenceTests {
             let url = server.url(database: database)
             let configuration = ServeConfiguration(datasets: [("digits", path)], state: url)
             let committed = try await Self.withDaemons(configuration, count: 2) { daemons in
-                let dead = try await daemons[0].leasedBatch(Self.shortQuery)
+                let dead = try await Self.patiently { try await daemons[0].leasedBatch(Self.shortQuery) }
                 let committed = try await withThrowingTaskGroup(of: [Committed].self) { consumers in
                     for consumer in 0..<4 {
                         consumers.addTask { try await Self.consume(daemons[consumer % 2], index: consumer % 2) }
@@ -48,16 +48,16 @@ struct PostgresInferenceTests {
                 #expect(committed.contains { $0.lease.batch == dead.batch }, "the dead consumer's batch was never committed")
                 #expect(Set(committed.map(\.daemon)) == [0, 1], "a daemon committed nothing")
                 let rows = try await Self.rowCount(server, database)
-                let late = try await daemons[0].submit(dead, body: Outputs.body(for: dead))
+                let late = try await Self.submit(daemons[0], dead, body: Outputs.body(for: dead))
                 #expect(late.status == 409 && ["already_done", "lease_expired"].contains(late.code ?? ""), "\(late)")
-                let lateElsewhere = try await daemons[1].submit(dead, body: Outputs.body(for: dead))
+                let lateElsewhere = try await Self.submit(daemons[1], dead, body: Outputs.body(for: dead))
                 #expect(lateElsewhere.status == 409, "\(lateElsewhere)")
                 #expect(try await Self.rowCount(server, database) == rows)
                 // Both daemons see the job done, from the database.
                 for daemon in daemons {
-                    let state = try await daemon.state(dead.cursor)
+                    let state = try await Self.patiently { try await daemon.state(dead.cursor) }
                     #expect(state.progress(epoch: 0).lowWatermark == state.batchesPerEpoch && state.mode == .infer)
-                    #expect(try await daemon.lease(Self.query) == .complete)
+                    #expect(try await Self.patiently { try await daemon.lease(Self.query) } == .complete)
                 }
                 return committed
             }
@@ -87,25 +87,25 @@ struct PostgresInferenceTests {
             let configuration = ServeConfiguration(datasets: [("digits", path)], state: server.url(database: database))
             try await Self.withDaemons(configuration, count: 1) { daemons in
                 let daemon = daemons[0]
-                let leased = try await daemon.leasedBatch(Self.query)
+                let leased = try await Self.patiently { try await daemon.leasedBatch(Self.query) }
                 let rows = leased.ids.count
                 var wrongShape = Outputs.fields(leased)
                 wrongShape["prob"] = ("F32", [rows, 9], [UInt8](repeating: 0, count: rows * 36))
-                let refused = try await daemon.submit(leased, body: Outputs.encode(wrongShape))
+                let refused = try await Self.submit(daemon, leased, body: Outputs.encode(wrongShape))
                 #expect(refused.status == 400 && refused.code == "invalid_outputs" && refused.field == "prob", "\(refused)")
                 var wrongIDs = Outputs.fields(leased)
                 wrongIDs["_id"] = ("I64", [rows], Outputs.bytes(leased.ids.map { $0 + 1 }))
-                let misplaced = try await daemon.submit(leased, body: Outputs.encode(wrongIDs))
+                let misplaced = try await Self.submit(daemon, leased, body: Outputs.encode(wrongIDs))
                 #expect(misplaced.status == 400 && misplaced.field == "_id", "\(misplaced)")
-                let unknown = try await daemon.submit(leased, body: Outputs.body(for: leased), lease: String(leased.lease + 1000))
+                let unknown = try await Self.submit(daemon, leased, body: Outputs.body(for: leased), lease: String(leased.lease + 1000))
                 #expect(unknown.status == 409 && unknown.code == "lease_expired", "\(unknown)")
                 #expect(try await Self.rowCount(server, database) == 0)
-                #expect(try await daemon.state(leased.cursor).progress(epoch: 0).finishedCount == 0)
+                #expect(try await Self.patiently { try await daemon.state(leased.cursor) }.progress(epoch: 0).finishedCount == 0)
                 // The lease was kept through the refusals.
-                let receipt = try await daemon.submitted(leased, body: Outputs.body(for: leased))
+                let receipt = try await Self.patiently { try await daemon.submitted(leased, body: Outputs.body(for: leased)) }
                 #expect(receipt.rows == leased.ids.filter { $0 >= 0 }.count && receipt.finished == 1)
                 #expect(try await Self.rowCount(server, database) == receipt.rows)
-                let again = try await daemon.submit(leased, body: Outputs.body(for: leased))
+                let again = try await Self.submit(daemon, leased, body: Outputs.body(for: leased))
                 #expect(again.status == 409 && again.code == "already_done", "\(again)")
                 #expect(try await Self.rowCount(server, database) == receipt.rows)
             }
@@ -113,6 +113,28 @@ struct PostgresInferenceTests {
     }
 
     // MARK: - Helpers
+
+    /// `call` again while it fails with `503 state_unavailable`, as the protocol's clients
+    /// retry: on a loaded machine a transaction can outlast the store's 5-second limit.
+    static func patiently<T: Sendable>(_ call: @Sendable () async throws -> T) async throws -> T {
+        for _ in 0..<50 {
+            do {
+                return try await call()
+            } catch let failure as Failure where "\(failure)".contains("state_unavailable") {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return try await call()
+    }
+
+    /// A submission, sent again while it is answered `503 state_unavailable` (with the same lease).
+    static func submit(_ daemon: Daemon, _ leased: Daemon.Lease, body: [UInt8], lease: String? = nil) async throws -> Daemon.Answer {
+        try await patiently {
+            let answer = try await daemon.submit(leased, body: body, lease: lease)
+            if answer.status == 503 { throw Failure("submission: \(answer)") }
+            return answer
+        }
+    }
 
     /// Runs `count` daemons of `configuration` while `body` runs.
     static func withDaemons<T: Sendable>(
@@ -130,14 +152,14 @@ struct PostgresInferenceTests {
     static func consume(_ daemon: Daemon, index: Int) async throws -> [Committed] {
         var committed: [Committed] = []
         while true {
-            switch try await daemon.lease(query) {
+            switch try await patiently({ try await daemon.lease(query) }) {
             case .complete:
                 return committed
             case .wait:
                 // The dead consumer's batch: leased until its lease ends on the database's clock.
                 try await Task.sleep(for: .milliseconds(100))
             case .batch(let leased):
-                let answer = try await daemon.submit(leased, body: Outputs.body(for: leased))
+                let answer = try await submit(daemon, leased, body: Outputs.body(for: leased))
                 guard answer.status == 200 else { throw Failure("batch \(leased.batch): \(answer)") }
                 committed.append(Committed(lease: leased, daemon: index))
             }
