@@ -14,7 +14,7 @@ extension BatchServer {
         let (job, planRequest) = try await inferenceJob(request, context)
         let inference = self.inference
         return try await leaseAnswer(
-            try await inference.lease(job.cursor, seconds: planRequest.leaseSeconds), served: job.served, plan: job.job.plan,
+            try await inference.lease(job, seconds: planRequest.leaseSeconds), served: job.served, plan: job.plan,
             cursor: job.cursor, mode: .infer, epoch: 0, rank: 0
         ) { await inference.release(lease: $0) }
     }
@@ -22,11 +22,11 @@ extension BatchServer {
     /// `GET /v1/datasets/{name}/cursor?mode=infer&output=…`: the job's state, the job made if new.
     func inferenceCursor(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (job, _) = try await inferenceJob(request, context)
-        return try Self.json(await inference.state(job.cursor))
+        return try Self.json(await inference.state(job))
     }
 
     /// The job an infer lease's parameters name, made if new.
-    private func inferenceJob(_ request: Request, _ context: BasicRequestContext) async throws -> (InferenceBook.Job, PlanRequest) {
+    private func inferenceJob(_ request: Request, _ context: BasicRequestContext) async throws -> (ServedInferenceJob, PlanRequest) {
         let served = try await catalog.served(Self.parameter("name", context))
         let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: true)
         guard let output = planRequest.output else {
@@ -38,17 +38,17 @@ extension BatchServer {
     /// Acks, `PUT` and `DELETE` of an inference cursor: `400 invalid_body`.
     func refuseInference(_ context: BasicRequestContext) async throws {
         let id = String(Self.parameter("id", context))
-        guard await inference.job(id) == nil else {
+        guard try await inference.job(id) == nil else {
             throw ServeError(.badRequest, "invalid_body", "cursor \(id) is an inference cursor: an inference cursor advances by submitting outputs")
         }
     }
 
     /// `POST /v1/cursors/{id}/outputs`: checks the lease, decodes the body, then commits the
-    /// outputs and the batch's completion in one transaction of the dataset file. Every
-    /// refusal leaves the file as it was.
+    /// outputs and the batch's completion in one transaction of the output store. Every
+    /// refusal leaves the store as it was.
     func submitOutputs(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
-        guard let job = await inference.job(id) else {
+        guard let job = try await inference.job(id) else {
             if let state = try? await book.state(id) {
                 throw ServeError(
                     .badRequest, "invalid_body", "cursor \(id) is a \(state.mode.rawValue) cursor: outputs are submitted to an inference cursor (mode=infer)")
@@ -58,41 +58,35 @@ extension BatchServer {
         do {
             let lease = try OutputsBody.lease(request.headers[.mbdataLease])
             // Checked before the body is read, so a consumer whose lease is gone learns it at
-            // once; and again before the write, which is the check that counts.
-            _ = try await inference.leasedBatch(lease, of: id)
+            // once; the commit checks it again, which is the check that counts.
+            let batch = try await inference.leasedBatch(lease, of: job)
             let encoding = try OutputsBody.Encoding(contentType: request.headers[.contentType])
             let body = try await collectOutputs(request)
             let limit = configuration.maxOutputBytes
             let tensors = try await runBlocking { try OutputsBody.tensors(body, encoding: encoding, limit: limit) }
-            let batch = try await inference.leasedBatch(lease, of: id)
-            let commit: OutputCommit
+            let committed: CommittedOutputs
             do {
-                commit = try await job.served.dataset.commitOutputs(tensors, batch: batch, of: job.job)
+                committed = try await inference.commit(tensors, batch: batch, lease: lease, of: job)
             } catch let error as MBDataError {
-                throw await refusal(error, batch: batch, lease: lease, job: job)
+                throw refusal(error, job: job)
             }
-            let finished = await inference.committed(batch: batch, lease: lease, of: id)
-            metrics.outputsCommitted(dataset: job.served.name, output: job.job.output, rows: commit.rows, bodyBytes: body.count)
+            metrics.outputsCommitted(dataset: job.served.name, output: job.output, rows: committed.rows, bodyBytes: body.count)
             return try Self.json(
-                OutputReceipt(cursor: id, batch: commit.batch, rows: commit.rows, finished: finished, batches: job.job.plan.plan.batchesPerEpoch))
+                OutputReceipt(cursor: id, batch: batch, rows: committed.rows, finished: committed.finished, batches: job.plan.plan.batchesPerEpoch))
         } catch {
             let refused = ServeError.from(error, store: store)
-            metrics.outputsRefused(dataset: job.served.name, output: job.job.output, reason: refused.code)
+            metrics.outputsRefused(dataset: job.served.name, output: job.output, reason: refused.code)
             throw refused
         }
     }
 
-    /// What a client sees of a commit the library refused (nothing of it was written).
-    private func refusal(_ error: MBDataError, batch: Int, lease: UInt64, job: InferenceBook.Job) async -> ServeError {
+    /// What a client sees of a commit the library or the store refused (nothing of it was written).
+    private func refusal(_ error: MBDataError, job: ServedInferenceJob) -> ServeError {
         switch error.code {
-        case .alreadyDone:
-            // Another consumer or process committed it: the batch is done, this lease too.
-            _ = await inference.committed(batch: batch, lease: lease, of: job.cursor)
-            return ServeError(.conflict, "already_done", error.message)
         case .schemaMismatch:
             return ServeError(.badRequest, "invalid_outputs", error.message, field: error.field)
         case .storage:
-            return ServeError.stateUnavailable("cannot write the outputs to dataset \(job.served.name): \(error.message)")
+            return ServeError.stateUnavailable("cannot write the outputs of dataset \(job.served.name): \(error.message)")
         default:
             return ServeError.from(error, store: store)
         }

@@ -24,7 +24,8 @@ public final class BatchServer: Service, Sendable {
     let store: any StateStore
     /// This daemon's name in the claims it takes in the store: random, made at start.
     let holder = "\(ProcessInfo.processInfo.processIdentifier)-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
-    let inference: InferenceBook
+    /// Where inference jobs keep their progress, leases and outputs.
+    let inference: any OutputStore
     let metrics: ServeMetrics
     let drain = DrainState()
     let streams: StreamRegistry
@@ -65,9 +66,7 @@ public final class BatchServer: Service, Sendable {
         book = CursorBook(store: store, metrics: metrics)
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
-        // Every inference job of every dataset, so an id stays valid across restarts.
-        inference = InferenceBook(clock: clock, metrics: metrics)
-        for served in await catalog.everyServed() { try await inference.registerJobs(of: served) }
+        inference = try await makeOutputStore(state: store, catalog: catalog, clock: clock, metrics: metrics)
         // Last: nothing may throw once its HTTP client runs (run() shuts it down).
         let urls = configuration.spool.filter(ShardOriginConfiguration.isOrigin)
         origins = urls.isEmpty ? nil : try await ShardOrigins.open(urls, configuration: configuration.origin, metricsFactory: metrics.factory)
@@ -141,7 +140,7 @@ public final class BatchServer: Service, Sendable {
         }
         router.get("/v1/cursors/:id") { _, context in
             let id = String(Self.parameter("id", context))
-            guard await self.inference.job(id) == nil else { return try Self.json(await self.inference.state(id)) }
+            if let job = try await self.inference.job(id) { return try Self.json(await self.inference.state(job)) }
             return try Self.json(await self.book.state(id))
         }
         router.put("/v1/cursors/:id") { request, context in

@@ -21,12 +21,7 @@ extension Dataset {
         return try await read { db in
             let schema = try Self.outputSchema(db, name, path: source)
             let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(OutputTable.quotedName(of: name))") ?? 0
-            let sink: any OutputExportSink =
-                switch format {
-                case .npy: try OutputNPYSink(directory: path, schema: schema, rows: rows)
-                case .jsonl: try OutputTextSink(path: path, schema: schema, csv: false)
-                case .csv: try OutputTextSink(path: path, schema: schema, csv: true)
-                }
+            let sink = try OutputExportWriter(format: format, path: path, schema: schema, rows: rows)
             var written = 0
             try OutputRowReader(output: name, schema: schema, source: source).forEachRow(db) { id, cells in
                 try sink.append(id: id, cells: cells)

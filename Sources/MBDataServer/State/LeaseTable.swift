@@ -1,6 +1,6 @@
 /// Batches leased to consumers, by lease id, each until its expiry on the daemon's clock:
 /// the share-group leases of ``SQLiteStateStore`` and those of inference jobs
-/// (``InferenceBook``). Leases live in memory only, so a restarted daemon offers their
+/// (``DatasetOutputStore``). Leases live in memory only, so a restarted daemon offers their
 /// batches again.
 struct LeaseTable {
     struct Lease: Sendable {

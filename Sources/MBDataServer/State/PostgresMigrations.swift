@@ -44,7 +44,38 @@ enum PostgresMigrations {
                 holder text NOT NULL,
                 expires_at timestamptz NOT NULL)
             """,
-        ]
+        ],
+        // Inference outputs (PostgresStateStore+Outputs): the registry of output tables,
+        // each inference job's expected rows, and the batches committed, each with the lease
+        // that committed it. The output tables themselves are made when a job first opens.
+        [
+            """
+            CREATE TABLE mbdata.outputs (
+                dataset text NOT NULL,
+                output text NOT NULL,
+                schema text NOT NULL,
+                table_name text NOT NULL UNIQUE,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (dataset, output))
+            """,
+            """
+            CREATE TABLE mbdata.output_jobs (
+                cursor text PRIMARY KEY REFERENCES mbdata.cursors (id) ON DELETE CASCADE,
+                dataset text NOT NULL,
+                output text NOT NULL,
+                expected_rows bigint NOT NULL,
+                FOREIGN KEY (dataset, output) REFERENCES mbdata.outputs (dataset, output) ON DELETE CASCADE)
+            """,
+            """
+            CREATE TABLE mbdata.output_batches (
+                cursor text NOT NULL REFERENCES mbdata.output_jobs (cursor) ON DELETE CASCADE,
+                batch bigint NOT NULL,
+                lease bigint NOT NULL UNIQUE,
+                rows bigint NOT NULL,
+                committed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (cursor, batch))
+            """,
+        ],
     ]
 
     /// Brings the database to the newest version; returns the versions it applied.

@@ -41,9 +41,9 @@ package final class PostgresStateStore: StateStore, Service {
 
     /// The URL without its password.
     package let location: String
-    private let client: PostgresClient
+    let client: PostgresClient
     private let configuration: Configuration
-    private let logger: Logger
+    let logger: Logger
     private let migrated = Mutex(false)
 
     /// A store of the database `url` names (`postgresql://…`, see ``PostgresURL``); nothing
@@ -174,30 +174,39 @@ package final class PostgresStateStore: StateStore, Service {
     }
 
     package func ackLeases(cursor: String, leases: [UInt64]) async throws -> CursorState {
+        try await transaction("acks of cursor \(cursor)") { connection, logger in
+            try await Self.acknowledge(cursor: cursor, leases: leases, connection, logger).state
+        }
+    }
+
+    /// Inside a transaction: locks the cursor, acks the batches `leases` hold and ends the
+    /// leases (``ackLeases(cursor:leases:)``); returns the cursor as written and what each
+    /// lease held. Throws `409 lease_expired`, having written nothing, when one is unknown,
+    /// expired or another cursor's.
+    static func acknowledge(
+        cursor: String, leases: [UInt64], _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> (state: CursorState, held: [(lease: UInt64, epoch: Int, batch: Int)]) {
         let named = Set(leases)
         let ids = named.map { Int64(clamping: $0) }
-        return try await transaction("acks of cursor \(cursor)") { connection, logger in
-            guard var state = try await Self.storedCursor(cursor, locking: true, connection, logger) else {
-                throw ServeError.unknownCursor(cursor)
-            }
-            var held: [(lease: UInt64, epoch: Int, batch: Int)] = []
-            for try await (id, epoch, batch) in try await connection.query(
-                """
-                SELECT id, epoch, batch FROM mbdata.leases
-                WHERE cursor = \(cursor) AND id = ANY(\(ids)) AND expires_at > statement_timestamp()
-                """, logger: logger
-            ).decode((Int64, Int, Int).self) {
-                held.append((UInt64(id), epoch, batch))
-            }
-            if let missing = named.subtracting(held.map(\.lease)).min() {
-                throw ServeError(
-                    .conflict, "lease_expired", "lease \(missing) of cursor \(cursor) expired or is unknown; its batch goes to another consumer")
-            }
-            for lease in held { _ = state.ack(epoch: lease.epoch, batches: [lease.batch]) }
-            try await Self.write(state, connection, logger)
-            try await connection.query("DELETE FROM mbdata.leases WHERE id = ANY(\(ids))", logger: logger)
-            return state
+        guard var state = try await storedCursor(cursor, locking: true, connection, logger) else {
+            throw ServeError.unknownCursor(cursor)
         }
+        var held: [(lease: UInt64, epoch: Int, batch: Int)] = []
+        for try await (id, epoch, batch) in try await connection.query(
+            """
+            SELECT id, epoch, batch FROM mbdata.leases
+            WHERE cursor = \(cursor) AND id = ANY(\(ids)) AND expires_at > statement_timestamp()
+            """, logger: logger
+        ).decode((Int64, Int, Int).self) {
+            held.append((UInt64(id), epoch, batch))
+        }
+        if let missing = named.subtracting(held.map(\.lease)).min() {
+            throw ServeError.leaseExpired(missing, cursor: cursor)
+        }
+        for lease in held { _ = state.ack(epoch: lease.epoch, batches: [lease.batch]) }
+        try await write(state, connection, logger)
+        try await connection.query("DELETE FROM mbdata.leases WHERE id = ANY(\(ids))", logger: logger)
+        return (state, held)
     }
 
     package func releaseLease(_ lease: UInt64) async throws {
@@ -244,7 +253,7 @@ package final class PostgresStateStore: StateStore, Service {
     /// `.storage` error whose cause is the driver's error; an error `body` throws itself (a
     /// refusal) comes out as it was thrown, and both roll the transaction back.
     @discardableResult
-    private func transaction<T: Sendable>(
+    func transaction<T: Sendable>(
         _ what: String, migrating: Bool = true,
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws -> T {
@@ -267,7 +276,7 @@ package final class PostgresStateStore: StateStore, Service {
         String(decoding: try WireJSON.encode(state), as: UTF8.self)
     }
 
-    private static func storedCursor(_ id: String, locking: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> CursorState? {
+    static func storedCursor(_ id: String, locking: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> CursorState? {
         let query: PostgresQuery =
             locking
             ? "SELECT state::text FROM mbdata.cursors WHERE id = \(id) FOR UPDATE"
