@@ -23,8 +23,9 @@ public struct MixtureBatchPlan: Sendable, Hashable {
     /// their versions, weights, epoch size, seed) and the plan parameters.
     public let fingerprint: String
 
-    /// The parameters the plan was made with.
-    public var parameters: PlanParameters { plan.parameters }
+    /// The parameters the plan was made with (``plan`` has them with `shuffle` false: it
+    /// batches positions in order).
+    public let parameters: PlanParameters
 
     /// The sources' names, in `_source` order.
     public var names: [String] { mixture.sources.map(\.name) }
@@ -88,6 +89,7 @@ public struct MixtureBatchPlan: Sendable, Hashable {
         self.mixture = mixture
         self.sources = sources
         self.schema = schema
+        self.parameters = parameters
         plan = try mixture.batchPlan(parameters)
         fingerprint = Self.fingerprint(mixture: mixture.fingerprint, parameters: parameters)
     }
