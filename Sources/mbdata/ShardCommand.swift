@@ -10,10 +10,24 @@ struct ShardCommand: AsyncParsableCommand {
             Epochs E…E+N-1 of the plan (seed, global batch size, world, tail policy, split) over the \
             dataset's current version. Frames are ordered by epoch, batch, rank. Re-running with \
             the same dataset version and plan finds the shards up to date.
+
+            --mix PATH=WEIGHT … writes a mixture of datasets instead (same fields in each): WEIGHT \
+            is a proportion (0.6; the epoch has --epoch-size draws, by default the datasets' \
+            sizes summed), repeat:R (R passes over the dataset per epoch) or choose:N (N draws \
+            per epoch); proportions and repeat/choose do not mix. A source is named by its file's \
+            base name (web for web.mbdb); batches carry _source, its index in --mix order.
             """)
 
-    @Argument(help: "The dataset file.")
-    var dataset: String
+    @Argument(help: "The dataset file (or --mix).")
+    var dataset: String?
+
+    @Option(
+        parsing: .upToNextOption,
+        help: "PATH=WEIGHT …: a mixture of datasets, WEIGHT a proportion (0.6), repeat:R or choose:N.")
+    var mix: [String] = []
+
+    @Option(name: .customLong("epoch-size"), help: "Draws per mixture epoch (proportion weights; default: the datasets' sizes summed).")
+    var epochSize: Int?
 
     @Option(help: "The shard directory (created; must be empty or hold shards).")
     var out: String
@@ -80,6 +94,17 @@ struct ShardCommand: AsyncParsableCommand {
 
     func validate() throws {
         if dropLast && pad { throw ValidationError("--drop-last and --pad exclude each other") }
+        if (dataset == nil) == mix.isEmpty { throw ValidationError("name one dataset file or a --mix of datasets") }
+        if !mix.isEmpty {
+            _ = try mixture()
+            if pack != nil { throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked") }
+            if noShuffle { throw ValidationError("a mixture always shuffles its sources: --no-shuffle does not apply to --mix") }
+        } else if epochSize != nil {
+            throw ValidationError("--epoch-size applies to --mix only")
+        }
+        if let epochSize, !(1...MixturePlan.maxEpochSize).contains(epochSize) {
+            throw ValidationError("--epoch-size must be within 1…\(MixturePlan.maxEpochSize), got \(epochSize)")
+        }
         if pack != nil {
             _ = try packingSpec()
             if !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
@@ -120,17 +145,22 @@ struct ShardCommand: AsyncParsableCommand {
         return try PackingSpec(field: String(parts[0]), rowLength: length, window: packWindow, overlong: policy)
     }
 
+    /// `--mix` as (path, weight) pairs, in order.
+    func mixture() throws -> [(path: String, weight: MixtureWeight)] {
+        try mix.map { item in
+            guard let equals = item.lastIndex(of: "="), let weight = MixtureWeight(String(item[item.index(after: equals)...])),
+                equals != item.startIndex
+            else {
+                throw ValidationError("--mix expects PATH=WEIGHT with WEIGHT a proportion (0.6), repeat:R or choose:N, got \(item)")
+            }
+            return (String(item[..<equals]), weight)
+        }
+    }
+
     func run() async throws {
         AllocatorTuning.applyForBatchWorkloads()
         try await reportingErrors {
-            var padLengths: [String: Int] = [:]
-            for item in padTo {
-                let parts = item.split(separator: "=", maxSplits: 1)
-                guard parts.count == 2, let length = Int(parts[1]) else {
-                    throw MBDataError(.invalidArgument, "--pad-to expects FIELD=LENGTH, got \(item)")
-                }
-                padLengths[String(parts[0])] = length
-            }
+            guard let dataset else { return try await writeMixture() }
             let store = try Dataset(path: dataset)
             guard let schema = try await store.schema() else {
                 throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: dataset)
@@ -142,10 +172,7 @@ struct ShardCommand: AsyncParsableCommand {
                 return try await writePacked(store, try await store.packedPlan(parameters, packing: spec), epochs: epochRange)
             }
             let plan = try await store.plan(parameters)
-            var configuration = PrefetchConfiguration()
-            configuration.depth = depth
-            configuration.compressionLevel = level
-            configuration.padLengths = padLengths
+            let configuration = try prefetchConfiguration()
             if let existing = ShardWriter.upToDate(out, plan: plan, epochs: epochRange, configuration: configuration) {
                 printError("\(out): up to date (dataset version \(plan.datasetVersion), \(existing.totals.batches) batches)")
                 return
@@ -173,17 +200,66 @@ struct ShardCommand: AsyncParsableCommand {
         }
     }
 
+    /// The prefetch settings of `--depth`, `--level` and `--pad-to`.
+    private func prefetchConfiguration() throws -> PrefetchConfiguration {
+        var configuration = PrefetchConfiguration()
+        configuration.depth = depth
+        configuration.compressionLevel = level
+        for item in padTo {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let length = Int(parts[1]) else {
+                throw MBDataError(.invalidArgument, "--pad-to expects FIELD=LENGTH, got \(item)")
+            }
+            configuration.padLengths[String(parts[0])] = length
+        }
+        return configuration
+    }
+
+    /// Writes the `--mix` plan's shards and prints its sources' draws.
+    private func writeMixture() async throws {
+        let datasets = try mixture().map { try Dataset(path: $0.path) }
+        let components = zip(datasets, try mixture()).map { MixtureComponent(dataset: $0, weight: $1.weight) }
+        let parameters = PlanParameters(seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split)
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters)
+        let configuration = try prefetchConfiguration()
+        let epochRange = firstEpoch..<(firstEpoch + epochs)
+        if let existing = ShardWriter.upToDate(out, mixture: plan, epochs: epochRange, configuration: configuration) {
+            printError("\(out): up to date (mixture of \(plan.names.joined(separator: ", ")), \(existing.totals.batches) batches)")
+            return
+        }
+        let manifest = try await showingProgress("mixture") { progress in
+            try await ShardWriter.writeMixture(
+                plan: plan, datasets: datasets, epochs: epochRange, configuration: configuration, to: out,
+                targetShardBytes: shardMB * 1_000_000, progress: progress)
+        }
+        var summary = "\(out): \(manifest.totals.batches) batches, \(manifest.totals.samples) samples in \(manifest.shards.count) shards"
+        if let mixture = manifest.mixture { summary += "\n" + mixture.summaryLines.joined(separator: "\n") }
+        if plan.plan.droppedPerEpoch > 0 { summary += "\n  note: \(plan.plan.droppedPerEpoch) draws dropped per epoch (tail shorter than a batch; --pad keeps them)" }
+        printError(summary)
+    }
+
     /// Writes a packed plan's shards and prints their efficiency.
     private func writePacked(_ store: Dataset, _ plan: PackedPlan, epochs: Range<Int>) async throws {
-        let line = ProgressLine()
-        let manifest = try await ShardWriter.writePacked(
-            dataset: store, plan: plan, epochs: epochs, compressionLevel: level, to: out, targetShardBytes: shardMB * 1_000_000
-        ) { p in
-            line.show(label: out, done: p.batches, total: p.totalBatches, unit: "batches", detail: "packed", elapsed: p.elapsedSeconds)
+        let manifest = try await showingProgress("packed") { progress in
+            try await ShardWriter.writePacked(
+                dataset: store, plan: plan, epochs: epochs, compressionLevel: level, to: out, targetShardBytes: shardMB * 1_000_000,
+                progress: progress)
         }
-        line.finish()
         var summary = "\(out): \(manifest.totals.batches) batches of packed rows in \(manifest.shards.count) shards; dataset version \(plan.base.datasetVersion)"
         if let packing = manifest.packing { summary += "\n  " + packing.summary }
         printError(summary)
+    }
+
+    /// Runs `write` with a progress line of its batches, marked `detail`.
+    private func showingProgress(
+        _ detail: String, _ write: (@escaping @Sendable (ShardWriter.Progress) -> Void) async throws -> ShardManifest
+    ) async throws -> ShardManifest {
+        let line = ProgressLine()
+        let out = self.out
+        let manifest = try await write { p in
+            line.show(label: out, done: p.batches, total: p.totalBatches, unit: "batches", detail: detail, elapsed: p.elapsedSeconds)
+        }
+        line.finish()
+        return manifest
     }
 }

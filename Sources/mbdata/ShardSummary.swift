@@ -29,6 +29,7 @@ struct ShardSummary: Encodable {
                 Double(t.compressedBytes) / 1e6, compressionRatio, manifest.compression),
             "files    \(manifest.shards.count)",
         ]
+        if let mixture = manifest.mixture { lines += mixture.summaryLines }
         if let packing = manifest.packing {
             lines.append(packing.summary)
             lines.append("epochs   batches per epoch: \(packing.batchesPerEpoch.map(String.init).joined(separator: ", "))")

@@ -5,7 +5,8 @@
 ///   (longer values truncated) and `name.lengths` int64 `[B]`;
 /// - a variable dimension elsewhere → `name` flat and `name.offsets` in elements;
 /// - `bytes`/`string` → `name` uint8 values and `name.offsets` `[B+1]` in bytes;
-/// - `_id` int64 `[B]` (-1 on padding rows), and `_valid` bool `[B]` when the plan pads.
+/// - `_id` int64 `[B]` (-1 on padding rows), and `_valid` bool `[B]` when the plan pads;
+/// - `_source` int32 `[B]` in a mixture's batches: each row's source (-1 on padding rows).
 package struct BatchCollator: Sendable {
     package let schema: Schema
     /// Fields with a variable first dimension to pad to a fixed length.
@@ -28,7 +29,8 @@ package struct BatchCollator: Sendable {
     /// A row: its sample id and values in schema order; nil is a padding row.
     package typealias Row = (id: Int64, values: [SampleValue])?
 
-    package func collate(_ rows: [Row], metadata: [String: String] = [:]) -> [UInt8] {
+    /// The batch of `rows`; `sources` (a mixture's) becomes the `_source` tensor.
+    package func collate(_ rows: [Row], metadata: [String: String] = [:], sources: [Int32]? = nil) -> [UInt8] {
         var writer = SafetensorsWriter()
         writer.metadata = metadata
         let count = rows.count
@@ -47,6 +49,9 @@ package struct BatchCollator: Sendable {
         writer.add("_id", dtype: "I64", shape: [count], bytes: ElementEncoding.littleEndianBytes(rows.map { $0?.id ?? -1 }))
         if flagsValidity {
             writer.add("_valid", dtype: "BOOL", shape: [count], bytes: rows.map { $0 == nil ? 0 : 1 })
+        }
+        if let sources {
+            writer.add("_source", dtype: "I32", shape: [count], bytes: ElementEncoding.littleEndianBytes(sources))
         }
         return writer.encoded()
     }

@@ -9,12 +9,17 @@ extension MultiBatchLoader {
     /// configured epoch's lengths once here (O(epochs × samples) time, O(windows) memory per
     /// epoch, kept); a batch then costs one window's packing, resumed or not.
     ///
-    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` with a sample
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` with a mixture or a sample
     ///   transform (rows mix samples) or a field that cannot be packed; what
     ///   ``Dataset/packedPlan(_:packing:version:)`` and the checkpoint check throw.
     public convenience init(
         dataset: Dataset, packing: PackingSpec, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil
     ) async throws {
+        guard configuration.mixture.isEmpty else {
+            throw MBDataError(
+                .invalidArgument, "packing a mixture is not supported yet: pack one dataset, or read the mixture unpacked",
+                parameter: "MultiBatchLoader.Configuration.mixture")
+        }
         guard configuration.sampleTransform == nil else {
             throw MBDataError(.invalidArgument, "a sample transform cannot apply to packed rows", parameter: "MultiBatchLoader.Configuration.sampleTransform")
         }

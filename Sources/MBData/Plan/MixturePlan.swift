@@ -3,7 +3,7 @@
 ///
 /// Every epoch has ``epochSize`` positions; position p holds sample ``MixtureDraw/index`` of
 /// source ``MixtureDraw/source``. Three rules make the order:
-/// 1. **Counts.** Source i has exactly ``counts``[i] draws per epoch (``MixtureWeight`` says how
+/// 1. **Counts.** Source i has exactly ``counts``[i] draws per epoch (`MixtureWeight` says how
 ///    weights become counts; proportions round by largest remainder, ties to the lower
 ///    source index, so the counts sum to the epoch size).
 /// 2. **Spread.** The draws are interleaved by ``MixtureSchedule``: evenly through the epoch,
@@ -143,22 +143,35 @@ public struct MixturePlan: Sendable, Hashable {
         if let epochSize, epochSize <= 0 {
             throw MBDataError(.invalidArgument, "the epoch size must be positive, got \(epochSize)", parameter: "epochSize")
         }
+        if let epochSize, epochSize > maxEpochSize {
+            throw MBDataError(.invalidArgument, "the epoch size \(epochSize) is above the most a mixture supports, \(maxEpochSize)", parameter: "epochSize")
+        }
         let counts: [Int]
         if sources[0].weight.isRelative {
             let shares = sources.map { source -> Double in
                 if case .proportion(let share) = source.weight { return share }
                 return 0
             }
-            counts = largestRemainder(total: epochSize ?? sources.reduce(0) { $0 + $1.sampleCount }, shares: shares)
+            // Saturates rather than overflows: any sum past the limit is refused.
+            let total = epochSize ?? sources.reduce(0) { min($0 + min($1.sampleCount, maxEpochSize), maxEpochSize + 1) }
+            guard total <= maxEpochSize else { throw tooLarge(total) }
+            guard shares.reduce(0, +).isFinite else {
+                throw MBDataError(.invalidArgument, "the proportions sum to more than a Double holds", parameter: "sources")
+            }
+            counts = largestRemainder(total: total, shares: shares)
         } else {
-            counts = sources.map { source in
+            counts = try sources.map { source in
+                let draws: Double
                 switch source.weight {
-                case .repeat(let passes): Int((passes * Double(source.sampleCount)).rounded())
-                case .choose(let count): count
-                case .proportion: 0
+                case .repeat(let passes): draws = (passes * Double(source.sampleCount)).rounded()
+                case .choose(let count): draws = Double(count)
+                case .proportion: draws = 0
                 }
+                guard draws <= Double(maxEpochSize) else { throw tooLarge(draws) }
+                return Int(draws)
             }
             let total = counts.reduce(0, +)
+            guard total <= maxEpochSize else { throw tooLarge(total) }
             if let epochSize, epochSize != total {
                 throw MBDataError(
                     .invalidArgument, "repeat/choose weights make an epoch of \(total) draws, not the \(epochSize) asked for",
@@ -171,11 +184,18 @@ public struct MixturePlan: Sendable, Hashable {
         return counts
     }
 
+    /// The most draws an epoch may have (2⁵²): every position's arithmetic stays exact.
+    public static let maxEpochSize = 1 << 52
+
+    private static func tooLarge(_ draws: some Numeric & CustomStringConvertible) -> MBDataError {
+        MBDataError(.invalidArgument, "the weights make an epoch of \(draws) draws, above the most a mixture supports, \(maxEpochSize)", parameter: "sources")
+    }
+
     /// `total` split by `shares`: each gets the floor of its quota, and the draws left over go
     /// one each to the largest fractional remainders, ties to the lower index.
     static func largestRemainder(total: Int, shares: [Double]) -> [Int] {
         let sum = shares.reduce(0, +)
-        let quotas = shares.map { Double(total) * $0 / sum }
+        let quotas = shares.map { Double(total) * ($0 / sum) }
         var counts = quotas.map { Int($0.rounded(.down)) }
         let left = total - counts.reduce(0, +)
         let byRemainder = quotas.indices.sorted { a, b in

@@ -43,7 +43,7 @@ extension BatchProducer {
 
 /// Batches read live from a dataset: one SQL query per batch (ids sorted for locality),
 /// collation into safetensors, one LZ4 frame, and the frame's xxh64.
-package struct LiveBatchProducer: BatchProducer {
+package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     package let plan: DatasetPlan
     let database: DatabasePool
     let collator: BatchCollator
@@ -69,6 +69,12 @@ package struct LiveBatchProducer: BatchProducer {
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: rows.compactMap { $0 }.count,
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
     }
+
+    /// Rows of `item` for a live feed.
+    func batchRows(_ item: PlanItem) throws -> BatchRows { BatchRows(rows: try rows(item)) }
+
+    /// `rows` as the safetensors buffer of `item`.
+    func collate(_ rows: BatchRows, as item: PlanItem) -> [UInt8] { collate(rows.rows, as: item) }
 
     /// The rows of `item` in plan order (nil: a padding row), read with one query.
     func rows(_ item: PlanItem) throws -> [BatchCollator.Row] {

@@ -83,6 +83,9 @@ public struct ShardManifest: Codable, Sendable, Hashable {
     /// How the batches are packed; absent (nil) for an unpacked set, which older readers
     /// read as before.
     public var packing: PackingInfo? = nil
+    /// The sources of a mixture's batches; absent (nil) for a set of one dataset. With it,
+    /// ``dataset`` describes the mixture's epoch (``MixtureInfo``).
+    public var mixture: MixtureInfo? = nil
 }
 
 extension ShardManifest {
@@ -125,11 +128,16 @@ extension ShardManifest {
         let n = dataset.samples
         guard Self.isDigest(dataset.fingerprint) else { throw refuse("dataset.fingerprint \"\(dataset.fingerprint.prefix(40))\" is not \"xxh64:\" and 16 hex digits") }
         guard dataset.version >= 1 else { throw refuse("dataset.version \(dataset.version) is not ≥ 1") }
-        guard n >= 1, dataset.maxId >= 1, Int64(n) <= dataset.maxId else {
+        // A mixture's epoch may draw a sample more than once: more draws than ids.
+        guard n >= 1, dataset.maxId >= 1, mixture != nil || Int64(n) <= dataset.maxId else {
             throw refuse("dataset.samples \(n) is not in 1…max_id (\(dataset.maxId)): every sample has a distinct id ≥ 1")
         }
         let parameters = plan.parameters
         do { try parameters.validate() } catch let error as MBDataError { throw refuse("plan.parameters: \(error.message)") }
+        if let mixture {
+            guard packing == nil else { throw refuse("packing and mixture together are not supported") }
+            try mixture.validate(manifest: self, refuse: refuse)
+        }
         if let packing {
             try packing.validate(plan: plan, totals: totals, schema: schema, refuse: refuse)
             return try validateShards(refuse: refuse)

@@ -13,6 +13,19 @@ public struct ShardRequirement: Sendable {
     public var epochs: Range<Int>?
     /// Padded lengths the set's batches must have been written with; nil for any.
     public var padLengths: [String: Int]?
+    /// The mixture the set must hold; nil for any set (one dataset's or a mixture's) when
+    /// ``plan`` is nil too.
+    public var mixture: MixtureRequirement?
+
+    /// What a reader asks of a mixture set.
+    public enum MixtureRequirement: Sendable, Hashable {
+        /// Exactly these sources, at these versions and contents, with these weights and
+        /// epoch size (a reader that resolved the mixture from its datasets).
+        case pinned(PinnedMixture)
+        /// Sources of these names with these weights, in this order, and the epoch size when
+        /// given (a reader without the datasets).
+        case weighted(names: [String], weights: [MixtureWeight], epochSize: Int?)
+    }
 
     /// A requirement for `parameters` alone, without a dataset.
     public init(parameters: PlanParameters, epochs: Range<Int>? = nil, padLengths: [String: Int]? = nil) {
@@ -41,7 +54,15 @@ extension ShardManifest {
             throw refuse(
                 "the shards were written with \(setting) \(written), asked for \(setting) \(asked)", parameter: "PlanParameters.\(setting)")
         }
+        if let wanted = requirement.mixture {
+            try check(serves: wanted, refuse: refuse)
+        }
         if let wanted = requirement.plan {
+            if let mixture {
+                throw refuse(
+                    "the shards hold a mixture of \(mixture.sources.map(\.name).joined(separator: ", ")); the plan asked for reads one dataset",
+                    parameter: "mixture")
+            }
             // A packed set's fingerprint folds in its packing, so it never matches an unpacked plan; say why.
             if let packing {
                 throw refuse(
@@ -70,6 +91,32 @@ extension ShardManifest {
             throw refuse(
                 "the shards were written with padLengths \(Self.describe(plan.padLengths)), asked for \(Self.describe(padLengths))",
                 parameter: "padLengths")
+        }
+    }
+
+    /// Refuses a set that is not the mixture `wanted`, naming the source, weight, version or
+    /// epoch size that differs.
+    private func check(serves wanted: ShardRequirement.MixtureRequirement, refuse: (String, String?) -> MBDataError) throws {
+        let asked: PinnedMixture
+        switch wanted {
+        case .pinned(let pinned):
+            asked = pinned
+        case .weighted(let names, let weights, let epochSize):
+            // Only what the reader knows is compared: versions and contents are the set's own.
+            let held = mixture?.sources ?? []
+            asked = PinnedMixture(
+                epochSize: epochSize ?? mixture?.epochSize ?? 0,
+                sources: zip(names, weights).map { name, weight in
+                    let same = held.first { $0.name == name }
+                    return PinnedMixture.Source(name: name, datasetVersion: same?.version ?? 0, fingerprint: same?.fingerprint ?? "", weight: weight)
+                })
+        }
+        guard let mixture else {
+            throw refuse(
+                "the shards hold batches of one dataset; a mixture of \(asked.sources.map(\.name).joined(separator: ", ")) was asked for", "mixture")
+        }
+        if let difference = mixture.pinned.difference(from: asked) {
+            throw refuse("the shards hold another mixture: it \(difference)", "mixture")
         }
     }
 

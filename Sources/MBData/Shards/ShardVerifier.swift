@@ -32,6 +32,7 @@ extension ShardSet {
         func problem(_ text: String) { if report.problems.count < maxProblems { report.problems.append(text) } }
         let plan = manifest.plan
         var idsByEpoch: [Int: [Int64]] = [:]
+        var drawsByEpoch: [Int: [Int]] = [:]
 
         for (shardIndex, shard) in manifest.shards.enumerated() {
             let path = (directory as NSString).appendingPathComponent(shard.file)
@@ -52,9 +53,15 @@ extension ShardSet {
                         _ = try SafetensorsReader(buffer)
                         continue
                     }
-                    let real = try checkBatch(buffer, entry: entry)
-                    idsByEpoch[Int(entry.epoch), default: []] += real
-                    report.samplesChecked += real.count
+                    let real = try Self.checkedRows(buffer, entry: entry, manifest: manifest)
+                    if let mixture = manifest.mixture {
+                        var draws = drawsByEpoch[Int(entry.epoch)] ?? Array(repeating: 0, count: mixture.sources.count)
+                        for source in real.sources { draws[Int(source)] += 1 }
+                        drawsByEpoch[Int(entry.epoch)] = draws
+                    } else {
+                        idsByEpoch[Int(entry.epoch), default: []] += real.ids
+                    }
+                    report.samplesChecked += real.ids.count
                 } catch let error as MBDataError {
                     problem("\(label): \(error.message)")
                 } catch {
@@ -66,6 +73,10 @@ extension ShardSet {
         // are `epochs` epochs of batches here only when an epoch has batches at all: the loop
         // is bounded by the frames the files hold, never by a number in the manifest alone.
         guard plan.batchesPerEpoch > 0, manifest.packing == nil else { return report }
+        if let mixture = manifest.mixture {
+            checkDraws(drawsByEpoch, of: mixture, problem: problem)
+            return report
+        }
         let expectedPerEpoch = manifest.dataset.samples - plan.droppedPerEpoch
         var seen = Set<Int64>()
         for epoch in plan.firstEpoch..<(plan.firstEpoch + plan.epochs) {
@@ -111,6 +122,28 @@ extension ShardSet {
     }
 
     static func checkBatch(_ buffer: [UInt8], entry: ShardFormat.Entry, manifest: ShardManifest) throws -> [Int64] {
+        try checkedRows(buffer, entry: entry, manifest: manifest).ids
+    }
+
+    /// Each epoch of a mixture set holds every source's draws of the kept positions: its
+    /// draws per epoch less those in the dropped tail.
+    private func checkDraws(_ drawsByEpoch: [Int: [Int]], of mixture: ShardManifest.MixtureInfo, problem: (String) -> Void) {
+        let plan = manifest.plan
+        guard let schedule = try? mixture.mixturePlan(seed: plan.parameters.seed).schedule else { return }
+        var expected = mixture.sources.map(\.draws)
+        for slot in schedule.slots((mixture.epochSize - plan.droppedPerEpoch)..<mixture.epochSize) { expected[slot.source] -= 1 }
+        for epoch in plan.firstEpoch..<(plan.firstEpoch + plan.epochs) {
+            let found = drawsByEpoch[epoch] ?? Array(repeating: 0, count: expected.count)
+            for (source, (have, want)) in zip(mixture.sources, zip(found, expected)) where have != want {
+                problem("epoch \(epoch): \(have) rows of source '\(source.name)', the mixture draws \(want)")
+            }
+        }
+    }
+
+    /// ``checkBatch(_:entry:manifest:)``'s checks; the real rows' ids and, in a mixture set,
+    /// their sources (`_source`: present exactly in a mixture set, −1 exactly on padding rows,
+    /// each id within its source's `max_id`).
+    static func checkedRows(_ buffer: [UInt8], entry: ShardFormat.Entry, manifest: ShardManifest) throws -> (ids: [Int64], sources: [Int32]) {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, message) }
         let reader = try SafetensorsReader(buffer)
         let expectedMetadata = ["format": "mbdata-batch-1", "epoch": String(entry.epoch), "batch": String(entry.batch), "rank": String(entry.rank)]
@@ -171,6 +204,22 @@ extension ShardSet {
         }
         let real = ids.filter { $0 >= 0 }
         guard real.count == Int(entry.samples) else { throw refuse("\(real.count) samples, the footer says \(entry.samples)") }
+        var sources: [Int32] = []
+        if let mixture = manifest.mixture {
+            let info = try tensor("_source", "I32", [rows])
+            let all = stride(from: info.range.lowerBound, to: info.range.upperBound, by: 4).map {
+                Int32(bitPattern: ShardFormat.littleEndianU32(buffer, at: $0))
+            }
+            for (source, id) in zip(all, ids) {
+                guard (source == -1) == (id == -1), source >= -1, source < mixture.sources.count else {
+                    throw refuse("_source \(source) of a row with _id \(id): -1 marks padding rows only, else an index below \(mixture.sources.count)")
+                }
+                guard source < 0 || id <= mixture.sources[Int(source)].maxId else {
+                    throw refuse("_id \(id) is above the max_id of source '\(mixture.sources[Int(source)].name)'")
+                }
+            }
+            sources = all.filter { $0 >= 0 }
+        }
         if manifest.plan.parameters.tail == .pad {
             let valid = try tensor("_valid", "BOOL", [rows])
             guard zip(buffer[valid.range], ids).allSatisfy({ $0 == ($1 >= 0 ? 1 : 0) }) else {
@@ -180,6 +229,6 @@ extension ShardSet {
         if let extra = reader.names.first(where: { !expected.contains($0) }) {
             throw refuse("tensor \"\(extra.prefix(64))\" is not one the schema and plan make\(extra == "_valid" ? " (_valid is only in plans with tail = \"pad\")" : "")")
         }
-        return real
+        return (real, sources)
     }
 }

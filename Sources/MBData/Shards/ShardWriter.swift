@@ -38,31 +38,39 @@ public enum ShardWriter {
         _ prefetcher: Prefetcher, schema: Schema, to directory: String, targetShardBytes: Int = 256 << 20,
         progress: (@Sendable (Progress) -> Void)? = nil
     ) async throws -> ShardManifest {
-        let started = Date()
-        let sink = try await runBlocking { try ShardSetSink(directory: directory, targetShardBytes: targetShardBytes) }
         let plan = prefetcher.plan
         let (epochs, configuration) = (prefetcher.epochs, prefetcher.configuration)
+        return try await write(prefetcher.batches(), totalBatches: prefetcher.totalBatches, to: directory, targetShardBytes: targetShardBytes, progress: progress) {
+            shards, totals in
+            ShardManifest(
+                dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
+                schema: schema,
+                plan: .init(
+                    parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count,
+                    batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
+                    padLengths: configuration.padLengths),
+                compression: ShardManifest.compression(level: configuration.compressionLevel), shards: shards, totals: totals,
+                createdAt: Timestamp.now())
+        }
+    }
+
+    /// Writes `batches`, in order, into shard files in `directory` as they arrive (each on the
+    /// blocking executor), then the manifest `manifest` makes of the shards and totals.
+    static func write(
+        _ batches: some AsyncSequence<ReadyBatch, any Error>, totalBatches: Int, to directory: String, targetShardBytes: Int,
+        progress: (@Sendable (Progress) -> Void)?, manifest: @escaping @Sendable ([ShardManifest.Shard], ShardManifest.Totals) -> ShardManifest
+    ) async throws -> ShardManifest {
+        let started = Date()
+        let sink = try await runBlocking { try ShardSetSink(directory: directory, targetShardBytes: targetShardBytes) }
         do {
-            for try await batch in prefetcher.batches() {
+            for try await batch in batches {
                 let totals = try await runBlocking { try sink.append(batch) }
                 progress?(
                     Progress(
-                        batches: totals.batches, totalBatches: prefetcher.totalBatches, uncompressedBytes: totals.uncompressedBytes,
+                        batches: totals.batches, totalBatches: totalBatches, uncompressedBytes: totals.uncompressedBytes,
                         compressedBytes: totals.compressedBytes, elapsedSeconds: Date().timeIntervalSince(started)))
             }
-            return try await runBlocking {
-                try sink.finish { shards, totals in
-                    ShardManifest(
-                        dataset: .init(version: plan.datasetVersion, maxId: plan.maxID, samples: plan.ids.count, fingerprint: plan.fingerprint),
-                        schema: schema,
-                        plan: .init(
-                            parameters: plan.parameters, firstEpoch: epochs.lowerBound, epochs: epochs.count,
-                            batchesPerEpoch: plan.plan.batchesPerEpoch, droppedPerEpoch: plan.plan.droppedPerEpoch,
-                            padLengths: configuration.padLengths),
-                        compression: ShardManifest.compression(level: configuration.compressionLevel), shards: shards, totals: totals,
-                        createdAt: Timestamp.now())
-                }
-            }
+            return try await runBlocking { try sink.finish(manifest) }
         } catch {
             // Here, not when the sink goes: a process that exits on the error must not
             // leave the temporary shard file behind.

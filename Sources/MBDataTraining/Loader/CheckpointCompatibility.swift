@@ -1,10 +1,45 @@
 extension LoaderCheckpoint {
     /// A new run's starting point: nothing finished.
-    package init(start configuration: MultiBatchLoader.Configuration, fingerprint: String, version: Int, batchesPerEpoch: Int) {
+    package init(
+        start configuration: MultiBatchLoader.Configuration, fingerprint: String, version: Int, batchesPerEpoch: Int, mixture: PinnedMixture? = nil
+    ) {
         self.init(
             planFingerprint: fingerprint, parameters: configuration.plan, datasetVersion: version, world: configuration.plan.world,
             rank: configuration.rank, firstEpoch: configuration.epochs.lowerBound, epochCount: configuration.epochs.count,
-            batchesPerEpoch: batchesPerEpoch, completedEpochs: 0, inProgress: [])
+            batchesPerEpoch: batchesPerEpoch, completedEpochs: 0, inProgress: [], mixture: mixture)
+    }
+
+    /// A new run's starting point over `plan`.
+    package init(start configuration: MultiBatchLoader.Configuration, plan: RemotePlan) {
+        self.init(
+            start: configuration, fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.batchesPerEpoch,
+            mixture: plan.mixture)
+    }
+
+    /// Refuses a checkpoint of another plan than `plan` resolved for the loader: another
+    /// mixture (naming the source, weight, version or epoch size that differs), or
+    /// another dataset version or content (``check(fingerprint:version:)``).
+    package func check(plan: RemotePlan) throws {
+        switch (mixture, plan.mixture) {
+        case (nil, nil):
+            break
+        case (let theirs?, nil):
+            throw MBDataError(
+                .invalidArgument,
+                "the checkpoint was taken over a mixture of \(theirs.sources.map(\.name).joined(separator: ", ")), the loader reads one dataset",
+                parameter: "MultiBatchLoader.Configuration.mixture")
+        case (nil, let ours?):
+            throw MBDataError(
+                .invalidArgument,
+                "the checkpoint was taken over one dataset, the loader reads a mixture of \(ours.sources.map(\.name).joined(separator: ", "))",
+                parameter: "MultiBatchLoader.Configuration.mixture")
+        case (let theirs?, let ours?):
+            if let difference = theirs.difference(from: ours) {
+                throw MBDataError(
+                    .invalidArgument, "the checkpoint is of another mixture: it \(difference)", parameter: "MultiBatchLoader.Configuration.mixture")
+            }
+        }
+        try check(fingerprint: plan.fingerprint, version: plan.datasetVersion)
     }
 
     /// Refuses a checkpoint that cannot resume a loader with `configuration`, naming the

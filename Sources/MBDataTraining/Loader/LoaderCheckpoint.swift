@@ -56,6 +56,9 @@ public struct LoaderCheckpoint: Codable, Sendable, Hashable {
     public var completedEpochs: Int
     /// Epochs with some progress that are not complete.
     public var inProgress: [EpochCursor]
+    /// The sources of a mixture plan and their pinned versions (then `datasetVersion` is 1);
+    /// nil for one dataset.
+    public var mixture: PinnedMixture?
 
     /// Whether batch `batch` of `epoch` is finished.
     public func isFinished(epoch: Int, batch: Int) -> Bool {

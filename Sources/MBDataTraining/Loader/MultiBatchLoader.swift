@@ -40,13 +40,9 @@ public final class MultiBatchLoader: Sendable {
     package init(feed: some LocalBatchFeed, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint?) throws {
         try configuration.validate()
         let resumed = try checkpoint?.resuming(configuration)
-        try resumed?.check(fingerprint: feed.plan.fingerprint, version: feed.plan.datasetVersion)
+        try resumed?.check(plan: feed.plan)
         self.configuration = configuration
-        cursor = CursorTracker(
-            resumed
-                ?? LoaderCheckpoint(
-                    start: configuration, fingerprint: feed.plan.fingerprint, version: feed.plan.datasetVersion,
-                    batchesPerEpoch: feed.plan.batchesPerEpoch))
+        cursor = CursorTracker(resumed ?? LoaderCheckpoint(start: configuration, plan: feed.plan))
         source = .local(feed)
     }
 
@@ -57,12 +53,9 @@ public final class MultiBatchLoader: Sendable {
         try configuration.validate()
         let resumed = try checkpoint?.resuming(configuration)
         let plan = try await remote.prepare(configuration, resumingFrom: resumed)
-        try resumed?.check(fingerprint: plan.fingerprint, version: plan.datasetVersion)
+        try resumed?.check(plan: plan)
         self.configuration = configuration
-        cursor = CursorTracker(
-            resumed
-                ?? LoaderCheckpoint(
-                    start: configuration, fingerprint: plan.fingerprint, version: plan.datasetVersion, batchesPerEpoch: plan.batchesPerEpoch))
+        cursor = CursorTracker(resumed ?? LoaderCheckpoint(start: configuration, plan: plan))
         source = .remote(remote)
     }
 

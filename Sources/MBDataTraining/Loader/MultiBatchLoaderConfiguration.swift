@@ -26,6 +26,15 @@ extension MultiBatchLoader {
         public var sampleTransform: SampleTransform?
         /// Runs on every decoded batch before the trainer sees it, in parallel.
         public var batchTransform: BatchTransform?
+        /// The datasets a mixture draws from, with their weights; empty (default) for a loader
+        /// of one dataset. MBData's `MultiBatchLoader(configuration:resumingFrom:)` reads a
+        /// mixture live, and each batch gets a `_source` tensor (int32 `[B]`: the row's index in
+        /// this list, -1 on padding rows) beside `_id`.
+        public var mixture: [MixtureComponent] = []
+        /// Draws per mixture epoch with proportion weights (default: the sum of the sources'
+        /// sample counts); with `repeat`/`choose` weights it must equal their total. Only with
+        /// a ``mixture``.
+        public var epochSize: Int?
 
         /// A configuration for `plan` over `epochs`.
         public init(plan: PlanParameters, epochs: Range<Int>) {
@@ -108,6 +117,9 @@ extension MultiBatchLoader {
             }
             guard !epochs.isEmpty else {
                 throw MBDataError(.invalidArgument, "no epochs to run", parameter: "MultiBatchLoader.Configuration.epochs")
+            }
+            if epochSize != nil && mixture.isEmpty {
+                throw MBDataError(.invalidArgument, "an epoch size applies to a mixture only", parameter: "MultiBatchLoader.Configuration.epochSize")
             }
             try plan.validate()
         }

@@ -24,11 +24,14 @@ public struct RemotePlan: Sendable, Hashable {
     public var datasetVersion: Int
     /// Global batches per epoch of the remote plan.
     public var batchesPerEpoch: Int
+    /// The sources of a mixture plan (then `datasetVersion` is 1); nil for one dataset.
+    public var mixture: PinnedMixture?
 
     /// What ``RemoteBatchSource/prepare(_:resumingFrom:)`` returns.
-    public init(fingerprint: String, datasetVersion: Int, batchesPerEpoch: Int) {
+    public init(fingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, mixture: PinnedMixture? = nil) {
         self.fingerprint = fingerprint
         self.datasetVersion = datasetVersion
         self.batchesPerEpoch = batchesPerEpoch
+        self.mixture = mixture
     }
 }
