@@ -86,6 +86,7 @@ class MBDataIterableDataset(IterableDataset):
         world: Optional[int] = None,
         ack: str = "on_next",
         client_options: Optional[dict] = None,
+        pack: Optional[dict] = None,
     ):
         super().__init__()
         if ack not in _ACK_MODES:
@@ -102,6 +103,7 @@ class MBDataIterableDataset(IterableDataset):
         self.token = token
         self.rank, self.world = rank_and_world(rank, world)
         self.ack_mode = ack
+        self.pack = None if pack is None else dict(pack)
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
 
@@ -129,7 +131,7 @@ class MBDataIterableDataset(IterableDataset):
         client = self._new_client()
         stream = client.batches(
             self.dataset, self.batch_size, epoch=self.epoch, seed=self.seed, rank=rank, world=world,
-            group=self.group, split=self.split, tail=self.tail, shuffle=self.shuffle,
+            group=self.group, split=self.split, tail=self.tail, shuffle=self.shuffle, pack=self.pack,
         )
         previous: Optional[Batch] = None
         try:
