@@ -10,7 +10,7 @@ extension CursorState {
     /// The cursor id: the same request parameters always name the same cursor. A packed
     /// plan's spec is part of the key (an unpacked cursor's id is what it always was).
     static func id(
-        dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, packing: PackingSpec?, rank: Int, replica: Int
+        dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, packing: PackingSpec? = nil, rank: Int, replica: Int
     ) -> String {
         let parts = [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"] + (packing.map { [$0.key] } ?? [])
         return hashedID(prefix: "c-", key: parts.joined(separator: "\u{0}"))

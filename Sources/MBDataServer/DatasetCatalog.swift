@@ -28,7 +28,7 @@ actor DatasetCatalog {
     private var packedProducers = RecentlyUsed<String, PackedBatchProducer>(capacity: 16)
     private let metrics: ServeMetrics
 
-    init(configuration: ServeConfiguration, store: any StateStore, metrics: ServeMetrics) throws {
+    init(configuration: ServeConfiguration, store: any StateStore, metrics: ServeMetrics = ServeMetrics()) throws {
         var datasets: [String: Served] = [:]
         for (name, path) in configuration.datasets {
             guard datasets[name] == nil else { throw MBDataError(.invalidArgument, "two datasets are named \(name)", source: path) }
@@ -101,6 +101,11 @@ actor DatasetCatalog {
         return try await self.plan(dataset: dataset, parameters: plan.parameters, packing: plan.packing, version: version)
     }
 
+    /// `plan` then `pin`: the plan a group keeps from now on.
+    func pinnedPlan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> ServedPlan {
+        try await pin(dataset: dataset, group: group, plan: plan(dataset: dataset, group: group, parameters: parameters, preferring: preferred))
+    }
+
     private func plan(dataset: Served, parameters: PlanParameters, packing: PackingSpec?, version: Int?) async throws -> ServedPlan {
         let base = try await plan(dataset: dataset, parameters: parameters, checkingBatchSize: packing == nil, version: version)
         guard let packing else { return ServedPlan(base) }
@@ -110,7 +115,7 @@ actor DatasetCatalog {
         do {
             packed = ServedPlan(packed: try await dataset.dataset.packedPlan(parameters, packing: packing, version: base.datasetVersion))
         } catch let error as MBDataError where error.code == .invalidArgument {
-            throw ServeError(.badRequest, "invalid_parameter", "query parameter \(PlanQuery.packName): \(error.message)")
+            throw ServeError(.badRequest, "invalid_parameter", "query parameter \(PlanQuery.packName), field \(packing.field): \(error.message)")
         }
         guard packed.batchesPerEpoch > 0 else {
             throw ServeError(
