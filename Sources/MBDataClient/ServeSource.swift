@@ -67,8 +67,8 @@ public final class ServeSource: RemoteBatchSource {
     let transport: HTTPTransport
     private let cursor = Mutex<String?>(nil)
     private let acks = Mutex(AckQueue())
-    /// The batches of an epoch the loader takes when fewer than the daemon streams (a packed
-    /// plan's longer epochs); nil to take every one.
+    /// The batches of an epoch the loader takes when fewer than the daemon has (a packed
+    /// plan's longer epochs), asked for with the stream's `end`; nil to take every one.
     private let limit = Mutex<Int?>(nil)
 
     /// A source for `dataset` on the daemon at `url`; nothing is sent until the loader
@@ -206,7 +206,8 @@ public final class ServeSource: RemoteBatchSource {
         var tries = transport.tries("GET \(datasetPath)/batches")
         let limit = self.limit.withLock { $0 }
         while true {
-            let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next)")])
+            let bounds = [("epoch", "\(epoch)"), ("start", "\(next)")] + (limit.map { [("end", "\($0)")] } ?? [])
+            let target = datasetPath + "/batches?" + query(configuration, extra: bounds)
             let daemon = transport.base
             var decoder = WireDecoder(source: target)
             var end: StreamEnd.Reason?
@@ -220,7 +221,6 @@ public final class ServeSource: RemoteBatchSource {
                         while let message = try decoder.next() {
                             switch message {
                             case .batch(let batch, _):
-                                if let limit, batch.batch >= limit { return }
                                 try await deliver(batch)
                                 next = batch.batch + 1
                                 tries = transport.tries("GET \(datasetPath)/batches")

@@ -246,7 +246,7 @@ public final class BatchServer: Service, Sendable {
             resolved = try await commit(resolved)
             let planRequest = resolved.request
             batches = try await catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch)
-            items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start, count: batches)
+            items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start, count: min(batches, planRequest.end))
                 .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
             (producer, spooled) = try await catalog.producer(
                 dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)

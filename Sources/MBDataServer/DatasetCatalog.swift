@@ -160,7 +160,7 @@ actor DatasetCatalog {
     func batches(dataset: Served, plan: ServedPlan, epoch: Int) async throws -> Int {
         guard plan.packed != nil else { return plan.plan.plan.batchesPerEpoch }
         let producer = try await packedProducer(dataset: dataset, plan: plan)
-        let (count, statistics, isNew) = await runBlocking { () -> (Int, PackingStatistics, Bool) in
+        let (count, statistics, isNew) = try await runBlocking { () -> (Int, PackingStatistics, Bool) in
             let known = producer.hasLayout(epoch: epoch)
             let layout = producer.layout(epoch: epoch)
             return (producer.plan.batchesPerEpoch(layout), layout.statistics, !known)

@@ -13,6 +13,8 @@ package struct PlanRequest: Sendable {
     var mode: StreamMode
     var replica: Int
     var start: Int
+    /// The batch index a stream stops before (`end`; default: the epoch's end).
+    var end: Int
     var leaseSeconds: Double
     /// The output an inference lease writes (mode `infer` only).
     var output: String?
@@ -83,6 +85,7 @@ package struct PlanRequest: Sendable {
             seed: seed, batchSize: batchSize, world: world, tail: tail, split: try name("split", default: nil), shuffle: shuffle)
         group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
+        end = try integer("end", default: Int(Int32.max), in: 0...Int(Int32.max))
         packing = try Self.packing(query, integer: integer)
         if inferring, packing != nil {
             throw ServeError.invalidParameter(

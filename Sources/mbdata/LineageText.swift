@@ -31,7 +31,7 @@ enum LineageText {
         let rows = entries.map { entry -> [String] in
             var cells = [entry.step, entry.rank, entry.row].map(String.init)
             if packed {
-                cells += [entry.segment, entry.column, entry.offset, entry.length].map { $0.map(String.init) ?? "-" }
+                cells += [entry.segment, entry.column, entry.offset, entry.length].map { value in value.map { String($0) } ?? "-" }
             }
             return cells + [entry.dataset, String(entry.id), entry.key ?? "-", String(entry.position)]
         }

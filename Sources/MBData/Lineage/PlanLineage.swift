@@ -156,14 +156,15 @@ public struct PlanLineage: Sendable {
                 let windowRows = packed.spec.packer.packWindow(packed.orderedLengths(epoch: epoch, start..<end), firstSample: start).rows
                 let before = layout.rowsBeforeWindow[position / window]
                 let batches = packed.batchesPerEpoch(layout)
-                return windowRows.enumerated().flatMap { row, packedRow in
+                var found: [(row: Int, segment: Int, piece: PackedSegment, column: Int)] = []
+                for (row, packedRow) in windowRows.enumerated() where (before + row) / g < batches {
                     var column = 0
-                    return packedRow.segments.enumerated().compactMap { segment, piece in
-                        defer { column += piece.length }
-                        guard piece.sample == position, (before + row) / g < batches else { return nil }
-                        return (before + row, segment + 1, piece, column)
+                    for (segment, piece) in packedRow.segments.enumerated() {
+                        if piece.sample == position { found.append((before + row, segment + 1, piece, column)) }
+                        column += piece.length
                     }
                 }
+                return found
             }
             let local = packed.localBatchRows
             for found in rows {
