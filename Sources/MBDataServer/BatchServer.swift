@@ -339,19 +339,8 @@ public final class BatchServer: Service, Sendable {
         switch try AckRequest(json: await Self.collectBody(request)) {
         case .leases(let leases): return try Self.json(await book.ack(id, leases: leases))
         case .batches(let epoch, let batches):
-            return try Self.json(await book.ack(id, epoch: epoch, batches: batches, count: packedBatches(cursor: id, epoch: epoch)))
+            return try Self.json(await book.ack(id, epoch: epoch, batches: batches, count: catalog.packedBatches(cursor: id, epoch: epoch)))
         }
-    }
-
-    /// The batches of `epoch` of a packed cursor, whose epochs differ; nil for any other
-    /// cursor (its `batches_per_epoch` holds) and for an epoch outside the plan's (the ack
-    /// check refuses it).
-    private func packedBatches(cursor id: String, epoch: Int) async throws -> Int? {
-        guard PlanRequest.epochs.contains(epoch), let state = try await store.cursor(id), let packing = state.packing else { return nil }
-        let served = try await catalog.served(Substring(state.dataset))
-        let plan = try await catalog.plan(
-            dataset: served, group: state.group, parameters: state.plan, packing: packing, preferring: state.datasetVersion)
-        return try await catalog.batches(dataset: served, plan: plan, epoch: epoch)
     }
 
     private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

@@ -27,6 +27,18 @@ actor DatasetCatalog {
     /// Packed producers by packed fingerprint; each keeps its epochs' layouts.
     private var packedProducers = RecentlyUsed<String, PackedBatchProducer>(capacity: 16)
     private let metrics: ServeMetrics
+    /// The packed plan of each cursor an ack named (nil: unpacked), read from the store once:
+    /// a cursor's id names its packing, and its group's pin keeps its version.
+    private var cursorPlans = RecentlyUsed<String, PackedCursor?>(capacity: 4096)
+
+    /// What resolves a packed cursor's plan.
+    private struct PackedCursor {
+        var dataset: String
+        var group: String
+        var parameters: PlanParameters
+        var packing: PackingSpec
+        var version: Int
+    }
 
     init(configuration: ServeConfiguration, store: any StateStore, metrics: ServeMetrics = ServeMetrics()) throws {
         var datasets: [String: Served] = [:]
@@ -167,6 +179,26 @@ actor DatasetCatalog {
         }
         if isNew { metrics.packed(dataset: dataset.name, plan: plan.fingerprint, statistics: statistics) }
         return count
+    }
+
+    /// The batches of `epoch` of a packed cursor, whose epochs differ; nil for an unpacked
+    /// cursor (its `batches_per_epoch` holds), an unknown one and an epoch outside the plan's
+    /// (the ack check refuses those).
+    func packedBatches(cursor id: String, epoch: Int) async throws -> Int? {
+        guard PlanRequest.epochs.contains(epoch) else { return nil }
+        var known = cursorPlans.value(for: id)
+        if known == nil {
+            guard let state = try await store.cursor(id) else { return nil }
+            let packed = state.packing.map {
+                PackedCursor(dataset: state.dataset, group: state.group, parameters: state.plan, packing: $0, version: state.datasetVersion)
+            }
+            cursorPlans.insert(packed, for: id)
+            known = .some(packed)
+        }
+        guard let cursor = known ?? nil else { return nil }
+        let served = try served(Substring(cursor.dataset))
+        let plan = try await plan(dataset: served, group: cursor.group, parameters: cursor.parameters, packing: cursor.packing, preferring: cursor.version)
+        return try await batches(dataset: served, plan: plan, epoch: epoch)
     }
 
     private func packedProducer(dataset: Served, plan: ServedPlan) async throws -> PackedBatchProducer {

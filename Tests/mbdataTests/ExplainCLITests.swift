@@ -7,7 +7,7 @@ import Testing
 /// named by its parameters and for a shard directory, with the library's answer.
 @Suite("mbdata explain")
 struct ExplainCLITests {
-    static let plan = ["--batch-size", "4", "--seed", "7", "--world", "2"]
+    static let plan = ["--batch-size", "4", "--seed", "7", "--world", "2", "--pad"]
     static let pack = ["--pack", "tokens=64", "--pack-window", "16"]
 
     static func json(_ result: CLIResult) throws -> [String: Any] {
@@ -19,7 +19,7 @@ struct ExplainCLITests {
         let dir = try TemporaryDirectory()
         let path = try await TokenDataset.make(in: dir)
         let lineage = try await PlanLineage.make(
-            dataset: Dataset(path: path), name: "tokens", parameters: PlanParameters(seed: 7, batchSize: 4, world: 2),
+            dataset: Dataset(path: path), name: "tokens", parameters: PlanParameters(seed: 7, batchSize: 4, world: 2, tail: .pad),
             packing: PackingSpec(field: "tokens", rowLength: 64, window: 16))
         let expected = try await lineage.batch(epoch: 1, step: 3)
 
