@@ -2,6 +2,7 @@ import Foundation
 @testable import MBData
 import MBDataTestSupport
 import MBDataWire
+import NIOHTTP1
 import Testing
 
 @testable import MBDataClient
