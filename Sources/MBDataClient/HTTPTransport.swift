@@ -115,7 +115,9 @@ final class HTTPTransport: Sendable {
     /// (``DaemonTries``); when they all keep failing this throws `.unavailable`, naming every
     /// daemon tried, with the last failure as its cause. Every request of the protocol may be
     /// sent again: acks are idempotent, the others read or replace state.
-    func exchange(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
+    func exchange(
+        _ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
         var tries = tries("\(method) \(target)")
         while true {
             let daemon = base
@@ -124,7 +126,7 @@ final class HTTPTransport: Sendable {
                 let response = try await send(method, target, json: body, to: daemon)
                 let bytes = Array(try await response.body.collect(upTo: Self.maxReplyBytes).readableBytesView)
                 let status = Int(response.status.code)
-                guard status == 503 else { return (status, bytes) }
+                guard status == 503 else { return (status, response.headers, bytes) }
                 failure = Self.error(status: status, body: bytes, target: target)
             } catch {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
@@ -136,17 +138,26 @@ final class HTTPTransport: Sendable {
 
     /// A request whose whole response body is read; a status outside 2xx throws the
     /// daemon's error code and message.
-    func call(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
-        let (status, bytes) = try await exchange(method, target, json: body)
+    func call(
+        _ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8]) {
+        let (status, headers, bytes) = try await exchange(method, target, json: body)
         guard (200..<300).contains(status) else { throw Self.error(status: status, body: bytes, target: target) }
-        return (status, bytes)
+        return (status, headers, bytes)
     }
 
     /// A `call` whose 2xx reply is a protocol document.
     func call<Reply: Decodable>(_ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil, as reply: Reply.Type) async throws -> Reply {
-        let bytes = try await call(method, target, json: body).body
+        try await callWithHeaders(method, target, json: body, as: reply).reply
+    }
+
+    /// A `call` whose 2xx reply is a protocol document, with the reply's headers.
+    func callWithHeaders<Reply: Decodable>(
+        _ method: HTTPMethod, _ target: String, json body: [UInt8]? = nil, as reply: Reply.Type
+    ) async throws -> (reply: Reply, headers: HTTPHeaders) {
+        let (_, headers, bytes) = try await call(method, target, json: body)
         do {
-            return try WireJSON.decode(reply, from: Data(bytes))
+            return (try WireJSON.decode(reply, from: Data(bytes)), headers)
         } catch {
             throw MBDataError(.corruptData, "the daemon's reply is not the expected JSON", source: target, cause: error)
         }

@@ -56,11 +56,20 @@ public final class ServeSource: RemoteBatchSource {
     /// Rounds over the daemons a failed request or stream is tried again (after a cut, a
     /// draining daemon, no connection) before it gives up. Default 20.
     public let reconnects: Int
+    /// How the daemon packs a variable-length field of the plan into rows (`pack=FIELD:L`);
+    /// nil for unpacked batches. A packed plan's epochs differ in rows: the loader serves
+    /// each epoch as many batches as the shortest of its configured epochs packs into, as
+    /// `MultiBatchLoader(dataset:packing:configuration:)` does, and leaves the rest of a
+    /// longer epoch unacked on the daemon.
+    public let packing: PackingSpec?
     /// Every daemon's URL, path and query dropped, in order of preference.
     public var urls: [String] { transport.bases }
     let transport: HTTPTransport
     private let cursor = Mutex<String?>(nil)
     private let acks = Mutex(AckQueue())
+    /// The batches of an epoch the loader takes when fewer than the daemon has (a packed
+    /// plan's longer epochs), asked for with the stream's `end`; nil to take every one.
+    private let limit = Mutex<Int?>(nil)
 
     /// A source for `dataset` on the daemon at `url`; nothing is sent until the loader
     /// prepares it.
@@ -74,12 +83,14 @@ public final class ServeSource: RemoteBatchSource {
     ///   - reconnects: Rounds over the daemons a failed request or stream may make. Default 20.
     ///   - timeouts: How long to wait for a connection and for the daemon's answers.
     /// - Throws: `MBDataError` with `.invalidArgument` when `url` is not such a URL.
+    ///   - packing: How the daemon packs the plan's rows; nil (default) for unpacked batches.
     public convenience init(
-        url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20, timeouts: Timeouts = .init()
+        url: String, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20, timeouts: Timeouts = .init(),
+        packing: PackingSpec? = nil
     ) throws {
         try self.init(
             urls: url.split(separator: ",").map(String.init), dataset: dataset, group: group, token: token, reconnects: reconnects,
-            timeouts: timeouts)
+            timeouts: timeouts, packing: packing)
     }
 
     /// A source for `dataset` on several daemons that share their state, in order of
@@ -94,16 +105,18 @@ public final class ServeSource: RemoteBatchSource {
     ///   - reconnects: Rounds over the daemons a failed request or stream may make. Default 20.
     ///   - timeouts: How long to wait for a connection, for the daemon's answers, and for
     ///     some daemon to answer after failures.
+    ///   - packing: How the daemon packs the plan's rows; nil (default) for unpacked batches.
     /// - Throws: `MBDataError` with `.invalidArgument` when no URL is given or one is not such a URL.
     public init(
         urls: [String]? = nil, dataset: String, group: String = "default", token: String? = nil, reconnects: Int = 20,
-        timeouts: Timeouts = .init()
+        timeouts: Timeouts = .init(), packing: PackingSpec? = nil
     ) throws {
         let given = (urls ?? Self.environmentURLs()).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         transport = try HTTPTransport(urls: given, token: token, timeouts: timeouts, rounds: reconnects)
         self.dataset = dataset
         self.group = group
         self.reconnects = reconnects
+        self.packing = packing
     }
 
     /// `MBDATA_URLS` split at commas, else `MBDATA_URL`, else `http://127.0.0.1:7070`.
@@ -119,7 +132,7 @@ public final class ServeSource: RemoteBatchSource {
     }
 
     private func query(_ configuration: MultiBatchLoader.Configuration, extra: [(String, String)] = []) -> String {
-        let items = PlanQuery(plan: configuration.plan, rank: configuration.rank, group: group).items + extra
+        let items = PlanQuery(plan: configuration.plan, rank: configuration.rank, group: group, packing: packing).items + extra
         var components = URLComponents()
         components.queryItems = items.map { URLQueryItem(name: $0.0, value: $0.1) }
         return components.percentEncodedQuery ?? ""
@@ -140,6 +153,7 @@ public final class ServeSource: RemoteBatchSource {
         }
         let state = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration), as: CursorState.self)
         cursor.withLock { $0 = state.cursor }
+        let batchesPerEpoch = try await servedBatches(configuration, state: state)
         if let checkpoint {
             guard checkpoint.planFingerprint == state.planFingerprint, checkpoint.datasetVersion == state.datasetVersion else {
                 throw MBDataError(
@@ -150,13 +164,31 @@ public final class ServeSource: RemoteBatchSource {
             var restored = state
             restored.epochs =
                 (checkpoint.firstEpoch..<checkpoint.firstEpoch + checkpoint.completedEpochs).map {
-                    LoaderCheckpoint.EpochCursor(epoch: $0, lowWatermark: checkpoint.batchesPerEpoch)
+                    LoaderCheckpoint.EpochCursor(epoch: $0, lowWatermark: min(checkpoint.batchesPerEpoch, batchesPerEpoch))
                 } + checkpoint.inProgress
             _ = try await transport.call(.PUT, "/v1/cursors/\(state.cursor)", json: Array(try WireJSON.encode(restored)))
         } else {
             _ = try await transport.call(.DELETE, "/v1/cursors/\(state.cursor)")
         }
-        return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: state.batchesPerEpoch)
+        limit.withLock { $0 = packing == nil ? nil : batchesPerEpoch }
+        return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: batchesPerEpoch)
+    }
+
+    /// The batches the loader takes of each epoch: the cursor's, or for a packed plan the
+    /// fewest of any configured epoch (the `MBData-Batches-Per-Epoch` of each epoch's cursor
+    /// request).
+    private func servedBatches(_ configuration: MultiBatchLoader.Configuration, state: CursorState) async throws -> Int {
+        guard packing != nil else { return state.batchesPerEpoch }
+        var fewest = state.batchesPerEpoch
+        for epoch in configuration.epochs {
+            let target = datasetPath + "/cursor?" + query(configuration, extra: [("epoch", "\(epoch)")])
+            let headers = try await transport.callWithHeaders(.GET, target, as: CursorState.self).headers
+            guard let count = headers.first(name: "MBData-Batches-Per-Epoch").flatMap(Int.init), count >= 0 else {
+                throw MBDataError(.corruptData, "the daemon's cursor answer has no MBData-Batches-Per-Epoch count", source: target)
+            }
+            fewest = min(fewest, count)
+        }
+        return fewest
     }
 
     /// Streams this rank's unfinished batches of `epoch`. A stream that is cut, ends
@@ -172,8 +204,10 @@ public final class ServeSource: RemoteBatchSource {
     ) async throws {
         var next = 0
         var tries = transport.tries("GET \(datasetPath)/batches")
+        let limit = self.limit.withLock { $0 }
         while true {
-            let target = datasetPath + "/batches?" + query(configuration, extra: [("epoch", "\(epoch)"), ("start", "\(next)")])
+            let bounds = [("epoch", "\(epoch)"), ("start", "\(next)")] + (limit.map { [("end", "\($0)")] } ?? [])
+            let target = datasetPath + "/batches?" + query(configuration, extra: bounds)
             let daemon = transport.base
             var decoder = WireDecoder(source: target)
             var end: StreamEnd.Reason?

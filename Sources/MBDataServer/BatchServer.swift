@@ -62,7 +62,7 @@ public final class BatchServer: Service, Sendable {
         let store = try await makeStateStore(try configuration.stateLocation, clock: clock, logger: logger)
         self.store = store
         // Opening the datasets and scanning the spool block.
-        catalog = try await runBlocking { try DatasetCatalog(configuration: configuration, store: store) }
+        catalog = try await runBlocking { try DatasetCatalog(configuration: configuration, store: store, metrics: metrics) }
         book = CursorBook(store: store, metrics: metrics)
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))
@@ -131,8 +131,12 @@ public final class BatchServer: Service, Sendable {
         router.get("/v1/datasets/:name/cursor") { request, context in
             let mode = request.uri.queryParameters["mode"]
             guard mode != "infer" else { return try await self.inferenceCursor(request, context) }
-            let resolved = try await self.resolve(request, context, leasing: mode == "share")
-            return try Self.json(await self.commit(resolved).cursor)
+            let resolved = try await self.commit(self.resolve(request, context, leasing: mode == "share"))
+            // The epoch's batches: a packed plan's epochs differ (a loader over serve asks each of its epochs).
+            let batches = try await self.catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: resolved.request.epoch)
+            var response = try Self.json(resolved.cursor)
+            response.headers[.mbdataBatchesPerEpoch] = String(batches)
+            return response
         }
         router.post("/v1/datasets/:name/lease") { request, context in
             guard request.uri.queryParameters["mode"] != "infer" else { return try await self.inferenceLease(request, context) }
@@ -165,7 +169,7 @@ public final class BatchServer: Service, Sendable {
     private struct Resolved {
         var served: DatasetCatalog.Served
         var request: PlanRequest
-        var plan: DatasetPlan
+        var plan: ServedPlan
         var cursor: CursorState
     }
 
@@ -173,20 +177,21 @@ public final class BatchServer: Service, Sendable {
     private func resolve(_ request: Request, _ context: BasicRequestContext, leasing: Bool) async throws -> Resolved {
         let served = try await catalog.served(Self.parameter("name", context))
         let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: leasing)
-        let plan = try await catalog.plan(dataset: served, group: planRequest.group, parameters: planRequest.parameters)
+        let plan = try await catalog.plan(
+            dataset: served, group: planRequest.group, parameters: planRequest.parameters, packing: planRequest.packing)
         let resolved = Resolved(served: served, request: planRequest, plan: plan, cursor: Self.freshCursor(served, planRequest, plan))
         try await book.check(resolved.cursor)
         return resolved
     }
 
-    private static func freshCursor(_ served: DatasetCatalog.Served, _ planRequest: PlanRequest, _ plan: DatasetPlan) -> CursorState {
+    private static func freshCursor(_ served: DatasetCatalog.Served, _ planRequest: PlanRequest, _ plan: ServedPlan) -> CursorState {
         CursorState(
             cursor: CursorState.id(
                 dataset: served.name, group: planRequest.group, mode: planRequest.mode, parameters: planRequest.parameters,
-                rank: planRequest.rank, replica: planRequest.replica),
+                packing: planRequest.packing, rank: planRequest.rank, replica: planRequest.replica),
             dataset: served.name, group: planRequest.group, mode: planRequest.mode, rank: planRequest.rank, replica: planRequest.replica,
             plan: planRequest.parameters, planFingerprint: plan.fingerprint, datasetVersion: plan.datasetVersion,
-            batchesPerEpoch: plan.plan.batchesPerEpoch, epochs: [])
+            batchesPerEpoch: plan.batchesPerEpoch, epochs: [], packing: planRequest.packing)
     }
 
     /// Writes what an admitted request creates — its group's pin, its cursor — and returns
@@ -202,20 +207,19 @@ public final class BatchServer: Service, Sendable {
         return resolved
     }
 
-    private func headers(_ resolved: Resolved, spooled: Bool) -> HTTPFields {
-        Self.headers(cursor: resolved.cursor.cursor, plan: resolved.plan, spooled: spooled)
-    }
-
-    /// The headers of a batch stream or lease answer (schemas/serve-protocol.md §4).
-    static func headers(cursor: String, plan: DatasetPlan, spooled: Bool) -> HTTPFields {
-        [
+    /// The headers of a batch stream or lease answer (schemas/serve-protocol.md §4);
+    /// `batches` is the epoch's (a packed plan's epochs differ).
+    static func headers(cursor: String, plan: ServedPlan, batches: Int, spooled: Bool) -> HTTPFields {
+        var headers: HTTPFields = [
             .contentType: "application/vnd.mbdata.stream",
             .mbdataCursor: cursor,
             .mbdataPlan: plan.fingerprint,
             .mbdataDatasetVersion: String(plan.datasetVersion),
-            .mbdataBatchesPerEpoch: String(plan.plan.batchesPerEpoch),
+            .mbdataBatchesPerEpoch: String(batches),
             .mbdataSource: spooled ? "spool" : "live",
         ]
+        if let packing = plan.packing { headers[.mbdataPacking] = "\(packing.field):\(packing.rowLength)" }
+        return headers
     }
 
     /// Partition and replicate: this rank's unacked batches of the epoch, in order.
@@ -236,10 +240,12 @@ public final class BatchServer: Service, Sendable {
         let items: [PlanItem]
         let producer: any BatchProducer
         let spooled: Bool
+        let batches: Int
         do {
             resolved = try await commit(resolved)
             let planRequest = resolved.request
-            items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start)
+            batches = try await catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch)
+            items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start, count: min(batches, planRequest.end))
                 .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
             (producer, spooled) = try await catalog.producer(
                 dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
@@ -253,7 +259,7 @@ public final class BatchServer: Service, Sendable {
         let prefetcher = OrderedPrefetch(
             count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
         ) { index in try OutgoingBatch.make(items[index], from: producer) }
-        var headers = headers(resolved, spooled: spooled)
+        var headers = Self.headers(cursor: resolved.cursor.cursor, plan: resolved.plan, batches: batches, spooled: spooled)
         headers[.mbdataRemaining] = String(items.count)
         let logger = self.logger
         var streamLogger = logger
@@ -285,27 +291,28 @@ public final class BatchServer: Service, Sendable {
         let resolved = try await commit(resolve(request, context, leasing: true))
         let planRequest = resolved.request
         let book = self.book
+        let batches = try await catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch)
         return try await leaseAnswer(
-            try await book.lease(resolved.cursor, epoch: planRequest.epoch, seconds: planRequest.leaseSeconds),
-            served: resolved.served, plan: resolved.plan, cursor: resolved.cursor.cursor, mode: .share, epoch: planRequest.epoch,
-            rank: planRequest.rank
+            try await book.lease(resolved.cursor, epoch: planRequest.epoch, count: batches, seconds: planRequest.leaseSeconds),
+            served: resolved.served, plan: resolved.plan, batches: batches, cursor: resolved.cursor.cursor, mode: .share,
+            epoch: planRequest.epoch, rank: planRequest.rank
         ) { await book.release(lease: $0) }
     }
 
     /// A lease's answer (share or infer): the leased batch's message, the end message
     /// `complete`, or `204` with `Retry-After`. A batch whose message cannot be made is
-    /// given back through `release`.
+    /// given back through `release`. `batches` is the epoch's.
     func leaseAnswer(
-        _ outcome: LeaseOutcome, served: DatasetCatalog.Served, plan: DatasetPlan, cursor: String, mode: StreamMode, epoch: Int,
-        rank: Int, release: @Sendable (UInt64) async -> Void
+        _ outcome: LeaseOutcome, served: DatasetCatalog.Served, plan: ServedPlan, batches: Int, cursor: String, mode: StreamMode,
+        epoch: Int, rank: Int, release: @Sendable (UInt64) async -> Void
     ) async throws -> Response {
         switch outcome {
         case .complete:
             return Response(
-                status: .ok, headers: Self.headers(cursor: cursor, plan: plan, spooled: false),
+                status: .ok, headers: Self.headers(cursor: cursor, plan: plan, batches: batches, spooled: false),
                 body: .init(byteBuffer: WireMessage.end(reason: .complete, sent: 0, allocator: ByteBufferAllocator())))
         case .wait(let seconds):
-            var headers = Self.headers(cursor: cursor, plan: plan, spooled: false)
+            var headers = Self.headers(cursor: cursor, plan: plan, batches: batches, spooled: false)
             headers[.contentType] = nil
             headers[.retryAfter] = String(Int(seconds.rounded(.up)))
             return Response(status: .noContent, headers: headers)
@@ -316,7 +323,7 @@ public final class BatchServer: Service, Sendable {
                 let outgoing = try await runBlocking { try OutgoingBatch.make(item, from: producer, lease: lease) }
                 metrics.served(dataset: served.name, mode: mode, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
                 return Response(
-                    status: .ok, headers: Self.headers(cursor: cursor, plan: plan, spooled: spooled), body: .init(byteBuffer: outgoing.message))
+                    status: .ok, headers: Self.headers(cursor: cursor, plan: plan, batches: batches, spooled: spooled), body: .init(byteBuffer: outgoing.message))
             } catch {
                 await release(lease)
                 throw error
@@ -330,7 +337,8 @@ public final class BatchServer: Service, Sendable {
         let id = String(Self.parameter("id", context))
         switch try AckRequest(json: await Self.collectBody(request)) {
         case .leases(let leases): return try Self.json(await book.ack(id, leases: leases))
-        case .batches(let epoch, let batches): return try Self.json(await book.ack(id, epoch: epoch, batches: batches))
+        case .batches(let epoch, let batches):
+            return try Self.json(await book.ack(id, epoch: epoch, batches: batches, count: catalog.packedBatches(cursor: id, epoch: epoch)))
         }
     }
 
@@ -338,7 +346,8 @@ public final class BatchServer: Service, Sendable {
         let id = String(Self.parameter("id", context))
         let state = try CursorState(restoring: await Self.collectBody(request), id: id)
         let served = try await catalog.served(Substring(state.dataset))
-        let plan = try await catalog.plan(dataset: served, group: state.group, parameters: state.plan, preferring: state.datasetVersion)
+        let plan = try await catalog.plan(
+            dataset: served, group: state.group, parameters: state.plan, packing: state.packing, preferring: state.datasetVersion)
         try Self.checkRestore(state, against: plan)
         // The pin the state names is written first; a group pinned meanwhile to another
         // version refuses the state.
@@ -347,13 +356,13 @@ public final class BatchServer: Service, Sendable {
         return try Self.json(state)
     }
 
-    private static func checkRestore(_ state: CursorState, against plan: DatasetPlan) throws {
+    private static func checkRestore(_ state: CursorState, against plan: ServedPlan) throws {
         guard plan.fingerprint == state.planFingerprint, plan.datasetVersion == state.datasetVersion,
-            plan.plan.batchesPerEpoch == state.batchesPerEpoch
+            plan.batchesPerEpoch == state.batchesPerEpoch
         else {
             throw ServeError(
                 .conflict, "cursor_mismatch",
-                "the saved cursor is for plan \(state.planFingerprint.prefix(80)) at dataset version \(state.datasetVersion) with \(state.batchesPerEpoch) batches per epoch; this daemon resolves it to \(plan.fingerprint) at version \(plan.datasetVersion) with \(plan.plan.batchesPerEpoch)"
+                "the saved cursor is for plan \(state.planFingerprint.prefix(80)) at dataset version \(state.datasetVersion) with \(state.batchesPerEpoch) batches per epoch; this daemon resolves it to \(plan.fingerprint) at version \(plan.datasetVersion) with \(plan.batchesPerEpoch)"
             )
         }
     }

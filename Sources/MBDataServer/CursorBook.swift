@@ -62,12 +62,14 @@ actor CursorBook {
     }
 
     /// Acks batches of a partition or replicate cursor; acking a batch twice is harmless.
-    func ack(_ id: String, epoch: Int, batches: [Int]) async throws -> CursorState {
+    /// `count` is the epoch's batches when they are not the cursor's `batchesPerEpoch` (a
+    /// packed epoch).
+    func ack(_ id: String, epoch: Int, batches: [Int], count: Int? = nil) async throws -> CursorState {
         let state = try await store.updateCursor(id) { state in
             guard state.mode != .share else {
                 throw ServeError(.badRequest, "invalid_body", "cursor \(id) is a share group: ack its leases ({\"leases\": [...]})")
             }
-            try state.checkAck(epoch: epoch, batches: batches)
+            try state.checkAck(epoch: epoch, batches: batches, count: count)
             return state.ack(epoch: epoch, batches: batches) > 0
         }
         if var held = outstanding[id] {
@@ -89,10 +91,11 @@ actor CursorBook {
         return try await store.ackLeases(cursor: id, leases: acked)
     }
 
-    /// The next batch of `epoch` of `cursor` neither acked nor leased, leased for `seconds`.
-    func lease(_ cursor: CursorState, epoch: Int, seconds: Double) async throws -> LeaseOutcome {
+    /// The next batch of `epoch` (of `count` batches: default the cursor's `batchesPerEpoch`)
+    /// of `cursor` neither acked nor leased, leased for `seconds`.
+    func lease(_ cursor: CursorState, epoch: Int, count: Int? = nil, seconds: Double) async throws -> LeaseOutcome {
         let (outcome, expired) = try await store.lease(cursor: cursor.cursor, epoch: epoch, seconds: seconds) { state, leased in
-            state.firstUnacked(epoch: epoch, skipping: leased)
+            state.firstUnacked(epoch: epoch, skipping: leased, count: count)
         }
         metrics.leaseExpired(dataset: cursor.dataset, count: expired)
         return outcome

@@ -7,9 +7,13 @@ import MBDataWire
 /// The daemon's rules of a cursor: its id, the checks of a restored state and of an ack,
 /// and the bookkeeping of acks. The document itself is `MBDataWire`'s.
 extension CursorState {
-    /// The cursor id: the same request parameters always name the same cursor.
-    static func id(dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, rank: Int, replica: Int) -> String {
-        hashedID(prefix: "c-", key: [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"].joined(separator: "\u{0}"))
+    /// The cursor id: the same request parameters always name the same cursor. A packed
+    /// plan's spec is part of the key (an unpacked cursor's id is what it always was).
+    static func id(
+        dataset: String, group: String, mode: StreamMode, parameters p: PlanParameters, packing: PackingSpec? = nil, rank: Int, replica: Int
+    ) -> String {
+        let parts = [dataset, group, mode.rawValue, p.key, "\(rank)", "\(replica)"] + (packing.map { [$0.key] } ?? [])
+        return hashedID(prefix: "c-", key: parts.joined(separator: "\u{0}"))
     }
 
     /// `prefix` and the 16 lower-case hex digits of xxh64(`key`).
@@ -17,7 +21,7 @@ extension CursorState {
         prefix + String(ShardFormat.xxh64(Array(key.utf8)), radix: 16).leftPadded(to: 16)
     }
 
-    var key: String { Self.id(dataset: dataset, group: group, mode: mode, parameters: plan, rank: rank, replica: replica) }
+    var key: String { Self.id(dataset: dataset, group: group, mode: mode, parameters: plan, packing: packing, rank: rank, replica: replica) }
 
     /// Checks a state a client sent (`PUT /v1/cursors/{id}`): its plan parameters by the
     /// rules of a batch request, its epochs against the plan's batch count.
@@ -29,7 +33,7 @@ extension CursorState {
         guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
             throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
         }
-        var query = PlanQuery(plan: plan, rank: rank, group: group).items.map { (Substring($0.name), Substring($0.value)) }
+        var query = PlanQuery(plan: plan, rank: rank, group: group, packing: packing).items.map { (Substring($0.name), Substring($0.value)) }
         if mode != .share { query += [("mode", Substring(mode.rawValue)), ("replica", "\(replica)"), ("replicas", "\(replica + 1)")] }
         do {
             _ = try PlanRequest(query: PlanRequest.Query(query), leasing: mode == .share)
@@ -59,13 +63,15 @@ extension CursorState {
     }
 
     /// Refuses an ack outside the plan: an epoch outside `PlanRequest.epochs`, a batch
-    /// outside `0..<batchesPerEpoch`.
-    func checkAck(epoch: Int, batches: [Int]) throws {
+    /// outside `0..<count`, the epoch's batches (default ``batchesPerEpoch``; a packed
+    /// epoch's own count).
+    func checkAck(epoch: Int, batches: [Int], count: Int? = nil) throws {
         guard PlanRequest.epochs.contains(epoch) else {
             throw ServeError(.badRequest, "invalid_body", "epoch \(epoch) is outside \(PlanRequest.epochs) of cursor \(cursor)")
         }
-        if let bad = batches.first(where: { $0 < 0 || $0 >= batchesPerEpoch }) {
-            throw ServeError(.badRequest, "invalid_body", "batch \(bad) is outside 0..<\(batchesPerEpoch) of cursor \(cursor)")
+        let count = count ?? batchesPerEpoch
+        if let bad = batches.first(where: { $0 < 0 || $0 >= count }) {
+            throw ServeError(.badRequest, "invalid_body", "batch \(bad) is outside 0..<\(count) of epoch \(epoch) of cursor \(cursor)")
         }
     }
 
@@ -88,22 +94,26 @@ extension CursorState {
         return added
     }
 
-    /// The batches of `epoch` not yet acked, in order, from `start`.
-    func unacked(epoch: Int, from start: Int = 0) -> [Int] {
+    /// The batches of `epoch` not yet acked, in order, from `start`, of the epoch's `count`
+    /// batches (default ``batchesPerEpoch``).
+    func unacked(epoch: Int, from start: Int = 0, count: Int? = nil) -> [Int] {
         let progress = epochs.first { $0.epoch == epoch }
         let acked = Set(progress?.finishedAbove ?? [])
         let first = max(start, progress?.lowWatermark ?? 0)
-        guard first < batchesPerEpoch else { return [] }
-        return (first..<batchesPerEpoch).filter { !acked.contains($0) }
+        let count = count ?? batchesPerEpoch
+        guard first < count else { return [] }
+        return (first..<count).filter { !acked.contains($0) }
     }
 
-    /// The first batch of `epoch` neither acked nor in `skipped`.
-    func firstUnacked(epoch: Int, skipping skipped: Set<Int>) -> Int? {
+    /// The first batch of `epoch` neither acked nor in `skipped`, of the epoch's `count`
+    /// batches (default ``batchesPerEpoch``).
+    func firstUnacked(epoch: Int, skipping skipped: Set<Int>, count: Int? = nil) -> Int? {
         let progress = epochs.first { $0.epoch == epoch }
         let acked = Set(progress?.finishedAbove ?? [])
         let first = progress?.lowWatermark ?? 0
-        guard first < batchesPerEpoch else { return nil }
-        return (first..<batchesPerEpoch).first { !acked.contains($0) && !skipped.contains($0) }
+        let count = count ?? batchesPerEpoch
+        guard first < count else { return nil }
+        return (first..<count).first { !acked.contains($0) && !skipped.contains($0) }
     }
 }
 

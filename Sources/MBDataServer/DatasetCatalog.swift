@@ -22,8 +22,25 @@ actor DatasetCatalog {
     /// Plans by dataset, version and parameters: groups with the same parameters share one.
     private var plans = RecentlyUsed<String, DatasetPlan>(capacity: 16)
     private var liveProducers = RecentlyUsed<String, LiveBatchProducer>(capacity: 16)
+    /// Packed plans by base fingerprint and spec (each holds a length per sample).
+    private var packedPlans = RecentlyUsed<String, ServedPlan>(capacity: 16)
+    /// Packed producers by packed fingerprint; each keeps its epochs' layouts.
+    private var packedProducers = RecentlyUsed<String, PackedBatchProducer>(capacity: 16)
+    private let metrics: ServeMetrics
+    /// The packed plan of each cursor an ack named (nil: unpacked), read from the store once:
+    /// a cursor's id names its packing, and its group's pin keeps its version.
+    private var cursorPlans = RecentlyUsed<String, PackedCursor?>(capacity: 4096)
 
-    init(configuration: ServeConfiguration, store: any StateStore) throws {
+    /// What resolves a packed cursor's plan.
+    private struct PackedCursor {
+        var dataset: String
+        var group: String
+        var parameters: PlanParameters
+        var packing: PackingSpec
+        var version: Int
+    }
+
+    init(configuration: ServeConfiguration, store: any StateStore, metrics: ServeMetrics = ServeMetrics()) throws {
         var datasets: [String: Served] = [:]
         for (name, path) in configuration.datasets {
             guard datasets[name] == nil else { throw MBDataError(.invalidArgument, "two datasets are named \(name)", source: path) }
@@ -35,6 +52,7 @@ actor DatasetCatalog {
         self.datasets = datasets
         names = configuration.datasets.map(\.name)
         self.store = store
+        self.metrics = metrics
         prefetch = configuration.prefetch
         spool = try configuration.spool.filter { !ShardOriginConfiguration.isOrigin($0) }.flatMap(Self.scanSpool)
     }
@@ -71,34 +89,56 @@ actor DatasetCatalog {
         return served
     }
 
-    /// The plan of `parameters` for `group`: at the version the group is pinned to, or —
-    /// for a group the daemon has not pinned yet — at `preferred` or the current version.
-    /// Changes no state: a request that is refused after this leaves no pin behind.
-    func plan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
-        let groupKey = Self.groupKey(dataset, group, parameters)
+    /// The plan of `parameters` (packed by `packing`) for `group`: at the version the group
+    /// is pinned to, or — for a group the daemon has not pinned yet — at `preferred` or the
+    /// current version. Changes no state: a request that is refused after this leaves no pin behind.
+    func plan(
+        dataset: Served, group: String, parameters: PlanParameters, packing: PackingSpec? = nil, preferring preferred: Int? = nil
+    ) async throws -> ServedPlan {
+        let groupKey = Self.groupKey(dataset, group, parameters, packing)
         var version = pinned.value(for: groupKey)
         if version == nil { version = try await store.pinnedVersion(key: groupKey) }
-        return try await plan(dataset: dataset, parameters: parameters, version: version ?? preferred)
+        return try await plan(dataset: dataset, parameters: parameters, packing: packing, version: version ?? preferred)
     }
 
     /// Pins `group`'s plan to `plan`'s dataset version, written to the state database before
     /// it is kept here; returns the plan at the version the group is pinned to (another
     /// request may have pinned it first).
-    func pin(dataset: Served, group: String, plan: DatasetPlan) async throws -> DatasetPlan {
-        let groupKey = Self.groupKey(dataset, group, plan.parameters)
+    func pin(dataset: Served, group: String, plan: ServedPlan) async throws -> ServedPlan {
+        let groupKey = Self.groupKey(dataset, group, plan.parameters, plan.packing)
         if pinned.value(for: groupKey) == plan.datasetVersion { return plan }
         let version = try await store.pin(key: groupKey, version: plan.datasetVersion)
         pinned.insert(version, for: groupKey)
         guard version != plan.datasetVersion else { return plan }
-        return try await self.plan(dataset: dataset, parameters: plan.parameters, version: version)
+        return try await self.plan(dataset: dataset, parameters: plan.parameters, packing: plan.packing, version: version)
     }
 
     /// `plan` then `pin`: the plan a group keeps from now on.
-    func pinnedPlan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> DatasetPlan {
+    func pinnedPlan(dataset: Served, group: String, parameters: PlanParameters, preferring preferred: Int? = nil) async throws -> ServedPlan {
         try await pin(dataset: dataset, group: group, plan: plan(dataset: dataset, group: group, parameters: parameters, preferring: preferred))
     }
 
-    private func plan(dataset: Served, parameters: PlanParameters, version: Int?) async throws -> DatasetPlan {
+    private func plan(dataset: Served, parameters: PlanParameters, packing: PackingSpec?, version: Int?) async throws -> ServedPlan {
+        let base = try await plan(dataset: dataset, parameters: parameters, checkingBatchSize: packing == nil, version: version)
+        guard let packing else { return ServedPlan(base) }
+        let key = [base.fingerprint, packing.key].joined(separator: "|")
+        if let known = packedPlans.value(for: key) { return known }
+        let packed: ServedPlan
+        do {
+            packed = ServedPlan(packed: try await dataset.dataset.packedPlan(parameters, packing: packing, version: base.datasetVersion))
+        } catch let error as MBDataError where error.code == .invalidArgument {
+            throw ServeError(.badRequest, "invalid_parameter", "query parameter \(PlanQuery.packName), field \(packing.field): \(error.message)")
+        }
+        guard packed.batchesPerEpoch > 0 else {
+            throw ServeError(
+                .badRequest, "invalid_parameter",
+                "query parameter batch_size: expected at most the rows an epoch packs into (at most \(packed.batchesPerEpoch) batches of \(parameters.batchSize) rows), got \(parameters.batchSize)")
+        }
+        packedPlans.insert(packed, for: key)
+        return packed
+    }
+
+    private func plan(dataset: Served, parameters: PlanParameters, checkingBatchSize: Bool, version: Int?) async throws -> DatasetPlan {
         if let version, let plan = plans.value(for: Self.planKey(dataset, version, parameters)) { return plan }
         let plan: DatasetPlan
         do {
@@ -106,7 +146,8 @@ actor DatasetCatalog {
         } catch let error as MBDataError where error.code == .invalidArgument {
             throw ServeError(.badRequest, "invalid_parameter", error.message)
         }
-        guard parameters.batchSize <= plan.plan.sampleCount else {
+        // A packed plan's batch size counts rows, not samples.
+        guard !checkingBatchSize || parameters.batchSize <= plan.plan.sampleCount else {
             throw ServeError(
                 .badRequest, "invalid_parameter",
                 "query parameter batch_size: expected at most the \(plan.plan.sampleCount) samples of split \(parameters.split ?? "(all)"), got \(parameters.batchSize)")
@@ -115,26 +156,75 @@ actor DatasetCatalog {
         return plan
     }
 
-    /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|".
-    private static func groupKey(_ dataset: Served, _ group: String, _ parameters: PlanParameters) -> String {
-        [dataset.name, group, parameters.key].joined(separator: "|")
+    /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|". An
+    /// unpacked group's key is what it always was.
+    private static func groupKey(_ dataset: Served, _ group: String, _ parameters: PlanParameters, _ packing: PackingSpec?) -> String {
+        ([dataset.name, group, parameters.key] + (packing.map { [$0.key] } ?? [])).joined(separator: "|")
     }
 
     private static func planKey(_ dataset: Served, _ version: Int, _ parameters: PlanParameters) -> String {
         [dataset.name, String(version), parameters.key].joined(separator: "|")
     }
 
+    /// Global batches of `epoch` of `plan`: the plan's for an unpacked plan; for a packed
+    /// one, the rows that epoch packs into over the batch size (its layout, made once per
+    /// epoch and kept with the producer), its packing statistics recorded in the metrics.
+    func batches(dataset: Served, plan: ServedPlan, epoch: Int) async throws -> Int {
+        guard plan.packed != nil else { return plan.plan.plan.batchesPerEpoch }
+        let producer = try await packedProducer(dataset: dataset, plan: plan)
+        let (count, statistics, isNew) = try await runBlocking { () -> (Int, PackingStatistics, Bool) in
+            let known = producer.hasLayout(epoch: epoch)
+            let layout = producer.layout(epoch: epoch)
+            return (producer.plan.batchesPerEpoch(layout), layout.statistics, !known)
+        }
+        if isNew { metrics.packed(dataset: dataset.name, plan: plan.fingerprint, statistics: statistics) }
+        return count
+    }
+
+    /// The batches of `epoch` of a packed cursor, whose epochs differ; nil for an unpacked
+    /// cursor (its `batches_per_epoch` holds), an unknown one and an epoch outside the plan's
+    /// (the ack check refuses those).
+    func packedBatches(cursor id: String, epoch: Int) async throws -> Int? {
+        guard PlanRequest.epochs.contains(epoch) else { return nil }
+        var known = cursorPlans.value(for: id)
+        if known == nil {
+            guard let state = try await store.cursor(id) else { return nil }
+            let packed = state.packing.map {
+                PackedCursor(dataset: state.dataset, group: state.group, parameters: state.plan, packing: $0, version: state.datasetVersion)
+            }
+            cursorPlans.insert(packed, for: id)
+            known = .some(packed)
+        }
+        guard let cursor = known ?? nil else { return nil }
+        let served = try served(Substring(cursor.dataset))
+        let plan = try await plan(dataset: served, group: cursor.group, parameters: cursor.parameters, packing: cursor.packing, preferring: cursor.version)
+        return try await batches(dataset: served, plan: plan, epoch: epoch)
+    }
+
+    private func packedProducer(dataset: Served, plan: ServedPlan) async throws -> PackedBatchProducer {
+        guard let packed = plan.packed else { preconditionFailure("an unpacked plan has no packed producer") }
+        if let known = packedProducers.value(for: packed.fingerprint) { return known }
+        let made = try await PackedBatchProducer(dataset: dataset.dataset, plan: packed, compressionLevel: prefetch.compressionLevel)
+        packedProducers.insert(made, for: packed.fingerprint)
+        return made
+    }
+
     /// Frames from the spool when a shard set there holds this plan's epoch for this rank,
-    /// otherwise batches prepared live from the dataset.
-    func producer(dataset: Served, plan: DatasetPlan, epoch: Int, rank: Int) async throws -> (any BatchProducer, spooled: Bool) {
+    /// otherwise batches prepared live from the dataset. A packed plan takes only a set
+    /// packed by the same spec, an unpacked one only an unpacked set.
+    func producer(dataset: Served, plan: ServedPlan, epoch: Int, rank: Int) async throws -> (any BatchProducer, spooled: Bool) {
+        let batches = try await batches(dataset: dataset, plan: plan, epoch: epoch)
+        let requirement =
+            plan.packed.map { ShardRequirement(plan: $0, epochs: epoch..<epoch + 1) }
+            ?? ShardRequirement(plan: plan.plan, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths)
         if let set = spool.first(where: { producer in
-            producer.shards.manifest.serves(ShardRequirement(plan: plan, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths))
-                && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: plan.plan.batchesPerEpoch)
+            producer.shards.manifest.serves(requirement) && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: batches)
         }) {
             return (set, true)
         }
+        if plan.packed != nil { return (try await packedProducer(dataset: dataset, plan: plan), false) }
         if let live = liveProducers.value(for: plan.fingerprint) { return (live, false) }
-        let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: plan, configuration: prefetch)
+        let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: plan.plan, configuration: prefetch)
         liveProducers.insert(live, for: plan.fingerprint)
         return (live, false)
     }

@@ -13,9 +13,13 @@ package struct PlanRequest: Sendable {
     var mode: StreamMode
     var replica: Int
     var start: Int
+    /// The batch index a stream stops before (`end`; default: the epoch's end).
+    var end: Int
     var leaseSeconds: Double
     /// The output an inference lease writes (mode `infer` only).
     var output: String?
+    /// How the plan packs a variable-length field into rows (`pack=FIELD:L`); nil unpacked.
+    var packing: PackingSpec?
 
     typealias Query = FlatDictionary<Substring, Substring>
 
@@ -81,6 +85,13 @@ package struct PlanRequest: Sendable {
             seed: seed, batchSize: batchSize, world: world, tail: tail, split: try name("split", default: nil), shuffle: shuffle)
         group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
+        end = try integer("end", default: Int(Int32.max), in: 0...Int(Int32.max))
+        packing = try Self.packing(query, integer: integer)
+        if inferring, packing != nil {
+            throw ServeError.invalidParameter(
+                PlanQuery.packName, "nothing in infer mode (an inference job writes one output row per sample, so its batches are not packed)",
+                got: query[Substring(PlanQuery.packName)])
+        }
         if leasing {
             mode = inferring ? .infer : .share
             replica = 0
@@ -109,6 +120,29 @@ package struct PlanRequest: Sendable {
             }
             leaseSeconds = 0
         }
+    }
+
+    /// The packing `pack=FIELD:L`, `pack_window=W` and `pack_overlong=split|drop` name; nil
+    /// without `pack` (and then the other two are refused).
+    private static func packing(_ query: Query, integer: (String, Int?, ClosedRange<Int>) throws -> Int) throws -> PackingSpec? {
+        let windowName = PlanQuery.packWindowName
+        let overlongName = PlanQuery.packOverlongName
+        guard let text = query[Substring(PlanQuery.packName)] else {
+            for name in [windowName, overlongName] where query[Substring(name)] != nil {
+                throw ServeError.invalidParameter(name, "nothing without pack=FIELD:L", got: query[Substring(name)])
+            }
+            return nil
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, ServeConfiguration.isValidName(parts[0]), let length = Int(parts[1]), (1...(1 << 24)).contains(length) else {
+            throw ServeError.invalidParameter(PlanQuery.packName, "FIELD:L, a field name and a row length in 1...\(1 << 24)", got: text)
+        }
+        let window = try integer(windowName, SequencePacker.defaultWindow, 1...(1 << 20))
+        let overlongText = query[Substring(overlongName)] ?? Substring(OverlongPolicy.split.rawValue)
+        guard let overlong = OverlongPolicy(rawValue: String(overlongText)) else {
+            throw ServeError.invalidParameter(overlongName, "split or drop", got: overlongText)
+        }
+        return try PackingSpec(field: String(parts[0]), rowLength: length, window: window, overlong: overlong)
     }
 
     /// Output names: `[A-Za-z][A-Za-z0-9_]{0,63}`, the rule of field names; never a path.

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import MBData
 import MBDataWire
 import Metrics
 import Prometheus
@@ -15,6 +16,9 @@ final class ServeMetrics: Sendable {
     /// Rows committed per output in the last ``rateWindow``, for the rows-per-second gauge.
     private let recentRows = Mutex<[OutputKey: [(at: ContinuousClock.Instant, rows: Int)]]>([:])
     static let rateWindow = Duration.seconds(10)
+    /// Packing statistics of each packed plan served, summed over the epochs laid out, and
+    /// how many epochs, by dataset and plan fingerprint.
+    private let packing = Mutex<[[String]: (statistics: PackingStatistics, epochs: Int)]>([:])
 
     private struct OutputKey: Hashable {
         var dataset: String
@@ -146,6 +150,26 @@ final class ServeMetrics: Sendable {
         for (key, rate) in rates {
             Gauge(label: "mbdata_outputs_rows_per_second", dimensions: key.dimensions, factory: factory).record(rate)
         }
+    }
+
+    /// A packed plan laid out one more epoch: the plan's gauges become its statistics summed
+    /// over every epoch laid out — packing efficiency (non-padding over all tokens of the
+    /// rows), samples split and dropped, tokens dropped, rows, epochs.
+    func packed(dataset: String, plan: String, statistics: PackingStatistics) {
+        let key = [dataset, plan]
+        let (sum, epochs) = packing.withLock { entries in
+            let known = entries[key]
+            let entry = (statistics: known.map { $0.statistics + statistics } ?? statistics, epochs: (known?.epochs ?? 0) + 1)
+            entries[key] = entry
+            return entry
+        }
+        let dimensions = [("dataset", dataset), ("plan", plan)]
+        let gauges: [(String, Double)] = [
+            ("mbdata_packing_efficiency", sum.efficiency), ("mbdata_packing_split_samples", Double(sum.splitSamples)),
+            ("mbdata_packing_dropped_samples", Double(sum.droppedSamples)), ("mbdata_packing_dropped_tokens", Double(sum.droppedTokens)),
+            ("mbdata_packing_rows", Double(sum.rows)), ("mbdata_packing_epochs", Double(epochs)),
+        ]
+        for (label, value) in gauges { Gauge(label: label, dimensions: dimensions, factory: factory).record(value) }
     }
 
     func lag(cursor: String, batches: Int) {

@@ -86,6 +86,7 @@ extension HTTPField.Name {
     static let mbdataBatchesPerEpoch = Self("MBData-Batches-Per-Epoch")!
     static let mbdataRemaining = Self("MBData-Remaining")!
     static let mbdataSource = Self("MBData-Source")!
+    static let mbdataPacking = Self("MBData-Packing")!
     static let mbdataLease = Self("MBData-Lease")!
 }
 

@@ -24,18 +24,24 @@ public struct CursorState: Codable, Sendable, Equatable {
     public var planFingerprint: String
     /// The dataset version the plan is pinned to.
     public var datasetVersion: Int
-    /// Batches per epoch for each rank.
+    /// Batches per epoch for each rank. For a packed plan, whose epochs differ in rows, the
+    /// most batches any epoch can have (every sample's pieces in rows of their own); an
+    /// epoch's own count is the `MBData-Batches-Per-Epoch` header of its streams.
     public var batchesPerEpoch: Int
     /// The progress of each epoch with acks, in epoch order.
     public var epochs: [LoaderCheckpoint.EpochCursor]
     /// The output an inference cursor (mode ``StreamMode/infer``) writes; nil for every
     /// other cursor, and then absent from the document.
     public var output: String?
+    /// How the plan packs a variable-length field into rows; nil (absent from the
+    /// document) for unpacked batches.
+    public var packing: PackingSpec?
 
     /// A cursor state from its fields.
     public init(
         cursor: String, dataset: String, group: String, mode: StreamMode, rank: Int, replica: Int, plan: PlanParameters,
-        planFingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, epochs: [LoaderCheckpoint.EpochCursor], output: String? = nil
+        planFingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, epochs: [LoaderCheckpoint.EpochCursor], output: String? = nil,
+        packing: PackingSpec? = nil
     ) {
         self.cursor = cursor
         self.dataset = dataset
@@ -49,10 +55,11 @@ public struct CursorState: Codable, Sendable, Equatable {
         self.batchesPerEpoch = batchesPerEpoch
         self.epochs = epochs
         self.output = output
+        self.packing = packing
     }
 
     private enum CodingKeys: String, CodingKey {
-        case cursor, dataset, group, mode, rank, replica, plan, epochs, output
+        case cursor, dataset, group, mode, rank, replica, plan, epochs, output, packing
         case planFingerprint = "plan_fingerprint"
         case datasetVersion = "dataset_version"
         case batchesPerEpoch = "batches_per_epoch"
@@ -71,7 +78,7 @@ public struct CursorState: Codable, Sendable, Equatable {
         }
     }
 
-    /// Decodes the document; every field but `output` is required.
+    /// Decodes the document; every field but `output` and `packing` is required.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         cursor = try container.decode(String.self, forKey: .cursor)
@@ -88,6 +95,11 @@ public struct CursorState: Codable, Sendable, Equatable {
             LoaderCheckpoint.EpochCursor(epoch: $0.epoch, lowWatermark: $0.lowWatermark, finishedAbove: $0.ackedAbove)
         }
         output = try container.decodeIfPresent(String.self, forKey: .output)
+        do {
+            packing = try container.decodeIfPresent(PackingBody.self, forKey: .packing)?.spec()
+        } catch let error as MBDataError {
+            throw DecodingError.dataCorruptedError(forKey: .packing, in: container, debugDescription: error.message)
+        }
     }
 
     /// Encodes the document as schemas/serve-protocol.md §2 shows it.
@@ -106,5 +118,6 @@ public struct CursorState: Codable, Sendable, Equatable {
         try container.encode(
             epochs.map { EpochRecord(epoch: $0.epoch, lowWatermark: $0.lowWatermark, ackedAbove: $0.finishedAbove) }, forKey: .epochs)
         try container.encodeIfPresent(output, forKey: .output)
+        try container.encodeIfPresent(packing.map(PackingBody.init), forKey: .packing)
     }
 }

@@ -9,21 +9,38 @@ public struct PlanQuery: Sendable, Equatable {
     public var rank: Int
     /// The consumer group.
     public var group: String
+    /// How the plan packs a variable-length field into rows; nil for unpacked batches.
+    public var packing: PackingSpec?
 
-    /// The query of `plan` for `rank` in `group`.
-    public init(plan: PlanParameters, rank: Int, group: String) {
+    /// The query of `plan` for `rank` in `group`, packed by `packing` when it is given.
+    public init(plan: PlanParameters, rank: Int, group: String, packing: PackingSpec? = nil) {
         self.plan = plan
         self.rank = rank
         self.group = group
+        self.packing = packing
     }
 
-    /// Name–value pairs, not yet percent-encoded; `split` only when the plan has one.
+    /// The query parameter naming the packed field and row length: `pack=tokens:2048`.
+    public static let packName = "pack"
+    /// The query parameter of the packing window in samples.
+    public static let packWindowName = "pack_window"
+    /// The query parameter of the overlong policy (`split` or `drop`).
+    public static let packOverlongName = "pack_overlong"
+
+    /// Name–value pairs, not yet percent-encoded; `split` only when the plan has one, the
+    /// `pack` parameters only when it is packed.
     public var items: [(name: String, value: String)] {
         var items = [
             ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
             ("tail", plan.tail.rawValue), ("shuffle", "\(plan.shuffle)"), ("group", group),
         ]
         if let split = plan.split { items.append(("split", split)) }
+        if let packing {
+            items += [
+                (Self.packName, "\(packing.field):\(packing.rowLength)"), (Self.packWindowName, "\(packing.packer.window)"),
+                (Self.packOverlongName, packing.packer.overlong.rawValue),
+            ]
+        }
         return items
     }
 }

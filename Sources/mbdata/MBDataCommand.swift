@@ -12,6 +12,7 @@ struct MBDataCommand: AsyncParsableCommand {
             """,
         subcommands: [
             IngestCommand.self, ShardCommand.self, ServeCommand.self, OutputsCommand.self, InspectCommand.self, VerifyCommand.self,
+            ExplainCommand.self,
         ]
     )
 }

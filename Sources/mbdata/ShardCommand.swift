@@ -62,14 +62,7 @@ struct ShardCommand: AsyncParsableCommand {
     @Option(name: .customLong("pad-to"), help: "FIELD=LENGTH: pad a variable-length field to a fixed length (repeatable).")
     var padTo: [String] = []
 
-    @Option(help: "FIELD=L: pack a variable-length 1-D field into rows of L tokens (batch size then counts rows).")
-    var pack: String?
-
-    @Option(name: .customLong("pack-window"), help: "Samples per packing window (first-fit within each).")
-    var packWindow: Int = SequencePacker.defaultWindow
-
-    @Option(help: "What packing does with a sample longer than a row: split or drop.")
-    var overlong: String = OverlongPolicy.split.rawValue
+    @OptionGroup var packing: PackingOptions
 
     @Option(help: "LZ4 level: 0 fast (default), 1–12 high compression.")
     var level: Int32 = 0
@@ -89,7 +82,6 @@ struct ShardCommand: AsyncParsableCommand {
         static let depth = 1...1024
         static let shardMB = 1...(1 << 20)
         static let padLength = 1...RecordLimits.maxSequenceLength
-        static let packWindow = 1...(1 << 20)
     }
 
     func validate() throws {
@@ -97,7 +89,7 @@ struct ShardCommand: AsyncParsableCommand {
         if (dataset == nil) == mix.isEmpty { throw ValidationError("name one dataset file or a --mix of datasets") }
         if !mix.isEmpty {
             _ = try mixture()
-            if pack != nil { throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked") }
+            if packing.pack != nil { throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked") }
             if noShuffle { throw ValidationError("a mixture always shuffles its sources: --no-shuffle does not apply to --mix") }
         } else if epochSize != nil {
             throw ValidationError("--epoch-size applies to --mix only")
@@ -105,10 +97,7 @@ struct ShardCommand: AsyncParsableCommand {
         if let epochSize, !(1...MixturePlan.maxEpochSize).contains(epochSize) {
             throw ValidationError("--epoch-size must be within 1…\(MixturePlan.maxEpochSize), got \(epochSize)")
         }
-        if pack != nil {
-            _ = try packingSpec()
-            if !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
-        }
+        if packing.pack != nil, !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
         func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
             guard range.contains(value) else {
                 throw ValidationError("\(flag) must be within \(range.lowerBound)…\(range.upperBound), got \(value)")
@@ -129,20 +118,6 @@ struct ShardCommand: AsyncParsableCommand {
             }
             try check(length, Limits.padLength, "--pad-to length")
         }
-    }
-
-    /// The spec `--pack`, `--pack-window` and `--overlong` name; nil without `--pack`.
-    func packingSpec() throws -> PackingSpec? {
-        guard let pack else { return nil }
-        let parts = pack.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, let length = Int(parts[1]), Limits.padLength.contains(length) else {
-            throw ValidationError("--pack expects FIELD=L with L within \(Limits.padLength.lowerBound)…\(Limits.padLength.upperBound), got \(pack)")
-        }
-        guard let policy = OverlongPolicy(rawValue: overlong) else { throw ValidationError("--overlong must be split or drop, got \(overlong)") }
-        guard Limits.packWindow.contains(packWindow) else {
-            throw ValidationError("--pack-window must be within \(Limits.packWindow.lowerBound)…\(Limits.packWindow.upperBound), got \(packWindow)")
-        }
-        return try PackingSpec(field: String(parts[0]), rowLength: length, window: packWindow, overlong: policy)
     }
 
     /// `--mix` as (path, weight) pairs, in order.
@@ -168,7 +143,7 @@ struct ShardCommand: AsyncParsableCommand {
             let parameters = PlanParameters(
                 seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
             let epochRange = firstEpoch..<(firstEpoch + epochs)
-            if let spec = try packingSpec() {
+            if let spec = try packing.spec() {
                 return try await writePacked(store, try await store.packedPlan(parameters, packing: spec), epochs: epochRange)
             }
             let plan = try await store.plan(parameters)

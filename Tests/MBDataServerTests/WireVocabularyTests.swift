@@ -50,7 +50,7 @@ import Testing
             #expect(try await transport.call(.GET, "/v1/cursors/\(state.cursor)", as: CursorState.self) == acked)
 
             // The error envelope, byte for byte.
-            let (status, errorBody) = try await transport.exchange(.POST, acks, json: Array(#"{"epoch": 0}"#.utf8))
+            let (status, _, errorBody) = try await transport.exchange(.POST, acks, json: Array(#"{"epoch": 0}"#.utf8))
             #expect(status == 400)
             let envelope = try WireJSON.decode(ErrorEnvelope.self, from: Data(errorBody))
             #expect(envelope == ErrorEnvelope(code: "invalid_body", message: AckRequest.shapeDescription))

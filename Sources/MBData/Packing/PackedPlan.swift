@@ -67,6 +67,19 @@ public struct PackedPlan: Sendable, Hashable {
         return parameters.tail == .drop ? layout.rowCount / g : (layout.rowCount + g - 1) / g
     }
 
+    /// The most global batches any epoch can pack into, whatever its order: every packed
+    /// sample's pieces (one per row length, a dropped overlong sample none) in rows of their
+    /// own. A bound for what must hold every epoch, such as a serve cursor's batch count.
+    public var mostBatchesPerEpoch: Int {
+        let rowLength = spec.rowLength
+        let dropsOverlong = spec.packer.overlong == .drop
+        let pieces = lengths.reduce(0) { total, length in
+            length > rowLength && dropsOverlong ? total : total + (length + rowLength - 1) / rowLength
+        }
+        let g = parameters.batchSize
+        return parameters.tail == .drop ? pieces / g : (pieces + g - 1) / g
+    }
+
     /// Rank `rank`'s rows of global batch `batch` of the epoch of `layout`; rows past the
     /// epoch's last are empty (padding). A segment's `sample` is a position in the epoch's
     /// order (``sampleIndex(epoch:position:)``).

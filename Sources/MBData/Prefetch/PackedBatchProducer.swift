@@ -4,14 +4,17 @@ import Synchronization
 /// Packed batches read live from a dataset: each batch's rows packed from its window's
 /// lengths, the segments' samples read with one query, collated by ``PackedBatchCollator``.
 /// Blocks: call it from a worker thread, never from the cooperative pool.
-package final class PackedBatchProducer: Sendable {
+package final class PackedBatchProducer: BatchProducer {
     package let plan: PackedPlan
     let database: DatabasePool
     let collator: PackedBatchCollator
     let reader: SampleReader
+    /// The LZ4 level of ``produce(_:)``.
+    let level: Int32
     private let layouts = Mutex<[Int: PackedEpochLayout]>([:])
 
-    package init(dataset: Dataset, plan: PackedPlan) async throws {
+    /// Batches of `plan` read from `dataset`, compressed at `compressionLevel` by ``produce(_:)``.
+    package init(dataset: Dataset, plan: PackedPlan, compressionLevel: Int32 = 0) async throws {
         guard let schema = try await dataset.schema() else {
             throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
         }
@@ -19,6 +22,7 @@ package final class PackedBatchProducer: Sendable {
         database = dataset.pool
         collator = try PackedBatchCollator(schema: schema, spec: plan.spec)
         reader = SampleReader(schema: schema)
+        level = compressionLevel
     }
 
     /// The layout of `epoch`, packed once and kept (a few integers per window).
@@ -28,6 +32,9 @@ package final class PackedBatchProducer: Sendable {
         layouts.withLock { $0[epoch] = made }
         return made
     }
+
+    /// Whether `epoch`'s layout was made already.
+    package func hasLayout(epoch: Int) -> Bool { layouts.withLock { $0[epoch] != nil } }
 
     /// Global batches of `epoch`.
     package func batchesPerEpoch(epoch: Int) -> Int { plan.batchesPerEpoch(layout(epoch: epoch)) }
@@ -53,8 +60,11 @@ package final class PackedBatchProducer: Sendable {
         return (buffer, rows.reduce(0) { $0 + $1.segments.count })
     }
 
+    /// `item` as one LZ4 frame at the producer's level.
+    package func produce(_ item: PlanItem) throws -> ReadyBatch { try produce(item, level: level) }
+
     /// `item` as one LZ4 frame at `level` with its xxh64; the sample count is its segments.
-    package func produce(_ item: PlanItem, level: Int32 = 0) throws -> ReadyBatch {
+    package func produce(_ item: PlanItem, level: Int32) throws -> ReadyBatch {
         let (buffer, segments) = try collated(item)
         let frame = try LZ4Frame.compress(buffer, level: level)
         return ReadyBatch(

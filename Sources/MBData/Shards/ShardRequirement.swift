@@ -27,6 +27,12 @@ public struct ShardRequirement: Sendable {
         case weighted(names: [String], weights: [MixtureWeight], epochSize: Int?)
     }
 
+    /// The packing the set's batches must have been made with; nil for unpacked batches
+    /// (checked when ``plan`` is given).
+    public private(set) var packing: PackingSpec?
+    /// The packed plan's fingerprint, which a packed set's manifest carries.
+    private var packedFingerprint: String?
+
     /// A requirement for `parameters` alone, without a dataset.
     public init(parameters: PlanParameters, epochs: Range<Int>? = nil, padLengths: [String: Int]? = nil) {
         self.parameters = parameters
@@ -39,6 +45,34 @@ public struct ShardRequirement: Sendable {
         self.init(parameters: plan.parameters, epochs: epochs, padLengths: padLengths)
         self.plan = plan
         self.schema = schema
+    }
+
+    /// A requirement for exactly the packed `plan`: its base plan's parameters, dataset
+    /// version and content, and batches packed by its spec.
+    public init(plan: PackedPlan, schema: Schema? = nil, epochs: Range<Int>? = nil) {
+        self.init(plan: plan.base, schema: schema, epochs: epochs)
+        packing = plan.spec
+        packedFingerprint = plan.fingerprint
+    }
+
+    /// The fingerprint a set's manifest must carry for `plan` (the base plan's, or the packed
+    /// plan's), after refusing a set whose packing is not the one asked for.
+    func fingerprint(of plan: DatasetPlan, in manifest: ShardManifest, refuse: (String) -> MBDataError) throws -> String {
+        switch (manifest.packing, packing) {
+        case (nil, nil):
+            return plan.fingerprint
+        case (let have?, nil):
+            throw refuse("the shards hold batches of \(have.field) packed into rows of \(have.rowLength) tokens; the plan asked for is not packed")
+        case (nil, let asked?):
+            throw refuse("the shards hold unpacked batches; the plan asked for packs \(asked.field) into rows of \(asked.rowLength) tokens")
+        case (let have?, let asked?):
+            guard (try? have.spec()) == asked, let packedFingerprint else {
+                throw refuse(
+                    "the shards hold \(have.field) packed into rows of \(have.rowLength) (window \(have.window), overlong \(have.overlong.rawValue)); asked for \(asked.field) into rows of \(asked.rowLength) (window \(asked.packer.window), overlong \(asked.packer.overlong.rawValue))"
+                )
+            }
+            return packedFingerprint
+        }
     }
 }
 
@@ -63,15 +97,11 @@ extension ShardManifest {
                     "the shards hold a mixture of \(mixture.sources.map(\.name).joined(separator: ", ")); the plan asked for reads one dataset",
                     parameter: "mixture")
             }
-            // A packed set's fingerprint folds in its packing, so it never matches an unpacked plan; say why.
-            if let packing {
+            // A packed set's fingerprint folds in its packing, so it never matches a plan packed otherwise or not at all; say why.
+            let fingerprint = try requirement.fingerprint(of: wanted, in: self) { refuse($0, parameter: "packing") }
+            guard dataset.fingerprint == fingerprint else {
                 throw refuse(
-                    "the shards hold batches of \(packing.field) packed into rows of \(packing.rowLength) tokens; the plan asked for is not packed",
-                    parameter: "packing")
-            }
-            guard dataset.fingerprint == wanted.fingerprint else {
-                throw refuse(
-                    "stale shards: made from dataset version \(dataset.version) (\(dataset.fingerprint)), asked for version \(wanted.datasetVersion) (\(wanted.fingerprint))")
+                    "stale shards: made from dataset version \(dataset.version) (\(dataset.fingerprint)), asked for version \(wanted.datasetVersion) (\(fingerprint))")
             }
             guard dataset.version == wanted.datasetVersion, dataset.samples == wanted.ids.count, dataset.maxId == wanted.maxID else {
                 throw refuse(

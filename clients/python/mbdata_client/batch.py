@@ -63,7 +63,8 @@ class Batch(Mapping):
 
     @property
     def ids(self) -> np.ndarray:
-        """The rows' sample ids (`_id`); −1 on padding rows."""
+        """The rows' sample ids (`_id`); −1 on padding rows. A packed batch's `_id` is
+        `[rows, segments]`: the sample of each segment, −1 after a row's last segment."""
         return self.tensors["_id"]
 
     @property

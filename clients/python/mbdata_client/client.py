@@ -224,18 +224,20 @@ class Client:
         mode: str = "partition",
         replica: int = 0,
         replicas: int = 1,
+        pack: Optional[dict] = None,
     ) -> dict:
         """GET /v1/datasets/{name}/cursor: the state of the cursor these parameters name
         (created if new), before streaming — its id, plan fingerprint, batches per epoch
         and acks. `mode` is partition, replicate or share (share: rank/world default to
-        0/1 rather than the environment). It becomes this Client's current cursor."""
+        0/1 rather than the environment); `pack` as `batches()` takes it. It becomes this
+        Client's current cursor."""
         if mode == "share":
             rank, world = rank_and_world(0 if rank is None else rank, 1 if world is None else world)
         else:
             rank, world = rank_and_world(rank, world)
         if mode not in (*MODES, "share"):
             raise ValueError(f"mode must be partition, replicate or share, got {mode!r}")
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
         add_mode(query, mode, replica, replicas)
         self.flush()
         state = self._transport.json("GET", dataset_path(dataset, "cursor"), query)
@@ -299,6 +301,7 @@ class Client:
         replicas: int = 1,
         resume: Optional[dict] = None,
         start: Optional[int] = None,
+        pack: Optional[dict] = None,
     ) -> Iterator[Batch]:
         """This rank's batches of one epoch, in batch order (GET /v1/datasets/{name}/batches).
 
@@ -306,11 +309,17 @@ class Client:
         are skipped, so a restarted trainer gets exactly what it has not acked. With
         `resume=state` (from `cursor()`), the state is PUT first. `mode="replicate"` with
         `replica`/`replicas` gives each member of a group the same batches. Nothing is
-        sent until the first batch is requested; leaving the loop closes the stream."""
+        sent until the first batch is requested; leaving the loop closes the stream.
+
+        `pack={"tokens": 2048}` packs the variable-length field `tokens` into rows of 2048
+        (optional `"window"` and `"overlong"`: `"split"` or `"drop"`): `batch_size` counts
+        rows, and each batch holds `tokens`, `segment_ids` and `positions` `[rows, 2048]`
+        and `_id` `[rows, segments]` (-1 after a row's last segment). Packed epochs differ
+        in batches: the stream's `stream_headers["mbdata-batches-per-epoch"]` is this one's."""
         rank, world = rank_and_world(rank, world)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (use share() for share mode), got {mode!r}")
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
         add_mode(query, mode, replica, replicas)
         if start is not None:
             query["start"] = int(start)
@@ -333,14 +342,15 @@ class Client:
         rank: int = 0,
         world: int = 1,
         poll_interval: Optional[float] = None,
+        pack: Optional[dict] = None,
     ) -> Iterator[Batch]:
         """Work sharing (POST /v1/datasets/{name}/lease in a loop): each batch is leased to
         one consumer of `group` and must be acked (`batch.ack()`) within `lease_seconds`,
         else it goes to another consumer. While every remaining batch is leased to someone
         else the daemon answers 204; this waits Retry-After, capped at `poll_interval`
         (default: the Client's), and asks again. Ends when every batch of the epoch is
-        acked."""
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle)
+        acked. `pack` packs rows as `batches()` does."""
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
         query["lease_seconds"] = int(lease_seconds)
         cap = self.poll_interval if poll_interval is None else poll_interval
         return leased_batches(self, self._transport, dataset, query, cap)

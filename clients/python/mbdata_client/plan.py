@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-__all__ = ["MODES", "TAILS", "add_mode", "plan_query", "rank_and_world"]
+__all__ = ["MODES", "OVERLONG", "TAILS", "add_mode", "pack_query", "plan_query", "rank_and_world"]
 
 TAILS = ("drop", "pad")
 #: The stream modes of `Client.batches`; share mode has `Client.share` of its own.
 MODES = ("partition", "replicate")
+#: What packing does with a sample longer than a row.
+OVERLONG = ("split", "drop")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -35,6 +37,34 @@ def rank_and_world(rank: Optional[int] = None, world: Optional[int] = None) -> t
     return rank, world
 
 
+def pack_query(pack: Optional[dict]) -> dict:
+    """The query parameters of a packing (serve-protocol.md §1): `pack` is
+    `{FIELD: L}` — pack the variable-length field FIELD into rows of L values — with
+    optional `"window"` (samples per first-fit window, default 1024) and `"overlong"`
+    (`"split"`, the default, or `"drop"`); None for unpacked batches."""
+    if pack is None:
+        return {}
+    if not isinstance(pack, dict):
+        raise TypeError(f"pack must be a dict such as {{'tokens': 2048}}, got {pack!r}")
+    options = {key: value for key, value in pack.items() if key in ("window", "overlong")}
+    fields = [(key, value) for key, value in pack.items() if key not in ("window", "overlong")]
+    if len(fields) != 1:
+        raise ValueError(f"pack names one field and its row length, such as {{'tokens': 2048}}, got {pack!r}")
+    field, length = fields[0]
+    if int(length) < 1:
+        raise ValueError(f"the row length of {field} must be positive, got {length}")
+    query = {"pack": f"{field}:{int(length)}"}
+    if "window" in options:
+        if int(options["window"]) < 1:
+            raise ValueError(f"the packing window must be positive, got {options['window']}")
+        query["pack_window"] = int(options["window"])
+    if "overlong" in options:
+        if options["overlong"] not in OVERLONG:
+            raise ValueError(f"overlong must be one of {OVERLONG}, got {options['overlong']!r}")
+        query["pack_overlong"] = options["overlong"]
+    return query
+
+
 def plan_query(
     batch_size: int,
     epoch: int = 0,
@@ -45,8 +75,10 @@ def plan_query(
     split: Optional[str] = None,
     tail: str = "drop",
     shuffle: bool = True,
+    pack: Optional[dict] = None,
 ) -> dict:
-    """The query parameters of a plan (serve-protocol.md §1)."""
+    """The query parameters of a plan (serve-protocol.md §1), packed by `pack`
+    (`pack_query`) when it is given."""
     if tail not in TAILS:
         raise ValueError(f"tail must be one of {TAILS}, got {tail!r}")
     query = {
@@ -61,6 +93,7 @@ def plan_query(
     }
     if split is not None:
         query["split"] = split
+    query.update(pack_query(pack))
     return query
 
 

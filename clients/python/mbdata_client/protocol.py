@@ -106,6 +106,12 @@ def check_resume(state: dict, *, dataset: str, group: str, mode: str, rank: int,
         compare("shuffle", bool(plan["shuffle"]), query["shuffle"] == "true")
     if plan:
         compare("split", plan.get("split"), query.get("split"))
+    packing = state.get("packing")
+    saved_pack = None if packing is None else f"{packing.get('field')}:{packing.get('row_length')}"
+    compare("pack", saved_pack, query.get("pack"))
+    if packing is not None and "pack" in query:
+        compare("pack_window", packing.get("window"), query.get("pack_window", packing.get("window")))
+        compare("pack_overlong", packing.get("overlong"), query.get("pack_overlong", "split"))
     if mismatches:
         raise ValueError("resume state belongs to another stream: " + "; ".join(mismatches))
 

@@ -111,6 +111,7 @@ class MBDataIterableDataset(IterableDataset):
         pin_memory: bool = False,
         lease_seconds: int = 300,
         client_options: Optional[dict] = None,
+        pack: Optional[dict] = None,
     ):
         super().__init__()
         if ack not in _ACK_MODES:
@@ -129,6 +130,7 @@ class MBDataIterableDataset(IterableDataset):
         self.ack_mode = ack
         self.pin_memory = bool(pin_memory)
         self.lease_seconds = int(lease_seconds)
+        self.pack = None if pack is None else dict(pack)
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
 
@@ -143,7 +145,7 @@ class MBDataIterableDataset(IterableDataset):
         """The partition stream without workers (or one), a share-mode lease loop of one
         group per rank with several."""
         plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
-                    shuffle=self.shuffle, rank=self.rank, world=self.world)
+                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack)
         info = get_worker_info()
         if info is not None and info.num_workers >= 2 and self.ack_mode == "none":
             # nothing acks, so shared leases would never end the epoch: worker 0 reads

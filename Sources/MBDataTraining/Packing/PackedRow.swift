@@ -5,7 +5,7 @@ public struct PackedRow: Sendable, Hashable, Codable {
     /// Non-padding tokens: the segments' lengths summed.
     public private(set) var tokenCount: Int
 
-    init(segments: [PackedSegment]) {
+    package init(segments: [PackedSegment]) {
         self.segments = segments
         tokenCount = segments.reduce(0) { $0 + $1.length }
     }

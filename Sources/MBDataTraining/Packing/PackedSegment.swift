@@ -7,4 +7,11 @@ public struct PackedSegment: Sendable, Hashable, Codable {
     public let offset: Int
     /// Tokens in the segment (1 through the row length).
     public let length: Int
+
+    /// Tokens `offset..<offset + length` of input sample `sample`.
+    package init(sample: Int, offset: Int, length: Int) {
+        self.sample = sample
+        self.offset = offset
+        self.length = length
+    }
 }
