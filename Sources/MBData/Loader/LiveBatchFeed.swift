@@ -12,12 +12,14 @@ struct LiveBatchFeed: LocalBatchFeed {
         let producer = self.producer
         let pool = OrderedWorkPool(count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth) { index in
             let item = items[index]
-            var rows = try producer.rows(item)
-            if configuration.sampleTransform != nil {
-                rows = try rows.map { row in
-                    guard let row else { return nil }
-                    return (row.id, try configuration.transformed(sample: row.values, id: row.id, epoch: item.epoch))
-                }
+            guard configuration.sampleTransform != nil else {
+                let ids = producer.plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.safetensors(ids, as: item))
+                return try configuration.transformed(batch)
+            }
+            let rows = try producer.rows(item).map { row -> BatchCollator.Row in
+                guard let row else { return nil }
+                return (row.id, try configuration.transformed(sample: row.values, id: row.id, epoch: item.epoch))
             }
             let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.collate(rows, as: item))
             return try configuration.transformed(batch)
