@@ -63,6 +63,7 @@ public final class BatchServer: Service, Sendable {
         self.store = store
         // Opening the datasets and scanning the spool block.
         catalog = try await runBlocking { try DatasetCatalog(configuration: configuration, store: store, metrics: metrics) }
+        await catalog.warm()
         book = CursorBook(store: store, metrics: metrics)
         streams = StreamRegistry(limit: configuration.maxStreams, metrics: metrics)
         metrics.register(datasets: configuration.datasets.map(\.name))

@@ -30,6 +30,10 @@ actor DatasetCatalog {
     /// The packed plan of each cursor an ack named (nil: unpacked), read from the store once:
     /// a cursor's id names its packing, and its group's pin keeps its version.
     private var cursorPlans = RecentlyUsed<String, PackedCursor?>(capacity: 4096)
+    /// Split ids by dataset, version and split: every plan over one split shares them.
+    private var snapshots = RecentlyUsed<String, SplitSnapshot>(capacity: 16)
+    /// Scans of a split's ids so far: the work that grows with a dataset's size.
+    private(set) var idScans = 0
 
     /// What resolves a packed cursor's plan.
     private struct PackedCursor {
@@ -139,10 +143,14 @@ actor DatasetCatalog {
     }
 
     private func plan(dataset: Served, parameters: PlanParameters, checkingBatchSize: Bool, version: Int?) async throws -> DatasetPlan {
-        if let version, let plan = plans.value(for: Self.planKey(dataset, version, parameters)) { return plan }
+        // The current version is one read: a new group's plan comes from the caches too.
+        let pinned: Int
+        if let version { pinned = version } else { pinned = try await dataset.dataset.version() }
+        if let plan = plans.value(for: Self.planKey(dataset, pinned, parameters)) { return plan }
         let plan: DatasetPlan
         do {
-            plan = try await dataset.dataset.plan(parameters, version: version)
+            try parameters.validate()
+            plan = try DatasetPlan(parameters, over: await snapshot(dataset, split: parameters.split, version: pinned))
         } catch let error as MBDataError where error.code == .invalidArgument {
             throw ServeError(.badRequest, "invalid_parameter", error.message)
         }
@@ -154,6 +162,26 @@ actor DatasetCatalog {
         }
         plans.insert(plan, for: Self.planKey(dataset, plan.datasetVersion, parameters))
         return plan
+    }
+
+    /// The ids of `split` at `version`, read once and shared by the plans of every group.
+    private func snapshot(_ dataset: Served, split: String?, version: Int) async throws -> SplitSnapshot {
+        let key = [dataset.name, String(version), split.map { "=" + $0 } ?? "*"].joined(separator: "|")
+        if let known = snapshots.value(for: key) { return known }
+        idScans += 1
+        let snapshot = try await dataset.dataset.snapshot(split: split, version: version)
+        snapshots.insert(snapshot, for: key)
+        return snapshot
+    }
+
+    /// Reads every sample's ids at each dataset's current version ahead of the first request,
+    /// so that no consumer's first batch waits for the scan. A dataset that has nothing to
+    /// plan yet (no samples) is skipped: its first request reports why.
+    func warm() async {
+        for served in everyServed() {
+            guard let version = try? await served.dataset.version() else { continue }
+            _ = try? await snapshot(served, split: nil, version: version)
+        }
     }
 
     /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|". An

@@ -51,6 +51,23 @@ import Testing
         #expect(newcomer.datasetVersion == first.datasetVersion + 1)
     }
 
+    /// A new consumer group's first batch must not wait for a scan of the dataset's ids: the
+    /// daemon reads them once per split and version, ahead of the first request, and every
+    /// plan over them — any seed, batch size or order — is made from that read.
+    @Test func aNewGroupsPlanScansNoIdsOnceTheCatalogIsWarm() async throws {
+        let (directory, path, _, catalog, served) = try await Self.digitsCatalog()
+        await catalog.warm()
+        #expect(await catalog.idScans == 1)
+        for seed in 1...5 {
+            _ = try await catalog.pinnedPlan(dataset: served, group: "run-\(seed)", parameters: PlanParameters(seed: UInt64(seed), batchSize: 32))
+        }
+        _ = try await catalog.pinnedPlan(dataset: served, group: "ordered", parameters: PlanParameters(batchSize: 16, shuffle: false))
+        #expect(await catalog.idScans == 1)
+        _ = try await Dataset(path: path).ingest(SourceSpec(paths: [try directory.write("more.jsonl", Self.oneMoreDigit)]))
+        _ = try await catalog.pinnedPlan(dataset: served, group: "newcomer", parameters: PlanParameters(seed: 1, batchSize: 32))
+        #expect(await catalog.idScans == 2, "a new dataset version is read once")
+    }
+
     /// Resolving a plan writes nothing: a request refused after it (429, 409) leaves no pin,
     /// so the group starts on the version current when a request of it is first admitted.
     @Test func resolvingAPlanPinsNothingUntilThePinIsWritten() async throws {

@@ -26,6 +26,24 @@ import Testing
         #expect(state.epochs == [.init(epoch: 0, lowWatermark: 3, finishedAbove: [5])])
     }
 
+    /// A cursor's state is a watermark plus the acked batches above it: a million batches
+    /// acked in queued requests — each out of order within its window, as a client's ack
+    /// thread sends them — leave a state of a few bytes, whatever the epoch's size.
+    @Test func aMillionAckedBatchesLeaveAStateOfAFewBytes() throws {
+        var state = Self.state(batches: 1_000_000, mode: .partition)
+        var generator = SystemRandomNumberGenerator()
+        var largest = 0
+        for window in stride(from: 0, to: 1_000_000, by: 64) {
+            let batches = Array(window..<window + 64).shuffled(using: &generator)
+            #expect(state.ack(epoch: 0, batches: Array(batches[..<40])) == 40)
+            largest = max(largest, state.progress(epoch: 0).finishedAbove.count)
+            #expect(state.ack(epoch: 0, batches: Array(batches[40...])) == 24)
+        }
+        #expect(largest < 64, "never more held above the watermark than one window")
+        #expect(state.epochs == [.init(epoch: 0, lowWatermark: 1_000_000, finishedAbove: [])])
+        #expect(try WireJSON.encode(state).count < 1024)
+    }
+
     @Test func theSameParametersNameTheSameCursorAndOthersAnother() {
         let a = CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 0, replica: 0)
         #expect(a == CursorState.id(dataset: "d", group: "g", mode: .partition, parameters: PlanParameters(seed: 1, batchSize: 8), rank: 0, replica: 0))

@@ -14,11 +14,11 @@ import Testing
 
         let reopened = try await Dataset(path: f.dataset.path).inferenceJob(output: "preds", parameters: parameters)
         #expect(reopened == job)
-        #expect(reopened.plan.ids == Array(1...10) && reopened.batches == 3)
+        #expect(Array(reopened.plan.ids) == Array(1...10) && reopened.batches == 3)
         #expect(try await f.dataset.finishedBatches(of: reopened) == [0])
         // Other parameters make another job, over what the dataset holds now.
         let wider = try await f.dataset.inferenceJob(output: "preds", parameters: OutputFixture.parameters(batchSize: 5))
-        #expect(wider.id != job.id && wider.plan.ids == Array(1...15))
+        #expect(wider.id != job.id && Array(wider.plan.ids) == Array(1...15))
         #expect(try await f.dataset.inferenceJobs(output: "preds") == [job, wider])
         #expect(try await f.dataset.inferenceJobs() == [job, wider])
         #expect(try await f.dataset.inferenceJobs(output: "other") == [])

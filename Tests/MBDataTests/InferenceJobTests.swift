@@ -87,7 +87,7 @@ final class IDModel: InferenceModel {
     /// values the model returned for it.
     static func expectExactlyThePlan(_ dataset: Dataset, _ job: OutputJob, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let rows = try await rows(dataset)
-        #expect(rows.map(\.id) == job.plan.ids, "one row per sample of the plan, nothing else", sourceLocation: sourceLocation)
+        #expect(rows.map(\.id) == Array(job.plan.ids), "one row per sample of the plan, nothing else", sourceLocation: sourceLocation)
         let wrong = rows.filter { $0.pred != IDModel.pred($0.id) || $0.prob != IDModel.prob($0.id) }
         #expect(wrong.isEmpty, "rows whose values are not the model's: \(wrong.prefix(3).map(\.id))", sourceLocation: sourceLocation)
     }

@@ -17,6 +17,17 @@ struct SafetensorsWriter {
     }
 
     func encoded() -> [UInt8] {
+        let header = Self.header(metadata: metadata, tensors: tensors.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) })
+        var out: [UInt8] = []
+        out.reserveCapacity(header.count + tensors.reduce(0) { $0 + $1.bytes.count })
+        out.append(contentsOf: header)
+        for tensor in tensors { out.append(contentsOf: tensor.bytes) }
+        return out
+    }
+
+    /// The 8-byte length and the space-padded JSON header of tensors with these names,
+    /// dtypes, shapes and byte counts, in this order: what precedes their bytes.
+    static func header(metadata: [String: String], tensors: [(name: String, dtype: String, shape: [Int], byteCount: Int)]) -> [UInt8] {
         var entries: [String] = []
         var offset = 0
         if !metadata.isEmpty {
@@ -26,16 +37,15 @@ struct SafetensorsWriter {
         for tensor in tensors {
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             entries.append(
-                "\(Self.quoted(tensor.name)):{\"dtype\":\"\(tensor.dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.bytes.count)]}")
-            offset += tensor.bytes.count
+                "\(Self.quoted(tensor.name)):{\"dtype\":\"\(tensor.dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}")
+            offset += tensor.byteCount
         }
-        var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
-        while header.count % 8 != 0 { header.append(0x20) }
+        var json = Array(("{" + entries.joined(separator: ",") + "}").utf8)
+        while json.count % 8 != 0 { json.append(0x20) }
         var out: [UInt8] = []
-        out.reserveCapacity(8 + header.count + offset)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: header)
-        for tensor in tensors { out.append(contentsOf: tensor.bytes) }
+        out.reserveCapacity(8 + json.count)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: json)
         return out
     }
 

@@ -8,16 +8,18 @@ struct LiveBatchFeed<Producer: LiveRowProducer>: LocalBatchFeed {
         let producer = self.producer
         let pool = OrderedWorkPool(count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth) { index in
             let item = items[index]
+            guard configuration.sampleTransform != nil else {
+                let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.safetensors(item))
+                return try configuration.transformed(batch)
+            }
             var rows = try producer.batchRows(item)
-            if configuration.sampleTransform != nil {
-                let sources = rows.sources
-                rows.rows = try rows.rows.enumerated().map { position, row in
-                    guard let row else { return nil }
-                    // A sample's generator is keyed by its id; in a mixture, ids of different
-                    // sources may be equal, so sources after the first fold their index in.
-                    let key = row.id ^ (Int64(sources?[position] ?? 0) << 48)
-                    return (row.id, try configuration.transformed(sample: row.values, id: key, epoch: item.epoch))
-                }
+            let sources = rows.sources
+            rows.rows = try rows.rows.enumerated().map { position, row in
+                guard let row else { return nil }
+                // A sample's generator is keyed by its id; in a mixture, ids of different
+                // sources may be equal, so sources after the first fold their index in.
+                let key = row.id ^ (Int64(sources?[position] ?? 0) << 48)
+                return (row.id, try configuration.transformed(sample: row.values, id: key, epoch: item.epoch))
             }
             let batch = try Batch(epoch: item.epoch, index: item.batch, rank: item.rank, safetensors: producer.collate(rows, as: item))
             return try configuration.transformed(batch)
@@ -33,6 +35,13 @@ protocol LiveRowProducer: Sendable {
     func batchRows(_ item: PlanItem) throws -> BatchRows
     /// `rows` as the safetensors buffer of `item`.
     func collate(_ rows: BatchRows, as item: PlanItem) -> [UInt8]
+    /// The safetensors buffer of `item` without a sample transform (a producer may read it
+    /// by a faster path than rows then collation).
+    func safetensors(_ item: PlanItem) throws -> [UInt8]
+}
+
+extension LiveRowProducer {
+    func safetensors(_ item: PlanItem) throws -> [UInt8] { collate(try batchRows(item), as: item) }
 }
 
 /// The rows of one batch before collation.

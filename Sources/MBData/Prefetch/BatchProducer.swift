@@ -42,12 +42,14 @@ extension BatchProducer {
 }
 
 /// Batches read live from a dataset: one SQL query per batch (ids sorted for locality),
-/// collation into safetensors, one LZ4 frame, and the frame's xxh64.
+/// collation into safetensors — straight from SQLite's pages when every field has a fixed
+/// shape (`FixedShapeBatchReader`) — one LZ4 frame, and the frame's xxh64.
 package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     package let plan: DatasetPlan
     let database: DatabasePool
     let collator: BatchCollator
     let reader: SampleReader
+    let fixedShape: FixedShapeBatchReader?
     let level: Int32
 
     package init(dataset: Dataset, plan: DatasetPlan, configuration: PrefetchConfiguration = PrefetchConfiguration()) async throws {
@@ -58,15 +60,16 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
         database = dataset.pool
         collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
         reader = SampleReader(schema: schema)
+        fixedShape = FixedShapeBatchReader(schema: schema, flagsValidity: plan.parameters.tail == .pad)
         level = configuration.compressionLevel
     }
 
     package func produce(_ item: PlanItem) throws -> ReadyBatch {
-        let rows = try rows(item)
-        let buffer = collate(rows, as: item)
+        let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
+        let buffer = try safetensors(ids, as: item)
         let frame = try LZ4Frame.compress(buffer, level: level)
         return ReadyBatch(
-            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: rows.compactMap { $0 }.count,
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.count(where: { $0 != nil }),
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
     }
 
@@ -76,6 +79,19 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     /// `rows` as the safetensors buffer of `item`.
     func collate(_ rows: BatchRows, as item: PlanItem) -> [UInt8] { collate(rows.rows, as: item) }
 
+    /// The safetensors buffer of `item` for a live feed, read with one query.
+    func safetensors(_ item: PlanItem) throws -> [UInt8] {
+        try safetensors(plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank), as: item)
+    }
+
+    /// The safetensors buffer of `item`, whose rows are `ids`, read with one query.
+    func safetensors(_ ids: [Int64?], as item: PlanItem) throws -> [UInt8] {
+        try database.read { db in
+            if let fixedShape, let buffer = try fixedShape.batch(db, ids: ids, metadata: Self.metadata(item)) { return buffer }
+            return collator.collate(try reader.rows(db, ids: ids), metadata: Self.metadata(item))
+        }
+    }
+
     /// The rows of `item` in plan order (nil: a padding row), read with one query.
     func rows(_ item: PlanItem) throws -> [BatchCollator.Row] {
         let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
@@ -84,9 +100,11 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
 
     /// `rows` as the safetensors buffer of `item`, its metadata naming the batch.
     func collate(_ rows: [BatchCollator.Row], as item: PlanItem) -> [UInt8] {
-        collator.collate(
-            rows,
-            metadata: ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)])
+        collator.collate(rows, metadata: Self.metadata(item))
+    }
+
+    private static func metadata(_ item: PlanItem) -> [String: String] {
+        ["format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank)]
     }
 }
 

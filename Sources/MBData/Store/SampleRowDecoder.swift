@@ -11,6 +11,22 @@ enum SampleRowDecoder {
         _ db: Database, sql: String, arguments: [any DatabaseValueConvertible], fieldCount: Int,
         _ body: (Int64, String, [SampleValue]) throws -> Void
     ) throws {
+        try forEachRow(
+            db, sql: sql, arguments: arguments, fieldCount: fieldCount,
+            stepping: { handle, id in
+                var values: [SampleValue] = []
+                values.reserveCapacity(fieldCount)
+                for column in 2..<(2 + Int32(fieldCount)) { values.append(value(handle, column)) }
+                try body(id, text(handle, 1), values)
+            })
+    }
+
+    /// Runs `sql` and calls `body` with the statement standing on each row (read its
+    /// columns with `sqlite3_column_*`, field `i` in column `2 + i`) and the row's `_id`.
+    static func forEachRow(
+        _ db: Database, sql: String, arguments: [any DatabaseValueConvertible], fieldCount: Int,
+        stepping body: (OpaquePointer, Int64) throws -> Void
+    ) throws {
         let statement = try db.makeStatement(sql: sql)
         try statement.setArguments(StatementArguments(arguments))
         let handle = statement.sqliteStatement
@@ -24,25 +40,20 @@ enum SampleRowDecoder {
             let code = sqlite3_step(handle)
             if code == SQLITE_DONE { return }
             guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage) }
-            let id = sqlite3_column_int64(handle, 0)
-            let split = text(handle, 1)
-            var values: [SampleValue] = []
-            values.reserveCapacity(fieldCount)
-            for column in 2..<(2 + Int32(fieldCount)) {
-                switch sqlite3_column_type(handle, column) {
-                case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(handle, column)))
-                case SQLITE_FLOAT: values.append(.real(sqlite3_column_double(handle, column)))
-                case SQLITE_TEXT: values.append(.text(text(handle, column)))
-                default:
-                    let count = Int(sqlite3_column_bytes(handle, column))
-                    if let pointer = sqlite3_column_blob(handle, column), count > 0 {
-                        values.append(.blob(Array(UnsafeRawBufferPointer(start: pointer, count: count))))
-                    } else {
-                        values.append(.blob([]))
-                    }
-                }
-            }
-            try body(id, split, values)
+            try body(handle, sqlite3_column_int64(handle, 0))
+        }
+    }
+
+    /// The value of `column` of the row `handle` stands on.
+    static func value(_ handle: OpaquePointer, _ column: Int32) -> SampleValue {
+        switch sqlite3_column_type(handle, column) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(handle, column))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, column))
+        case SQLITE_TEXT: return .text(text(handle, column))
+        default:
+            let count = Int(sqlite3_column_bytes(handle, column))
+            guard let pointer = sqlite3_column_blob(handle, column), count > 0 else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: pointer, count: count)))
         }
     }
 

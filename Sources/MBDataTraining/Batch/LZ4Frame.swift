@@ -18,16 +18,17 @@ public enum LZ4Frame {
         preferences.frameInfo.blockSizeID = LZ4F_max4MB
         preferences.compressionLevel = level
         let bound = LZ4F_compressFrameBound(input.count, &preferences)
-        var output = [UInt8](repeating: 0, count: bound)
-        let written = input.withUnsafeBytes { source in
-            output.withUnsafeMutableBytes { target in
+        var written = 0
+        // Not zero-filled first: liblz4 writes every byte it reports.
+        let output = [UInt8](unsafeUninitializedCapacity: bound) { target, initialized in
+            written = input.withUnsafeBytes { source in
                 LZ4F_compressFrame(target.baseAddress, bound, source.baseAddress, input.count, &preferences)
             }
+            initialized = LZ4F_isError(written) == 0 ? written : 0
         }
         guard LZ4F_isError(written) == 0 else {
             throw MBDataError(.storage, "LZ4 compression failed: \(String(cString: LZ4F_getErrorName(written)))")
         }
-        output.removeSubrange(written...)
         return output
     }
 
