@@ -34,7 +34,7 @@ struct ClusterTests {
     /// daemons reconnect by themselves once it is back; every ack answered 200 before a restart
     /// is in the cursor after it, and no batch's ack is answered 200 twice.
     @Test(
-        .disabled("not yet seen to pass: written at fault13's deadline, its one run on the loaded machine timed out without output; run it alone before enabling"),
+        .disabled("not yet seen to pass: a run of it beside the two other cluster tests (7 s together) did not end within 330 s, so it hangs or stalls; find where before enabling"),
         .timeLimit(.minutes(5)))
     func daemonsReconnectWhenPostgreSQLRestartsMidEpochAndLoseNoAnsweredAck() async throws {
         let directory = try TemporaryDirectory()
