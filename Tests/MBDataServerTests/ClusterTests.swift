@@ -4,6 +4,7 @@ import MBData
 import MBDataTestSupport
 import MBDataWire
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import MBDataServer
@@ -21,10 +22,95 @@ struct ClusterTests {
 
     @Test(
         .disabled(
-            "hangs: the daemon cancelled with requests in flight leaves a connection unanswered (CLOSE-WAIT) and never returns; to be found before it runs"
-        ))
+            "hangs: the daemon cancelled with requests in flight leaves a connection unanswered (CLOSE-WAIT) and never returns; cause not yet found (fault13 ran out of time)"
+        ), .timeLimit(.minutes(5)))
     func sixShareConsumersOnThreeDaemonsAckEveryBatchExactlyOnceThoughADaemonDies() async throws {
         try await Self.shareEpoch(killingADaemon: true)
+    }
+
+    /// PostgreSQL restarted twice mid-epoch under two daemons and four share consumers (issue
+    /// 13 §5): first shut down (its sessions told, 57P01), then crashed (connections simply
+    /// drop). Requests meanwhile get `503 state_unavailable`, which the consumers retry; the
+    /// daemons reconnect by themselves once it is back; every ack answered 200 before a restart
+    /// is in the cursor after it, and no batch's ack is answered 200 twice.
+    @Test(
+        .disabled("not yet seen to pass: a run of it beside the two other cluster tests (7 s together) did not end within 330 s, so it hangs or stalls; find where before enabling"),
+        .timeLimit(.minutes(5)))
+    func daemonsReconnectWhenPostgreSQLRestartsMidEpochAndLoseNoAnsweredAck() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        try await PostgresServer.with { server in
+            let configuration = ServeConfiguration(datasets: [("digits", path)], state: server.url(database: try await server.createDatabase()))
+            try await Self.withDaemons(2, configuration) { addresses, _ in
+                let (events, report) = AsyncStream.makeStream(of: Event.self)
+                let consumed = try await withThrowingTaskGroup(of: [Consumed].self) { group in
+                    group.addTask {
+                        try await Self.restart(server, twiceAsConsumersReport: events, checkingAcksThrough: addresses[0])
+                        return []
+                    }
+                    group.addTask {
+                        defer { report.finish() }
+                        return try await withThrowingTaskGroup(of: Consumed.self) { consumers in
+                            for consumer in 0..<4 {
+                                consumers.addTask { try await Self.consume(daemons: addresses, first: consumer % 2) { report.yield($0) } }
+                            }
+                            return try await consumers.reduce(into: []) { $0.append($1) }
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                let acked = consumed.flatMap(\.acked)
+                #expect(acked.count == Set(acked).count, "a batch's ack answered 200 twice: \(acked.sorted())")
+                #expect(consumed.map(\.unavailable).reduce(0, +) >= 2, "no request met the restarts")
+                // Each daemon reads the store again, and the epoch is complete in it.
+                for address in addresses {
+                    let state = try await Daemon(url: address).state(try await Self.cursor(address))
+                    let progress = state.progress(epoch: 0)
+                    #expect(progress.lowWatermark == state.batchesPerEpoch && progress.finishedAbove.isEmpty, "\(address): \(progress)")
+                }
+            }
+        }
+    }
+
+    /// Restarts `server` twice — a fast shutdown once 40 acks were answered, a crash once 100
+    /// were — each time only after a request met the outage; after each, checks through
+    /// `daemon` that every ack answered 200 so far is in the cursor.
+    static func restart(
+        _ server: PostgresServer, twiceAsConsumersReport events: AsyncStream<Event>, checkingAcksThrough daemon: String
+    ) async throws {
+        var iterator = events.makeAsyncIterator()
+        var acked = Set<Int>()
+        var unavailable = 0
+        func next() async throws {
+            switch await iterator.next() {
+            case .acked(let batch)?: acked.insert(batch)
+            case .unavailable?: unavailable += 1
+            case nil: throw Failure("the consumers ended before PostgreSQL was restarted (\(acked.count) acks)")
+            }
+        }
+        for (immediately, acks) in [(false, 40), (true, 100)] {
+            while acked.count < acks { try await next() }
+            try await server.stop(immediately: immediately)
+            let before = unavailable
+            while unavailable == before { try await next() }
+            try await server.start()
+            let state = try await Self.retryingUnavailable { try await Daemon(url: daemon).state(try await Self.cursor(daemon)) }
+            let stored = PostgresStateStoreTests.acked(state)
+            #expect(acked.isSubset(of: stored), "acks answered 200 but lost: \(acked.subtracting(stored).sorted())")
+        }
+    }
+
+    /// `call`, tried again while the daemon answers `503 state_unavailable` (PostgreSQL is
+    /// coming back), for two minutes at most.
+    static func retryingUnavailable<T: Sendable>(_ call: @Sendable () async throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        while true {
+            do {
+                return try await call()
+            } catch let failure as Failure where failure.description.contains("state_unavailable") && started.duration(to: .now) < .seconds(120) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// One epoch of a share group leased by six consumers, two starting on each of three
@@ -34,34 +120,16 @@ struct ClusterTests {
         let path = try await digitsDataset(directory)
         try await PostgresServer.with { server in
             let configuration = ServeConfiguration(datasets: [("digits", path)], state: server.url(database: try await server.createDatabase()))
-            let (urls, announce) = AsyncStream.makeStream(of: (Int, String).self)
-            let stops = (0..<3).map { _ in AsyncStream.makeStream(of: Void.self) }
-            try await withThrowingTaskGroup(of: Void.self) { daemons in
-                for index in 0..<3 {
-                    let stop = stops[index].stream
-                    daemons.addTask {
-                        // The body's end cancels the daemon at once: no drain, as when its process is killed.
-                        try await withServer(configuration) { url in
-                            announce.yield((index, url))
-                            for await _ in stop {}
-                        }
-                    }
-                }
-                var found = [String](repeating: "", count: 3)
-                var iterator = urls.makeAsyncIterator()
-                for _ in 0..<3 {
-                    guard let (index, url) = await iterator.next() else { throw Failure("a daemon did not start") }
-                    found[index] = url
-                }
-                let addresses = found
-                let killDaemon2 = stops[2].continuation
+            try await Self.withDaemons(3, configuration) { addresses, stop in
                 let acked = try await withThrowingTaskGroup(of: [Int].self) { consumers in
                     for consumer in 0..<6 {
                         consumers.addTask {
-                            try await Self.consume(daemons: addresses, first: consumer % 3) { ackedSoFar in
+                            let ackedSoFar = Mutex(0)
+                            return try await Self.consume(daemons: addresses, first: consumer % 3) { event in
+                                guard case .acked = event else { return }
                                 // Daemon 2 dies once its first consumer has acked three batches.
-                                if killingADaemon && consumer == 2 && ackedSoFar == 3 { killDaemon2.finish() }
-                            }
+                                if killingADaemon && consumer == 2 && ackedSoFar.withLock({ $0 += 1; return $0 }) == 3 { stop(2) }
+                            }.acked
                         }
                     }
                     return try await consumers.reduce(into: [Int]()) { $0 += $1 }
@@ -71,9 +139,44 @@ struct ClusterTests {
                 let progress = state.progress(epoch: 0)
                 #expect(progress.lowWatermark == state.batchesPerEpoch && progress.finishedAbove.isEmpty)
                 #expect(Set(acked) == Set(0..<state.batchesPerEpoch))
-                for stop in stops { stop.continuation.finish() }
-                try await daemons.waitForAll()
             }
+        }
+    }
+
+    /// Runs `count` daemons of `configuration` while `body` runs; `body` gets their URLs and a
+    /// function that stops daemon `i` at once — no drain, as when its process is killed.
+    static func withDaemons(
+        _ count: Int, _ configuration: ServeConfiguration,
+        _ body: @escaping @Sendable (_ addresses: [String], _ stop: @escaping @Sendable (Int) -> Void) async throws -> Void
+    ) async throws {
+        let (urls, announce) = AsyncStream.makeStream(of: (Int, String).self)
+        let stops = (0..<count).map { _ in AsyncStream.makeStream(of: Void.self) }
+        try await withThrowingTaskGroup(of: Void.self) { daemons in
+            for index in 0..<count {
+                let stop = stops[index].stream
+                daemons.addTask {
+                    // The body's end cancels the daemon at once.
+                    try await withServer(configuration) { url in
+                        announce.yield((index, url))
+                        for await _ in stop {}
+                    }
+                }
+            }
+            var found = [String](repeating: "", count: count)
+            var iterator = urls.makeAsyncIterator()
+            for _ in 0..<count {
+                guard let (index, url) = await iterator.next() else { throw Failure("a daemon did not start") }
+                found[index] = url
+            }
+            let continuations = stops.map(\.continuation)
+            do {
+                try await body(found) { continuations[$0].finish() }
+            } catch {
+                for stop in continuations { stop.finish() }
+                throw error
+            }
+            for stop in continuations { stop.finish() }
+            try await daemons.waitForAll()
         }
     }
 
@@ -84,41 +187,74 @@ struct ClusterTests {
         return try WireJSON.decode(CursorState.self, from: Data(answer.body)).cursor
     }
 
-    /// A share consumer as a failing-over client runs: leases from its daemon, acks there,
-    /// and moves to the next daemon when one cannot be reached; returns the batches whose
-    /// acks were answered 200. `acked` hears the count after each.
-    static func consume(daemons: [String], first: Int, acked: @Sendable (Int) -> Void) async throws -> [Int] {
+    /// What one share consumer did.
+    struct Consumed: Sendable {
+        /// The batches whose acks were answered 200.
+        var acked: [Int] = []
+        /// The requests answered `503 state_unavailable`.
+        var unavailable = 0
+    }
+
+    /// What a consumer reports as it goes.
+    enum Event: Sendable {
+        /// An ack of `batch` was answered 200.
+        case acked(batch: Int)
+        /// A request was answered `503 state_unavailable`.
+        case unavailable
+    }
+
+    /// A share consumer as a failing-over client runs (schemas/serve-protocol.md §6): leases
+    /// from its daemon, acks there, and moves to the next daemon when one cannot be reached or
+    /// answers `503 state_unavailable` — an ack is sent again, unchanged. `report` hears every
+    /// 200 ack and every 503; gives up after two minutes without an answer it could use.
+    static func consume(daemons: [String], first: Int, report: @Sendable (Event) -> Void = { _ in }) async throws -> Consumed {
         var current = first
-        var done: [Int] = []
-        var failures = 0
-        while failures < 200 {
+        var consumed = Consumed()
+        var unanswered: Daemon.Lease?
+        var lastAnswer = ContinuousClock.now
+        while lastAnswer.duration(to: .now) < .seconds(120) {
             let daemon = Daemon(url: daemons[current])
             do {
-                switch try await daemon.lease(shareQuery) {
-                case .complete:
-                    return done
-                case .wait:
-                    // Every batch left is leased (some to the dead daemon's consumers, until they expire): ask again.
-                    try await Task.sleep(for: .milliseconds(50))
-                case .batch(let lease):
+                if let lease = unanswered {
                     let body = Array(#"{"leases": [\#(lease.lease)]}"#.utf8)
                     let answer = try await daemon.send(
                         .POST, "/v1/cursors/\(lease.cursor)/acks", body: body, headers: [("Content-Type", "application/json")])
-                    if answer.status == 200 {
-                        done.append(lease.batch)
-                        acked(done.count)
-                    } else if answer.code != "lease_expired" {
-                        throw Failure("ack: \(answer)")
+                    switch (answer.status, answer.code) {
+                    case (200, _):
+                        consumed.acked.append(lease.batch)
+                        report(.acked(batch: lease.batch))
+                    case (409, "lease_expired"):
+                        // Expired, or an earlier try that got no answer committed it: the batch is not this consumer's.
+                        break
+                    case (503, "state_unavailable"): throw Daemon.Unavailable(answer: answer)
+                    default: throw Failure("ack: \(answer)")
+                    }
+                    unanswered = nil
+                } else {
+                    switch try await daemon.lease(shareQuery) {
+                    case .complete:
+                        return consumed
+                    case .wait:
+                        // Every batch left is leased (some to consumers that lost them, until they expire): ask again.
+                        try await Task.sleep(for: .milliseconds(50))
+                    case .batch(let lease):
+                        unanswered = lease
                     }
                 }
+                lastAnswer = .now
             } catch let failure as Failure {
                 throw failure
+            } catch is Daemon.Unavailable {
+                consumed.unavailable += 1
+                report(.unavailable)
+                // A client's backoff: the store is down for every daemon alike.
+                try await Task.sleep(for: .milliseconds(100))
+                current = (current + 1) % daemons.count
             } catch {
                 // No answer: the daemon is gone; the shared cursor is the same on the next one.
-                failures += 1
                 current = (current + 1) % daemons.count
             }
         }
-        throw Failure("a consumer found no daemon to serve it")
+        throw Failure("a consumer found no daemon to serve it for two minutes")
     }
 }

@@ -355,9 +355,16 @@ struct Daemon: Sendable {
         return Answer(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
     }
 
+    /// A `503 state_unavailable` answer: the daemon could not reach its state store; nothing changed.
+    struct Unavailable: Error, CustomStringConvertible {
+        var answer: Answer
+        var description: String { "\(answer)" }
+    }
+
     func lease(_ query: String = InferenceServeTests.query) async throws -> Leased {
         let answer = try await send(.POST, "/v1/datasets/digits/lease?" + query)
         if answer.status == 204 { return .wait }
+        if answer.status == 503 && answer.code == "state_unavailable" { throw Unavailable(answer: answer) }
         guard answer.status == 200, let cursor = answer.headers.first(name: "MBData-Cursor") else { throw Failure("lease: \(answer)") }
         switch try WireDecoder.messages(answer.body).first {
         case .batch(let ready, let lease)?:

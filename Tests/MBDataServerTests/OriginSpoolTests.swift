@@ -49,13 +49,13 @@ struct OriginSpoolTests {
 
         var shardBytes: [Int] { manifest.shards.map(\.bytes) }
 
-        /// Changes one byte of `file` at the origin, in its first frame.
-        func alter(_ file: String) throws {
+        /// Changes one byte of `file` at the origin: by default in its first frame.
+        func alter(_ file: String, at offset: UInt64 = 100) throws {
             let handle = try #require(FileHandle(forUpdatingAtPath: (set as NSString).appendingPathComponent(file)))
             defer { try? handle.close() }
-            try handle.seek(toOffset: 100)
+            try handle.seek(toOffset: offset)
             let byte = try #require(try handle.read(upToCount: 1)?.first)
-            try handle.seek(toOffset: 100)
+            try handle.seek(toOffset: offset)
             try handle.write(contentsOf: [byte ^ 0xFF])
         }
 
@@ -186,6 +186,21 @@ struct OriginSpoolTests {
         await #expect(throws: MBDataError.self) {
             try await withServer(fixture.configuration(spool: [origin])) { _ in }
         }
+    }
+
+    @Test func anAlteredFooterAtTheOriginIsRefusedAtStart() async throws {
+        let fixture = try await Fixture.make()
+        let nginx = try await NginxServer(root: fixture.directory.path("origin"))
+        defer { nginx.stop() }
+        // The footer's last byte: the daemon reads footers by range at start, before any whole file.
+        let shard = fixture.manifest.shards[1]
+        try fixture.alter(shard.file, at: UInt64(shard.bytes - ShardFormat.trailerSize - 1))
+        let error = await #expect(throws: MBDataError.self) {
+            try await withServer(fixture.configuration(spool: ["\(nginx.url)/set/"])) { _ in }
+        }
+        #expect(error?.code == .corruptData, "\(String(describing: error))")
+        #expect(error?.source?.hasSuffix("/set/\(shard.file)") == true, "names the file's URL: \(String(describing: error))")
+        #expect(Self.shardRequests(nginx) <= 2 * fixture.manifest.shards.count, "nothing but footers was fetched")
     }
 
     @Test func aManifestThatChangedAtTheOriginOrIsInvalidIsRefused() async throws {

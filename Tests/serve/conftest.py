@@ -110,8 +110,8 @@ def postgres():
 
 @pytest.fixture(params=CLUSTER_STATES)
 def make_cluster(request, digits_db, tmp_path):
-    """make_cluster(count, *options) → a started `servetest.Cluster` of `count` daemons over
-    one copy of the digits dataset and one state, stopped (exit 0 required) after the test.
+    """make_cluster(count, *options, dataset=None) → a started `servetest.Cluster` of `count`
+    daemons over one copy of the digits dataset (or `dataset`, served as "digits") and one state, stopped (exit 0 required) after the test.
     Parametrised by the state: `sqlite` (a file in the test's folder; one daemon runs at a
     time, the next started when one is killed) and `postgresql` (a fresh database of the
     session's server, or $MBDATA_TEST_POSTGRES; every daemon at once)."""
@@ -122,8 +122,9 @@ def make_cluster(request, digits_db, tmp_path):
         server = request.getfixturevalue("postgres")
         state = server.create_database() if server else os.environ["MBDATA_TEST_POSTGRES"]
 
-    def make(count, *options):
-        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", digits_db, count, *options, state=state, concurrent=postgres)
+    def make(count, *options, dataset=None):
+        cluster = Cluster(tmp_path / f"cluster-{len(clusters)}", dataset or digits_db, count, *options, state=state,
+                          concurrent=postgres)
         clusters.append(cluster)
         return cluster.start()
 
@@ -164,18 +165,33 @@ def reference(server):
     return make
 
 
-@pytest.fixture(scope="session")
-def big_db(mbdata_binary, tmp_path_factory):
-    """64 samples of 256 KiB of noise: a stream of them (16 MiB, incompressible) outgrows
-    every socket buffer, so a consumer that stops reading really blocks the daemon."""
-    folder = tmp_path_factory.mktemp("big")
-    np.save(folder / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 1 << 18), dtype=np.uint8))
+def noise_dataset(mbdata_binary, folder, samples: int, seed: int):
+    """A dataset in `folder` of `samples` samples of 256 KiB of noise (incompressible)."""
+    np.save(folder / "x.npy", np.random.default_rng(seed).integers(0, 256, (samples, 1 << 18), dtype=np.uint8))
     (folder / "big.schema.json").write_text(json.dumps({"name": "big", "fields": [
         {"name": "x", "dtype": "uint8", "shape": [1 << 18]}]}))
     dataset = folder / "big.mbdb"
     subprocess.run([str(mbdata_binary), "ingest", str(dataset), "--schema", str(folder / "big.schema.json"),
-                    f"x={folder / 'x.npy'}"], check=True, capture_output=True, timeout=120)
+                    f"x={folder / 'x.npy'}"], check=True, capture_output=True, timeout=300)
+    (folder / "x.npy").unlink()
     return dataset
+
+
+@pytest.fixture(scope="session")
+def big_db(mbdata_binary, tmp_path_factory):
+    """64 samples of 256 KiB of noise: a stream of them (16 MiB, incompressible) outgrows
+    every socket buffer, so a consumer that stops reading really blocks the daemon."""
+    return noise_dataset(mbdata_binary, tmp_path_factory.mktemp("big"), 64, seed=0)
+
+
+@pytest.fixture(scope="session")
+def long_stream_db(mbdata_binary, tmp_path_factory):
+    """256 samples of 256 KiB of noise (64 MiB): a rank's stream of half of them is larger
+    than everything that may hold it between a daemon and a consumer that paces itself —
+    the daemon's read-ahead, both sockets' buffers (a receive buffer may grow to tcp_rmem's
+    maximum, 32 MiB on many hosts), the client's read-ahead — so its daemon is still
+    writing it when it is killed mid-epoch."""
+    return noise_dataset(mbdata_binary, tmp_path_factory.mktemp("long-stream"), 256, seed=1)
 
 
 @pytest.fixture

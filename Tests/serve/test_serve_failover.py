@@ -13,7 +13,7 @@ import pytest
 
 from mbdata_client import Client, MBDataError, UnavailableError, acked_batches
 from mbdata_client.daemons import DEFAULT_URL, daemon_urls
-from servetest import TRAIN, FakeDaemon, fast_client, free_port
+from servetest import TRAIN, FakeDaemon, fast_client, free_port, metric_samples, request
 
 # Batches of 8 rows: 181 batches, a stream longer than the socket buffers hold, so a stream
 # is still open when its daemon is killed.
@@ -159,9 +159,11 @@ def test_a_submission_resent_to_the_next_daemon_counts_already_done_as_done(fake
 
 class Consumer:
     """A trainer's record: each batch delivered and each ack answered 2xx, checked as they
-    happen — a batch delivered after its ack fails the test."""
+    happen — a batch delivered after its ack fails the test. `count` batches of `size`
+    samples make the epoch."""
 
-    def __init__(self):
+    def __init__(self, count: int = COUNT, size: int = SIZE):
+        self.count, self.size = count, size
         self.delivered: list[int] = []
         self.acked: dict[int, int] = {}
         self.ids: dict[int, list[int]] = {}
@@ -175,11 +177,14 @@ class Consumer:
     def acked_once(self, index: int) -> None:
         self.acked[index] = self.acked.get(index, 0) + 1
 
+    @property
+    def samples(self) -> list[int]:
+        return [i for ids in self.ids.values() for i in ids]
+
     def assert_every_batch_acked_exactly_once(self) -> None:
-        assert sorted(self.acked) == list(range(COUNT)), f"missing {sorted(set(range(COUNT)) - set(self.acked))}"
+        assert sorted(self.acked) == list(range(self.count)), f"missing {sorted(set(range(self.count)) - set(self.acked))}"
         assert set(self.acked.values()) == {1}, {k: v for k, v in self.acked.items() if v != 1}
-        samples = [i for ids in self.ids.values() for i in ids]
-        assert len(samples) == len(set(samples)) == COUNT * SIZE
+        assert len(self.samples) == len(set(self.samples)) == self.count * self.size
 
 
 def in_background(action) -> threading.Thread:
@@ -198,8 +203,8 @@ def in_background(action) -> threading.Thread:
     return thread
 
 
-def join_ok(thread: threading.Thread) -> None:
-    thread.join(60)
+def join_ok(thread: threading.Thread, timeout: float = 60) -> None:
+    thread.join(timeout)
     assert not thread.is_alive(), "the background action did not finish"
     assert not thread.errors, thread.errors  # type: ignore[attr-defined]
 
@@ -224,36 +229,58 @@ def test_a_dead_daemon_listed_first_costs_nothing(make_cluster, group):
     assert acked_batches(client.cursor(), 0) == set(range(COUNT))
 
 
+# The long-stream dataset (conftest's `long_stream_db`, 256 samples of 256 KiB) as two ranks
+# read it: global batches of 2, one sample per rank, 128 batches of 256 KiB per rank.
+LONG_SIZE, LONG_WORLD = 2, 2
+LONG_COUNT = 256 // LONG_SIZE
+# Acks of each rank before daemon A is killed: 120 batches (30 MiB) of each stream remain.
+KILL_AFTER = 8
+
+
 @pytest.mark.parametrize("wait", [True, False], ids=["acks-sent", "acks-queued"])
-def test_a_partition_stream_moves_to_the_next_daemon_when_its_daemon_is_killed(make_cluster, group, wait):
-    """Daemon A is SIGKILLed mid-epoch with the stream open (and, with queued acks, acks in
-    flight); the client moves to B and resumes from the cursor. Queued acks land before
-    the stream reopens, so no batch acked comes again; a batch received but not acked
-    may, and is acked then."""
-    cluster = make_cluster(2)
-    if cluster.concurrent and wait:
-        # On the postgresql variant the premise fails, not the client: both daemons run from
-        # the start, and the daemon has written the whole epoch (181 small batches, END
-        # included) into the socket before the kill, so the stream is never cut and nothing
-        # reconnects; the acks after the kill move to B and every batch is acked exactly once
-        # (checked by hand with the reconnect assertion removed). A cut needs an epoch larger
-        # than the socket buffers.
-        pytest.xfail("postgresql: the whole epoch is delivered before the kill, so no stream is cut")
-    client = failover_client(cluster.urls)
-    consumer = Consumer()
-    successor = None
-    for batch in client.batches("digits", SIZE, group=group, **PLAN):
-        consumer.deliver(batch)
-        batch.ack(wait=wait)
-        consumer.acked_once(batch.index)
-        if len(consumer.delivered) == 20:
-            successor = in_background(lambda: cluster.kill(0))
-    join_ok(successor)
-    assert client.reconnects >= 1, "the stream never reconnected: it ended before the kill"
-    assert client.url == cluster.urls[1]
-    client.flush()
-    consumer.assert_every_batch_acked_exactly_once()
-    assert acked_batches(client.cursor(), 0) == set(range(COUNT))
+def test_partition_streams_move_to_the_next_daemon_when_their_daemon_is_killed(make_cluster, long_stream_db, group, wait):
+    """Two ranks stream from daemon A, each pacing itself as a trainer does; once both have
+    acked 8 batches (and, with queued acks, have acks in flight) A is SIGKILLed, while most
+    of each stream — more than every buffer between A and the rank holds — is still to
+    come, so both streams are cut mid-epoch. Each rank moves to B and resumes from its
+    cursor: queued acks land before the stream reopens, so no batch acked comes again (a
+    batch received but not acked may, and is acked then), and every batch is acked exactly
+    once. With PostgreSQL B first refuses the cursors (`cursor_busy`) until A's stream
+    claims lapse; the clients retry."""
+    cluster = make_cluster(2, dataset=long_stream_db)
+    all_acked = threading.Barrier(LONG_WORLD + 1)  # each rank's 8th ack, and the test
+    killed = threading.Event()
+    clients = [failover_client(cluster.urls) for _ in range(LONG_WORLD)]
+    consumers = [Consumer(LONG_COUNT, LONG_SIZE // LONG_WORLD) for _ in range(LONG_WORLD)]
+
+    def train(rank: int) -> None:
+        client, consumer = clients[rank], consumers[rank]
+        for batch in client.batches("digits", LONG_SIZE, group=group, epoch=0, seed=7, rank=rank, world=LONG_WORLD):
+            consumer.deliver(batch)
+            time.sleep(0.002)  # a training step: the rank reads no faster than it trains
+            batch.ack(wait=wait)
+            consumer.acked_once(batch.index)
+            if len(consumer.delivered) == KILL_AFTER:
+                all_acked.wait(120)
+                assert killed.wait(120), "daemon A was not killed"
+        client.flush()
+
+    ranks = [in_background(lambda rank=rank: train(rank)) for rank in range(LONG_WORLD)]
+    all_acked.wait(120)
+    _, _, metrics = request(cluster.servers[0].port, "GET", "/metrics")
+    served = metric_samples(metrics.decode()).get("mbdata_batches_served_total", 0)
+    cluster.kill(0)
+    killed.set()
+    assert served < LONG_WORLD * LONG_COUNT - 2 * LONG_WORLD, f"daemon A had written {served} batches before the kill"
+    for rank in ranks:
+        join_ok(rank, timeout=300)
+    for client, consumer in zip(clients, consumers):
+        assert client.reconnects >= 1, "the stream was not cut: it ended before the kill"
+        assert client.url == cluster.urls[1]
+        consumer.assert_every_batch_acked_exactly_once()
+        assert acked_batches(client.cursor(), 0) == set(range(LONG_COUNT))
+    samples = consumers[0].samples + consumers[1].samples
+    assert len(samples) == len(set(samples)) == LONG_COUNT * LONG_SIZE, "the ranks' batches overlap"
 
 
 def test_share_leases_are_asked_for_again_on_the_next_daemon(make_cluster, group):
