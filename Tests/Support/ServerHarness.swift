@@ -45,21 +45,38 @@ package func withServer<T: Sendable>(
     let server = try await BatchServer(configuration: configuration, logger: logger, clock: clock) { continuation.yield($0) }
     // The daemon in a service group of its own, as an application would run it; no signals.
     let services = ServiceGroup(configuration: .init(services: [server], logger: logger))
-    return try await withThrowingTaskGroup(of: T?.self) { group in
+    return try await withThrowingTaskGroup(of: HarnessEvent<T>.self) { group in
         group.addTask {
             try await services.run()
-            return nil
+            return .stopped
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
-        group.addTask { try await body(server, "http://127.0.0.1:\(port)") }
+        group.addTask { .finished(try await body(server, "http://127.0.0.1:\(port)")) }
         var result: T?
         while let next = try await group.next() {
-            if let value = next {
+            switch next {
+            case .finished(let value):
                 result = value
+                // A graceful shutdown, as SIGTERM gives the daemon: cancelling the server's task
+                // instead can leave an accepted connection that nobody closes, which traps in
+                // NIO ("Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#3481).
+                await services.triggerGracefulShutdown()
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(60))
+                    return .shutdownTimedOut
+                }
+            case .stopped, .shutdownTimedOut:
                 group.cancelAll()
             }
         }
         return result!
     }
+}
+
+/// What ends each task of ``withServer``.
+private enum HarnessEvent<T: Sendable>: Sendable {
+    case finished(T)
+    case stopped
+    case shutdownTimedOut
 }
