@@ -373,7 +373,17 @@ def render(ctx: Context, info: dict, doc: dict) -> str:
     mixture = doc.get("mixture")
     if mixture:
         out.append("## Mixture overhead (mixture of 3 datasets against one, target ≤ 5% slower)\n")
-        out.append("Measured." if mixture["measured"] else f"Not measured: {mixture['reason']}.")
+        if mixture["measured"]:
+            by_case = {case: median([r["seconds"] for r in mixture["rounds"] if r.get("case") == case]) for case in ("one", "mixture")}
+            rows = next((r["rows"] for r in mixture["rounds"] if r.get("case") == "one"), 0)
+            slower = by_case["mixture"] / by_case["one"] - 1
+            out.append("| case | samples | seconds (median) | samples/s |\n|---|---:|---:|---:|")
+            for case in ("one", "mixture"):
+                out.append(f"| {case} | {rows:,} | {by_case[case]:.2f} | {rows / by_case[case]:,.0f} |")
+            verdict = "met" if slower <= mixture["target"] else "MISSED"
+            out.append(f"\nThe mixture is {slower * 100:.0f}% slower than one dataset (target ≤ {mixture['target'] * 100:.0f}%: {verdict}).")
+        else:
+            out.append(f"Not measured: {mixture['reason']}.")
         out.append("")
     out.append("## Method\n")
     out.append("- Data: `Benchmarks/packing/generate.py` (numpy PCG64, fixed seed); token ids Zipf over 32,000 ids "
