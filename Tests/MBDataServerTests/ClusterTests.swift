@@ -22,7 +22,7 @@ struct ClusterTests {
 
     @Test(
         .disabled(
-            "hangs: the daemon cancelled with requests in flight leaves a connection unanswered (CLOSE-WAIT) and never returns; cause not yet found (fault13 ran out of time)"
+            "hangs: with PostgreSQL state, stopping one daemon mid-epoch (cancelled before, a graceful shutdown since the harness change) leaves a connection unanswered (CLOSE-WAIT) and never returns; cause not yet found"
         ), .timeLimit(.minutes(5)))
     func sixShareConsumersOnThreeDaemonsAckEveryBatchExactlyOnceThoughADaemonDies() async throws {
         try await Self.shareEpoch(killingADaemon: true)
@@ -144,7 +144,8 @@ struct ClusterTests {
     }
 
     /// Runs `count` daemons of `configuration` while `body` runs; `body` gets their URLs and a
-    /// function that stops daemon `i` at once — no drain, as when its process is killed.
+    /// function that stops daemon `i` (``withServer``'s graceful shutdown; the SIGKILL cases run
+    /// real processes, in Tests/serve).
     static func withDaemons(
         _ count: Int, _ configuration: ServeConfiguration,
         _ body: @escaping @Sendable (_ addresses: [String], _ stop: @escaping @Sendable (Int) -> Void) async throws -> Void
@@ -155,7 +156,7 @@ struct ClusterTests {
             for index in 0..<count {
                 let stop = stops[index].stream
                 daemons.addTask {
-                    // The body's end cancels the daemon at once.
+                    // The body's end shuts the daemon down.
                     try await withServer(configuration) { url in
                         announce.yield((index, url))
                         for await _ in stop {}
