@@ -44,9 +44,18 @@ public final class PostgresServer: Sendable {
         let directory = try TemporaryDirectory("pg")
         try await run("/bin/cp", ["-a", template, directory.path("data")])
         try setOwner(directory.url.path)
-        let server = PostgresServer(directory: directory, bin: bin, port: try freePort())
-        try await server.start()
-        return server
+        // A port another process takes between the check and the server's bind (another
+        // test's server) fails the start with "could not bind"; the next port is tried then.
+        var attempt = 1
+        while true {
+            let server = PostgresServer(directory: directory, bin: bin, port: try freePort())
+            do {
+                try await server.start()
+                return server
+            } catch let error as PostgresServerError where error.portWasTaken && attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
     /// Runs `body` with a fresh server, stopped and removed afterwards whatever `body` does.
@@ -72,7 +81,17 @@ public final class PostgresServer: Sendable {
     /// take the database away under a daemon), on the same port with the same data.
     public func start() async throws {
         let options = "-p \(port) -k \(directory.url.path) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        try await Self.run(tool("pg_ctl"), ["-D", data, "-l", directory.path("server.log"), "-w", "-t", "120", "-o", options, "start"], asServer: true)
+        let log = directory.path("server.log")
+        try? FileManager.default.removeItem(atPath: log)
+        do {
+            try await Self.run(tool("pg_ctl"), ["-D", data, "-l", log, "-w", "-t", "120", "-o", options, "start"], asServer: true)
+        } catch var error as PostgresServerError {
+            // pg_ctl only says "Examine the log output": the reason is in the server's log.
+            let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no server log)"
+            error.portWasTaken = serverLog.contains("could not bind") || serverLog.contains("already in use")
+            error.message += "\nserver log:\n" + String(serverLog.suffix(2000))
+            throw error
+        }
     }
 
     /// Stops the server: `fast` (sessions are told the server shuts down, 57P01), or
@@ -148,8 +167,21 @@ public final class PostgresServer: Sendable {
         try FileManager.default.setAttributes([.ownerAccountName: "postgres", .groupOwnerAccountName: "postgres"], ofItemAtPath: path)
     }
 
-    /// A TCP port nothing listens on now, from the kernel.
+    /// A TCP port nothing listens on now, below the kernel's ephemeral range: a port from
+    /// that range could be taken by any outgoing connection before the server binds it.
     private static func freePort() throws -> Int {
+        let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        let candidates = ephemeralStart > 12000 ? 10000..<ephemeralStart : 1024..<ephemeralStart
+        for _ in 0..<100 {
+            let port = Int.random(in: candidates)
+            if try canBind(port) { return port }
+        }
+        throw PostgresServerError(message: "no free port below \(ephemeralStart) after 100 tries")
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound now.
+    private static func canBind(_ port: Int) throws -> Bool {
         #if os(Linux)
             let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
@@ -160,15 +192,11 @@ public final class PostgresServer: Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(socketFD, $0, length) == 0 && getsockname(socketFD, $0, &length) == 0
-            }
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) == 0 }
         }
-        guard bound else { throw PostgresServerError(message: "cannot bind a socket to find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// The `initdb` result every server copies, made once per machine and version.
@@ -200,6 +228,8 @@ public final class PostgresServer: Sendable {
 public struct PostgresServerError: Error, CustomStringConvertible {
     /// What failed.
     public var message: String
+    /// Whether the server could not start because its port was taken meanwhile.
+    public var portWasTaken = false
     /// The message.
     public var description: String { message }
 }

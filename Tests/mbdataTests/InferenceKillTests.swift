@@ -22,8 +22,9 @@ struct InferenceKillTests {
         let valCount = try #require(Int(try await CLI.sqlite(db, "select count(*) from samples where _split = 'val'", in: dir)))
         let total = (valCount + 31) / 32
 
-        // A slow model: 4 calls of 300 ms at a time, so the kill lands between commits.
-        let child = try ChildProcess(trainer, [db.path, state.path, "--predict", "preds", "--model-delay-ms", "300"], in: dir)
+        // A slow model: 4 calls of 2 s at a time, 3 rounds for the 12 batches of val, so the
+        // kill lands seconds before the last commit even when polling is slow on a loaded machine.
+        let child = try ChildProcess(trainer, [db.path, state.path, "--predict", "preds", "--model-delay-ms", "2000"], in: dir)
         var committed = 0
         while child.isRunning, committed == 0 {
             try await Task.sleep(for: .milliseconds(20))
@@ -31,9 +32,9 @@ struct InferenceKillTests {
         }
         child.kill()
         let killed = try await child.wait(timeout: 60)
-        #expect(killed.signaled && killed.status == SIGKILL, "killed while predicting: \(killed)")
+        try #require(killed.signaled && killed.status == SIGKILL, "killed while predicting: \(killed)")
         let atKill = await Self.committedBatches(db, in: dir)
-        #expect(atKill > 0 && atKill < total, "\(atKill) of \(total) batches committed when killed")
+        try #require(atKill > 0 && atKill < total, "\(atKill) of \(total) batches committed when killed")
         let rowsAtKill = try await CLI.sqlite(db, "select count(*) from outputs_preds", in: dir)
         let verify = try await CLI.mbdata(["verify", db.path], in: dir)
         #expect(verify.status == 0, "the file verifies after the kill: \(verify)")
