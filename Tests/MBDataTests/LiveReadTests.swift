@@ -43,4 +43,32 @@ import Testing
         #expect(try await dataset.read { db in try reader.batch(db, ids: [1, 1], metadata: [:]) } == nil)
         #expect(FixedShapeBatchReader(schema: try schema(#"{"name": "v", "fields": [{"name": "t", "dtype": "int32", "shape": [null]}]}"#), flagsValidity: false) == nil)
     }
+
+    /// Dense ids are read with one range scan that skips the rows between them; sparse ones
+    /// with `IN`: either way each wanted row comes once, and only wanted rows come.
+    @Test func denseAndSparseIDsReadExactlyTheWantedRows() async throws {
+        let dir = try TemporaryDirectory()
+        let dataset = try Dataset(path: dir.path("d.mbdb"), create: true)
+        let rows = (0..<200).map { i in "{\"image\": [[1, 2, 3], [4, 5, 6]], \"label\": \(i * 7 - 40), \"score\": 0.5}" }
+        try await ingest(dataset, [try dir.write("a.jsonl", rows.joined(separator: "\n"))], schema: try schema(Self.fixedSchema))
+        let stored = try #require(try await dataset.schema())
+        let cases: [[Int64]] = [
+            Array(20...60),  // contiguous: a range scan
+            Array(stride(from: 10, through: 90, by: 2)) + [91, 91, 92],  // half the range, a repeat: a range scan
+            [3, 50, 97, 150, 199],  // sparse: IN
+            [1], [200], [199, 200, 201, 202],  // edges, and ids past the table's end
+        ]
+        for wanted in cases {
+            let (seen, read) = try await dataset.read { db in
+                var seen: [Int64] = []
+                try SampleReader.forEachRow(db, ids: wanted, fieldCount: stored.fields.count) { _, id in seen.append(id) }
+                return (seen, try SampleReader(schema: stored).rows(db, ids: wanted.filter { $0 <= 200 }.reversed()))
+            }
+            #expect(seen == Array(Set(wanted.filter { $0 <= 200 })).sorted(), "\(wanted)")
+            for (id, row) in zip(wanted.filter { $0 <= 200 }.reversed(), read) {
+                #expect(row?.id == id)
+                #expect(row?.values[1] == .integer((id - 1) * 7 - 40), "sample \(id)")
+            }
+        }
+    }
 }

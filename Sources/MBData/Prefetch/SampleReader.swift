@@ -29,9 +29,26 @@ struct SampleReader {
         }
     }
 
-    /// Runs the query of `wanted` (ascending ids) in chunks under SQLite's limit of bound
-    /// variables, calling `body` on each row found (`SampleRowDecoder.forEachRow`).
+    /// Calls `body` once on each row of `wanted` (ascending ids, perhaps repeated) found in
+    /// the table (`SampleRowDecoder.forEachRow`). Ids that fill at least half of the range
+    /// they span (a plan without shuffle, an inference job) are read with one range scan,
+    /// which walks the table's pages in order; others with `IN` lists under SQLite's limit
+    /// of bound variables, one B-tree search per id.
     static func forEachRow(_ db: Database, ids wanted: [Int64], fieldCount: Int, stepping body: (OpaquePointer, Int64) throws -> Void) throws {
+        guard let first = wanted.first, let last = wanted.last else { return }
+        let (span, overflow) = last.subtractingReportingOverflow(first)
+        if !overflow, span < Int64(wanted.count) * 2 {
+            var next = wanted.startIndex
+            try SampleRowDecoder.forEachRow(
+                db, sql: "SELECT * FROM samples WHERE _id BETWEEN ? AND ? ORDER BY _id", arguments: [first, last], fieldCount: fieldCount,
+                cached: true
+            ) { handle, id in
+                while next < wanted.endIndex, wanted[next] < id { next += 1 }
+                guard next < wanted.endIndex, wanted[next] == id else { return }
+                try body(handle, id)
+            }
+            return
+        }
         for chunk in stride(from: 0, to: wanted.count, by: 30_000) {
             let part = Array(wanted[chunk..<min(chunk + 30_000, wanted.count)])
             let placeholders = Array(repeating: "?", count: part.count).joined(separator: ",")
