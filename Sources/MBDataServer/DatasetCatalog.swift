@@ -232,7 +232,8 @@ actor DatasetCatalog {
     private func packedProducer(dataset: Served, plan: ServedPlan) async throws -> PackedBatchProducer {
         guard let packed = plan.packed else { preconditionFailure("an unpacked plan has no packed producer") }
         if let known = packedProducers.value(for: packed.fingerprint) { return known }
-        let made = try await PackedBatchProducer(dataset: dataset.dataset, plan: packed, compressionLevel: prefetch.compressionLevel)
+        let made = try await PackedBatchProducer(
+            dataset: dataset.dataset, plan: packed, compressionLevel: prefetch.compressionLevel, contentChecksum: prefetch.frameContentChecksum)
         packedProducers.insert(made, for: packed.fingerprint)
         return made
     }

@@ -36,8 +36,14 @@ public struct ServeConfiguration: Sendable {
     /// stream — before it is closed and its stream slot freed; also the longest a drain waits
     /// for a stream's last bytes to leave. Default 60.
     public var stallTimeoutSeconds: Int = 60
-    /// Ready batches held ahead of each stream, and the threads preparing them.
-    public var prefetch = PrefetchConfiguration()
+    /// Ready batches held ahead of each stream, and the threads preparing them. Frames made
+    /// live leave out LZ4's content checksum by default (the message header's xxh64 covers
+    /// them; serve-protocol.md §4).
+    public var prefetch: PrefetchConfiguration = {
+        var prefetch = PrefetchConfiguration()
+        prefetch.frameContentChecksum = false
+        return prefetch
+    }()
     /// Bytes an outputs submission may hold, and the content its LZ4 frame may declare;
     /// more get 413. Default 256 MiB.
     public var maxOutputBytes: Int = 256 << 20

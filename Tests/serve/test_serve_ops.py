@@ -3,6 +3,7 @@ limits, busy cursors, parameter errors, metrics, and shutdown during a stream.""
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 import struct
@@ -224,6 +225,17 @@ def test_a_spool_serves_the_same_batches_from_shard_frames(make_server, mbdata_b
     assert other.stream_headers["mbdata-source"] == "live", "a plan without a shard set is prepared from SQLite"
     assert spooled == [i.tolist() for i in reference(SEED, 0)]
     assert live == [i.tolist() for i in reference(SEED + 1, 0)]
+
+    # Shard frames keep LZ4's content checksum (the shard format requires it); frames made
+    # live leave it out since protocol 1.2, the header's xxh64 covering them.
+    for seed, source, carries in [(SEED, "spool", True), (SEED + 1, "live", False)]:
+        status, headers, body = request(
+            daemon.port, "GET", f"{STREAM}?batch_size={BATCH}&seed={seed}&rank=0&world=1&group=raw-{seed}&split=train")
+        assert status == 200 and headers["mbdata-source"] == source, (status, headers)
+        first = wire.read_message(io.BytesIO(body).read)
+        assert first.kind == wire.KIND_BATCH
+        assert wire.carries_content_checksum(first.payload) is carries, source
+        assert wire.xxh64(first.payload) == first.checksum
 
 
 def test_clients_that_leave_before_the_response_do_not_hold_their_cursor(make_server):

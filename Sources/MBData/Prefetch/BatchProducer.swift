@@ -51,6 +51,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     let reader: SampleReader
     let fixedShape: FixedShapeBatchReader?
     let level: Int32
+    let contentChecksum: Bool
 
     package init(dataset: Dataset, plan: DatasetPlan, configuration: PrefetchConfiguration = PrefetchConfiguration()) async throws {
         guard let schema = try await dataset.schema() else {
@@ -62,12 +63,13 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
         reader = SampleReader(schema: schema)
         fixedShape = FixedShapeBatchReader(schema: schema, flagsValidity: plan.parameters.tail == .pad)
         level = configuration.compressionLevel
+        contentChecksum = configuration.frameContentChecksum
     }
 
     package func produce(_ item: PlanItem) throws -> ReadyBatch {
         let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
         let buffer = try safetensors(ids, as: item)
-        let frame = try LZ4Frame.compress(buffer, level: level)
+        let frame = try LZ4Frame.compress(buffer, level: level, contentChecksum: contentChecksum)
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: ids.count(where: { $0 != nil }),
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))

@@ -11,10 +11,13 @@ package final class PackedBatchProducer: BatchProducer {
     let reader: SampleReader
     /// The LZ4 level of ``produce(_:)``.
     let level: Int32
+    /// Whether frames carry LZ4's content checksum (``PrefetchConfiguration/frameContentChecksum``).
+    let contentChecksum: Bool
     private let layouts = Mutex<[Int: PackedEpochLayout]>([:])
 
-    /// Batches of `plan` read from `dataset`, compressed at `compressionLevel` by ``produce(_:)``.
-    package init(dataset: Dataset, plan: PackedPlan, compressionLevel: Int32 = 0) async throws {
+    /// Batches of `plan` read from `dataset`, compressed at `compressionLevel` by ``produce(_:)``,
+    /// with LZ4's content checksum when `contentChecksum`.
+    package init(dataset: Dataset, plan: PackedPlan, compressionLevel: Int32 = 0, contentChecksum: Bool = true) async throws {
         guard let schema = try await dataset.schema() else {
             throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
         }
@@ -23,6 +26,7 @@ package final class PackedBatchProducer: BatchProducer {
         collator = try PackedBatchCollator(schema: schema, spec: plan.spec)
         reader = SampleReader(schema: schema)
         level = compressionLevel
+        self.contentChecksum = contentChecksum
     }
 
     /// The layout of `epoch`, packed once and kept (a few integers per window).
@@ -66,7 +70,7 @@ package final class PackedBatchProducer: BatchProducer {
     /// `item` as one LZ4 frame at `level` with its xxh64; the sample count is its segments.
     package func produce(_ item: PlanItem, level: Int32) throws -> ReadyBatch {
         let (buffer, segments) = try collated(item)
-        let frame = try LZ4Frame.compress(buffer, level: level)
+        let frame = try LZ4Frame.compress(buffer, level: level, contentChecksum: contentChecksum)
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: segments, uncompressedSize: buffer.count, frame: frame,
             checksum: ShardFormat.xxh64(frame))

@@ -1,7 +1,8 @@
 import CLZ4
 
-/// One batch ↔ one standard LZ4 frame (content size and content checksum on), through the
-/// system liblz4, so `lz4 -d` and Python's `lz4.frame` read what this writes.
+/// One batch ↔ one standard LZ4 frame (content size on, and the content checksum unless the
+/// caller leaves it out), through the system liblz4, so `lz4 -d` and Python's `lz4.frame`
+/// read what this writes.
 ///
 /// A ``ReadyBatch/frame`` decodes with `LZ4Frame.decompress(batch.frame)` into a safetensors
 /// buffer, which ``Batch/init(epoch:index:rank:safetensors:)`` reads.
@@ -9,12 +10,15 @@ import CLZ4
 /// works: call it from a worker thread, not from the cooperative pool, for large frames.
 public enum LZ4Frame {
     /// Compresses `input` into one frame. Level 0 (default) is LZ4's fast mode; 1–12 are HC levels.
+    /// `contentChecksum` (default true) adds LZ4's xxh32 of the content, which shard sets
+    /// require; on incompressible data it costs several times the compression itself, so a
+    /// frame whose xxh64 travels beside it (a live stream's message header) leaves it out.
     ///
     /// - Throws: ``MBDataError`` with ``MBDataError/Code/storage`` if liblz4 fails.
-    public static func compress(_ input: [UInt8], level: Int32 = 0) throws -> [UInt8] {
+    public static func compress(_ input: [UInt8], level: Int32 = 0, contentChecksum: Bool = true) throws -> [UInt8] {
         var preferences = LZ4F_preferences_t()
         preferences.frameInfo.contentSize = UInt64(input.count)
-        preferences.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        preferences.frameInfo.contentChecksumFlag = contentChecksum ? LZ4F_contentChecksumEnabled : LZ4F_noContentChecksum
         preferences.frameInfo.blockSizeID = LZ4F_max4MB
         preferences.compressionLevel = level
         let bound = LZ4F_compressFrameBound(input.count, &preferences)

@@ -16,6 +16,10 @@ public struct PrefetchConfiguration: Sendable, Hashable {
     /// `name.offsets`. Default: none. Another field, or a length below 1, is refused with
     /// `.invalidArgument` when the prefetcher or loader is made.
     public var padLengths: [String: Int] = [:]
+    /// Whether each frame carries LZ4's content checksum (an xxh32 of the batch). Default
+    /// true, as shard sets require; a daemon's live stream turns it off, since every message
+    /// header carries the frame's xxh64.
+    public var frameContentChecksum = true
 
     /// The defaults: depth 8, one worker per active core, LZ4 fast mode, no padding.
     public init() {}
