@@ -144,8 +144,8 @@ class MBDataIterableDataset(IterableDataset):
         """The epoch the next iteration streams (like DistributedSampler.set_epoch)."""
         self.epoch = int(epoch)
 
-    def _new_client(self) -> Client:
-        return Client(self.url, self.token, **self.client_options)
+    def _new_client(self, **defaults: Any) -> Client:
+        return Client(self.url, self.token, **{**defaults, **self.client_options})
 
     def _batches(self, client: Client) -> Iterator[Batch]:
         """The rank's partition stream, read by worker 0 alone when there are workers."""
@@ -166,7 +166,9 @@ class MBDataIterableDataset(IterableDataset):
         return self._segments[1]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        client = self._new_client()
+        # A worker is already ahead of the trainer (DataLoader's prefetch_factor): its client
+        # reads on the worker's own thread, one thread hand-off fewer per batch.
+        client = self._new_client(prefetch=0) if get_worker_info() is not None else self._new_client()
         segments = self._segment_pool()
         if segments is not None:
             client._buffers = segments
