@@ -84,3 +84,12 @@ def test_arrays_outside_the_pool_cross_as_plain_tensors():
     pool = handoff.SegmentPool()
     item = pool.item({"x": np.arange(4)}, {"meta": 1})
     assert type(item) is dict and item["x"].tolist() == [0, 1, 2, 3] and item["meta"] == 1
+
+
+def test_the_training_process_keeps_few_segments_mapped(monkeypatch):
+    monkeypatch.setattr(handoff, "_MAPPED_BYTES_KEPT", 1)
+    handoff._mappings.clear()
+    pools = [handoff.SegmentPool() for _ in range(3)]  # three segments
+    received = [crossed(pool.item(decoded(pool, i), {})) for i, pool in enumerate(pools)]
+    assert [item["_id"].tolist()[0] for item in received] == [1, 5, 9]
+    assert len(handoff._mappings) == 1, "segments beyond the byte budget stay mapped"

@@ -42,8 +42,11 @@ _HEADER = 64
 #: before (a variable-length field) still fits.
 _GRANULE = 1 << 16
 #: Segments the training process keeps mapped after their items are freed, so that a
-#: worker's reused segment is not mapped (and its pages faulted in) again for every batch.
+#: worker's reused segment is not mapped (and its pages faulted in) again for every batch:
+#: at most this many, of at most `_MAPPED_BYTES_KEPT` together (the newest always), and
+#: none of a worker that has exited (a kept mapping keeps the segment's memory alive).
 _MAPPINGS_KEPT = 16
+_MAPPED_BYTES_KEPT = 256 << 20
 # References to a segment's data array while `take` looks at it: the segment's own and
 # getrefcount's argument.
 _UNREFERENCED = 2
@@ -162,8 +165,12 @@ def _mapped(pid: int, fd: int, key: tuple, capacity: int) -> tuple[mmap.mmap, np
         os.close(descriptor)
     entry = (mapping, np.frombuffer(mapping, dtype=np.uint64, count=1))
     with _mappings_lock:
+        for old in [old for old in _mappings if not os.path.exists(f"/proc/{old[0]}")]:
+            del _mappings[old]
         _mappings[key] = entry
-        while len(_mappings) > _MAPPINGS_KEPT:
+        while len(_mappings) > 1 and (
+            len(_mappings) > _MAPPINGS_KEPT or sum(len(m) for m, _ in _mappings.values()) > _MAPPED_BYTES_KEPT
+        ):
             _mappings.popitem(last=False)
     return entry
 
