@@ -149,12 +149,12 @@ class MBDataIterableDataset(IterableDataset):
 
     def _batches(self, client: Client) -> Iterator[Batch]:
         """The rank's partition stream, read by worker 0 alone when there are workers."""
+        plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
+                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack)
         info = get_worker_info()
         if info is not None and info.id != 0:
             return _nothing()
-        return client.batches(self.dataset, self.batch_size, epoch=self.epoch, seed=self.seed, group=self.group,
-                              split=self.split, tail=self.tail, shuffle=self.shuffle, rank=self.rank, world=self.world,
-                              pack=self.pack)
+        return client.batches(self.dataset, self.batch_size, **plan)
 
     def _segment_pool(self) -> Optional[handoff.SegmentPool]:
         """In a DataLoader worker, the process's shared-memory batch buffers (kept on the
