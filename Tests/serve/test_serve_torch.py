@@ -1,6 +1,7 @@
-"""The PyTorch IterableDataset over a live daemon (skipped without torch): without workers
-it reads the rank's partition stream; DataLoader workers share that rank's batches (the
-same plan, so the same shard set), each batch to one worker, every batch acked once."""
+"""The PyTorch IterableDataset over a live daemon (skipped without torch): it reads the
+rank's partition stream — in the training process without workers, in worker 0 with them
+(the same plan, shard set and cursor) — every batch once and acked once; a worker's items
+reach the training process as shared-memory segments it maps, not as copies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import DataLoader  # noqa: E402
 
-from mbdata_client import Client, acked_batches  # noqa: E402
+from mbdata_client import Client, acked_batches, handoff  # noqa: E402
 from mbdata_client.torch import META_KEY, MBDataIterableDataset  # noqa: E402
 from servetest import BATCH, SEED, TRAIN_BATCHES, TRAIN_DROPPED  # noqa: E402
 
@@ -26,7 +27,7 @@ def by_batch(items):
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_workers_share_the_ranks_batches_each_once(server, digits, reference, group, monkeypatch, workers):
+def test_workers_deliver_the_ranks_batches_each_once(server, digits, reference, group, monkeypatch, workers):
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     items = list(DataLoader(dataset(server, group), batch_size=None, num_workers=workers))
@@ -34,6 +35,8 @@ def test_workers_share_the_ranks_batches_each_once(server, digits, reference, gr
     for item in items:
         assert isinstance(item["image"], torch.Tensor) and item["image"].dtype == torch.uint8
         assert item["image"].shape == (BATCH, 8, 8) and item["label"].dtype == torch.int64
+        if handoff.supported():
+            assert not item["image"].is_shared(), "the item was copied into a segment of torch's, not handed off"
     reference_ids = reference(SEED, 0)
     assert by_batch(items) == {k: reference_ids[k].tolist() for k in range(TRAIN_BATCHES)}
     ids = [i for item in items for i in item["_id"].tolist()]
@@ -68,7 +71,7 @@ def test_ranks_and_workers_combine(server, reference, group, monkeypatch):
     half = BATCH // 2
     for item in items:
         meta = item[META_KEY]
-        assert meta["rank"] == 1 and meta["lease"] != 0
+        assert meta["rank"] == 1 and meta["lease"] == 0
         assert item["_id"].tolist() == reference_ids[meta["batch"]][half:].tolist()
     (cursor,) = {item[META_KEY]["cursor"] for item in items}
     assert acked_batches(client.cursor(cursor), 0) == set(range(TRAIN_BATCHES))

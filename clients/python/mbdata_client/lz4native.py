@@ -9,6 +9,9 @@ memory is allocated per batch; `decompress` into a new `bytes` object.
 
 Both are None when liblz4 ≥ 1.9.4 is not found (or MBDATA_NATIVE_LZ4=0); the client then
 decodes with python-lz4, which verifies the content checksum itself.
+
+`decompress_block` decodes one block of a frame (`frames` parses the frame itself, so
+that stored blocks need no decoder at all); None under the same conditions.
 """
 
 from __future__ import annotations
@@ -32,14 +35,41 @@ class _DecompressOptions(ctypes.Structure):
     ]
 
 
-def _load() -> tuple[Optional[Callable[[bytes, int], bytes]], Optional[Callable[[object, np.ndarray], None]]]:
+def _library() -> Optional[ctypes.CDLL]:
     if os.environ.get("MBDATA_NATIVE_LZ4", "1") == "0":
-        return None, None
+        return None
     try:
         library = ctypes.CDLL(ctypes.util.find_library("lz4") or "liblz4.so.1")
         if library.LZ4_versionNumber() < 10904:  # skipChecksums arrived in 1.9.4
-            return None, None
+            return None
     except (OSError, AttributeError):
+        return None
+    return library
+
+
+def _block_decoder(library: Optional[ctypes.CDLL]) -> Optional[Callable[[int, int, int, int, int, int], int]]:
+    if library is None:
+        return None
+    decode_with_prefix = library.LZ4_decompress_safe_usingDict
+    decode_with_prefix.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    decode_with_prefix.restype = ctypes.c_int
+
+    def decompress_block(source: int, size: int, output: int, capacity: int, prefix: int, prefix_size: int) -> int:
+        """Decodes the LZ4 block of `size` bytes at address `source` into at most
+        `capacity` bytes at `output`, the `prefix_size` bytes at `prefix` serving as the
+        earlier output a linked block may refer to (0 for an independent block); the
+        number of bytes written. ValueError when the block is malformed or does not fit:
+        liblz4's safe decoder never reads or writes outside the ranges given."""
+        written = decode_with_prefix(source, output, size, capacity, prefix, prefix_size)
+        if written < 0:
+            raise ValueError(f"malformed LZ4 block ({size} bytes, at most {capacity} decoded)")
+        return written
+
+    return decompress_block
+
+
+def _load(library: Optional[ctypes.CDLL]) -> tuple[Optional[Callable[[bytes, int], bytes]], Optional[Callable[[object, np.ndarray], None]]]:
+    if library is None:
         return None, None
     create = library.LZ4F_createDecompressionContext
     create.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
@@ -99,4 +129,6 @@ def _load() -> tuple[Optional[Callable[[bytes, int], bytes]], Optional[Callable[
     return decompress, decompress_into
 
 
-decompress, decompress_into = _load()
+_LIBRARY = _library()
+decompress, decompress_into = _load(_LIBRARY)
+decompress_block = _block_decoder(_LIBRARY)

@@ -61,7 +61,7 @@ def batch_stream(
                 )
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
-                for message in wire.MessageReader(response.readinto)
+                for message in wire.MessageReader(response.readinto, client._buffers)
             )
             try:
                 for message in ahead(decoded, client.prefetch):

@@ -12,30 +12,28 @@
             ...
 
 Sharding. `rank`/`world` come from RANK / WORLD_SIZE (torchrun) unless given, and pick
-this rank's partition of every global batch, as `Client.batches` does. Without workers
-(or with one) the dataset reads the rank's partition stream. With `n ≥ 2` DataLoader
-workers, the workers share that same stream's batches: each is a share-mode consumer of
-one group (rank `r` of `W`, the same plan and shard set as without workers), leasing the
-next batch no other worker holds; a batch is acknowledged by the worker that got it, and
-one a dead worker held goes to another. Each item holds `batch_size / W` samples, for any
-`n`. The partition stream and the shared leases are two cursors of the daemon: a
-checkpoint (`cursor()`) resumes under the same choice (≤ 1 worker, or ≥ 2). Use
-`DataLoader(batch_size=None)`: the server already batched.
+this rank's partition of every global batch, as `Client.batches` does. The dataset reads
+the rank's partition stream — the same plan, shard set and cursor whatever
+`num_workers`: without workers in the training process (on the client's reader thread),
+with workers in worker 0, the others ending at once (the daemon sends a rank's batches on
+one stream; a second reader would only add a hand-off). Each item holds
+`batch_size / W` samples. Use `DataLoader(batch_size=None)`: the server already batched.
 
-Tensors. Each item's tensors are `torch.from_numpy` views of the decoded batch: no copy in
-the process that decodes it (a worker's items are copied into shared memory by the
-DataLoader, as for any dataset). `pin_memory=True` returns page-locked copies (CUDA only),
-for `tensor.to("cuda", non_blocking=True)`; DataLoader's own `pin_memory=True` does the
-same on its pinning thread.
+Tensors. Each item's tensors are `torch.from_numpy` views of the decoded batch: no copy.
+In a worker (Linux) the batch is decoded into a shared-memory segment of the worker's
+and the item crosses to the training process as that segment's address (`handoff`), where
+the tensors view the same pages: no copy either, where DataLoader would otherwise copy
+every tensor into a new shared-memory segment. `pin_memory=True` returns page-locked
+copies (CUDA only), for `tensor.to("cuda", non_blocking=True)`; DataLoader's own
+`pin_memory=True` does the same on its pinning thread, after the hand-off (prefer it
+with workers).
 
 Acks. `ack="on_next"` (default) acks an item when the iterator that produced it is asked
 for the next one, and the last one when the stream ends. Without workers that is after the
 training step consumed it; with workers the DataLoader prefetches (`prefetch_factor` items
 per worker), so an ack can precede the step by that many items. `ack="manual"` acks
 nothing: call `dataset.ack(item)` after the optimizer step (from the main process), which
-is exact with any number of workers; with workers, ack as you go, since the workers' epoch
-ends once every batch is acked. `ack="none"` never acks (evaluation; with workers, worker
-0 alone reads the stream, as shared leases end only when acked). Acks are
+is exact with any number of workers. `ack="none"` never acks (evaluation). Acks are
 queued and sent in the background (`Batch.ack`); the epoch's iteration ends only once
 they are on the daemon.
 
@@ -45,6 +43,7 @@ comma-separated; None reads $MBDATA_URLS): each worker's Client fails over as `C
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Iterator, Optional, Union
 
@@ -54,6 +53,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("mbdata_client.torch needs PyTorch (pip install torch)") from error
 
+from . import handoff
 from .client import Batch, Client, rank_and_world
 
 __all__ = ["MBDataIterableDataset", "to_torch", "META_KEY"]
@@ -71,15 +71,20 @@ def to_torch(batch: Batch, meta: bool = True, pin_memory: bool = False) -> dict[
     if pin_memory:
         item = {name: tensor.pin_memory() for name, tensor in item.items()}
     if meta:
-        item[META_KEY] = {
-            "cursor": batch.cursor,
-            "epoch": batch.epoch,
-            "batch": batch.index,
-            "rank": batch.rank,
-            "samples": batch.samples,
-            "lease": batch.lease,
-        }
+        item[META_KEY] = provenance(batch)
     return item
+
+
+def provenance(batch: Batch) -> dict[str, Any]:
+    """A batch's provenance, as items carry it under `META_KEY`."""
+    return {
+        "cursor": batch.cursor,
+        "epoch": batch.epoch,
+        "batch": batch.index,
+        "rank": batch.rank,
+        "samples": batch.samples,
+        "lease": batch.lease,
+    }
 
 
 def _nothing() -> Iterator[Batch]:
@@ -129,41 +134,52 @@ class MBDataIterableDataset(IterableDataset):
         self.rank, self.world = rank_and_world(rank, world)
         self.ack_mode = ack
         self.pin_memory = bool(pin_memory)
-        self.lease_seconds = int(lease_seconds)
+        self.lease_seconds = int(lease_seconds)  # unused: kept for callers that pass it
         self.pack = None if pack is None else dict(pack)
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
+        self._segments: Optional[tuple[int, handoff.SegmentPool]] = None  # a worker's (pid, pool)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration streams (like DistributedSampler.set_epoch)."""
         self.epoch = int(epoch)
 
-    def _new_client(self) -> Client:
-        return Client(self.url, self.token, **self.client_options)
+    def _new_client(self, **defaults: Any) -> Client:
+        return Client(self.url, self.token, **{**defaults, **self.client_options})
 
     def _batches(self, client: Client) -> Iterator[Batch]:
-        """The partition stream without workers (or one), a share-mode lease loop of one
-        group per rank with several."""
+        """The rank's partition stream, read by worker 0 alone when there are workers."""
         plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
                     shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack)
         info = get_worker_info()
-        if info is not None and info.num_workers >= 2 and self.ack_mode == "none":
-            # nothing acks, so shared leases would never end the epoch: worker 0 reads
-            # the partition stream alone
-            return client.batches(self.dataset, self.batch_size, **plan) if info.id == 0 else _nothing()
-        if info is not None and info.num_workers >= 2:
-            return client.share(self.dataset, self.batch_size, lease_seconds=self.lease_seconds, **plan)
+        if info is not None and info.id != 0:
+            return _nothing()
         return client.batches(self.dataset, self.batch_size, **plan)
 
+    def _segment_pool(self) -> Optional[handoff.SegmentPool]:
+        """In a DataLoader worker, the process's shared-memory batch buffers (kept on the
+        worker's copy of the dataset, so that persistent workers reuse them)."""
+        if get_worker_info() is None or self.pin_memory or not handoff.supported():
+            return None
+        if self._segments is None or self._segments[0] != os.getpid():
+            self._segments = (os.getpid(), handoff.SegmentPool())
+        return self._segments[1]
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        client = self._new_client()
+        # A worker is already ahead of the trainer (DataLoader's prefetch_factor): its client
+        # reads on the worker's own thread, one thread hand-off fewer per batch.
+        client = self._new_client(prefetch=0) if get_worker_info() is not None else self._new_client()
+        segments = self._segment_pool()
+        if segments is not None:
+            client._buffers = segments
         stream = self._batches(client)
         try:
             for batch in stream:
-                yield to_torch(batch, pin_memory=self.pin_memory)
-                # asked for the next item: done with this one, acked before the next is
-                # leased (a worker holding its last lease unacked would keep the others
-                # waiting for it)
+                if segments is not None:
+                    yield segments.item(batch.tensors, {META_KEY: provenance(batch)})
+                else:
+                    yield to_torch(batch, pin_memory=self.pin_memory)
+                # asked for the next item: done with this one
                 if self.ack_mode == "on_next":
                     batch.ack()
         finally:

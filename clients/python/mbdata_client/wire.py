@@ -34,7 +34,7 @@ import numpy as np
 import safetensors.numpy
 import xxhash
 
-from . import lz4native
+from . import frames, lz4native
 from .buffers import BufferPool
 from .errors import ProtocolError, StreamCutError
 
@@ -70,6 +70,9 @@ class Message:
     checksum: int
     lease: int
     payload: bytes = field(default=b"", repr=False)
+    #: A batch's safetensors buffer when the frame was decoded as it was received
+    #: (`MessageReader` with a pool); `payload` is then empty.
+    decoded: Optional[np.ndarray] = field(default=None, repr=False)
 
     @property
     def kind_name(self) -> str:
@@ -169,15 +172,21 @@ def iter_messages(read: Callable[[int], bytes]) -> Iterator[Message]:
 
 
 class MessageReader:
-    """Reads a stream's messages through `readinto(view)` (an HTTP response's): each batch
-    payload lands in one receive buffer that the next message reuses, so the payload is
-    valid only until the next `read()`; decoding it (`decode_tensors` with a pool) copies
-    it out. End and error payloads are bytes of their own."""
+    """Reads a stream's messages through `readinto(view)` (an HTTP response's).
 
-    def __init__(self, readinto: Callable[[memoryview], int]):
+    With a `pool` (and liblz4), a batch's frame is decoded as it arrives into a buffer
+    from the pool (`frames.FrameReceiver`: stored blocks land in place, no copy) and the
+    message carries it as `decoded`. Otherwise each batch payload lands in one receive
+    buffer that the next message reuses, so the payload is valid only until the next
+    `read()`; decoding it (`decode_tensors` with a pool) copies it out. End and error
+    payloads are bytes of their own."""
+
+    def __init__(self, readinto: Callable[[memoryview], int], pool: Optional[BufferPool] = None):
         self._readinto = readinto
         self._header = bytearray(HEADER.size)
         self._receive = np.empty(0, dtype=np.uint8)
+        self._pool = pool
+        self._frames = frames.FrameReceiver(self._fill) if pool is not None and frames.available() else None
 
     def _fill(self, view: memoryview) -> int:
         filled = 0
@@ -199,6 +208,13 @@ class MessageReader:
         message = parse_header(bytes(self._header))
         if message.kind != KIND_BATCH:
             return check_payload(message, read_exact(self._read_bytes, message.length))
+        if self._frames is not None:
+            output = self._pool.take(message.uncompressed)
+            self._frames.receive(
+                f"batch message (epoch {message.epoch}, batch {message.batch})", message.length, message.checksum, output
+            )
+            message.decoded = output
+            return message
         if self._receive.nbytes < message.length:
             self._receive = np.empty(message.length, dtype=np.uint8)
         payload = memoryview(self._receive)[: message.length]
@@ -252,6 +268,8 @@ def decompress_batch(message: Message, pool: Optional[BufferPool] = None) -> "by
     uint8 array from the pool; otherwise bytes."""
     if message.kind != KIND_BATCH:
         raise ProtocolError(f"{message.kind_name} message has no batch")
+    if message.decoded is not None:
+        return message.decoded
     if lz4native.decompress is None:  # liblz4 itself refuses a frame of another content size
         try:
             info = lz4.frame.get_frame_info(message.payload)
