@@ -128,6 +128,7 @@ def test_a_restarted_daemon_resumes_from_the_acked_batches(make_server, referenc
     received = take(client.batches("digits", BATCH, group=group, **PLAN), 8)
     for batch in received[:7]:
         batch.ack()  # batch 7 was received but not acked
+    client.flush()  # queued acks are on the daemon (acked means done) before it stops
     cursor = client.cursor_id
     daemon.restart()
     state = Client(daemon.url).cursor(cursor)
