@@ -58,7 +58,8 @@ from .client import Batch, Client, rank_and_world
 
 __all__ = ["MBDataIterableDataset", "to_torch", "META_KEY"]
 
-#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples", "lease"}.
+#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples", "lease"},
+#: and a mixture's `"sources"` (the names its `_source` tensor indexes).
 META_KEY = "_mbdata"
 _ACK_MODES = ("on_next", "manual", "none")
 
@@ -79,6 +80,8 @@ def to_torch(batch: Batch, meta: bool = True, pin_memory: bool = False) -> dict[
             "samples": batch.samples,
             "lease": batch.lease,
         }
+        if batch.sources is not None:
+            item[META_KEY]["sources"] = batch.sources
     return item
 
 
@@ -90,12 +93,13 @@ def _nothing() -> Iterator[Batch]:
 class MBDataIterableDataset(IterableDataset):
     """The batches of one epoch of an `mbdata serve` partition stream, as dicts of torch
     tensors; see the module documentation for sharding across ranks and DataLoader
-    workers and for when acks are sent."""
+    workers and for when acks are sent. `dataset=None` with `mix={...}` (and
+    `epoch_size`) reads a mixture, as `Client.batches` does."""
 
     def __init__(
         self,
         url: Union[str, Sequence[str], None],
-        dataset: str,
+        dataset: Optional[str],
         batch_size: int,
         epoch: int = 0,
         seed: int = 0,
@@ -112,6 +116,8 @@ class MBDataIterableDataset(IterableDataset):
         lease_seconds: int = 300,
         client_options: Optional[dict] = None,
         pack: Optional[dict] = None,
+        mix: Optional[dict] = None,
+        epoch_size: Optional[int] = None,
     ):
         super().__init__()
         if ack not in _ACK_MODES:
@@ -131,6 +137,8 @@ class MBDataIterableDataset(IterableDataset):
         self.pin_memory = bool(pin_memory)
         self.lease_seconds = int(lease_seconds)
         self.pack = None if pack is None else dict(pack)
+        self.mix = None if mix is None else dict(mix)
+        self.epoch_size = epoch_size
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
 
@@ -145,7 +153,8 @@ class MBDataIterableDataset(IterableDataset):
         """The partition stream without workers (or one), a share-mode lease loop of one
         group per rank with several."""
         plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
-                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack)
+                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack,
+                    mix=self.mix, epoch_size=self.epoch_size)
         info = get_worker_info()
         if info is not None and info.num_workers >= 2 and self.ack_mode == "none":
             # nothing acks, so shared leases would never end the epoch: worker 0 reads
