@@ -387,7 +387,7 @@ public final class BatchServer: Service, Sendable {
 
     private static func checkRestore(_ state: CursorState, against plan: ServedPlan) throws {
         guard plan.fingerprint == state.planFingerprint, plan.datasetVersion == state.datasetVersion,
-            plan.batchesPerEpoch == state.batchesPerEpoch
+            plan.batchesPerEpoch == state.batchesPerEpoch, plan.mixture?.pinned == state.mixture
         else {
             if let saved = state.mixture, let resolved = plan.mixture?.pinned, let difference = saved.difference(from: resolved) {
                 throw ServeError(.conflict, "cursor_mismatch", "the saved cursor is for another mixture than this daemon resolves: it \(difference)")
