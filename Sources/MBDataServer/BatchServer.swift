@@ -370,12 +370,12 @@ public final class BatchServer: Service, Sendable {
     private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
         let state = try CursorState(restoring: await Self.collectBody(request), id: id)
-        let source: ServedSource =
-            if let mixture = state.mixture {
-                .mixture(try await catalog.served(mixture: MixtureQuery(pinned: mixture)))
-            } else {
-                .dataset(try await catalog.served(Substring(state.dataset)))
-            }
+        let source: ServedSource
+        if let mixture = state.mixture {
+            source = .mixture(try await catalog.served(mixture: MixtureQuery(pinned: mixture)))
+        } else {
+            source = .dataset(try await catalog.served(Substring(state.dataset)))
+        }
         let plan = try await catalog.plan(source: source, group: state.group, parameters: state.plan, packing: state.packing, preferring: state)
         try Self.checkRestore(state, against: plan)
         // The pin the state names is written first; a group pinned meanwhile to another

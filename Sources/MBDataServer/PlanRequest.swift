@@ -148,11 +148,12 @@ package struct PlanRequest: Sendable {
         let windowText = query[Substring(windowName)]
         let overlongText = query[Substring(overlongName)] ?? Substring(OverlongPolicy.split.rawValue)
         do throws(PackingSpec.TextError) {
-            let window = try windowText.map { text throws(PackingSpec.TextError) in
-                guard let window = Int(text) else { throw .window }
-                return window
+            var window = SequencePacker.defaultWindow
+            if let windowText {
+                guard let parsed = Int(windowText) else { throw PackingSpec.TextError.window }
+                window = parsed
             }
-            return try PackingSpec.parse(text, separator: ":", window: window ?? SequencePacker.defaultWindow, overlong: overlongText)
+            return try PackingSpec.parse(text, separator: ":", window: window, overlong: String(overlongText))
         } catch .fieldAndLength {
             throw ServeError.invalidParameter(PlanQuery.packName, PackingSpec.expectedFieldAndLength(separator: ":"), got: text)
         } catch .window {

@@ -48,35 +48,10 @@ import Testing
         return configuration
     }
 
-    /// One delivered row: its source, id and value.
-    struct Row: Hashable {
-        let source: Int32
-        let id: Int64
-        let value: Int64
-    }
+    typealias Row = MixtureRow
+    typealias Recorder = MixtureRecorder
 
-    /// Keeps each delivered batch's rows and bytes; stops the loader after `stopAfter` calls.
-    actor Recorder: Trainer {
-        var rows: [PlanItem: [Row]] = [:]
-        var bytes: [PlanItem: [UInt8]] = [:]
-        let stopAfter: Int?
-
-        init(stopAfter: Int? = nil) { self.stopAfter = stopAfter }
-
-        func train(_ batch: Batch, context: TrainingContext) async throws {
-            let item = PlanItem(epoch: batch.epoch, batch: batch.index, rank: batch.rank)
-            rows[item] = MixtureServeTests.rows(batch)
-            bytes[item] = ["_source", "_id", "value", "tokens", "tokens.offsets"].flatMap { batch[$0]?.bytes ?? [] }
-            if let stopAfter, rows.count == stopAfter { context.stop() }
-        }
-    }
-
-    static func rows(_ batch: Batch) -> [Row] {
-        let sources = batch["_source"]!.int64s().map { Int32($0) }
-        let ids = batch["_id"]!.int64s()
-        let values = batch["value"]!.int64s()
-        return sources.indices.map { Row(source: sources[$0], id: ids[$0], value: values[$0]) }
-    }
+    static func rows(_ batch: Batch) -> [Row] { MixtureRow.rows(of: batch) }
 
     /// Per epoch, the rows each source contributed.
     static func counts(_ rows: [PlanItem: [Row]]) -> [Int: [Int]] {
@@ -107,6 +82,7 @@ import Testing
             return recorder
         }
         #expect(await served.bytes == expected, "the daemon serves the local mixture's batches")
+        #expect(await served.sourcesAreInt32)
         let rows = await served.rows
         #expect(Self.counts(rows) == [0: counts, 1: counts, 2: counts], "each epoch holds every source's exact share")
         for row in rows.values.joined() {

@@ -32,14 +32,14 @@ extension PackingSpec {
     /// - Throws: ``TextError`` naming the part that is wrong.
     public static func parse(
         _ text: some StringProtocol, separator: Character, window: Int = SequencePacker.defaultWindow,
-        overlong: some StringProtocol = OverlongPolicy.split.rawValue
+        overlong: String = OverlongPolicy.split.rawValue
     ) throws(TextError) -> PackingSpec {
         let parts = text.split(separator: separator, omittingEmptySubsequences: false)
         guard parts.count == 2, Schema.isValidFieldName(String(parts[0])), let length = Int(parts[1]), rowLengths.contains(length) else {
             throw .fieldAndLength
         }
         guard windows.contains(window) else { throw .window }
-        guard let policy = OverlongPolicy(rawValue: String(overlong)) else { throw .overlong }
+        guard let policy = OverlongPolicy(rawValue: overlong) else { throw .overlong }
         do {
             return try PackingSpec(field: String(parts[0]), rowLength: length, window: window, overlong: policy)
         } catch {
