@@ -67,6 +67,7 @@ import Testing
     static func run(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws -> Recorder {
         let recorder = Recorder()
         try await MultiBatchLoader(configuration: configuration, resumingFrom: checkpoint).run(trainer: recorder)
+        #expect(await recorder.sourcesAreInt32, "_source is int32")
         return recorder
     }
 
