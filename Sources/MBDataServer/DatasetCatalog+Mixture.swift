@@ -1,3 +1,4 @@
+import HTTPTypes
 import MBData
 import MBDataWire
 
