@@ -47,15 +47,15 @@ def sources(mbdata_binary, tmp_path_factory):
 class MixtureServer(Server):
     """`mbdata serve web=… code=… books=…` with its state in `directory` or `state`."""
 
-    def __init__(self, directory, paths, state=None):
-        super().__init__(directory, paths["web"])
+    def __init__(self, directory, paths, state=None, options=()):
+        super().__init__(directory, paths["web"], *options)
         self.paths = paths
         if state is not None:
             self.state = state
 
     def command(self) -> list[str]:
         return [str(binary()), "serve", *[f"{name}={path}" for name, path in self.paths.items()],
-                "--port", str(self.port), "--state", str(self.state)]
+                "--port", str(self.port), "--state", str(self.state), *self.options]
 
 
 @pytest.fixture(params=CLUSTER_STATES)
@@ -172,3 +172,30 @@ def test_unknown_sources_bad_weights_and_another_mixture_are_refused(mix_server,
     with pytest.raises(MBDataError) as caught:
         client.plan_cursor(mix={"web": 0.5, "code": 0.3, "books": 0.2}, epoch_size=40, batch_size=BATCH, group=group)
     assert (caught.value.status, caught.value.code) == (409, "cursor_mismatch") and "weight" in caught.value.message
+
+
+def test_a_mixture_spool_serves_the_live_batches(sources, tmp_path, group):
+    spool = tmp_path / "spool"
+    command = [str(binary()), "shard", "--mix", *[f"{sources[name]}={weight}" for name, weight in MIX.items()],
+               "--epoch-size", "40", "--out", str(spool / "mix"), "--batch-size", str(BATCH), "--seed", str(SEED), "--epochs", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    daemon = MixtureServer(tmp_path / "serve", sources, options=("--spool", str(spool))).start()
+    try:
+        plan = dict(mix=MIX, epoch_size=40, batch_size=BATCH, seed=SEED, epoch=1)
+        client = Client(daemon.url)
+        spooled = [b.ids.copy() for b in client.batches(group=group, **plan)]
+        assert client.stream_headers["mbdata-source"] == "spool"
+        live = Client(daemon.url)
+        other = [b.ids.copy() for b in live.batches(group=group + "-other", **dict(plan, epoch_size=None, mix={"web": 0.5, "code": 0.5}))]
+        assert live.stream_headers["mbdata-source"] == "live", "another mixture is read live"
+        assert other
+        reference = MixtureServer(tmp_path / "serve-live", sources).start()
+        try:
+            expected = [b.ids.copy() for b in Client(reference.url).batches(group=group, **plan)]
+        finally:
+            reference.stop_ok()
+        assert len(spooled) == len(expected) == 10
+        assert all(np.array_equal(a, b) for a, b in zip(spooled, expected))
+    finally:
+        daemon.stop_ok()
