@@ -48,8 +48,13 @@ public final class ServeSource: RemoteBatchSource {
         }
     }
 
-    /// The dataset's name on the daemon (what `mbdata serve NAME=path` called it).
+    /// The dataset's name on the daemon (what `mbdata serve NAME=path` called it); for a
+    /// mixture source, `mix:` and its sources' names (the daemon's cursors call it so).
     public let dataset: String
+    /// The mixture of served datasets the source reads (`/v1/mixture/…?mix=…`, protocol
+    /// 1.2); nil for one dataset. Batches carry `_source` (int32 `[B]`: each row's index in
+    /// ``MixtureQuery/sources``, -1 on padding rows) and the names in their `sources` metadata.
+    public let mixture: MixtureQuery?
     /// The consumer group: loaders of one training run share a group, and the daemon keeps
     /// one cursor per group and rank.
     public let group: String
@@ -117,6 +122,37 @@ public final class ServeSource: RemoteBatchSource {
         self.group = group
         self.reconnects = reconnects
         self.packing = packing
+        mixture = nil
+    }
+
+    /// A source for a mixture of datasets served by the daemon(s) at `url` (several
+    /// separated by commas); nothing is sent until the loader prepares it.
+    ///
+    /// ```swift
+    /// let source = try ServeSource(url: "http://127.0.0.1:7070", mixture: [.init(name: "web", weight: 0.6), .init(name: "code", weight: .repeat(2))])
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - mixture: The served datasets by name, with their weights, in `_source` order (a
+    ///     component's dataset, if it has one, is not read: the daemon reads its own).
+    ///   - epochSize: Draws per epoch (proportion weights; default the sources' sizes summed).
+    ///   - The others: as ``init(url:dataset:group:token:reconnects:timeouts:packing:)``.
+    /// - Throws: `MBDataError` with `.invalidArgument` when no URL is given or one is not such
+    ///   a URL, or the mixture has no source.
+    public init(
+        url: String? = nil, mixture: [MixtureComponent], epochSize: Int? = nil, group: String = "default", token: String? = nil,
+        reconnects: Int = 20, timeouts: Timeouts = .init()
+    ) throws {
+        guard !mixture.isEmpty else { throw MBDataError(.invalidArgument, "a mixture needs at least one source", parameter: "mixture") }
+        let given = (url.map { $0.split(separator: ",").map(String.init) } ?? Self.environmentURLs())
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        transport = try HTTPTransport(urls: given, token: token, timeouts: timeouts, rounds: reconnects)
+        let query = MixtureQuery(components: mixture, epochSize: epochSize)
+        self.mixture = query
+        dataset = "mix:" + query.sources.map(\.name).joined(separator: ",")
+        self.group = group
+        self.reconnects = reconnects
+        packing = nil
     }
 
     /// `MBDATA_URLS` split at commas, else `MBDATA_URL`, else `http://127.0.0.1:7070`.
@@ -132,13 +168,16 @@ public final class ServeSource: RemoteBatchSource {
     }
 
     private func query(_ configuration: MultiBatchLoader.Configuration, extra: [(String, String)] = []) -> String {
-        let items = PlanQuery(plan: configuration.plan, rank: configuration.rank, group: group, packing: packing).items + extra
+        let items = PlanQuery(plan: configuration.plan, rank: configuration.rank, group: group, packing: packing, mixture: mixture).items + extra
         var components = URLComponents()
         components.queryItems = items.map { URLQueryItem(name: $0.0, value: $0.1) }
         return components.percentEncodedQuery ?? ""
     }
 
-    private var datasetPath: String { "/v1/datasets/" + (dataset.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? dataset) }
+    private var datasetPath: String {
+        guard mixture == nil else { return "/v1/mixture" }
+        return "/v1/datasets/" + (dataset.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? dataset)
+    }
 
     /// Asks the daemon for the cursor of this group and rank under `configuration`'s plan,
     /// then restores it to `checkpoint` (or resets it when nil).
@@ -150,6 +189,11 @@ public final class ServeSource: RemoteBatchSource {
     public func prepare(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws -> RemotePlan {
         guard configuration.padLengths.isEmpty, configuration.sampleTransform == nil else {
             throw MBDataError(.invalidArgument, "a serve source cannot pad fields or run sample transforms: the daemon prepares the batches")
+        }
+        if !configuration.mixture.isEmpty, MixtureQuery(components: configuration.mixture, epochSize: configuration.epochSize) != mixture {
+            throw MBDataError(
+                .invalidArgument, "the configuration's mixture is not the serve source's: give the mixture to ServeSource(url:mixture:epochSize:)",
+                parameter: "MultiBatchLoader.Configuration.mixture")
         }
         let state = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration), as: CursorState.self)
         cursor.withLock { $0 = state.cursor }
@@ -171,7 +215,8 @@ public final class ServeSource: RemoteBatchSource {
             _ = try await transport.call(.DELETE, "/v1/cursors/\(state.cursor)")
         }
         limit.withLock { $0 = packing == nil ? nil : batchesPerEpoch }
-        return RemotePlan(fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: batchesPerEpoch)
+        return RemotePlan(
+            fingerprint: state.planFingerprint, datasetVersion: state.datasetVersion, batchesPerEpoch: batchesPerEpoch, mixture: state.mixture)
     }
 
     /// The batches the loader takes of each epoch: the cursor's, or for a packed plan the

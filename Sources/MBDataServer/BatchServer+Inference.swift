@@ -14,7 +14,7 @@ extension BatchServer {
         let (job, planRequest) = try await inferenceJob(request, context)
         let inference = self.inference
         return try await leaseAnswer(
-            try await inference.lease(job, seconds: planRequest.leaseSeconds), served: job.served, plan: ServedPlan(job.plan),
+            try await inference.lease(job, seconds: planRequest.leaseSeconds), source: .dataset(job.served), plan: ServedPlan(job.plan),
             batches: job.plan.plan.batchesPerEpoch, cursor: job.cursor, mode: .infer, epoch: 0, rank: 0
         ) { await inference.release(lease: $0) }
     }

@@ -132,17 +132,15 @@ public final class BatchServer: Service, Sendable {
         router.get("/v1/datasets/:name/cursor") { request, context in
             let mode = request.uri.queryParameters["mode"]
             guard mode != "infer" else { return try await self.inferenceCursor(request, context) }
-            let resolved = try await self.commit(self.resolve(request, context, leasing: mode == "share"))
-            // The epoch's batches: a packed plan's epochs differ (a loader over serve asks each of its epochs).
-            let batches = try await self.catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: resolved.request.epoch)
-            var response = try Self.json(resolved.cursor)
-            response.headers[.mbdataBatchesPerEpoch] = String(batches)
-            return response
+            return try await self.cursor(request, context)
         }
         router.post("/v1/datasets/:name/lease") { request, context in
             guard request.uri.queryParameters["mode"] != "infer" else { return try await self.inferenceLease(request, context) }
             return try await self.lease(request, context)
         }
+        router.get("/v1/mixture/batches") { request, context in try await self.stream(request, context) }
+        router.get("/v1/mixture/cursor") { request, context in try await self.cursor(request, context) }
+        router.post("/v1/mixture/lease") { request, context in try await self.lease(request, context) }
         router.get("/v1/cursors/:id") { _, context in
             let id = String(Self.parameter("id", context))
             if let job = try await self.inference.job(id) { return try Self.json(await self.inference.state(job)) }
@@ -168,41 +166,67 @@ public final class BatchServer: Service, Sendable {
     // MARK: - Batches
 
     private struct Resolved {
-        var served: DatasetCatalog.Served
+        var source: ServedSource
         var request: PlanRequest
         var plan: ServedPlan
         var cursor: CursorState
     }
 
-    /// What a batch, lease or cursor request names, checked; changes no state.
+    /// What a batch, lease or cursor request names, checked; changes no state. A request on
+    /// `/v1/datasets/{name}/…` reads that dataset; one on `/v1/mixture/…` the mixture its
+    /// `mix` names.
     private func resolve(_ request: Request, _ context: BasicRequestContext, leasing: Bool) async throws -> Resolved {
-        let served = try await catalog.served(Self.parameter("name", context))
-        let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: leasing)
+        let query = request.uri.queryParameters
+        let source: ServedSource
+        let planRequest: PlanRequest
+        if let name = context.parameters.get("name") {
+            source = .dataset(try await catalog.served(Substring(name)))
+            planRequest = try PlanRequest(query: query, leasing: leasing)
+            if planRequest.mixture != nil {
+                throw ServeError.invalidParameter(
+                    MixtureQuery.mixName, "nothing on a dataset's routes (a mixture is read from /v1/mixture/…)", got: query[Substring(MixtureQuery.mixName)])
+            }
+        } else {
+            planRequest = try PlanRequest(query: query, leasing: leasing)
+            guard let mixture = planRequest.mixture else { throw ServeError.invalidParameter(MixtureQuery.mixName, MixtureQuery.expected, got: nil) }
+            source = .mixture(try await catalog.served(mixture: mixture))
+        }
         let plan = try await catalog.plan(
-            dataset: served, group: planRequest.group, parameters: planRequest.parameters, packing: planRequest.packing)
-        let resolved = Resolved(served: served, request: planRequest, plan: plan, cursor: Self.freshCursor(served, planRequest, plan))
+            source: source, group: planRequest.group, parameters: planRequest.parameters, packing: planRequest.packing)
+        let resolved = Resolved(source: source, request: planRequest, plan: plan, cursor: Self.freshCursor(source, planRequest, plan))
         try await book.check(resolved.cursor)
         return resolved
     }
 
-    private static func freshCursor(_ served: DatasetCatalog.Served, _ planRequest: PlanRequest, _ plan: ServedPlan) -> CursorState {
+    private static func freshCursor(_ source: ServedSource, _ planRequest: PlanRequest, _ plan: ServedPlan) -> CursorState {
         CursorState(
             cursor: CursorState.id(
-                dataset: served.name, group: planRequest.group, mode: planRequest.mode, parameters: planRequest.parameters,
+                dataset: source.name, group: planRequest.group, mode: planRequest.mode, parameters: planRequest.parameters,
                 packing: planRequest.packing, rank: planRequest.rank, replica: planRequest.replica),
-            dataset: served.name, group: planRequest.group, mode: planRequest.mode, rank: planRequest.rank, replica: planRequest.replica,
+            dataset: source.name, group: planRequest.group, mode: planRequest.mode, rank: planRequest.rank, replica: planRequest.replica,
             plan: planRequest.parameters, planFingerprint: plan.fingerprint, datasetVersion: plan.datasetVersion,
-            batchesPerEpoch: plan.batchesPerEpoch, epochs: [], packing: planRequest.packing)
+            batchesPerEpoch: plan.batchesPerEpoch, epochs: [], packing: planRequest.packing, mixture: plan.mixture?.pinned)
+    }
+
+    /// The cursor of a batch stream's or lease's plan, created on first use; its
+    /// `MBData-Batches-Per-Epoch` is the epoch's (a packed plan's epochs differ: a loader over
+    /// serve asks each of its epochs).
+    private func cursor(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let resolved = try await commit(resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share"))
+        let batches = try await catalog.batches(source: resolved.source, plan: resolved.plan, epoch: resolved.request.epoch)
+        var response = try Self.json(resolved.cursor)
+        response.headers[.mbdataBatchesPerEpoch] = String(batches)
+        return response
     }
 
     /// Writes what an admitted request creates — its group's pin, its cursor — and returns
     /// it as the daemon now believes it. Called only once nothing can refuse the request.
     private func commit(_ resolved: Resolved) async throws -> Resolved {
         var resolved = resolved
-        let pinned = try await catalog.pin(dataset: resolved.served, group: resolved.request.group, plan: resolved.plan)
+        let pinned = try await catalog.pin(source: resolved.source, group: resolved.request.group, plan: resolved.plan)
         if pinned.fingerprint != resolved.plan.fingerprint {
             resolved.plan = pinned
-            resolved.cursor = Self.freshCursor(resolved.served, resolved.request, pinned)
+            resolved.cursor = Self.freshCursor(resolved.source, resolved.request, pinned)
         }
         resolved.cursor = try await book.cursor(resolved.cursor)
         return resolved
@@ -245,11 +269,11 @@ public final class BatchServer: Service, Sendable {
         do {
             resolved = try await commit(resolved)
             let planRequest = resolved.request
-            batches = try await catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch)
+            batches = try await catalog.batches(source: resolved.source, plan: resolved.plan, epoch: planRequest.epoch)
             items = resolved.cursor.unacked(epoch: planRequest.epoch, from: planRequest.start, count: min(batches, planRequest.end))
                 .map { PlanItem(epoch: planRequest.epoch, batch: $0, rank: planRequest.rank) }
             (producer, spooled) = try await catalog.producer(
-                dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
+                source: resolved.source, plan: resolved.plan, epoch: planRequest.epoch, rank: planRequest.rank)
         } catch {
             ticket.close()
             await claim.release()
@@ -265,11 +289,11 @@ public final class BatchServer: Service, Sendable {
         let logger = self.logger
         var streamLogger = logger
         streamLogger[metadataKey: "cursor"] = "\(id)"
-        streamLogger[metadataKey: "dataset"] = "\(resolved.served.name)"
+        streamLogger[metadataKey: "dataset"] = "\(resolved.source.name)"
         streamLogger[metadataKey: "epoch"] = "\(planRequest.epoch)"
         streamLogger[metadataKey: "rank"] = "\(planRequest.rank)"
         let send = StreamSender(
-            prefetcher: prefetcher, cursor: id, dataset: resolved.served.name, mode: planRequest.mode, book: book, metrics: metrics,
+            prefetcher: prefetcher, cursor: id, dataset: resolved.source.name, mode: planRequest.mode, book: book, metrics: metrics,
             drain: drain, claim: claim, logger: streamLogger)
         let book = self.book
         return Response(
@@ -292,10 +316,10 @@ public final class BatchServer: Service, Sendable {
         let resolved = try await commit(resolve(request, context, leasing: true))
         let planRequest = resolved.request
         let book = self.book
-        let batches = try await catalog.batches(dataset: resolved.served, plan: resolved.plan, epoch: planRequest.epoch)
+        let batches = try await catalog.batches(source: resolved.source, plan: resolved.plan, epoch: planRequest.epoch)
         return try await leaseAnswer(
             try await book.lease(resolved.cursor, epoch: planRequest.epoch, count: batches, seconds: planRequest.leaseSeconds),
-            served: resolved.served, plan: resolved.plan, batches: batches, cursor: resolved.cursor.cursor, mode: .share,
+            source: resolved.source, plan: resolved.plan, batches: batches, cursor: resolved.cursor.cursor, mode: .share,
             epoch: planRequest.epoch, rank: planRequest.rank
         ) { await book.release(lease: $0) }
     }
@@ -304,7 +328,7 @@ public final class BatchServer: Service, Sendable {
     /// `complete`, or `204` with `Retry-After`. A batch whose message cannot be made is
     /// given back through `release`. `batches` is the epoch's.
     func leaseAnswer(
-        _ outcome: LeaseOutcome, served: DatasetCatalog.Served, plan: ServedPlan, batches: Int, cursor: String, mode: StreamMode,
+        _ outcome: LeaseOutcome, source: ServedSource, plan: ServedPlan, batches: Int, cursor: String, mode: StreamMode,
         epoch: Int, rank: Int, release: @Sendable (UInt64) async -> Void
     ) async throws -> Response {
         switch outcome {
@@ -320,9 +344,9 @@ public final class BatchServer: Service, Sendable {
         case .leased(let batch, let lease):
             let item = PlanItem(epoch: epoch, batch: batch, rank: rank)
             do {
-                let (producer, spooled) = try await catalog.producer(dataset: served, plan: plan, epoch: epoch, rank: rank)
+                let (producer, spooled) = try await catalog.producer(source: source, plan: plan, epoch: epoch, rank: rank)
                 let outgoing = try await runBlocking { try OutgoingBatch.make(item, from: producer, lease: lease) }
-                metrics.served(dataset: served.name, mode: mode, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
+                metrics.served(dataset: source.name, mode: mode, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
                 return Response(
                     status: .ok, headers: Self.headers(cursor: cursor, plan: plan, batches: batches, spooled: spooled), body: .init(byteBuffer: outgoing.message))
             } catch {
@@ -346,21 +370,28 @@ public final class BatchServer: Service, Sendable {
     private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
         let state = try CursorState(restoring: await Self.collectBody(request), id: id)
-        let served = try await catalog.served(Substring(state.dataset))
-        let plan = try await catalog.plan(
-            dataset: served, group: state.group, parameters: state.plan, packing: state.packing, preferring: state.datasetVersion)
+        let source: ServedSource
+        if let mixture = state.mixture {
+            source = .mixture(try await catalog.served(mixture: MixtureQuery(pinned: mixture)))
+        } else {
+            source = .dataset(try await catalog.served(Substring(state.dataset)))
+        }
+        let plan = try await catalog.plan(source: source, group: state.group, parameters: state.plan, packing: state.packing, preferring: state)
         try Self.checkRestore(state, against: plan)
         // The pin the state names is written first; a group pinned meanwhile to another
         // version refuses the state.
-        try Self.checkRestore(state, against: await catalog.pin(dataset: served, group: state.group, plan: plan))
+        try Self.checkRestore(state, against: await catalog.pin(source: source, group: state.group, plan: plan))
         try await book.restore(state)
         return try Self.json(state)
     }
 
     private static func checkRestore(_ state: CursorState, against plan: ServedPlan) throws {
         guard plan.fingerprint == state.planFingerprint, plan.datasetVersion == state.datasetVersion,
-            plan.batchesPerEpoch == state.batchesPerEpoch
+            plan.batchesPerEpoch == state.batchesPerEpoch, plan.mixture?.pinned == state.mixture
         else {
+            if let saved = state.mixture, let resolved = plan.mixture?.pinned, let difference = saved.difference(from: resolved) {
+                throw ServeError(.conflict, "cursor_mismatch", "the saved cursor is for another mixture than this daemon resolves: it \(difference)")
+            }
             throw ServeError(
                 .conflict, "cursor_mismatch",
                 "the saved cursor is for plan \(state.planFingerprint.prefix(80)) at dataset version \(state.datasetVersion) with \(state.batchesPerEpoch) batches per epoch; this daemon resolves it to \(plan.fingerprint) at version \(plan.datasetVersion) with \(plan.batchesPerEpoch)"

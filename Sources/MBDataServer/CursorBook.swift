@@ -28,6 +28,9 @@ actor CursorBook {
 
     private static func check(_ fresh: CursorState, against known: CursorState) throws {
         guard known.planFingerprint == fresh.planFingerprint, known.datasetVersion == fresh.datasetVersion else {
+            if let made = known.mixture, let asked = fresh.mixture, let difference = made.difference(from: asked) {
+                throw ServeError(.conflict, "cursor_mismatch", "cursor \(fresh.cursor) was made for another mixture: it \(difference)")
+            }
             throw ServeError(
                 .conflict, "cursor_mismatch",
                 "cursor \(fresh.cursor) was made for plan \(known.planFingerprint) (dataset version \(known.datasetVersion)), the request resolves to \(fresh.planFingerprint) (dataset version \(fresh.datasetVersion))"

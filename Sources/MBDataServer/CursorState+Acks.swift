@@ -33,7 +33,11 @@ extension CursorState {
         guard PlanRequest.replicas.contains(replica), mode != .share || replica == 0 else {
             throw ServeError(.badRequest, "invalid_body", "the cursor state's replica must be in 0..<\(PlanRequest.replicas.upperBound) (0 in share mode), got \(replica)")
         }
-        var query = PlanQuery(plan: plan, rank: rank, group: group, packing: packing).items.map { (Substring($0.name), Substring($0.value)) }
+        if let mixture, dataset != ServedMixture.name(of: mixture.sources.map(\.name)) {
+            throw ServeError(
+                .badRequest, "invalid_body", "a mixture cursor's dataset must be \(ServedMixture.name(of: mixture.sources.map(\.name))), got \(dataset.prefix(64))")
+        }
+        var query = PlanQuery(plan: plan, rank: rank, group: group, packing: packing, mixture: mixture.map(MixtureQuery.init(pinned:))).items.map { (Substring($0.name), Substring($0.value)) }
         if mode != .share { query += [("mode", Substring(mode.rawValue)), ("replica", "\(replica)"), ("replicas", "\(replica + 1)")] }
         do {
             _ = try PlanRequest(query: PlanRequest.Query(query), leasing: mode == .share)

@@ -14,11 +14,16 @@ actor DatasetCatalog {
 
     private let datasets: [String: Served]
     let names: [String]
-    private let store: any StateStore
-    private var spool: [SpoolBatchProducer]
-    private let prefetch: PrefetchConfiguration
-    /// The dataset version each consumer group's plan is pinned to (also in the state database).
-    private var pinned = RecentlyUsed<String, Int>(capacity: 4096)
+    let store: any StateStore
+    private(set) var spool: [SpoolBatchProducer]
+    let prefetch: PrefetchConfiguration
+    /// The dataset version each consumer group's plan (or mixture source) is pinned to
+    /// (also in the state database).
+    var pinned = RecentlyUsed<String, Int>(capacity: 4096)
+    /// Mixture plans by sources, weights, versions and parameters.
+    var mixturePlans = RecentlyUsed<String, ServedPlan>(capacity: 16)
+    /// Live mixture producers by plan fingerprint.
+    var mixtureProducers = RecentlyUsed<String, MixtureBatchProducer>(capacity: 16)
     /// Plans by dataset, version and parameters: groups with the same parameters share one.
     private var plans = RecentlyUsed<String, DatasetPlan>(capacity: 16)
     private var liveProducers = RecentlyUsed<String, LiveBatchProducer>(capacity: 16)
@@ -198,7 +203,7 @@ actor DatasetCatalog {
     /// one, the rows that epoch packs into over the batch size (its layout, made once per
     /// epoch and kept with the producer), its packing statistics recorded in the metrics.
     func batches(dataset: Served, plan: ServedPlan, epoch: Int) async throws -> Int {
-        guard plan.packed != nil else { return plan.plan.plan.batchesPerEpoch }
+        guard plan.packed != nil else { return plan.batchesPerEpoch }
         let producer = try await packedProducer(dataset: dataset, plan: plan)
         let (count, statistics, isNew) = try await runBlocking { () -> (Int, PackingStatistics, Bool) in
             let known = producer.hasLayout(epoch: epoch)
@@ -243,19 +248,25 @@ actor DatasetCatalog {
     /// packed by the same spec, an unpacked one only an unpacked set.
     func producer(dataset: Served, plan: ServedPlan, epoch: Int, rank: Int) async throws -> (any BatchProducer, spooled: Bool) {
         let batches = try await batches(dataset: dataset, plan: plan, epoch: epoch)
-        let requirement =
-            plan.packed.map { ShardRequirement(plan: $0, epochs: epoch..<epoch + 1) }
-            ?? ShardRequirement(plan: plan.plan, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths)
-        if let set = spool.first(where: { producer in
-            producer.shards.manifest.serves(requirement) && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: batches)
-        }) {
-            return (set, true)
+        let requirement: ShardRequirement
+        switch plan.kind {
+        case .packed(let packed): requirement = ShardRequirement(plan: packed, epochs: epoch..<epoch + 1)
+        case .dataset(let base): requirement = ShardRequirement(plan: base, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths)
+        case .mixture: preconditionFailure("a mixture's producer comes from producer(mixture:plan:epoch:rank:)")
         }
-        if plan.packed != nil { return (try await packedProducer(dataset: dataset, plan: plan), false) }
+        if let set = spooled(requirement, epoch: epoch, rank: rank, batches: batches) { return (set, true) }
+        guard case .dataset(let base) = plan.kind else { return (try await packedProducer(dataset: dataset, plan: plan), false) }
         if let live = liveProducers.value(for: plan.fingerprint) { return (live, false) }
-        let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: plan.plan, configuration: prefetch)
+        let live = try await LiveBatchProducer(dataset: dataset.dataset, plan: base, configuration: prefetch)
         liveProducers.insert(live, for: plan.fingerprint)
         return (live, false)
+    }
+
+    /// The spool's first set that serves `requirement` and holds `epoch` for `rank`.
+    func spooled(_ requirement: ShardRequirement, epoch: Int, rank: Int, batches: Int) -> SpoolBatchProducer? {
+        spool.first { producer in
+            producer.shards.manifest.serves(requirement) && producer.holds(epoch: epoch, rank: rank, batchesPerEpoch: batches)
+        }
     }
 
     /// A dataset's name, version, samples and splits (and schema).

@@ -20,6 +20,8 @@ package struct PlanRequest: Sendable {
     var output: String?
     /// How the plan packs a variable-length field into rows (`pack=FIELD:L`); nil unpacked.
     var packing: PackingSpec?
+    /// The mixture the plan draws from (`mix=NAME:WEIGHT,…`, `epoch_size=N`); nil for one dataset.
+    var mixture: MixtureQuery?
 
     typealias Query = FlatDictionary<Substring, Substring>
 
@@ -86,11 +88,20 @@ package struct PlanRequest: Sendable {
         group = try name("group", default: nil) ?? "default"
         start = try integer("start", default: 0, in: 0...Int(Int32.max))
         end = try integer("end", default: Int(Int32.max), in: 0...Int(Int32.max))
-        packing = try Self.packing(query, integer: integer)
+        packing = try Self.packing(query)
         if inferring, packing != nil {
             throw ServeError.invalidParameter(
                 PlanQuery.packName, "nothing in infer mode (an inference job writes one output row per sample, so its batches are not packed)",
                 got: query[Substring(PlanQuery.packName)])
+        }
+        mixture = try Self.mixture(query)
+        if mixture != nil, packing != nil {
+            throw ServeError.invalidParameter(
+                PlanQuery.packName, "nothing with mix= (a mixture's batches are not packed yet: pack one dataset, or read the mixture unpacked)",
+                got: query[Substring(PlanQuery.packName)])
+        }
+        if inferring, mixture != nil {
+            throw ServeError.invalidParameter(MixtureQuery.mixName, "nothing in infer mode (an inference job reads one dataset)", got: query[Substring(MixtureQuery.mixName)])
         }
         if leasing {
             mode = inferring ? .infer : .share
@@ -122,9 +133,10 @@ package struct PlanRequest: Sendable {
         }
     }
 
-    /// The packing `pack=FIELD:L`, `pack_window=W` and `pack_overlong=split|drop` name; nil
-    /// without `pack` (and then the other two are refused).
-    private static func packing(_ query: Query, integer: (String, Int?, ClosedRange<Int>) throws -> Int) throws -> PackingSpec? {
+    /// The packing `pack=FIELD:L`, `pack_window=W` and `pack_overlong=split|drop` name, by
+    /// the rule `mbdata shard --pack` follows (``PackingSpec/parse(_:separator:window:overlong:)``);
+    /// nil without `pack` (and then the other two are refused).
+    private static func packing(_ query: Query) throws -> PackingSpec? {
         let windowName = PlanQuery.packWindowName
         let overlongName = PlanQuery.packOverlongName
         guard let text = query[Substring(PlanQuery.packName)] else {
@@ -133,16 +145,43 @@ package struct PlanRequest: Sendable {
             }
             return nil
         }
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, ServeConfiguration.isValidName(parts[0]), let length = Int(parts[1]), (1...(1 << 24)).contains(length) else {
-            throw ServeError.invalidParameter(PlanQuery.packName, "FIELD:L, a field name and a row length in 1...\(1 << 24)", got: text)
-        }
-        let window = try integer(windowName, SequencePacker.defaultWindow, 1...(1 << 20))
+        let windowText = query[Substring(windowName)]
         let overlongText = query[Substring(overlongName)] ?? Substring(OverlongPolicy.split.rawValue)
-        guard let overlong = OverlongPolicy(rawValue: String(overlongText)) else {
-            throw ServeError.invalidParameter(overlongName, "split or drop", got: overlongText)
+        do throws(PackingSpec.TextError) {
+            var window = SequencePacker.defaultWindow
+            if let windowText {
+                guard let parsed = Int(windowText) else { throw PackingSpec.TextError.window }
+                window = parsed
+            }
+            return try PackingSpec.parse(text, separator: ":", window: window, overlong: String(overlongText))
+        } catch .fieldAndLength {
+            throw ServeError.invalidParameter(PlanQuery.packName, PackingSpec.expectedFieldAndLength(separator: ":"), got: text)
+        } catch .window {
+            throw ServeError.invalidParameter(windowName, PackingSpec.expectedWindow, got: windowText)
+        } catch .overlong {
+            throw ServeError.invalidParameter(overlongName, PackingSpec.expectedOverlong, got: overlongText)
         }
-        return try PackingSpec(field: String(parts[0]), rowLength: length, window: window, overlong: overlong)
+    }
+
+    /// The mixture `mix=NAME:WEIGHT,…` and `epoch_size=N` name; nil without `mix` (and then
+    /// `epoch_size` is refused). Names are checked as dataset names; the catalog resolves them.
+    private static func mixture(_ query: Query) throws -> MixtureQuery? {
+        let epochSizeName = MixtureQuery.epochSizeName
+        guard let text = query[Substring(MixtureQuery.mixName)] else {
+            if let size = query[Substring(epochSizeName)] { throw ServeError.invalidParameter(epochSizeName, "nothing without mix=", got: size) }
+            return nil
+        }
+        var epochSize: Int?
+        if let sizeText = query[Substring(epochSizeName)] {
+            guard let size = Int(sizeText), size > 0 else { throw ServeError.invalidParameter(epochSizeName, "a positive integer", got: sizeText) }
+            epochSize = size
+        }
+        guard let mixture = MixtureQuery(mix: text, epochSize: epochSize),
+            mixture.sources.allSatisfy({ ServeConfiguration.isValidName(Substring($0.name)) })
+        else {
+            throw ServeError.invalidParameter(MixtureQuery.mixName, MixtureQuery.expected, got: text)
+        }
+        return mixture
     }
 
     /// Output names: `[A-Za-z][A-Za-z0-9_]{0,63}`, the rule of field names; never a path.

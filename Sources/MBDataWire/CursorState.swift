@@ -36,12 +36,16 @@ public struct CursorState: Codable, Sendable, Equatable {
     /// How the plan packs a variable-length field into rows; nil (absent from the
     /// document) for unpacked batches.
     public var packing: PackingSpec?
+    /// The sources of a mixture plan (protocol 1.2): names, weights, pinned versions and
+    /// contents, and the epoch size; nil (absent from the document) for one dataset. A
+    /// mixture cursor's ``dataset`` is the request's `mix` text and its ``datasetVersion`` 1.
+    public var mixture: PinnedMixture?
 
     /// A cursor state from its fields.
     public init(
         cursor: String, dataset: String, group: String, mode: StreamMode, rank: Int, replica: Int, plan: PlanParameters,
         planFingerprint: String, datasetVersion: Int, batchesPerEpoch: Int, epochs: [LoaderCheckpoint.EpochCursor], output: String? = nil,
-        packing: PackingSpec? = nil
+        packing: PackingSpec? = nil, mixture: PinnedMixture? = nil
     ) {
         self.cursor = cursor
         self.dataset = dataset
@@ -56,10 +60,11 @@ public struct CursorState: Codable, Sendable, Equatable {
         self.epochs = epochs
         self.output = output
         self.packing = packing
+        self.mixture = mixture
     }
 
     private enum CodingKeys: String, CodingKey {
-        case cursor, dataset, group, mode, rank, replica, plan, epochs, output, packing
+        case cursor, dataset, group, mode, rank, replica, plan, epochs, output, packing, mixture
         case planFingerprint = "plan_fingerprint"
         case datasetVersion = "dataset_version"
         case batchesPerEpoch = "batches_per_epoch"
@@ -78,7 +83,7 @@ public struct CursorState: Codable, Sendable, Equatable {
         }
     }
 
-    /// Decodes the document; every field but `output` and `packing` is required.
+    /// Decodes the document; every field but `output`, `packing` and `mixture` is required.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         cursor = try container.decode(String.self, forKey: .cursor)
@@ -100,6 +105,7 @@ public struct CursorState: Codable, Sendable, Equatable {
         } catch let error as MBDataError {
             throw DecodingError.dataCorruptedError(forKey: .packing, in: container, debugDescription: error.message)
         }
+        mixture = try container.decodeIfPresent(MixtureBody.self, forKey: .mixture)?.pinned
     }
 
     /// Encodes the document as schemas/serve-protocol.md §2 shows it.
@@ -119,5 +125,6 @@ public struct CursorState: Codable, Sendable, Equatable {
             epochs.map { EpochRecord(epoch: $0.epoch, lowWatermark: $0.lowWatermark, ackedAbove: $0.finishedAbove) }, forKey: .epochs)
         try container.encodeIfPresent(output, forKey: .output)
         try container.encodeIfPresent(packing.map(PackingBody.init), forKey: .packing)
+        try container.encodeIfPresent(mixture.map(MixtureBody.init), forKey: .mixture)
     }
 }

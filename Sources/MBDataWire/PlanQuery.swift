@@ -11,13 +11,17 @@ public struct PlanQuery: Sendable, Equatable {
     public var group: String
     /// How the plan packs a variable-length field into rows; nil for unpacked batches.
     public var packing: PackingSpec?
+    /// The mixture the plan draws from (`mix=…`, protocol 1.2); nil for one dataset.
+    public var mixture: MixtureQuery?
 
-    /// The query of `plan` for `rank` in `group`, packed by `packing` when it is given.
-    public init(plan: PlanParameters, rank: Int, group: String, packing: PackingSpec? = nil) {
+    /// The query of `plan` for `rank` in `group`, packed by `packing` or drawn from `mixture`
+    /// when given.
+    public init(plan: PlanParameters, rank: Int, group: String, packing: PackingSpec? = nil, mixture: MixtureQuery? = nil) {
         self.plan = plan
         self.rank = rank
         self.group = group
         self.packing = packing
+        self.mixture = mixture
     }
 
     /// The query parameter naming the packed field and row length: `pack=tokens:2048`.
@@ -28,7 +32,7 @@ public struct PlanQuery: Sendable, Equatable {
     public static let packOverlongName = "pack_overlong"
 
     /// Name–value pairs, not yet percent-encoded; `split` only when the plan has one, the
-    /// `pack` parameters only when it is packed.
+    /// `pack` parameters only when it is packed, `mix` and `epoch_size` only for a mixture.
     public var items: [(name: String, value: String)] {
         var items = [
             ("batch_size", "\(plan.batchSize)"), ("seed", "\(plan.seed)"), ("world", "\(plan.world)"), ("rank", "\(rank)"),
@@ -41,6 +45,7 @@ public struct PlanQuery: Sendable, Equatable {
                 (Self.packOverlongName, packing.packer.overlong.rawValue),
             ]
         }
+        if let mixture { items += mixture.items }
         return items
     }
 }

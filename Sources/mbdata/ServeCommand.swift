@@ -16,7 +16,9 @@ struct ServeCommand: AsyncParsableCommand {
             Consumers stream their rank's batches (partition, replicate) or lease them one at a time \
             (share); cursors advance on ack and are kept in the state database, so a restarted \
             daemon resumes every consumer. Inference consumers lease batches (infer) and submit their \
-            outputs, written to the dataset file with the batch's completion in one transaction. SIGTERM or SIGINT drains: open streams end after the \
+            outputs, written to the dataset file with the batch's completion in one transaction. A plan may \
+            also draw from a weighted mixture of the served datasets (/v1/mixture/…?mix=web:0.6,code:repeat:2). \
+            SIGTERM or SIGINT drains: open streams end after the \
             message in flight, then the daemon exits 0. The protocol: schemas/serve-protocol.md.
             """)
 

@@ -1,4 +1,5 @@
 import Foundation
+import MBDataTestSupport
 import Testing
 
 @testable import MBData
@@ -48,41 +49,8 @@ import Testing
           {"name": "vec", "dtype": "float32", "shape": [2]}]}
         """
 
-    /// One delivered row: its source, id and value.
-    struct Row: Hashable {
-        let source: Int32
-        let id: Int64
-        let value: Int64
-    }
-
-    /// Keeps each delivered batch's rows and bytes; asks the loader to stop after `stopAfter` calls.
-    actor Recorder: Trainer {
-        var rows: [PlanItem: [Row]] = [:]
-        var bytes: [PlanItem: [UInt8]] = [:]
-        let stopAfter: Int?
-
-        init(stopAfter: Int? = nil) { self.stopAfter = stopAfter }
-
-        func train(_ batch: Batch, context: TrainingContext) async throws {
-            let item = PlanItem(epoch: batch.epoch, batch: batch.index, rank: batch.rank)
-            let sources = batch["_source"]!.int64s().map { Int32($0) }
-            #expect(batch["_source"]!.dtype == .int32)
-            let ids = batch["_id"]!.int64s()
-            let values = batch["value"]!.int64s()
-            rows[item] = sources.indices.map { Row(source: sources[$0], id: ids[$0], value: values[$0]) }
-            bytes[item] = ["_source", "_id", "value", "vec", "tokens", "tokens.offsets"].flatMap { batch[$0]?.bytes ?? [] }
-            if let stopAfter, rows.count == stopAfter { context.stop() }
-        }
-
-        /// The real rows of each epoch, in stream order (rank slices of a batch in rank order).
-        func epochs() -> [Int: [Row]] {
-            var out: [Int: [Row]] = [:]
-            for item in rows.keys.sorted(by: { ($0.epoch, $0.batch, $0.rank) < ($1.epoch, $1.batch, $1.rank) }) {
-                out[item.epoch, default: []] += rows[item]!.filter { $0.source >= 0 }
-            }
-            return out
-        }
-    }
+    typealias Row = MixtureRow
+    typealias Recorder = MixtureRecorder
 
     static func configuration(
         _ fixture: Fixture, _ weights: [MixtureWeight], epochSize: Int? = nil, batchSize: Int = 4, world: Int = 1, rank: Int = 0,
@@ -99,6 +67,7 @@ import Testing
     static func run(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws -> Recorder {
         let recorder = Recorder()
         try await MultiBatchLoader(configuration: configuration, resumingFrom: checkpoint).run(trainer: recorder)
+        #expect(await recorder.sourcesAreInt32, "_source is int32")
         return recorder
     }
 

@@ -3,6 +3,8 @@ or, for an inference batch, `submit(outputs)`."""
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -60,6 +62,13 @@ class Batch(Mapping):
         if isinstance(self._header, bytes):
             self._header = wire.safetensors_metadata(self._header)
         return self._header
+
+    @property
+    def sources(self) -> Optional[list[str]]:
+        """A mixture batch's source names, indexed by its `_source` tensor (int32 `[B]`,
+        −1 on padding rows); None for a batch of one dataset."""
+        names = self.metadata.get("sources")
+        return None if names is None else json.loads(names)
 
     @property
     def ids(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from .acks import AckQueue
 from .batch import Batch
 from .buffers import BufferPool
 from .infer import Submitter, inference_batches, infer_query
-from .plan import MODES, add_mode, plan_query, rank_and_world
+from .plan import MODES, add_mode, mixture_name, plan_query, rank_and_world
 from .protocol import (
     STREAM_CONTENT_TYPE,
     acked_batches,
@@ -39,6 +39,16 @@ def _transport_setting(name: str, doc: str) -> property:
         setattr(client._transport, name, value)
 
     return property(get, set_, doc=doc)
+
+
+def _reading(dataset: Optional[str], batch_size: Optional[int], mix: Optional[dict]) -> tuple[Optional[str], str]:
+    """What a stream reads: the dataset's name in the path (None: a mixture's
+    /v1/mixture/…) and the name its cursor carries (`dataset`)."""
+    if batch_size is None:
+        raise TypeError("batch_size is required")
+    if (dataset is None) == (mix is None):
+        raise TypeError("name a dataset or a mixture (mix={...}), not both or neither")
+    return dataset, dataset if mix is None else mixture_name(mix)
 
 
 class Client:
@@ -211,8 +221,8 @@ class Client:
 
     def plan_cursor(
         self,
-        dataset: str,
-        batch_size: int,
+        dataset: Optional[str] = None,
+        batch_size: Optional[int] = None,
         epoch: int = 0,
         seed: int = 0,
         rank: Optional[int] = None,
@@ -225,11 +235,13 @@ class Client:
         replica: int = 0,
         replicas: int = 1,
         pack: Optional[dict] = None,
+        mix: Optional[dict] = None,
+        epoch_size: Optional[int] = None,
     ) -> dict:
         """GET /v1/datasets/{name}/cursor: the state of the cursor these parameters name
         (created if new), before streaming — its id, plan fingerprint, batches per epoch
         and acks. `mode` is partition, replicate or share (share: rank/world default to
-        0/1 rather than the environment); `pack` as `batches()` takes it. It becomes this
+        0/1 rather than the environment); `pack`, `mix` and `epoch_size` as `batches()` takes them. It becomes this
         Client's current cursor."""
         if mode == "share":
             rank, world = rank_and_world(0 if rank is None else rank, 1 if world is None else world)
@@ -237,10 +249,11 @@ class Client:
             rank, world = rank_and_world(rank, world)
         if mode not in (*MODES, "share"):
             raise ValueError(f"mode must be partition, replicate or share, got {mode!r}")
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
+        path_name, name = _reading(dataset, batch_size, mix)
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack, mix, epoch_size)
         add_mode(query, mode, replica, replicas)
         self.flush()
-        state = self._transport.json("GET", dataset_path(dataset, "cursor"), query)
+        state = self._transport.json("GET", dataset_path(path_name, "cursor"), query)
         self._cursor_id = cursor_of(state)
         return state
 
@@ -286,8 +299,8 @@ class Client:
 
     def batches(
         self,
-        dataset: str,
-        batch_size: int,
+        dataset: Optional[str] = None,
+        batch_size: Optional[int] = None,
         epoch: int = 0,
         seed: int = 0,
         rank: Optional[int] = None,
@@ -302,6 +315,8 @@ class Client:
         resume: Optional[dict] = None,
         start: Optional[int] = None,
         pack: Optional[dict] = None,
+        mix: Optional[dict] = None,
+        epoch_size: Optional[int] = None,
     ) -> Iterator[Batch]:
         """This rank's batches of one epoch, in batch order (GET /v1/datasets/{name}/batches).
 
@@ -315,23 +330,30 @@ class Client:
         (optional `"window"` and `"overlong"`: `"split"` or `"drop"`): `batch_size` counts
         rows, and each batch holds `tokens`, `segment_ids` and `positions` `[rows, 2048]`
         and `_id` `[rows, segments]` (-1 after a row's last segment). Packed epochs differ
-        in batches: the stream's `stream_headers["mbdata-batches-per-epoch"]` is this one's."""
+        in batches: the stream's `stream_headers["mbdata-batches-per-epoch"]` is this one's.
+
+        `mix={"web": 0.6, "code": ("repeat", 2), "books": ("choose", 1000)}` (instead of
+        `dataset`) reads a mixture of served datasets (GET /v1/mixture/batches): weights are
+        proportions, or `("repeat", R)` / `("choose", N)` per epoch; `epoch_size` is the
+        draws per epoch of proportion weights. Each batch has `_source` (int32, the row's
+        index in `mix`, −1 on padding rows) and `batch.sources` (the names)."""
         rank, world = rank_and_world(rank, world)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (use share() for share mode), got {mode!r}")
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
+        path_name, name = _reading(dataset, batch_size, mix)
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack, mix, epoch_size)
         add_mode(query, mode, replica, replicas)
         if start is not None:
             query["start"] = int(start)
         if resume is not None:
-            check_resume(resume, dataset=dataset, group=group, mode=mode, rank=rank, query=query,
+            check_resume(resume, dataset=name, group=group, mode=mode, rank=rank, query=query,
                          replica=replica if mode == "replicate" else 0)
-        return batch_stream(self, self._transport, dataset, query, mode, resume)
+        return batch_stream(self, self._transport, path_name, query, mode, resume)
 
     def share(
         self,
-        dataset: str,
-        batch_size: int,
+        dataset: Optional[str] = None,
+        batch_size: Optional[int] = None,
         epoch: int = 0,
         seed: int = 0,
         group: str = "default",
@@ -343,17 +365,20 @@ class Client:
         world: int = 1,
         poll_interval: Optional[float] = None,
         pack: Optional[dict] = None,
+        mix: Optional[dict] = None,
+        epoch_size: Optional[int] = None,
     ) -> Iterator[Batch]:
         """Work sharing (POST /v1/datasets/{name}/lease in a loop): each batch is leased to
         one consumer of `group` and must be acked (`batch.ack()`) within `lease_seconds`,
         else it goes to another consumer. While every remaining batch is leased to someone
         else the daemon answers 204; this waits Retry-After, capped at `poll_interval`
         (default: the Client's), and asks again. Ends when every batch of the epoch is
-        acked. `pack` packs rows as `batches()` does."""
-        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack)
+        acked. `pack` packs rows and `mix`/`epoch_size` read a mixture as `batches()` does."""
+        path_name, name = _reading(dataset, batch_size, mix)
+        query = plan_query(batch_size, epoch, seed, rank, world, group, split, tail, shuffle, pack, mix, epoch_size)
         query["lease_seconds"] = int(lease_seconds)
         cap = self.poll_interval if poll_interval is None else poll_interval
-        return leased_batches(self, self._transport, dataset, query, cap)
+        return leased_batches(self, self._transport, path_name, query, cap)
 
     def infer(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-__all__ = ["MODES", "OVERLONG", "TAILS", "add_mode", "pack_query", "plan_query", "rank_and_world"]
+__all__ = ["MODES", "OVERLONG", "TAILS", "add_mode", "mix_query", "mixture_name", "pack_query", "plan_query", "rank_and_world"]
 
 TAILS = ("drop", "pad")
 #: The stream modes of `Client.batches`; share mode has `Client.share` of its own.
@@ -65,6 +65,50 @@ def pack_query(pack: Optional[dict]) -> dict:
     return query
 
 
+def _weight_text(name: str, weight) -> str:
+    """A weight as the daemon reads it: `0.6`, `repeat:2`, `choose:1000`."""
+    if isinstance(weight, bool):
+        raise TypeError(f"mix weight of {name!r} must be a number, ('repeat', R) or ('choose', N), got {weight!r}")
+    if isinstance(weight, (int, float)):
+        return repr(float(weight)) if isinstance(weight, float) else str(weight)
+    if isinstance(weight, str) and weight.split(":", 1)[0] in ("repeat", "choose"):
+        return weight
+    if isinstance(weight, (tuple, list)) and len(weight) == 2 and weight[0] in ("repeat", "choose"):
+        kind, value = weight
+        if kind == "choose":
+            return f"choose:{int(value)}"
+        return f"repeat:{float(value)!r}" if isinstance(value, float) else f"repeat:{int(value)}"
+    raise TypeError(f"mix weight of {name!r} must be a number, ('repeat', R) or ('choose', N), got {weight!r}")
+
+
+def mix_query(mix: Optional[dict], epoch_size: Optional[int] = None) -> dict:
+    """The query parameters of a mixture (serve-protocol.md §1, protocol 1.2): `mix` maps
+    each served dataset's name to its weight — a proportion (`0.6`), `("repeat", R)`
+    (passes per epoch) or `("choose", N)` (draws per epoch) — in `_source` order;
+    `epoch_size` is the draws per epoch of proportion weights (default: the sources'
+    sizes summed). None for one dataset."""
+    if mix is None:
+        if epoch_size is not None:
+            raise ValueError("epoch_size applies to a mixture (mix=…) only")
+        return {}
+    if not isinstance(mix, dict) or not mix:
+        raise TypeError(f"mix must be a non-empty dict such as {{'web': 0.6, 'code': ('repeat', 2)}}, got {mix!r}")
+    for name in mix:
+        if not isinstance(name, str) or not name or ":" in name or "," in name:
+            raise ValueError(f"mix names served datasets (no ':' or ','), got {name!r}")
+    query = {"mix": ",".join(f"{name}:{_weight_text(name, weight)}" for name, weight in mix.items())}
+    if epoch_size is not None:
+        if int(epoch_size) <= 0:
+            raise ValueError(f"epoch_size must be positive, got {epoch_size}")
+        query["epoch_size"] = int(epoch_size)
+    return query
+
+
+def mixture_name(mix: dict) -> str:
+    """A mixture cursor's `dataset`: `mix:` and the sources' names (`mix:web,code`)."""
+    return "mix:" + ",".join(mix)
+
+
 def plan_query(
     batch_size: int,
     epoch: int = 0,
@@ -76,9 +120,11 @@ def plan_query(
     tail: str = "drop",
     shuffle: bool = True,
     pack: Optional[dict] = None,
+    mix: Optional[dict] = None,
+    epoch_size: Optional[int] = None,
 ) -> dict:
     """The query parameters of a plan (serve-protocol.md §1), packed by `pack`
-    (`pack_query`) when it is given."""
+    (`pack_query`) or drawn from the mixture `mix` (`mix_query`) when given."""
     if tail not in TAILS:
         raise ValueError(f"tail must be one of {TAILS}, got {tail!r}")
     query = {
@@ -94,6 +140,7 @@ def plan_query(
     if split is not None:
         query["split"] = split
     query.update(pack_query(pack))
+    query.update(mix_query(mix, epoch_size))
     return query
 
 

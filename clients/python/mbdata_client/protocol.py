@@ -35,9 +35,10 @@ STREAM_CONTENT_TYPE = "application/vnd.mbdata.stream"
 # --- routes -----------------------------------------------------------------------------
 
 
-def dataset_path(name: str, resource: str = "") -> str:
-    """/v1/datasets/{name}[/resource] (batches, lease, cursor)."""
-    path = f"/v1/datasets/{quote(name, safe='')}"
+def dataset_path(name: Optional[str], resource: str = "") -> str:
+    """/v1/datasets/{name}[/resource] (batches, lease, cursor); for None, a mixture's
+    /v1/mixture/{resource} (its sources are in the query's `mix`)."""
+    path = "/v1/mixture" if name is None else f"/v1/datasets/{quote(name, safe='')}"
     return f"{path}/{resource}" if resource else path
 
 

@@ -58,7 +58,8 @@ from .client import Batch, Client, rank_and_world
 
 __all__ = ["MBDataIterableDataset", "to_torch", "META_KEY"]
 
-#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples", "lease"}.
+#: The key of each item's provenance: {"cursor", "epoch", "batch", "rank", "samples", "lease"},
+#: and a mixture's `"sources"` (the names its `_source` tensor indexes).
 META_KEY = "_mbdata"
 _ACK_MODES = ("on_next", "manual", "none")
 
@@ -84,6 +85,7 @@ def provenance(batch: Batch) -> dict[str, Any]:
         "rank": batch.rank,
         "samples": batch.samples,
         "lease": batch.lease,
+        **({} if batch.sources is None else {"sources": batch.sources}),
     }
 
 
@@ -95,12 +97,13 @@ def _nothing() -> Iterator[Batch]:
 class MBDataIterableDataset(IterableDataset):
     """The batches of one epoch of an `mbdata serve` partition stream, as dicts of torch
     tensors; see the module documentation for sharding across ranks and DataLoader
-    workers and for when acks are sent."""
+    workers and for when acks are sent. `dataset=None` with `mix={...}` (and
+    `epoch_size`) reads a mixture, as `Client.batches` does."""
 
     def __init__(
         self,
         url: Union[str, Sequence[str], None],
-        dataset: str,
+        dataset: Optional[str],
         batch_size: int,
         epoch: int = 0,
         seed: int = 0,
@@ -117,6 +120,8 @@ class MBDataIterableDataset(IterableDataset):
         lease_seconds: int = 300,
         client_options: Optional[dict] = None,
         pack: Optional[dict] = None,
+        mix: Optional[dict] = None,
+        epoch_size: Optional[int] = None,
     ):
         super().__init__()
         if ack not in _ACK_MODES:
@@ -136,6 +141,8 @@ class MBDataIterableDataset(IterableDataset):
         self.pin_memory = bool(pin_memory)
         self.lease_seconds = int(lease_seconds)  # unused: kept for callers that pass it
         self.pack = None if pack is None else dict(pack)
+        self.mix = None if mix is None else dict(mix)
+        self.epoch_size = epoch_size
         self.client_options = dict(client_options or {})
         self._client: Optional[Client] = None  # the main process's, for ack(item)
         self._segments: Optional[tuple[int, handoff.SegmentPool]] = None  # a worker's (pid, pool)
@@ -150,7 +157,8 @@ class MBDataIterableDataset(IterableDataset):
     def _batches(self, client: Client) -> Iterator[Batch]:
         """The rank's partition stream, read by worker 0 alone when there are workers."""
         plan = dict(epoch=self.epoch, seed=self.seed, group=self.group, split=self.split, tail=self.tail,
-                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack)
+                    shuffle=self.shuffle, rank=self.rank, world=self.world, pack=self.pack,
+                    mix=self.mix, epoch_size=self.epoch_size)
         info = get_worker_info()
         if info is not None and info.id != 0:
             return _nothing()
