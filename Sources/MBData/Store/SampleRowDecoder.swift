@@ -23,11 +23,13 @@ enum SampleRowDecoder {
 
     /// Runs `sql` and calls `body` with the statement standing on each row (read its
     /// columns with `sqlite3_column_*`, field `i` in column `2 + i`) and the row's `_id`.
+    /// `cached`: the statement is kept for the next call with the same `sql` (for a query
+    /// text that does not grow with its arguments).
     static func forEachRow(
         _ db: Database, sql: String, arguments: [any DatabaseValueConvertible], fieldCount: Int,
-        stepping body: (OpaquePointer, Int64) throws -> Void
+        cached: Bool = false, stepping body: (OpaquePointer, Int64) throws -> Void
     ) throws {
-        let statement = try db.makeStatement(sql: sql)
+        let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
         try statement.setArguments(StatementArguments(arguments))
         let handle = statement.sqliteStatement
         defer { sqlite3_reset(handle) }
