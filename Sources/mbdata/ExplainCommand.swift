@@ -8,36 +8,27 @@ struct ExplainCommand: AsyncParsableCommand {
         abstract: "Show which samples a step of a plan held, or in which steps of an epoch a sample appears.",
         discussion: """
             The plan is named by its parameters over a dataset file (--batch-size, --seed, --world, \
-            --split, --pad, --no-shuffle, --pack), or read from a shard directory's manifest (then \
-            --dataset names the dataset it was made from, at the version it records). With --step N, \
-            prints step N's samples — dataset, _id, key, rank and row, and for packed rows the segment, \
-            its column, the offset within the sample and its length. With --key K or --id I, prints \
-            every step and row of the epoch holding that sample.
+            --split, --pad, --no-shuffle, --pack), over a mixture of datasets (--mix PATH=WEIGHT …, \
+            --epoch-size, as `mbdata shard --mix` takes them), or read from a shard directory's \
+            manifest (then --dataset names the dataset it was made from, at the version it records; \
+            for a mixture's shards, --dataset once per source). With --step N, prints step N's \
+            samples — dataset, _id, key, rank and row, and for packed rows the segment, its column, \
+            the offset within the sample and its length; a mixture's rows also show their source's \
+            pass (0 for a sample's first showing, 1 for its first repeat, …) and their position in \
+            the mixture's epoch. With --key K or --id I, prints every step and row of the epoch \
+            holding that sample (a mixture's: of the source --source names).
             """)
 
-    @Argument(help: "A dataset file, or a shard directory.")
-    var source: String
+    @Argument(help: "A dataset file, or a shard directory (none with --mix).")
+    var path: String?
 
-    @Option(help: "The dataset a shard directory was made from (required with a shard directory).")
-    var dataset: String?
+    @Option(help: "The dataset a shard directory was made from (required with a shard directory; once per source of a mixture's).")
+    var dataset: [String] = []
 
     @Option(name: .customLong("batch-size"), help: "Global batch size G (rows of a packed plan).")
     var batchSize: Int?
 
-    @Option(help: "Shuffle seed.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Ranks sharing each global batch; must divide the batch size.")
-    var world: Int = 1
-
-    @Option(help: "Draw from this split only (default: every sample).")
-    var split: String?
-
-    @Flag(help: "The plan pads its last batch (default: drops the tail).")
-    var pad = false
-
-    @Flag(name: .customLong("no-shuffle"), help: "The plan keeps ingest order.")
-    var noShuffle = false
+    @OptionGroup var planOptions: PlanOptions
 
     @OptionGroup var packing: PackingOptions
 
@@ -56,6 +47,9 @@ struct ExplainCommand: AsyncParsableCommand {
     @Option(help: "Find the sample with this _id.")
     var id: Int64?
 
+    @Option(help: "A mixture's source (its name, as batches list it) that --key or --id names a sample of.")
+    var source: String?
+
     @Flag(help: "Print JSON for scripts.")
     var json = false
 
@@ -65,14 +59,19 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         guard epoch >= 0, epoch <= Int(Int32.max) else { throw ValidationError("--epoch must be within 0…\(Int32.max), got \(epoch)") }
         if let step, step < 0 { throw ValidationError("--step must not be negative, got \(step)") }
-        if isDirectory(source) {
-            guard dataset != nil else { throw ValidationError("a shard directory needs --dataset, the dataset it was made from") }
+        let mixed = !planOptions.mix.isEmpty
+        guard (path == nil) == mixed else { throw ValidationError("name a dataset file, a shard directory or a --mix of datasets") }
+        if mixed, packing.pack != nil { throw ValidationError("--mix and --pack cannot be combined yet") }
+        if let path, isDirectory(path) {
+            guard !dataset.isEmpty else { throw ValidationError("a shard directory needs --dataset, the dataset it was made from") }
             guard batchSize == nil, packing.pack == nil else {
                 throw ValidationError("a shard directory's manifest names the plan: leave out --batch-size and --pack")
             }
         } else {
-            guard let batchSize else { throw ValidationError("--batch-size is required with a dataset file") }
+            guard dataset.isEmpty else { throw ValidationError("--dataset applies to a shard directory only") }
+            guard let batchSize else { throw ValidationError("--batch-size is required with a dataset file or --mix") }
             guard (1...(1 << 24)).contains(batchSize) else { throw ValidationError("--batch-size must be within 1…\(1 << 24), got \(batchSize)") }
+            let world = planOptions.world
             guard world >= 1, batchSize % world == 0 else { throw ValidationError("--world \(world) must divide --batch-size \(batchSize)") }
         }
     }
@@ -85,33 +84,59 @@ struct ExplainCommand: AsyncParsableCommand {
                 if json { try printJSON(batch, snakeCase: true) } else { print(LineageText.render(batch)) }
                 return
             }
+            let sourceIndex = try Self.sourceIndex(source, in: lineage)
             let sampleID: Int64
             if let id {
                 sampleID = id
-            } else if let key, let found = try await lineage.id(key: key) {
+            } else if let key, let found = try await lineage.id(key: key, source: sourceIndex) {
                 sampleID = found
             } else {
-                throw MBDataError(.invalidArgument, "no sample has key \(key ?? "")", source: lineage.dataset.path, parameter: "key")
+                throw MBDataError(
+                    .invalidArgument, "no sample has key \(key ?? "")", source: lineage.sources[sourceIndex].dataset.path, parameter: "key")
             }
-            let entries = try await lineage.appearances(epoch: epoch, id: sampleID)
+            let entries = try await lineage.appearances(epoch: epoch, id: sampleID, source: sourceIndex)
             let shown = rank.map { rank in entries.filter { $0.rank == rank } } ?? entries
             if json {
                 try printJSON(SampleAppearances(id: sampleID, key: key, epoch: epoch, appearances: shown), snakeCase: true)
             } else {
-                print(LineageText.render(shown, id: sampleID, epoch: epoch, packed: lineage.packed != nil))
+                let dataset = lineage.mixture == nil ? nil : lineage.sources[sourceIndex].name
+                print(LineageText.render(shown, id: sampleID, dataset: dataset, epoch: epoch, packed: lineage.packed != nil))
             }
         }
     }
 
     private func makeLineage() async throws -> PlanLineage {
-        if isDirectory(source), let dataset {
-            let shards = try ShardSet(directory: source)
-            return try await PlanLineage.make(shards: shards, dataset: try Dataset(path: dataset), name: Self.name(of: dataset))
+        let parameters = planOptions.parameters(batchSize: batchSize ?? 1)
+        guard let path else {
+            return try await PlanLineage.make(mixture: planOptions.mixtureSources().components, epochSize: planOptions.epochSize, parameters: parameters)
         }
-        let parameters = PlanParameters(
-            seed: seed, batchSize: batchSize ?? 1, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
-        return try await PlanLineage.make(
-            dataset: try Dataset(path: source), name: Self.name(of: source), parameters: parameters, packing: try packing.spec())
+        if isDirectory(path) {
+            let shards = try ShardSet(directory: path)
+            if shards.manifest.mixture != nil {
+                return try await PlanLineage.make(shards: shards, datasets: dataset.map { try Dataset(path: $0) })
+            }
+            guard dataset.count == 1 else {
+                throw MBDataError(.invalidArgument, "the shards hold one dataset's batches: name it with one --dataset", parameter: "dataset")
+            }
+            return try await PlanLineage.make(shards: shards, dataset: try Dataset(path: dataset[0]), name: Self.name(of: dataset[0]))
+        }
+        return try await PlanLineage.make(dataset: try Dataset(path: path), name: Self.name(of: path), parameters: parameters, packing: try packing.spec())
+    }
+
+    /// The index of the source `--source` names in `lineage` (0 for one dataset).
+    static func sourceIndex(_ name: String?, in lineage: PlanLineage) throws -> Int {
+        guard lineage.mixture != nil else {
+            guard name == nil else { throw MBDataError(.invalidArgument, "--source applies to a mixture's plan only", parameter: "source") }
+            return 0
+        }
+        let names = lineage.sources.map(\.name).joined(separator: ", ")
+        guard let name else {
+            throw MBDataError(.invalidArgument, "a mixture's sample is named by --source (one of \(names)) with --key or --id", parameter: "source")
+        }
+        guard let index = lineage.source(named: name) else {
+            throw MBDataError(.invalidArgument, "the mixture has no source '\(name)'; its sources are \(names)", parameter: "source")
+        }
+        return index
     }
 
     /// A dataset file's name without its directory and extension, as entries show it.

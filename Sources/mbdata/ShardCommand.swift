@@ -21,14 +21,6 @@ struct ShardCommand: AsyncParsableCommand {
     @Argument(help: "The dataset file (or --mix).")
     var dataset: String?
 
-    @Option(
-        parsing: .upToNextOption,
-        help: "PATH=WEIGHT …: a mixture of datasets, WEIGHT a proportion (0.6), repeat:R or choose:N.")
-    var mix: [String] = []
-
-    @Option(name: .customLong("epoch-size"), help: "Draws per mixture epoch (proportion weights; default: the datasets' sizes summed).")
-    var epochSize: Int?
-
     @Option(help: "The shard directory (created; must be empty or hold shards).")
     var out: String
 
@@ -41,23 +33,10 @@ struct ShardCommand: AsyncParsableCommand {
     @Option(name: .customLong("first-epoch"), help: "The first epoch's number.")
     var firstEpoch: Int = 0
 
-    @Option(help: "Shuffle seed.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Ranks sharing each global batch; must divide the batch size.")
-    var world: Int = 1
-
-    @Option(help: "Draw from this split only (default: every sample).")
-    var split: String?
+    @OptionGroup var planOptions: PlanOptions
 
     @Flag(name: .customLong("drop-last"), help: "Drop the tail shorter than a global batch (default).")
     var dropLast = false
-
-    @Flag(help: "Pad the last batch with rows flagged invalid in _valid.")
-    var pad = false
-
-    @Flag(name: .customLong("no-shuffle"), help: "Keep ingest order.")
-    var noShuffle = false
 
     @Option(name: .customLong("pad-to"), help: "FIELD=LENGTH: pad a variable-length field to a fixed length (repeatable).")
     var padTo: [String] = []
@@ -85,17 +64,10 @@ struct ShardCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        if dropLast && pad { throw ValidationError("--drop-last and --pad exclude each other") }
-        if (dataset == nil) == mix.isEmpty { throw ValidationError("name one dataset file or a --mix of datasets") }
-        if !mix.isEmpty {
-            _ = try mixture()
-            if packing.pack != nil { throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked") }
-            if noShuffle { throw ValidationError("a mixture always shuffles its sources: --no-shuffle does not apply to --mix") }
-        } else if epochSize != nil {
-            throw ValidationError("--epoch-size applies to --mix only")
-        }
-        if let epochSize, !(1...MixturePlan.maxEpochSize).contains(epochSize) {
-            throw ValidationError("--epoch-size must be within 1…\(MixturePlan.maxEpochSize), got \(epochSize)")
+        if dropLast && planOptions.pad { throw ValidationError("--drop-last and --pad exclude each other") }
+        if (dataset == nil) == planOptions.mix.isEmpty { throw ValidationError("name one dataset file or a --mix of datasets") }
+        if !planOptions.mix.isEmpty, packing.pack != nil {
+            throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked")
         }
         if packing.pack != nil, !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
         func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
@@ -104,8 +76,8 @@ struct ShardCommand: AsyncParsableCommand {
             }
         }
         try check(batchSize, Limits.batchSize, "--batch-size")
-        try check(world, 1...batchSize, "--world")
-        if batchSize % world != 0 { throw ValidationError("--world \(world) must divide --batch-size \(batchSize)") }
+        try check(planOptions.world, 1...batchSize, "--world")
+        if batchSize % planOptions.world != 0 { throw ValidationError("--world \(planOptions.world) must divide --batch-size \(batchSize)") }
         try check(epochs, Limits.epochs, "--epochs")
         try check(firstEpoch, Limits.firstEpoch, "--first-epoch")
         try check(level, Limits.level, "--level")
@@ -120,18 +92,6 @@ struct ShardCommand: AsyncParsableCommand {
         }
     }
 
-    /// `--mix` as (path, weight) pairs, in order.
-    func mixture() throws -> [(path: String, weight: MixtureWeight)] {
-        try mix.map { item in
-            guard let equals = item.lastIndex(of: "="), let weight = MixtureWeight(String(item[item.index(after: equals)...])),
-                equals != item.startIndex
-            else {
-                throw ValidationError("--mix expects PATH=WEIGHT with WEIGHT a proportion (0.6), repeat:R or choose:N, got \(item)")
-            }
-            return (String(item[..<equals]), weight)
-        }
-    }
-
     func run() async throws {
         AllocatorTuning.applyForBatchWorkloads()
         try await reportingErrors {
@@ -140,8 +100,7 @@ struct ShardCommand: AsyncParsableCommand {
             guard let schema = try await store.schema() else {
                 throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: dataset)
             }
-            let parameters = PlanParameters(
-                seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
+            let parameters = planOptions.parameters(batchSize: batchSize)
             let epochRange = firstEpoch..<(firstEpoch + epochs)
             if let spec = try packing.spec() {
                 return try await writePacked(store, try await store.packedPlan(parameters, packing: spec), epochs: epochRange)
@@ -192,10 +151,8 @@ struct ShardCommand: AsyncParsableCommand {
 
     /// Writes the `--mix` plan's shards and prints its sources' draws.
     private func writeMixture() async throws {
-        let datasets = try mixture().map { try Dataset(path: $0.path) }
-        let components = zip(datasets, try mixture()).map { MixtureComponent(dataset: $0, weight: $1.weight) }
-        let parameters = PlanParameters(seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split)
-        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters)
+        let (datasets, components) = try planOptions.mixtureSources()
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: planOptions.epochSize, parameters: planOptions.parameters(batchSize: batchSize))
         let configuration = try prefetchConfiguration()
         let epochRange = firstEpoch..<(firstEpoch + epochs)
         if let existing = ShardWriter.upToDate(out, mixture: plan, epochs: epochRange, configuration: configuration) {

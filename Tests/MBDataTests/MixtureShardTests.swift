@@ -56,7 +56,7 @@ import Testing
         let fixture = try await Fixture.make()
         let (_, manifest, _) = try await Self.written(fixture)
         let edits: [(String, (inout ShardManifest) -> Void)] = [
-            ("draws", { $0.mixture!.sources[0].weight = 0.5 }),
+            ("draws", { $0.mixture!.sources[0].pinned.weight = 0.5 }),
             ("draws", { $0.mixture!.sources[1].draws += 1 }),
             ("draws", { $0.mixture!.sources[2].samples = 4 }),
             ("mixture plan's fingerprint", { $0.plan.parameters.world = 4 }),
@@ -124,4 +124,28 @@ import Testing
             "\(error)".contains("hold batches of one dataset; a mixture of web was asked for")
         }
     }
+
+    /// A source's facts are held once (`PinnedMixture.Source` inside the manifest's source),
+    /// and the manifest's JSON keeps its members: a source as sets written before read, and
+    /// written again, the same.
+    @Test func aManifestSourceKeepsItsJSONMembers() throws {
+        let written = #"""
+            {
+              "draws" : 27,
+              "fingerprint" : "0123456789abcdef",
+              "max_id" : 50,
+              "name" : "web",
+              "samples" : 50,
+              "version" : 3,
+              "weight" : "0.6"
+            }
+            """#
+        let source = try ShardManifest.decoder.decode(ShardManifest.MixtureInfo.Source.self, from: Data(written.utf8))
+        #expect(source.pinned == PinnedMixture.Source(name: "web", datasetVersion: 3, fingerprint: "0123456789abcdef", weight: .proportion(0.6)))
+        #expect(source.maxId == 50 && source.samples == 50 && source.draws == 27 && source.version == 3)
+        let encoded = try ShardManifest.encoder.encode(source)
+        let members = { (data: Data) in try JSONSerialization.jsonObject(with: data) as? NSDictionary }
+        #expect(try members(encoded) == (try members(Data(written.utf8))), "\(String(decoding: encoded, as: UTF8.self))")
+    }
 }
+

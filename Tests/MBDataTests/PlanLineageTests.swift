@@ -100,4 +100,54 @@ import Testing
             _ = try await PlanLineage.make(shards: ShardSet(directory: out), dataset: otherDataset, name: "tokens")
         }
     }
+
+    /// A mixture's step: each row's source, `_id`, and the pass over its source its draw
+    /// belongs to, as the plan draws them; the inverse finds every place a sample of a
+    /// source repeated within the epoch appears.
+    @Test func aMixturesStepNamesEachRowsSourceIdAndPass() async throws {
+        let fixture = try await MixtureLoaderTests.Fixture.make()
+        // 50 + 17 + 13 draws: books' 5 samples are drawn 2.6 times an epoch.
+        let weights: [MixtureWeight] = [.repeat(1), .repeat(1), .repeat(2.6)]
+        let lineage = try await PlanLineage.make(
+            mixture: fixture.components(weights), epochSize: nil, parameters: PlanParameters(seed: 3, batchSize: 8, world: 2, tail: .pad))
+        let plan = try #require(lineage.mixture)
+        #expect(lineage.sources.map(\.name) == MixtureLoaderTests.Fixture.names && lineage.packed == nil)
+        var booksPasses = Set<Int>()
+        for step in 0..<plan.plan.batchesPerEpoch {
+            let batch = try await lineage.batch(epoch: 2, step: step)
+            let expected = (0..<2).flatMap { plan.sampleIDs(epoch: 2, batch: step, rank: $0).compactMap { $0 } }
+            #expect(batch.entries.map { "\($0.source ?? -1):\($0.id)" } == expected.map { "\($0.source):\($0.id)" })
+            for entry in batch.entries {
+                let draw = plan.mixture.draw(epoch: 2, position: entry.position)
+                #expect(entry.pass == draw.pass && entry.dataset == MixtureLoaderTests.Fixture.names[draw.source])
+                #expect(try await lineage.appearances(epoch: 2, id: entry.id, source: draw.source).contains(entry), "the inverse finds it")
+                if draw.source == 2 { booksPasses.insert(draw.pass) }
+            }
+        }
+        // Epoch 2 of books' stream is entries 26…38 of passes of 5: passes 5, 6 and 7.
+        #expect(booksPasses == [5, 6, 7])
+        var booksDraws = 0
+        for id in lineage.sources[2].plan.ids {
+            let places = try await lineage.appearances(epoch: 2, id: id, source: 2)
+            #expect((1...3).contains(places.count) && places.map(\.position) == places.map(\.position).sorted())
+            booksDraws += places.count
+        }
+        #expect(booksDraws == 13)
+        await #expect(throws: MBDataError.self) { try await lineage.appearances(epoch: 2, id: 1, source: 3) }
+    }
+
+    /// A mixture's shard set explains as the mixture its manifest records, its sources
+    /// matched to datasets by name; a source without a dataset is refused.
+    @Test func aMixtureShardSetsLineageIsItsPlans() async throws {
+        let fixture = try await MixtureLoaderTests.Fixture.make()
+        let (plan, _, out) = try await MixtureShardTests.written(fixture)
+        let shards = try ShardSet(directory: out)
+        let fromShards = try await PlanLineage.make(shards: shards, datasets: fixture.datasets.reversed())
+        let fromPlan = try await PlanLineage(mixture: plan, datasets: fixture.datasets)
+        for step in [0, 5, 10] {
+            #expect(try await fromShards.batch(epoch: 1, step: step) == (try await fromPlan.batch(epoch: 1, step: step)))
+        }
+        await #expect(throws: MBDataError.self) { try await PlanLineage.make(shards: shards, datasets: Array(fixture.datasets.prefix(2))) }
+    }
 }
+

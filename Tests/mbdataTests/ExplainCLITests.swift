@@ -85,4 +85,44 @@ struct ExplainCLITests {
         let unknown = try await CLI.mbdata(["explain", path] + Self.plan + ["--key", "nobody"], in: dir)
         #expect(unknown.status == 64 && unknown.stderr.contains("nobody"), "\(unknown)")
     }
+
+    @Test("a mixture's step names each row's source, key and pass; --source finds a sample; its shards explain the same")
+    func mixture() async throws {
+        let dir = try TemporaryDirectory()
+        let path = try await TokenDataset.make(in: dir)
+        let (web, code) = (dir.path("web.mbdb"), dir.path("code.mbdb"))
+        try FileManager.default.copyItem(atPath: path, toPath: web)
+        try FileManager.default.copyItem(atPath: path, toPath: code)
+        // Epoch 1 draws entries 600…1199 of web's stream of passes of 300 (passes 2 and 3), 200…399 of code's (0 and 1).
+        let mix = ["--mix", "\(web)=0.75", "\(code)=0.25", "--epoch-size", "800", "--batch-size", "4", "--seed", "7", "--world", "2"]
+        let lineage = try await PlanLineage.make(
+            mixture: [MixtureComponent(dataset: try Dataset(path: web), weight: 0.75), MixtureComponent(dataset: try Dataset(path: code), weight: 0.25)],
+            epochSize: 800, parameters: PlanParameters(seed: 7, batchSize: 4, world: 2))
+        let expected = try await lineage.batch(epoch: 1, step: 5)
+        #expect(expected.entries.allSatisfy { ($0.dataset == "web" && [2, 3].contains($0.pass)) || ($0.dataset == "code" && [0, 1].contains($0.pass)) })
+
+        let step = try await CLI.mbdata(["explain"] + mix + ["--epoch", "1", "--step", "5", "--json"], in: dir)
+        try #require(step.status == 0, "\(step)")
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        #expect(try decoder.decode(BatchLineage.self, from: Data(step.stdout.utf8)) == expected)
+        let text = try await CLI.mbdata(["explain"] + mix + ["--epoch", "1", "--step", "5"], in: dir)
+        #expect(text.status == 0 && text.stdout.split(separator: "\n")[1].contains("pass"), "\(text)")
+
+        let entry = try #require(expected.entries.first)
+        let key = try await CLI.mbdata(["explain"] + mix + ["--epoch", "1", "--key", try #require(entry.key), "--source", entry.dataset], in: dir)
+        try #require(key.status == 0, "\(key)")
+        #expect(key.stdout.contains("sample _id \(entry.id) of \(entry.dataset) (key \(entry.key!)): epoch 1"), "\(key)")
+        let noSource = try await CLI.mbdata(["explain"] + mix + ["--epoch", "1", "--id", "3"], in: dir)
+        #expect(noSource.status != 0 && noSource.stderr.contains("--source"), "\(noSource)")
+
+        let shards = dir.path("shards")
+        let shard = try await CLI.mbdata(["shard", "--out", shards, "--epochs", "2"] + mix, in: dir)
+        try #require(shard.status == 0, "\(shard)")
+        let fromShards = try await CLI.mbdata(["explain", shards, "--dataset", code, "--dataset", web, "--epoch", "1", "--step", "5", "--json"], in: dir)
+        #expect(fromShards.status == 0 && fromShards.stdout == step.stdout, "\(fromShards)")
+        let missing = try await CLI.mbdata(["explain", shards, "--dataset", web, "--epoch", "1", "--step", "5"], in: dir)
+        #expect(missing.status != 0 && missing.stderr.contains("code"), "\(missing)")
+    }
 }
+

@@ -182,6 +182,19 @@ struct RowCountingTrainer: Trainer {
     }
 }
 
+/// User and system CPU seconds of this process so far: on shared cores, steadier than wall
+/// time for comparing two cases of one process.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+        getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// The mixture-overhead case of issue 14 §6: the live loader over a mixture of three
 /// datasets (web 0.6, code 0.25, books 0.15; copies of DB, so every source has the same rows)
 /// against the same loader over one of them, the same number of samples each (the
@@ -210,6 +223,7 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
         for (name, configuration) in [("one", single), ("mixture", mixed)] {
             let tally = Tally()
             let start = Date()
+            let cpuStart = processCPUSeconds()
             let loader =
                 name == "one"
                 ? try await MultiBatchLoader(dataset: datasets[0], configuration: configuration)
@@ -218,7 +232,7 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
             let totals = tally.totals
             report([
                 "mode": "mixture", "measured": true, "case": name, "round": round, "batches": totals.batches, "rows": totals.rows,
-                "seconds": Date().timeIntervalSince(start),
+                "seconds": Date().timeIntervalSince(start), "cpu_seconds": processCPUSeconds() - cpuStart,
             ])
         }
     }

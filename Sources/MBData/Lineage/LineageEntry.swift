@@ -8,6 +8,11 @@ public struct LineageEntry: Sendable, Hashable, Codable {
     public var id: Int64
     /// The sample's key (the schema's key field, as text); nil without a key field.
     public var key: String?
+    /// A mixture's source index (the row's `_source` value); nil for a plan over one dataset.
+    public var source: Int?
+    /// A mixture's pass over the source the draw belongs to (0 for the first showing of its
+    /// samples, 1 for the first repeat, …); nil for a plan over one dataset.
+    public var pass: Int?
     /// The epoch.
     public var epoch: Int
     /// The global batch: the step within the epoch.
@@ -16,7 +21,7 @@ public struct LineageEntry: Sendable, Hashable, Codable {
     public var rank: Int
     /// The row within the rank's batch.
     public var row: Int
-    /// The sample's position in the epoch's order.
+    /// The sample's position in the epoch's order (a mixture's: in the mixture's epoch).
     public var position: Int
     /// A packed row's segment holding the sample (1…k, the `segment_ids` value); nil unpacked.
     public var segment: Int?
@@ -30,12 +35,14 @@ public struct LineageEntry: Sendable, Hashable, Codable {
 
     /// An entry from its fields; the packing layout only for packed rows.
     public init(
-        dataset: String, id: Int64, key: String? = nil, epoch: Int, step: Int, rank: Int, row: Int, position: Int, segment: Int? = nil,
+        dataset: String, id: Int64, key: String? = nil, source: Int? = nil, pass: Int? = nil, epoch: Int, step: Int, rank: Int, row: Int, position: Int, segment: Int? = nil,
         offset: Int? = nil, length: Int? = nil, column: Int? = nil
     ) {
         self.dataset = dataset
         self.id = id
         self.key = key
+        self.source = source
+        self.pass = pass
         self.epoch = epoch
         self.step = step
         self.rank = rank

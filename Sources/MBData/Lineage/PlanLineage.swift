@@ -3,27 +3,50 @@ import GRDB
 /// Lineage of a plan (issue 14 §4, `mbdata explain`): which samples — dataset, `_id`, key —
 /// a step of an epoch held, with the packing layout of packed rows, and the inverse: the
 /// steps (and rows) of an epoch in which a sample appears. Both are computed from the plan
-/// alone, a pure function of (seed, epoch, dataset version), so they say what any loader,
+/// alone, a pure function of (seed, epoch, dataset versions), so they say what any loader,
 /// shard set or daemon serving the plan delivered.
 ///
 /// Each position of an epoch's order resolves to a source dataset and a sample of it
 /// (``sample(epoch:position:)``). A plan over one dataset has one source; a mixture plan
-/// resolves a position through its draw to one of several, and every entry already names
-/// its dataset, so a mixture slots in there.
+/// resolves a position through its draw to one of several, with the pass (repeat) of that
+/// source's stream the draw belongs to.
 ///
 /// Costs: an unpacked step or sample is O(1) plan arithmetic (a sample found by key or id
-/// also scans the plan's ids once); a packed one packs the epoch's lengths once
-/// (O(samples)) to find its windows, then one window.
+/// also scans the plan's ids once; a mixture's positions cost O(N²) with N sources); a
+/// packed one packs the epoch's lengths once (O(samples)) to find its windows, then one window.
 public struct PlanLineage: Sendable {
-    /// The dataset's name in entries (a file's name, a daemon's dataset name).
-    public let name: String
-    /// The dataset samples are read from.
-    public let dataset: Dataset
-    /// The plan; for a packed plan, the unpacked plan it packs.
-    public let plan: DatasetPlan
+    /// One dataset samples are read from.
+    public struct Source: Sendable {
+        /// The dataset's name in entries (a file's name, a daemon's dataset name, a mixture's source name).
+        public let name: String
+        /// The dataset.
+        public let dataset: Dataset
+        /// The dataset's pinned plan: its ids at the plan's version (a mixture's source plan
+        /// has the mixture's split and neutral parameters).
+        public let plan: DatasetPlan
+        let keyField: String?
+
+        init(name: String, dataset: Dataset, plan: DatasetPlan) async throws {
+            self.name = name
+            self.dataset = dataset
+            self.plan = plan
+            keyField = try await dataset.schema()?.key
+        }
+    }
+
+    /// The datasets samples are read from, in `_source` order: one for a plan over one dataset.
+    public let sources: [Source]
     /// The packed plan; nil for unpacked batches.
     public let packed: PackedPlan?
-    private let keyField: String?
+    /// The mixture plan; nil for a plan over one dataset.
+    public let mixture: MixtureBatchPlan?
+
+    /// The (first) dataset's name in entries.
+    public var name: String { sources[0].name }
+    /// The (first) dataset samples are read from.
+    public var dataset: Dataset { sources[0].dataset }
+    /// The plan over one dataset (for a packed plan, the unpacked plan it packs); a mixture's first source's plan.
+    public var plan: DatasetPlan { sources[0].plan }
 
     /// The lineage of `plan` (packed by `packed` when given, which must pack `plan`) over
     /// `dataset`, named `name` in entries.
@@ -31,11 +54,24 @@ public struct PlanLineage: Sendable {
     /// - Throws: What reading the dataset's schema throws.
     public init(name: String, dataset: Dataset, plan: DatasetPlan, packed: PackedPlan? = nil) async throws {
         precondition(packed.map { $0.base == plan } ?? true, "the packed plan packs another plan")
-        self.name = name
-        self.dataset = dataset
-        self.plan = plan
+        sources = [try await Source(name: name, dataset: dataset, plan: plan)]
         self.packed = packed
-        keyField = try await dataset.schema()?.key
+        mixture = nil
+    }
+
+    /// The lineage of a mixture plan over `datasets`, given in `_source` order (those the plan
+    /// was resolved from); entries name each source as the mixture does.
+    ///
+    /// - Throws: What reading the datasets' schemas throws.
+    public init(mixture: MixtureBatchPlan, datasets: [Dataset]) async throws {
+        precondition(datasets.count == mixture.sources.count, "\(datasets.count) datasets for \(mixture.sources.count) sources")
+        var sources: [Source] = []
+        for (index, dataset) in datasets.enumerated() {
+            sources.append(try await Source(name: mixture.names[index], dataset: dataset, plan: mixture.sources[index]))
+        }
+        self.sources = sources
+        self.mixture = mixture
+        packed = nil
     }
 
     /// The lineage of the plan of `parameters` (packed by `packing` when given) pinned to
@@ -50,6 +86,15 @@ public struct PlanLineage: Sendable {
             return try await PlanLineage(name: name, dataset: dataset, plan: packed.base, packed: packed)
         }
         return try await PlanLineage(name: name, dataset: dataset, plan: dataset.plan(parameters, version: version))
+    }
+
+    /// The lineage of the mixture of `components` (their datasets at their current versions)
+    /// with `epochSize` draws per epoch under `parameters`.
+    ///
+    /// - Throws: What ``MixtureBatchPlan/resolve(_:epochSize:parameters:pinnedTo:)`` throws.
+    public static func make(mixture components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters) async throws -> PlanLineage {
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters)
+        return try await PlanLineage(mixture: plan, datasets: components.map { try $0.storedDataset() })
     }
 
     /// The lineage of the plan a shard set was written with: its parameters, packing and
@@ -68,19 +113,55 @@ public struct PlanLineage: Sendable {
         return lineage
     }
 
+    /// The lineage of the mixture a shard set was written with: its sources (matched to
+    /// `datasets` by ``MixtureDataset/mixtureName``), weights, epoch size and parameters from
+    /// the manifest, each source pinned to the version it records and checked against it.
+    ///
+    /// - Throws: `MBDataError` with `.invalidArgument` when the set holds one dataset's
+    ///   batches or a source has no dataset among `datasets`; `.invalidDataset` when a
+    ///   dataset no longer holds what the set was made from; what resolving the mixture throws.
+    public static func make(shards: ShardSet, datasets: [Dataset]) async throws -> PlanLineage {
+        let manifest = shards.manifest
+        guard let info = manifest.mixture else {
+            throw MBDataError(.invalidArgument, "the shards hold one dataset's batches, not a mixture", source: shards.directory, parameter: "dataset")
+        }
+        let components = try info.sources.map { source in
+            guard let dataset = datasets.first(where: { $0.mixtureName == source.name }) else {
+                throw MBDataError(
+                    .invalidArgument, "the shards' mixture draws from '\(source.name)': name its dataset (\(source.name).mbdb) with --dataset",
+                    source: shards.directory, parameter: "dataset")
+            }
+            return MixtureComponent(dataset: dataset, weight: source.weight)
+        }
+        let plan = try await MixtureBatchPlan.resolve(
+            components, epochSize: info.sources.first?.weight.isRelative == true ? info.epochSize : nil, parameters: manifest.plan.parameters,
+            pinnedTo: info.pinned)
+        var requirement = ShardRequirement(parameters: plan.parameters)
+        requirement.mixture = .pinned(plan.pinned)
+        try manifest.check(serves: requirement, source: shards.directory)
+        return try await PlanLineage(mixture: plan, datasets: components.map { try $0.storedDataset() })
+    }
+
     /// The plan's parameters (a packed plan's batch size counts rows).
-    public var parameters: PlanParameters { plan.parameters }
+    public var parameters: PlanParameters { mixture?.parameters ?? plan.parameters }
+
+    /// How the epoch's positions become batches.
+    private var batching: EpochPlan { mixture?.plan ?? plan.plan }
 
     /// Global batches of `epoch` (a packed plan's epochs differ: this packs the epoch's lengths).
     public func batchesPerEpoch(epoch: Int) async throws -> Int {
-        guard let packed else { return plan.plan.batchesPerEpoch }
+        guard let packed else { return batching.batchesPerEpoch }
         return try await runBlocking { packed.batchesPerEpoch(packed.layout(epoch: epoch)) }
     }
 
-    /// The source (index into the lineage's datasets: always 0 for one dataset) and the plan
-    /// index of the sample at `position` of `epoch`'s order.
-    func sample(epoch: Int, position: Int) -> (source: Int, index: Int) {
-        (0, parameters.shuffle ? plan.plan.permutation(epoch: epoch).index(at: position) : position)
+    /// The source (index into ``sources``), the index into its plan's ids of the sample at
+    /// `position` of `epoch`'s order, and for a mixture the pass over that source it belongs to.
+    func sample(epoch: Int, position: Int) -> (source: Int, index: Int, pass: Int?) {
+        if let mixture {
+            let draw = mixture.mixture.draw(epoch: epoch, position: position)
+            return (draw.source, draw.index, draw.pass)
+        }
+        return (0, parameters.shuffle ? plan.plan.permutation(epoch: epoch).index(at: position) : position, nil)
     }
 
     /// The samples of step `step` of `epoch`, for rank `rank` or (nil) every rank.
@@ -94,7 +175,7 @@ public struct PlanLineage: Sendable {
         }
         let ranks = rank.map { [$0] } ?? Array(0..<parameters.world)
         let (batches, rows) = try await runBlocking { () -> (Int, [[PackedRow]]?) in
-            guard let packed = self.packed else { return (self.plan.plan.batchesPerEpoch, nil) }
+            guard let packed = self.packed else { return (self.batching.batchesPerEpoch, nil) }
             let layout = packed.layout(epoch: epoch)
             let batches = packed.batchesPerEpoch(layout)
             guard (0..<batches).contains(step) else { return (batches, nil) }
@@ -118,12 +199,12 @@ public struct PlanLineage: Sendable {
                 }
             }
         } else {
-            let local = plan.plan.localBatchSize
+            let local = batching.localBatchSize
             for rank in ranks {
                 let start = step * parameters.batchSize + rank * local
                 for row in 0..<local {
                     let position = start + row
-                    guard position < plan.plan.sampleCount else {
+                    guard position < batching.sampleCount else {
                         paddingRows += 1
                         continue
                     }
@@ -132,20 +213,34 @@ public struct PlanLineage: Sendable {
             }
         }
         return BatchLineage(
-            epoch: epoch, step: step, batchesPerEpoch: batches, ranks: ranks, rowsPerRank: plan.plan.localBatchSize,
+            epoch: epoch, step: step, batchesPerEpoch: batches, ranks: ranks, rowsPerRank: batching.localBatchSize,
             rowLength: packed?.spec.rowLength, paddingRows: paddingRows, entries: try await withKeys(entries))
     }
 
-    /// Where sample `id` appears in `epoch`: one entry per row holding it (several for the
-    /// pieces of a split sample), in step order; none when the plan leaves it out (another
-    /// split, a dropped tail, a dropped overlong or empty sample).
+    /// Where sample `id` of source `source` (an index into ``sources``) appears in `epoch`:
+    /// one entry per row holding it (several for the pieces of a split sample, or for a
+    /// mixture's source drawn more than once per epoch), in step order; none when the plan
+    /// leaves it out (another split, a dropped tail, a dropped overlong or empty sample, a
+    /// mixture's source drawn below its size this epoch).
     ///
-    /// - Throws: `MBDataError` with `.invalidArgument` for a negative epoch; what reading keys throws.
-    public func appearances(epoch: Int, id: Int64) async throws -> [LineageEntry] {
+    /// - Throws: `MBDataError` with `.invalidArgument` for a negative epoch or a source
+    ///   outside ``sources``; what reading keys throws.
+    public func appearances(epoch: Int, id: Int64, source: Int = 0) async throws -> [LineageEntry] {
         guard epoch >= 0 else { throw MBDataError(.invalidArgument, "the epoch must not be negative, got \(epoch)", parameter: "epoch") }
-        guard let index = plan.ids.firstIndex(of: id) else { return [] }
-        let position = parameters.shuffle ? plan.plan.permutation(epoch: epoch).position(of: index) : index
+        guard sources.indices.contains(source) else {
+            throw MBDataError(.invalidArgument, "source \(source) is outside 0..<\(sources.count)", parameter: "source")
+        }
+        guard let index = sources[source].plan.ids.firstIndex(of: id) else { return [] }
         let g = parameters.batchSize
+        if let mixture {
+            let local = batching.localBatchSize
+            let positions = mixture.mixture.positions(ofSample: index, source: source, epoch: epoch).filter { $0 / g < batching.batchesPerEpoch }
+            return try await withKeys(
+                positions.map { position in
+                    entry(epoch: epoch, step: position / g, rank: position % g / local, row: position % local, position: position)
+                })
+        }
+        let position = parameters.shuffle ? plan.plan.permutation(epoch: epoch).position(of: index) : index
         var entries: [LineageEntry] = []
         if let packed {
             let rows = try await runBlocking { () -> [(row: Int, segment: Int, piece: PackedSegment, column: Int)] in
@@ -180,17 +275,21 @@ public struct PlanLineage: Sendable {
         return try await withKeys(entries)
     }
 
-    /// The `_id` of the sample whose key field holds `key`; nil when none does at the plan's
-    /// version.
+    /// The index into ``sources`` of the source named `name`; nil when none is.
+    public func source(named name: String) -> Int? { sources.firstIndex { $0.name == name } }
+
+    /// The `_id` of the sample of source `source` whose key field holds `key`; nil when none
+    /// does at the plan's version.
     ///
     /// - Throws: `MBDataError` with `.invalidArgument` when the schema has no key field.
-    public func id(key: String) async throws -> Int64? {
-        guard let keyField else {
-            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by --id", source: dataset.path)
+    public func id(key: String, source: Int = 0) async throws -> Int64? {
+        let source = sources[source]
+        guard let keyField = source.keyField else {
+            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by --id", source: source.dataset.path)
         }
         let column = SampleTable.quoted(keyField)
-        let maxID = plan.maxID
-        return try await dataset.read { db in
+        let maxID = source.plan.maxID
+        return try await source.dataset.read { db in
             try Int64.fetchOne(db, sql: "SELECT _id FROM samples WHERE CAST(\(column) AS TEXT) = ? AND _id <= ? ORDER BY _id LIMIT 1", arguments: [key, maxID])
         }
     }
@@ -198,27 +297,29 @@ public struct PlanLineage: Sendable {
     private func entry(
         epoch: Int, step: Int, rank: Int, row: Int, position: Int, segment: Int? = nil, piece: PackedSegment? = nil, column: Int? = nil
     ) -> LineageEntry {
-        let (_, index) = sample(epoch: epoch, position: position)
+        let (source, index, pass) = sample(epoch: epoch, position: position)
         return LineageEntry(
-            dataset: name, id: plan.ids[index], epoch: epoch, step: step, rank: rank, row: row, position: position, segment: segment,
-            offset: piece?.offset, length: piece?.length, column: column)
+            dataset: sources[source].name, id: sources[source].plan.ids[index], source: mixture == nil ? nil : source, pass: pass, epoch: epoch,
+            step: step, rank: rank, row: row, position: position, segment: segment, offset: piece?.offset, length: piece?.length, column: column)
     }
 
-    /// `entries` with their samples' keys, read in one transaction.
+    /// `entries` with their samples' keys, read in one transaction per source.
     private func withKeys(_ entries: [LineageEntry]) async throws -> [LineageEntry] {
-        guard let keyField, !entries.isEmpty else { return entries }
-        let column = SampleTable.quoted(keyField)
-        let ids = Set(entries.map(\.id))
-        let keys = try await dataset.read { db in
-            let statement = try db.makeStatement(sql: "SELECT CAST(\(column) AS TEXT) FROM samples WHERE _id = ?")
-            var keys: [Int64: String] = [:]
-            for id in ids { keys[id] = try String.fetchOne(statement, arguments: [id]) }
-            return keys
+        var keyed = entries
+        for (index, source) in sources.enumerated() {
+            guard let keyField = source.keyField else { continue }
+            let rows = entries.indices.filter { (entries[$0].source ?? 0) == index }
+            guard !rows.isEmpty else { continue }
+            let column = SampleTable.quoted(keyField)
+            let ids = Set(rows.map { entries[$0].id })
+            let keys = try await source.dataset.read { db in
+                let statement = try db.makeStatement(sql: "SELECT CAST(\(column) AS TEXT) FROM samples WHERE _id = ?")
+                var keys: [Int64: String] = [:]
+                for id in ids { keys[id] = try String.fetchOne(statement, arguments: [id]) }
+                return keys
+            }
+            for row in rows { keyed[row].key = keys[keyed[row].id] }
         }
-        return entries.map { entry in
-            var entry = entry
-            entry.key = keys[entry.id]
-            return entry
-        }
+        return keyed
     }
 }

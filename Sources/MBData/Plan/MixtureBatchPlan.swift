@@ -65,16 +65,26 @@ public struct MixtureBatchPlan: Sendable, Hashable {
             throw MBDataError(.invalidArgument, "a mixture always shuffles its sources; shuffle = false is not supported", parameter: "shuffle")
         }
         let neutral = PlanParameters(batchSize: 1, split: parameters.split)
-        var plans: [DatasetPlan] = []
-        var schemas: [Schema] = []
-        for component in components {
-            let dataset = try component.storedDataset()
-            plans.append(try await dataset.plan(neutral, version: pinnedTo?.datasetVersion(of: component.name)))
-            guard let schema = try await dataset.schema() else {
-                throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: dataset.path)
+        // The sources' ids are read side by side: each read scans a split index, and a
+        // mixture's loader waits for all of them before its first batch.
+        let datasets = try components.map { try $0.storedDataset() }
+        let resolved = try await withThrowingTaskGroup(of: (Int, DatasetPlan, Schema).self) { group in
+            for (index, (component, dataset)) in zip(components, datasets).enumerated() {
+                let version = pinnedTo?.datasetVersion(of: component.name)
+                group.addTask {
+                    let plan = try await dataset.plan(neutral, version: version)
+                    guard let schema = try await dataset.schema() else {
+                        throw MBDataError(.invalidDataset, "the dataset is empty: nothing ingested yet", source: dataset.path)
+                    }
+                    return (index, plan, schema)
+                }
             }
-            schemas.append(schema)
+            var resolved = [(plan: DatasetPlan, schema: Schema)?](repeating: nil, count: components.count)
+            for try await (index, plan, schema) in group { resolved[index] = (plan, schema) }
+            return resolved.compactMap { $0 }
         }
+        let plans = resolved.map { $0.plan }
+        let schemas = resolved.map { $0.schema }
         try MixtureFields.check(schemas, names: components.map(\.name))
         let mixture = try MixturePlan(
             sources: zip(components, plans).map { component, plan in

@@ -66,7 +66,20 @@ public struct MixturePlan: Sendable, Hashable {
 
     /// The draws at `positions` of `epoch`, in order: one seek, then O(N) per position.
     public func draws(epoch: Int, positions: Range<Int>) -> [MixtureDraw] {
-        schedule.slots(positions).map { draw(epoch: epoch, slot: $0) }
+        // A run of positions touches each source's current pass (and perhaps its next):
+        // each permutation is keyed once, not once per draw.
+        var permutations = [(pass: Int, order: IndexPermutation)?](repeating: nil, count: sources.count)
+        return schedule.slots(positions).map { slot in
+            let (pass, offset) = streamEntry(epoch: epoch, slot: slot)
+            let order: IndexPermutation
+            if let cached = permutations[slot.source], cached.pass == pass {
+                order = cached.order
+            } else {
+                order = permutation(source: slot.source, pass: pass)
+                permutations[slot.source] = (pass, order)
+            }
+            return MixtureDraw(source: slot.source, index: order.index(at: offset), pass: pass)
+        }
     }
 
     /// Rank `rank`'s part of global batch `batch` of `epoch` under `batching` (from
@@ -91,11 +104,20 @@ public struct MixturePlan: Sendable, Hashable {
 
     /// The draw that `slot` of `epoch` names: its source's stream entry `epoch·cᵢ + draw`.
     public func draw(epoch: Int, slot: MixtureSlot) -> MixtureDraw {
+        let (pass, offset) = streamEntry(epoch: epoch, slot: slot)
+        return MixtureDraw(source: slot.source, index: permutation(source: slot.source, pass: pass).index(at: offset), pass: pass)
+    }
+
+    /// Where `slot` of `epoch` falls in its source's stream: the pass and the position within it.
+    private func streamEntry(epoch: Int, slot: MixtureSlot) -> (pass: Int, offset: Int) {
         let size = sources[slot.source].sampleCount
         let entry = epoch * counts[slot.source] + slot.draw
-        let pass = entry / size
-        let permutation = IndexPermutation(count: size, seed: sourceSeeds[slot.source], epoch: pass)
-        return MixtureDraw(source: slot.source, index: permutation.index(at: entry % size), pass: pass)
+        return (entry / size, entry % size)
+    }
+
+    /// The order of pass `pass` over source `source`'s samples.
+    private func permutation(source: Int, pass: Int) -> IndexPermutation {
+        IndexPermutation(count: sources[source].sampleCount, seed: sourceSeeds[source], epoch: pass)
     }
 
     /// The positions of `epoch` that hold sample `index` of source `source`, ascending: the
@@ -107,7 +129,7 @@ public struct MixturePlan: Sendable, Hashable {
         guard count > 0 else { return [] }
         let entries = epoch * count..<(epoch + 1) * count
         return (entries.lowerBound / size...(entries.upperBound - 1) / size).compactMap { pass in
-            let entry = pass * size + IndexPermutation(count: size, seed: sourceSeeds[source], epoch: pass).position(of: index)
+            let entry = pass * size + permutation(source: source, pass: pass).position(of: index)
             guard entries.contains(entry) else { return nil }
             return schedule.position(of: MixtureSlot(source: source, draw: entry - entries.lowerBound))
         }

@@ -88,7 +88,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
 
     /// The safetensors buffer of `item`, whose rows are `ids`, read with one query.
     func safetensors(_ ids: [Int64?], as item: PlanItem) throws -> [UInt8] {
-        try database.read { db in
+        try SampleReader.read(database, idCount: ids.count) { db in
             if let fixedShape, let buffer = try fixedShape.batch(db, ids: ids, metadata: Self.metadata(item)) { return buffer }
             return collator.collate(try reader.rows(db, ids: ids), metadata: Self.metadata(item))
         }
@@ -97,7 +97,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     /// The rows of `item` in plan order (nil: a padding row), read with one query.
     func rows(_ item: PlanItem) throws -> [BatchCollator.Row] {
         let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-        return try database.read { db in try reader.rows(db, ids: ids) }
+        return try SampleReader.read(database, idCount: ids.count) { db in try reader.rows(db, ids: ids) }
     }
 
     /// `rows` as the safetensors buffer of `item`, its metadata naming the batch.

@@ -5,7 +5,11 @@ import GRDBSQLite
 /// its safetensors buffer: each stored value is copied once, from SQLite's page to its place
 /// in the batch, with no array per row or value, no second collation pass and no copy of the
 /// tensors into the buffer. The bytes are those `SampleReader` and `BatchCollator` make
-/// together (a test holds them equal); a batch that names a sample twice takes that path.
+/// together (tests hold them equal); a batch that names a sample of one source twice takes
+/// that path.
+///
+/// A mixture's batch reads each source with one query into its rows' slots of the same
+/// buffer, the source's columns taken in the batch schema's field order, and adds `_source`.
 struct FixedShapeBatchReader {
     private struct Column {
         var field: Field
@@ -36,16 +40,32 @@ struct FixedShapeBatchReader {
     /// - Throws: `MBDataError` `.corruptData` for a stored value the schema does not allow,
     ///   `.invalidDataset` for an id missing from the dataset.
     func batch(_ db: Database, ids: [Int64?], metadata: [String: String]) throws -> [UInt8]? {
+        try batch(ids: ids, sources: nil, metadata: metadata, orders: [nil]) { _, _, body in try body(db) }
+    }
+
+    /// The safetensors buffer of a mixture's rows: row i is sample `ids[i]` of source
+    /// `sources[i]` (nil and -1: a padding row), read from that source's database, which
+    /// `read(source, body)` opens; `orders[source]` gives, for each field of the batch
+    /// schema, its index among the source's fields (nil: the same order); `read` is told how
+    /// many ids the source's query reads. With `sources` the batch carries `_source`. Nil
+    /// when a source's id appears twice.
+    ///
+    /// - Throws: What ``batch(_:ids:metadata:)`` throws, and what `read` throws.
+    func batch(
+        ids: [Int64?], sources: [Int32]?, metadata: [String: String], orders: [[Int]?],
+        read: (_ source: Int, _ idCount: Int, _ body: (Database) throws -> Void) throws -> Void
+    ) throws -> [UInt8]? {
         let count = ids.count
-        var rowOf: [Int64: Int] = [:]
-        rowOf.reserveCapacity(count)
+        var rowOf = [[Int64: Int]](repeating: [:], count: orders.count)
         for (row, id) in ids.enumerated() {
             guard let id else { continue }
-            guard rowOf.updateValue(row, forKey: id) == nil else { return nil }
+            let source = sources.map { Int($0[row]) } ?? 0
+            guard rowOf[source].updateValue(row, forKey: id) == nil else { return nil }
         }
         var tensors = columns.map { (name: $0.field.name, dtype: $0.dtype, shape: [count] + $0.field.shape.map { $0! }, byteCount: count * $0.byteCount) }
         tensors.append((name: "_id", dtype: "I64", shape: [count], byteCount: count * 8))
         if flagsValidity { tensors.append((name: "_valid", dtype: "BOOL", shape: [count], byteCount: count)) }
+        if sources != nil { tensors.append((name: "_source", dtype: "I32", shape: [count], byteCount: count * 4)) }
         let header = SafetensorsWriter.header(metadata: metadata, tensors: tensors)
         var starts: [Int] = []
         var offset = header.count
@@ -57,33 +77,44 @@ struct FixedShapeBatchReader {
         var buffer = [UInt8](repeating: 0, count: offset)
         try buffer.withUnsafeMutableBytes { out in
             out.copyBytes(from: header)
-            let seen = try copyRows(db, rowOf: rowOf, rows: count, starts: starts, into: out)
+            var seen = [Bool](repeating: false, count: count)
+            for (source, rows) in rowOf.enumerated() where !rows.isEmpty {
+                let sqlColumns = (orders[source] ?? Array(columns.indices)).map { Int32(2 + $0) }
+                try read(source, rows.count) { db in try copyRows(db, rowOf: rows, sqlColumns: sqlColumns, starts: starts, into: out, seen: &seen) }
+            }
             if let missing = zip(ids, seen).first(where: { $0.0 != nil && !$0.1 })?.0 {
                 throw MBDataError(.invalidDataset, "sample \(missing) of the plan is missing from the dataset")
             }
-            let idStart = starts[columns.count]
+            var tensor = columns.count
             for (row, id) in ids.enumerated() {
-                out.storeBytes(of: (id ?? -1).littleEndian, toByteOffset: idStart + row * 8, as: Int64.self)
+                out.storeBytes(of: (id ?? -1).littleEndian, toByteOffset: starts[tensor] + row * 8, as: Int64.self)
             }
             if flagsValidity {
-                let validStart = starts[columns.count + 1]
-                for (row, id) in ids.enumerated() where id != nil { out[validStart + row] = 1 }
+                tensor += 1
+                for (row, id) in ids.enumerated() where id != nil { out[starts[tensor] + row] = 1 }
+            }
+            if let sources {
+                tensor += 1
+                for (row, source) in sources.enumerated() {
+                    out.storeBytes(of: source.littleEndian, toByteOffset: starts[tensor] + row * 4, as: Int32.self)
+                }
             }
         }
         return buffer
     }
 
-    /// Copies the stored values of every id in `rowOf` to its row; returns which of the
-    /// `rows` rows were found.
-    private func copyRows(_ db: Database, rowOf: [Int64: Int], rows: Int, starts: [Int], into out: UnsafeMutableRawBufferPointer) throws -> [Bool] {
+    /// Copies the stored values of every id in `rowOf` to its row, field i from SQL column
+    /// `sqlColumns[i]`, marking the rows found in `seen`.
+    private func copyRows(
+        _ db: Database, rowOf: [Int64: Int], sqlColumns: [Int32], starts: [Int], into out: UnsafeMutableRawBufferPointer, seen: inout [Bool]
+    ) throws {
         let wanted = rowOf.keys.sorted()
-        var seen = [Bool](repeating: false, count: rows)
         var scratch: [UInt8] = []
         try SampleReader.forEachRow(db, ids: wanted, fieldCount: columns.count) { handle, id in
             guard let row = rowOf[id] else { return }
             seen[row] = true
             for (index, column) in columns.enumerated() {
-                let sqlColumn = Int32(2 + index)
+                let sqlColumn = sqlColumns[index]
                 let target = starts[index] + row * column.byteCount
                 if column.isBlob, sqlite3_column_type(handle, sqlColumn) == SQLITE_BLOB,
                     Int(sqlite3_column_bytes(handle, sqlColumn)) == column.byteCount, let blob = sqlite3_column_blob(handle, sqlColumn)
@@ -105,6 +136,5 @@ struct FixedShapeBatchReader {
                 scratch.withUnsafeBytes { (out.baseAddress! + target).copyMemory(from: $0.baseAddress!, byteCount: column.byteCount) }
             }
         }
-        return seen
     }
 }

@@ -3,8 +3,10 @@ import GRDB
 
 /// A mixture's batches read live from its datasets: one query per source a batch draws
 /// from, each source's values put in the batch schema's field order, collated with a
-/// `_source` tensor, and (for shards and streams) one LZ4 frame. Blocks: call it from a
-/// worker thread, never from the cooperative pool.
+/// `_source` tensor — straight from SQLite's pages into the batch when every field has a
+/// fixed shape (`FixedShapeBatchReader`), as for one dataset — and (for shards and
+/// streams) one LZ4 frame. Blocks: call it from a worker thread, never from the
+/// cooperative pool.
 package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     package let plan: MixtureBatchPlan
     let databases: [DatabasePool]
@@ -13,6 +15,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     /// when the source's fields are already in that order.
     let orders: [[Int]?]
     let collator: BatchCollator
+    let fixedShape: FixedShapeBatchReader?
     let level: Int32
     /// The sources' names as a JSON array, for each batch's metadata.
     let sourceNames: String
@@ -36,6 +39,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
         self.readers = readers
         self.orders = orders
         collator = try BatchCollator(schema: plan.schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
+        fixedShape = FixedShapeBatchReader(schema: plan.schema, flagsValidity: plan.parameters.tail == .pad)
         level = configuration.compressionLevel
         let names = try JSONEncoder().encode(plan.names)
         sourceNames = String(decoding: names, as: UTF8.self)
@@ -47,25 +51,47 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     }
 
     package func produce(_ item: PlanItem) throws -> ReadyBatch {
-        let rows = try batchRows(item)
-        let buffer = collate(rows, as: item)
+        let draws = plan.batchDraws(epoch: item.epoch, batch: item.batch, rank: item.rank)
+        let buffer = try safetensors(draws, as: item)
         let frame = try LZ4Frame.compress(buffer, level: level)
         return ReadyBatch(
-            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: rows.rows.compactMap { $0 }.count,
+            epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: draws.ids.count(where: { $0 != nil }),
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
+    }
+
+    /// The safetensors buffer of `item` for a live feed.
+    func safetensors(_ item: PlanItem) throws -> [UInt8] {
+        try safetensors(plan.batchDraws(epoch: item.epoch, batch: item.batch, rank: item.rank), as: item)
+    }
+
+    /// The safetensors buffer of `item`, whose rows `draws` names: read straight into the
+    /// batch when the schema's shapes are fixed, else rows then collation.
+    private func safetensors(_ draws: MixtureBatchDraws, as item: PlanItem) throws -> [UInt8] {
+        if let fixedShape,
+            let buffer = try fixedShape.batch(
+                ids: draws.ids, sources: draws.sources, metadata: metadata(item), orders: orders,
+                read: { source, count, body in try SampleReader.read(databases[source], idCount: count, body) })
+        {
+            return buffer
+        }
+        return collate(try batchRows(draws), as: item)
     }
 
     /// The rows of `item` in plan order, read with one query per source drawn from.
     func batchRows(_ item: PlanItem) throws -> BatchRows {
-        let entries = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-        var rows = [BatchCollator.Row](repeating: nil, count: entries.count)
+        try batchRows(plan.batchDraws(epoch: item.epoch, batch: item.batch, rank: item.rank))
+    }
+
+    /// The rows `draws` names, in order, read with one query per source drawn from.
+    private func batchRows(_ draws: MixtureBatchDraws) throws -> BatchRows {
+        var rows = [BatchCollator.Row](repeating: nil, count: draws.ids.count)
         var slotsBySource = [[Int]](repeating: [], count: plan.sources.count)
-        for (slot, entry) in entries.enumerated() {
-            if let entry { slotsBySource[entry.source].append(slot) }
+        for (slot, source) in draws.sources.enumerated() where source >= 0 {
+            slotsBySource[Int(source)].append(slot)
         }
         for (source, slots) in slotsBySource.enumerated() where !slots.isEmpty {
-            let ids = slots.map { entries[$0]?.id }
-            let read = try databases[source].read { db in try readers[source].rows(db, ids: ids) }
+            let ids = slots.map { draws.ids[$0] }
+            let read = try SampleReader.read(databases[source], idCount: ids.count) { db in try readers[source].rows(db, ids: ids) }
             for (slot, row) in zip(slots, read) {
                 guard let row, let order = orders[source] else {
                     rows[slot] = row
@@ -74,18 +100,19 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
                 rows[slot] = (row.id, order.map { row.values[$0] })
             }
         }
-        return BatchRows(rows: rows, sources: entries.map { Int32($0?.source ?? -1) })
+        return BatchRows(rows: rows, sources: draws.sources)
     }
 
     /// `rows` as the safetensors buffer of `item`, its metadata naming the batch and the
     /// sources (`sources`: a JSON array of names, indexed by `_source`).
     func collate(_ rows: BatchRows, as item: PlanItem) -> [UInt8] {
-        collator.collate(
-            rows.rows,
-            metadata: [
-                "format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank),
-                "sources": sourceNames,
-            ],
-            sources: rows.sources)
+        collator.collate(rows.rows, metadata: metadata(item), sources: rows.sources)
+    }
+
+    private func metadata(_ item: PlanItem) -> [String: String] {
+        [
+            "format": "mbdata-batch-1", "epoch": String(item.epoch), "batch": String(item.batch), "rank": String(item.rank),
+            "sources": sourceNames,
+        ]
     }
 }

@@ -51,10 +51,36 @@ struct SampleReader {
         }
         for chunk in stride(from: 0, to: wanted.count, by: 30_000) {
             let part = Array(wanted[chunk..<min(chunk + 30_000, wanted.count)])
-            let placeholders = Array(repeating: "?", count: part.count).joined(separator: ",")
+            // The list is padded (repeating its last id) to one of a few lengths, so each
+            // connection prepares the query once per length and then reuses it: a mixture's
+            // batch runs one small query per source, and parsing them showed in its profile.
+            let length = Self.listLength(part.count)
+            let arguments = part + Array(repeating: part[part.count - 1], count: length - part.count)
             try SampleRowDecoder.forEachRow(
-                db, sql: "SELECT * FROM samples WHERE _id IN (\(placeholders)) ORDER BY _id", arguments: part, fieldCount: fieldCount, stepping: body)
+                db, sql: Self.inListQuery(length), arguments: arguments, fieldCount: fieldCount, cached: true, stepping: body)
         }
+    }
+
+    /// The most ids one query of ``forEachRow(_:ids:fieldCount:stepping:)`` binds.
+    static let idsPerQuery = 30_000
+
+    /// The padded length of an `IN` list of `count` ids (1…``idsPerQuery``): the next power
+    /// of two, at most ``idsPerQuery``.
+    static func listLength(_ count: Int) -> Int {
+        min(1 << (Int.bitWidth - (count - 1).leadingZeroBitCount), idsPerQuery)
+    }
+
+    /// Runs `body`, which reads `idCount` ids with ``forEachRow(_:ids:fieldCount:stepping:)``,
+    /// on a reader of `pool`: outside a transaction when they fit in one query — a statement
+    /// is its own snapshot — which spares the statements GRDB runs around each isolated read
+    /// (five, a mixture's batch paying them once per source); in one transaction otherwise.
+    static func read<T>(_ pool: DatabasePool, idCount: Int, _ body: (Database) throws -> T) throws -> T {
+        idCount <= idsPerQuery ? try pool.unsafeRead(body) : try pool.read(body)
+    }
+
+    /// The query of the rows whose ids are among `length` bound values, ascending.
+    private static func inListQuery(_ length: Int) -> String {
+        "SELECT * FROM samples WHERE _id IN (" + String(repeating: "?,", count: length - 1) + "?) ORDER BY _id"
     }
 
     /// Refuses a stored value the schema does not allow before it reaches collation.

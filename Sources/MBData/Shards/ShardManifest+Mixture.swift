@@ -9,22 +9,67 @@ extension ShardManifest {
     /// `fingerprint` is the mixture plan's (``MixtureBatchPlan/fingerprint``), `samples` the
     /// epoch size, `max_id` the largest of the sources', and `version` 1.
     public struct MixtureInfo: Codable, Sendable, Hashable {
-        /// One source, in `_source` order.
+        /// One source, in `_source` order: the facts a checkpoint pins (``PinnedMixture/Source``,
+        /// its `dataset_version` written `version` here) and what a reader of the set needs
+        /// besides — the source's highest id, samples and draws per epoch.
         public struct Source: Codable, Sendable, Hashable {
-            /// The source's name in the mixture.
-            public var name: String
-            /// The dataset version the source was pinned to.
-            public var version: Int
-            /// The largest sample id at that version.
+            /// The source as checkpoints and remote plans pin it: name, dataset version,
+            /// content fingerprint (schema, ids, version) and weight (as text: `0.6`,
+            /// `repeat:2`, `choose:1000`).
+            public var pinned: PinnedMixture.Source
+            /// The largest sample id at the pinned version.
             public var maxId: Int64
-            /// Samples of the plan's split at that version.
+            /// Samples of the plan's split at the pinned version.
             public var samples: Int
-            /// The source's content fingerprint (schema, ids, version).
-            public var fingerprint: String
-            /// The source's weight, as text: `0.6`, `repeat:2`, `choose:1000`.
-            public var weight: MixtureWeight
             /// Draws of the source per epoch.
             public var draws: Int
+
+            /// The source's name in the mixture.
+            public var name: String { pinned.name }
+            /// The dataset version the source was pinned to.
+            public var version: Int { pinned.datasetVersion }
+            /// The source's content fingerprint (schema, ids, version).
+            public var fingerprint: String { pinned.fingerprint }
+            /// The source's weight.
+            public var weight: MixtureWeight { pinned.weight }
+
+            /// `pinned` with its highest id, samples and draws per epoch.
+            public init(pinned: PinnedMixture.Source, maxId: Int64, samples: Int, draws: Int) {
+                self.pinned = pinned
+                self.maxId = maxId
+                self.samples = samples
+                self.draws = draws
+            }
+
+            // The manifest's members, flat: `name`, `version`, `max_id`, `samples`,
+            // `fingerprint`, `weight`, `draws`, as sets written before this type held a
+            // `PinnedMixture.Source` have them.
+            private enum CodingKeys: String, CodingKey {
+                case name, version, maxId, samples, fingerprint, weight, draws
+            }
+
+            /// Reads the manifest's flat members.
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                pinned = PinnedMixture.Source(
+                    name: try container.decode(String.self, forKey: .name), datasetVersion: try container.decode(Int.self, forKey: .version),
+                    fingerprint: try container.decode(String.self, forKey: .fingerprint), weight: try container.decode(MixtureWeight.self, forKey: .weight))
+                maxId = try container.decode(Int64.self, forKey: .maxId)
+                samples = try container.decode(Int.self, forKey: .samples)
+                draws = try container.decode(Int.self, forKey: .draws)
+            }
+
+            /// Writes the manifest's flat members.
+            public func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(pinned.name, forKey: .name)
+                try container.encode(pinned.datasetVersion, forKey: .version)
+                try container.encode(maxId, forKey: .maxId)
+                try container.encode(samples, forKey: .samples)
+                try container.encode(pinned.fingerprint, forKey: .fingerprint)
+                try container.encode(pinned.weight, forKey: .weight)
+                try container.encode(draws, forKey: .draws)
+            }
         }
 
         /// Draws per epoch.
@@ -38,20 +83,13 @@ extension ShardManifest {
         public init(plan: MixtureBatchPlan) {
             epochSize = plan.mixture.epochSize
             fingerprint = plan.mixture.fingerprint
-            sources = plan.mixture.sources.indices.map { index in
-                let (source, pinned) = (plan.mixture.sources[index], plan.sources[index])
-                return Source(
-                    name: source.name, version: pinned.datasetVersion, maxId: pinned.maxID, samples: pinned.ids.count,
-                    fingerprint: source.fingerprint, weight: source.weight, draws: plan.mixture.counts[index])
+            sources = zip(plan.pinned.sources, plan.sources).enumerated().map { index, source in
+                Source(pinned: source.0, maxId: source.1.maxID, samples: source.1.ids.count, draws: plan.mixture.counts[index])
             }
         }
 
         /// What checkpoints record of these sources.
-        public var pinned: PinnedMixture {
-            PinnedMixture(
-                epochSize: epochSize,
-                sources: sources.map { PinnedMixture.Source(name: $0.name, datasetVersion: $0.version, fingerprint: $0.fingerprint, weight: $0.weight) })
-        }
+        public var pinned: PinnedMixture { PinnedMixture(epochSize: epochSize, sources: sources.map(\.pinned)) }
 
         /// The mixture plan these sources and `seed` make (the manifest was validated).
         public func mixturePlan(seed: UInt64) throws -> MixturePlan {
