@@ -17,6 +17,8 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     let collator: BatchCollator
     let fixedShape: FixedShapeBatchReader?
     let level: Int32
+    /// Whether frames carry LZ4's content checksum (``PrefetchConfiguration/frameContentChecksum``).
+    let contentChecksum: Bool
     /// The sources' names as a JSON array, for each batch's metadata.
     let sourceNames: String
 
@@ -41,6 +43,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
         collator = try BatchCollator(schema: plan.schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
         fixedShape = FixedShapeBatchReader(schema: plan.schema, flagsValidity: plan.parameters.tail == .pad)
         level = configuration.compressionLevel
+        contentChecksum = configuration.frameContentChecksum
         let names = try JSONEncoder().encode(plan.names)
         sourceNames = String(decoding: names, as: UTF8.self)
     }
@@ -53,7 +56,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     package func produce(_ item: PlanItem) throws -> ReadyBatch {
         let draws = plan.batchDraws(epoch: item.epoch, batch: item.batch, rank: item.rank)
         let buffer = try safetensors(draws, as: item)
-        let frame = try LZ4Frame.compress(buffer, level: level)
+        let frame = try LZ4Frame.compress(buffer, level: level, contentChecksum: contentChecksum)
         return ReadyBatch(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: draws.ids.count(where: { $0 != nil }),
             uncompressedSize: buffer.count, frame: frame, checksum: ShardFormat.xxh64(frame))
