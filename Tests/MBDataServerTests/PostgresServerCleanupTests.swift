@@ -38,7 +38,8 @@ struct PostgresServerCleanupTests {
         let fields = try #require(reported?.split(separator: " "), "the child did not report its server")
         let (folder, postmaster) = (String(fields[1]), try #require(pid_t(fields[2])))
         #expect(child.terminationReason == .uncaughtSignal)
-        #expect(FileManager.default.fileExists(atPath: folder) && PostgresServer.isRunning(postmaster), "the killed child's server is not left behind")
+        // Whether the server still runs now is not checked: a test running beside this one
+        // may start a server of its own, and so remove it, first.
 
         try await PostgresServer.with { server in
             #expect(!FileManager.default.fileExists(atPath: folder), "the abandoned server's folder is still there")
