@@ -22,7 +22,7 @@ struct ClusterTests {
 
     @Test(
         .disabled(
-            "hangs: with PostgreSQL state, stopping one daemon mid-epoch (cancelled before, a graceful shutdown since the harness change) leaves a connection unanswered (CLOSE-WAIT) and never returns; cause not yet found"
+            "stalls 2 runs of 3 alone (passes in 5–34 s otherwise) since the PostgreSQL test servers no longer hold the daemons' sockets: a request to the daemon being stopped gets no answer until the client's 30 s timeout, and that daemon's graceful shutdown then waits on the connection; not yet found where (issue 13)"
         ), .timeLimit(.minutes(5)))
     func sixShareConsumersOnThreeDaemonsAckEveryBatchExactlyOnceThoughADaemonDies() async throws {
         try await Self.shareEpoch(killingADaemon: true)
@@ -33,9 +33,7 @@ struct ClusterTests {
     /// drop). Requests meanwhile get `503 state_unavailable`, which the consumers retry; the
     /// daemons reconnect by themselves once it is back; every ack answered 200 before a restart
     /// is in the cursor after it, and no batch's ack is answered 200 twice.
-    @Test(
-        .disabled("not yet seen to pass: a run of it beside the two other cluster tests (7 s together) did not end within 330 s, so it hangs or stalls; find where before enabling"),
-        .timeLimit(.minutes(5)))
+    @Test(.timeLimit(.minutes(5)))
     func daemonsReconnectWhenPostgreSQLRestartsMidEpochAndLoseNoAnsweredAck() async throws {
         let directory = try TemporaryDirectory()
         let path = try await digitsDataset(directory)

@@ -36,12 +36,19 @@ public final class PostgresServer: Sendable {
 
     private var data: String { directory.path("data") }
 
+    /// The server's folder: its data directory, socket, log and owner record.
+    package var folder: String { directory.url.path }
+    /// The pid of the running server process (the postmaster); nil when it is stopped.
+    package var processID: pid_t? { Self.postmaster(data: data) }
+
     /// Starts a server; `stop()` it (or let ``with(_:)`` do it).
     public static func start() async throws -> PostgresServer {
         guard let bin = binaries else { throw PostgresServerError(message: "\(unavailableReason)") }
+        await removeAbandonedServers()
         let template = try await Template.shared.path(bin: bin)
-        // A short name: the server's socket path inside it must stay below 108 bytes.
+        // A short name (folderPrefix): the server's socket path inside it must stay below 108 bytes.
         let directory = try TemporaryDirectory("pg")
+        try recordOwner(in: directory.url)
         try await run("/bin/cp", ["-a", template, directory.path("data")])
         try setOwner(directory.url.path)
         // A port another process takes between the check and the server's bind (another
@@ -128,9 +135,10 @@ public final class PostgresServer: Sendable {
     /// `posix_spawn` and `waitpid` rather than Foundation's `Process`: `pg_ctl start` leaves
     /// the server running with what it inherited, and `Process` learns of an exit through
     /// a socket the server would keep open, so it would wait for the server's end. Here the
-    /// child gets /dev/null and a file for its output, and the wait runs on a thread of its own.
+    /// child gets /dev/null and a file for its output and no other descriptor, and the wait
+    /// runs on a thread of its own.
     @discardableResult
-    private static func run(_ tool: String, _ arguments: [String], asServer: Bool = false) async throws -> String {
+    static func run(_ tool: String, _ arguments: [String], asServer: Bool = false) async throws -> String {
         let command = asServer && runsAsPostgres ? ["/usr/sbin/runuser", "-u", "postgres", "--", tool] + arguments : [tool] + arguments
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-postgres-tool-\(UUID().uuidString).log").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
@@ -140,6 +148,14 @@ public final class PostgresServer: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else: `pg_ctl start` leaves a server running with whatever it inherited, and
+        // every descriptor of this process without FD_CLOEXEC would stay open in it — the
+        // listening and accepted sockets of the tests' daemons among them, which then never
+        // close: a stopped daemon's port still accepts, its connections never end, and a
+        // graceful shutdown waits on them for ever.
+        guard let closeFrom = Self.addCloseFrom, closeFrom(&actions, 3) == 0 else {
+            throw PostgresServerError(message: "cannot keep this process's descriptors from \(command[0]): no posix_spawn_file_actions_addclosefrom_np (glibc 2.34+)")
+        }
         var pid: pid_t = 0
         let argv = command.map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }
@@ -159,6 +175,13 @@ public final class PostgresServer: Sendable {
         }
         return output
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module
+    /// does not declare: found at run time.
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     /// Gives the folder `path` to the `postgres` user when the tools run as it (what they
     /// make inside is theirs; `cp -a` keeps the template's owner).

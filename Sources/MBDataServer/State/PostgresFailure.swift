@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import PostgresNIO
 import _ConnectionPoolModule
 
@@ -13,12 +14,6 @@ enum PostgresFailure {
         var description: String { "no answer from PostgreSQL within \(timeout)" }
     }
 
-    /// Which of a deadline's two tasks ended first.
-    private enum Finished<T: Sendable>: Sendable {
-        case done(T)
-        case timedOut
-    }
-
     /// SQLSTATE classes and codes after which the same transaction may succeed: connection
     /// exceptions (08), insufficient resources (53), an administrator's or crash shutdown
     /// (57P01–57P03), a serialization failure or deadlock (40001, 40P01).
@@ -30,19 +25,75 @@ enum PostgresFailure {
         .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed,
     ]
 
-    /// `body`, or ``TimedOut`` when it takes longer than `timeout`. `body` is cancelled then;
-    /// the wait for a pooled connection ends at once, a query already sent ends when the
-    /// database answers or the connection drops.
+    /// `body`, or ``TimedOut`` when it takes longer than `timeout`: the answer comes by the
+    /// deadline even when `body` does not end. `body` is cancelled then and finishes on its
+    /// own — a wait for a pooled connection ends at once, a query already sent when the
+    /// database answers or the connection drops — so a driver that does not hear the
+    /// cancellation holds a connection, never the request (nor a daemon's shutdown, which
+    /// waits for its requests). Cancelling the caller cancels `body` and ends the wait.
     static func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Finished<T>.self) { group in
-            group.addTask { .done(try await body()) }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return .timedOut
+        let outcome = Outcome<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                outcome.start(continuation)
+                // Unstructured on purpose: a task group would wait for `body` past the deadline.
+                let work = Task {
+                    do { outcome.finish(.success(try await body())) } catch { outcome.finish(.failure(error)) }
+                }
+                outcome.attach(work)
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    outcome.finish(.failure(TimedOut(timeout: timeout)))
+                    work.cancel()
+                }
             }
-            defer { group.cancelAll() }
-            guard case .done(let value) = try await group.next() else { throw TimedOut(timeout: timeout) }
-            return value
+        } onCancel: {
+            outcome.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The first result of a deadline's race, handed to its waiter once.
+    private final class Outcome<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var early: Result<T, any Error>?
+            var work: Task<Void, Never>?
+            var done = false
+        }
+        private let state = Mutex(State())
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                guard let early = state.early else {
+                    state.continuation = continuation
+                    return nil
+                }
+                return early
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        func attach(_ work: Task<Void, Never>) {
+            let cancelled = state.withLock { state -> Bool in
+                state.work = work
+                return state.done
+            }
+            if cancelled { work.cancel() }
+        }
+
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, work) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
+                guard !state.done else { return (nil, nil) }
+                state.done = true
+                guard let continuation = state.continuation else {
+                    state.early = result
+                    return (nil, state.work)
+                }
+                state.continuation = nil
+                return (continuation, state.work)
+            }
+            continuation?.resume(with: result)
+            if case .failure = result { work?.cancel() }
         }
     }
 
