@@ -241,6 +241,8 @@ import Testing
             ([MixtureSource(name: "z", sampleCount: 5, fingerprint: "z", weight: .choose(-1))], nil),
             ([b], 11), ([a], 0),
             ([MixtureSource(name: "z", sampleCount: 5, fingerprint: "z", weight: .repeat(0.01))], nil),
+            // Each at the limit, together far past Int's range: refused, never an overflow.
+            ((0..<4096).map { MixtureSource(name: "s\($0)", sampleCount: 5, fingerprint: "s", weight: .choose(MixturePlan.maxEpochSize)) }, nil),
         ]
         for (sources, epochSize) in refused {
             #expect(throws: MBDataError.self) { try MixturePlan(sources: sources, epochSize: epochSize, seed: 0) }

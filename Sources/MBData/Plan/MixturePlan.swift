@@ -192,7 +192,8 @@ public struct MixturePlan: Sendable, Hashable {
                 guard draws <= Double(maxEpochSize) else { throw tooLarge(draws) }
                 return Int(draws)
             }
-            let total = counts.reduce(0, +)
+            // Saturates rather than overflows, as the proportions' total does.
+            let total = counts.reduce(0) { min($0 + $1, maxEpochSize + 1) }
             guard total <= maxEpochSize else { throw tooLarge(total) }
             if let epochSize, epochSize != total {
                 throw MBDataError(
