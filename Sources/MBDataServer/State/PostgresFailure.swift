@@ -40,12 +40,11 @@ enum PostgresFailure {
                 let work = Task {
                     do { outcome.finish(.success(try await body())) } catch { outcome.finish(.failure(error)) }
                 }
-                outcome.attach(work)
-                Task {
-                    try? await Task.sleep(for: timeout)
+                let timer = Task {
+                    try await Task.sleep(for: timeout)
                     outcome.finish(.failure(TimedOut(timeout: timeout)))
-                    work.cancel()
                 }
+                outcome.attach(work: work, timer: timer)
             }
         } onCancel: {
             outcome.finish(.failure(CancellationError()))
@@ -58,6 +57,7 @@ enum PostgresFailure {
             var continuation: CheckedContinuation<T, any Error>?
             var early: Result<T, any Error>?
             var work: Task<Void, Never>?
+            var timer: Task<Void, any Error>?
             var done = false
         }
         private let state = Mutex(State())
@@ -73,26 +73,35 @@ enum PostgresFailure {
             if let early { continuation.resume(with: early) }
         }
 
-        func attach(_ work: Task<Void, Never>) {
-            let cancelled = state.withLock { state -> Bool in
+        /// Keeps the race's two tasks; when the race is already over, the timer is cancelled,
+        /// and `work` too unless it is what ended it.
+        func attach(work: Task<Void, Never>, timer: Task<Void, any Error>) {
+            let (done, succeeded) = state.withLock { state -> (Bool, Bool) in
                 state.work = work
-                return state.done
+                state.timer = timer
+                guard state.done else { return (false, false) }
+                if case .success = state.early { return (true, true) }
+                return (true, false)
             }
-            if cancelled { work.cancel() }
+            guard done else { return }
+            timer.cancel()
+            if !succeeded { work.cancel() }
         }
 
+        /// Hands the first result to the waiter (or keeps it for ``start(_:)``), stops the
+        /// timer, and cancels the work when the result is not the work's success.
         func finish(_ result: Result<T, any Error>) {
-            let (continuation, work) = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
-                guard !state.done else { return (nil, nil) }
+            let ended = state.withLock { state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, any Error>?)? in
+                guard !state.done else { return nil }
                 state.done = true
-                guard let continuation = state.continuation else {
-                    state.early = result
-                    return (nil, state.work)
-                }
+                state.early = result
+                let continuation = state.continuation
                 state.continuation = nil
-                return (continuation, state.work)
+                return (continuation, state.work, state.timer)
             }
+            guard let (continuation, work, timer) = ended else { return }
             continuation?.resume(with: result)
+            timer?.cancel()
             if case .failure = result { work?.cancel() }
         }
     }

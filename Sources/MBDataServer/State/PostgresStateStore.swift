@@ -30,6 +30,11 @@ package final class PostgresStateStore: StateStore, Service {
         /// longer than any healthy transaction of the store, shorter than a client's
         /// request timeout, so a database that is down is reported, not waited for.
         package var operationTimeout: Duration = .seconds(5)
+        /// The most the schema migration may take, waiting for another daemon's migration
+        /// included. 60 seconds: it runs once per daemon, its DDL on a busy server can take
+        /// far longer than a healthy cursor transaction, and a daemon that gave up on it
+        /// would answer every request 503.
+        package var migrationTimeout: Duration = .seconds(60)
         /// The most connections one daemon opens. 16: a daemon's requests are short
         /// transactions, and a cluster of daemons must stay below the server's
         /// `max_connections` (100 by default).
@@ -71,7 +76,7 @@ package final class PostgresStateStore: StateStore, Service {
     /// Brings the schema to the newest version (the first call of any method does it too);
     /// a daemon calls it at start to report an unreachable database at once.
     package func migrate() async throws {
-        _ = try await transaction("the schema migrations", migrating: false) { connection, logger in
+        _ = try await transaction("the schema migrations", migrating: false, timeout: configuration.migrationTimeout) { connection, logger in
             try await PostgresMigrations.migrate(connection, logger: logger)
         }
         migrated.withLock { $0 = true }
@@ -249,16 +254,16 @@ package final class PostgresStateStore: StateStore, Service {
     // MARK: - Transactions
 
     /// Runs `body` in one transaction, migrating the schema first when this store has not,
-    /// within ``Configuration/operationTimeout``. A failure of the database becomes a
+    /// within `timeout` (``Configuration/operationTimeout`` unless given). A failure of the database becomes a
     /// `.storage` error whose cause is the driver's error; an error `body` throws itself (a
     /// refusal) comes out as it was thrown, and both roll the transaction back.
     @discardableResult
     func transaction<T: Sendable>(
-        _ what: String, migrating: Bool = true,
+        _ what: String, migrating: Bool = true, timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws -> T {
         if migrating, !migrated.withLock({ $0 }) { try await migrate() }
-        let (client, logger, timeout) = (client, logger, configuration.operationTimeout)
+        let (client, logger, timeout) = (client, logger, timeout ?? configuration.operationTimeout)
         do {
             return try await PostgresFailure.withDeadline(timeout) {
                 try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
