@@ -3,6 +3,7 @@
 
 Write-back modes (a do-nothing model: outputs.Precomputed, a view per batch):
   serve      `mbdata serve` through the Python client: client.infer(...), batch.submit(outputs)
+             (queued with --submit-window above 0)
   peer       read the samples from the dataset file batch by batch in _id order (numpy), write
              the outputs into an SQLite table of the same file with executemany, WAL mode, one
              transaction per batch, arrays as little-endian blobs
@@ -65,7 +66,7 @@ class Tally:
 def serve_infer(args, tally: Tally, model: Precomputed | None) -> dict:
     from mbdata_client import Client
 
-    with Client(args.url) as client:
+    with Client(args.url, submit_window=args.submit_window) as client:
         stream = client.infer(args.dataset, output=args.output, batch_size=args.batch_size)
         for batch in stream:
             image, ids = batch["image"], batch["_id"]
@@ -159,6 +160,7 @@ def main() -> int:
     ap.add_argument("--url")
     ap.add_argument("--dataset", default="cifar")
     ap.add_argument("--output")
+    ap.add_argument("--submit-window", type=int, default=0, help="serve: Client(submit_window=…); 0 submits synchronously")
     ap.add_argument("--batches", type=int, default=0, help="serve-read: batches to take")
     ap.add_argument("--group", default="default")
     ap.add_argument("--seed", type=int, default=0)

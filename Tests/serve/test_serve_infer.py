@@ -259,6 +259,40 @@ def test_an_ingest_beside_the_job_leaves_its_plan_pinned(infer_server, consumers
     assert not new_ids & set(output_rows(daemon.dataset)), "a sample ingested after the job started has an output"
 
 
+def test_queued_submissions_commit_every_sample_once_and_are_answered_when_the_loop_ends(infer_server):
+    daemon = infer_server()
+    client = Client(daemon.url, submit_window=4)
+    batches = []
+    for batch in client.infer("digits", output=OUTPUT, batch_size=BATCH, split=SPLIT):
+        image = batch["image"].copy()
+        assert batch.submit(outputs(image)) is None  # queued: the next batch is leased meanwhile
+        batches.append(batch)
+    # The loop ended only after every queued submission was answered.
+    assert [b.submitted["batch"] for b in batches] == [b.index for b in batches]
+    assert sorted(b.index for b in batches) == list(range(BATCHES))
+    assert_exactly_once(daemon)
+
+
+def test_a_refused_queued_submission_is_raised_by_the_next_call_and_writes_nothing(infer_server):
+    daemon = infer_server()
+    client = Client(daemon.url, submit_window=1)
+    loop = client.infer("digits", output=OUTPUT, batch_size=BATCH, split=SPLIT)
+    first, second = next(loop), next(loop)
+    good_first, good_second = outputs(first["image"]), outputs(second["image"])
+    assert first.submit({**good_first, "prob": good_first["prob"].astype(np.float64)}, wait=False) is None
+    # A window of one: the next submission waits for the first's answer, and raises its refusal.
+    with pytest.raises(MBDataError) as refused:
+        second.submit(good_second, wait=False)
+    assert (refused.value.status, refused.value.code, refused.value.field) == (400, "invalid_outputs", "prob")
+    assert committed_batches(daemon.dataset) == [] and first.submitted is None
+    second.submit(good_second, wait=False)
+    client.flush()  # raises nothing more: the refusal was raised once
+    assert committed_batches(daemon.dataset) == [second.index] and second.submitted["rows"] == len(second.ids)
+    # The refused batch's lease outlived the refusal: the corrected outputs are accepted.
+    assert first.submit(good_first, wait=True)["batch"] == first.index
+    assert output_rows(daemon.dataset) == expected_rows(daemon.dataset, [*first.ids, *second.ids])
+
+
 def test_lz4_framed_submissions_are_accepted(infer_server):
     daemon = infer_server()
     answers = [batch.submit(outputs(batch["image"]))

@@ -4,9 +4,9 @@ or, for an inference batch, `submit(outputs)`."""
 from __future__ import annotations
 
 import json
-
+import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from .infer import Submitter
 
 __all__ = ["Batch"]
+
+
+class SubmittedLease(NamedTuple):
+    """What a submission needs of its batch: where it goes and under which lease."""
+
+    cursor: str
+    lease: int
+    index: int
+    samples: int
+
+    @staticmethod
+    def of(batch: "Batch") -> "SubmittedLease":
+        return SubmittedLease(batch.cursor, batch.lease, batch.index, batch.samples)
 
 
 class Batch(Mapping):
@@ -117,10 +130,23 @@ class Batch(Mapping):
         self.acked = True
         return state
 
-    def submit(self, outputs: dict[str, Any]) -> dict:
+    def submit(self, outputs: dict[str, Any], wait: Optional[bool] = None) -> Optional[dict]:
         """Sends the outputs of an inference batch (POST /v1/cursors/{id}/outputs); the
         daemon commits them and the batch's completion in one transaction before it
         answers `{"cursor", "batch", "rows", "finished", "batches"}`.
+
+        By default (`wait=None`, with the Client's `submit_window` 0) this waits for that
+        answer and returns it. With `wait=False`, or `wait=None` and a `submit_window`
+        above 0, the outputs are encoded now (the arrays may be reused as soon as this
+        returns), the submission is queued and this returns None: a background thread sends
+        the queued submissions in order while the next batch is leased and computed, and
+        sets each batch's `submitted` when its answer comes. At most `submit_window` (at
+        least 1) are queued or in flight — `submit` blocks while that many are. Every queued
+        submission is answered before the loop ends and when `flush()` or `close()`
+        returns; an error one met is raised, once, by the next `submit`, the loop's next
+        batch, `flush()` or `close()` — a queued submission's refusal therefore reaches the
+        caller one or more batches later. A process that dies loses only submissions not yet
+        committed: their leases expire and the batches are leased again.
 
         `outputs` maps each field of the output's schema to an array of one row per row of
         the batch, padding rows included (`len(batch.ids)` rows; they are not written):
@@ -140,9 +166,25 @@ class Batch(Mapping):
             raise MBDataError(
                 None, "wrong_mode", f"batch {self.index} is a {self.mode} batch: only Client.infer() batches take outputs"
             )
-        self.submitted = self._submitter.submit(self, outputs)
+        if wait is None:
+            wait = self._client.submit_window <= 0
+        if wait:
+            self._client._submissions.check()
+            self.submitted = self._submitter.submit(self, outputs)
+            self.acked = True
+            return self.submitted
+        body, content_type = self._submitter.body(self, outputs)
+        # The queue holds neither the batch nor its tensors: their buffer goes back to the
+        # pool as soon as the trainer lets go of them.
+        submitter, lease, batch = self._submitter, SubmittedLease.of(self), weakref.ref(self)
+
+        def answered(answer: dict) -> None:
+            if (still := batch()) is not None:
+                still.submitted = answer
+
+        self._client._submissions.add(lambda: submitter.send(lease, body, content_type), answered)
         self.acked = True
-        return self.submitted
+        return None
 
     def __repr__(self) -> str:
         lease = f", lease={self.lease}" if self.lease else ""

@@ -26,6 +26,7 @@ from .protocol import (
 )
 from .share import leased_batches
 from .streams import batch_stream
+from .submissions import SubmissionQueue
 from .transport import DEFAULT_URL, Transport
 
 __all__ = ["Batch", "Client", "DEFAULT_URL", "STREAM_CONTENT_TYPE", "acked_batches", "rank_and_world"]
@@ -94,8 +95,12 @@ class Client:
     freed: faster on large batches, at the cost of up to 256 MiB of free heap kept. Off by
     default; None follows $MBDATA_TUNE_ALLOCATOR (1 turns it on).
 
-    One Client holds one keep-alive connection guarded by a lock, so acks from several
-    threads are safe; `cursor()` refers to the latest stream this Client opened, so give
+    `submit_window` (default 0): above 0, `batch.submit(outputs)` of an inference batch
+    queues the submission and returns, and a background thread sends them in order while
+    the next batches are leased (see `Batch.submit`).
+
+    One Client keeps a few keep-alive connections, one per thread that sends at once, so
+    acks and submissions from several threads are safe; `cursor()` refers to the latest stream this Client opened, so give
     each concurrent stream its own Client when you need that.
     """
 
@@ -124,6 +129,7 @@ class Client:
         poll_interval: float = 0.1,
         prefetch: int = 2,
         ack_window: int = 64,
+        submit_window: int = 0,
         tune_allocator: Optional[bool] = None,
     ):
         if url is not None and urls is not None:
@@ -141,6 +147,7 @@ class Client:
         #: to the same daemon or the next.
         self.reconnects = 0
         self._acks = AckQueue(self, ack_window)
+        self._submissions = SubmissionQueue(submit_window)
         self._buffers = BufferPool(max(0, prefetch) + 3)
         if allocator.requested(tune_allocator):
             allocator.tune_allocator()
@@ -154,14 +161,33 @@ class Client:
     def ack_window(self, window: int) -> None:
         self._acks.window = int(window)
 
+    @property
+    def submit_window(self) -> int:
+        """The most submissions `batch.submit(outputs)` leaves queued, unanswered; 0 (the
+        default) sends each before `submit` returns."""
+        return self._submissions.window
+
+    @submit_window.setter
+    def submit_window(self, window: int) -> None:
+        self._submissions.window = int(window)
+
     def flush(self) -> None:
-        """Waits until every queued ack (`batch.ack()`) is on the daemon; raises the first
-        error one of them met."""
-        self._acks.flush()
+        """Waits until every queued ack (`batch.ack()`) and submission
+        (`batch.submit(outputs, wait=False)`) is on the daemon; raises the first error one
+        of them met."""
+        try:
+            self._submissions.flush()
+        finally:
+            self._acks.flush()
+
+    def _check(self) -> None:
+        """Raises, once, an error a queued ack or submission met; does not wait."""
+        self._submissions.check()
+        self._acks.check()
 
     def close(self) -> None:
-        """Flushes the queued acks and closes the keep-alive connection."""
-        self._acks.flush()
+        """Flushes the queued acks and submissions and closes the keep-alive connections."""
+        self.flush()
         self._transport.close()
 
     def __enter__(self) -> "Client":

@@ -13,12 +13,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 import numpy as np
 
 from . import wire
-from .batch import Batch
+from .batch import Batch, SubmittedLease
 from .errors import MBDataError, ProtocolError
 from .outputs import (
     LZ4_MIN_BYTES,
@@ -106,7 +106,10 @@ class Submitter:
         """POST /v1/cursors/{id}/outputs under the batch's lease → the daemon's answer
         `{"cursor", "batch", "rows", "finished", "batches"}`; after a retry that found the
         first attempt committed, `{"cursor", "batch", "rows", "already_done": True}`."""
-        body, content_type = self.body(batch, outputs)
+        return self.send(batch, *self.body(batch, outputs))
+
+    def send(self, batch: Union[Batch, SubmittedLease], body: bytes, content_type: str) -> dict:
+        """`submit` of a body `body()` made, for `batch` or a queued batch's lease."""
         resent = False
 
         def note_resend() -> None:

@@ -47,7 +47,7 @@ def leases(client: "Client", transport: Transport, dataset: str, query: dict, ca
             if message.lease == 0:
                 raise ProtocolError(f"POST {path}: leased batch {message.batch} has lease 0")
             tries = transport.tries(f"POST {path}")
-            client._acks.check()
+            client._check()
             yield message, cursor
         elif message.kind == wire.KIND_END:
             if StreamEnd.of(message).complete:

@@ -67,7 +67,7 @@ def batch_stream(
                 for message in ahead(decoded, client.prefetch):
                     if isinstance(message, Batch):
                         tries = transport.tries(f"GET {path}")
-                        client._acks.check()
+                        client._check()
                         yield message
                     elif message.kind == wire.KIND_END:
                         end = StreamEnd.of(message)

@@ -23,6 +23,10 @@ __all__ = ["CONNECTION_ERRORS", "DEFAULT_URL", "Transport"]
 # inside a chunk-size line (http.client raises ValueError there).
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 
+#: The most idle keep-alive connections a Transport keeps: one per thread that sends
+#: requests at once (the consumer's, the ack queue's, the submission queue's), and a spare.
+MAX_IDLE = 4
+
 
 class _ConnectTimeout:
     """A connection whose connect waits `connect_timeout` seconds, and whose reads then wait
@@ -72,8 +76,10 @@ class Transport:
         self.max_backoff = max_backoff
         self.give_up_after = give_up_after
         self._lock = threading.Lock()
-        self._connection: Optional[http.client.HTTPConnection] = None
-        self._connection_endpoint: Optional[Endpoint] = None
+        # Keep-alive connections not in use; a request takes one (or opens one) and puts it
+        # back, so requests from several threads (a queued submission beside the next lease)
+        # run at once, each on its own connection.
+        self._idle: list[tuple[Endpoint, http.client.HTTPConnection]] = []
 
     @property
     def urls(self) -> list[str]:
@@ -133,11 +139,40 @@ class Transport:
         return target
 
     def close(self) -> None:
-        """Closes the keep-alive connection (the next request opens another)."""
+        """Closes the idle keep-alive connections (the next request opens another)."""
         with self._lock:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            connection.close()
+
+    def _checkout(self, endpoint: Endpoint) -> tuple[http.client.HTTPConnection, bool]:
+        """(an idle connection to `endpoint`, True), or (a new one, False); idle
+        connections to other daemons are closed."""
+        found: Optional[http.client.HTTPConnection] = None
+        stale: list[http.client.HTTPConnection] = []
+        with self._lock:
+            keep = []
+            for idle_endpoint, connection in self._idle:
+                if idle_endpoint != endpoint:
+                    stale.append(connection)
+                elif found is None:
+                    found = connection
+                else:
+                    keep.append((idle_endpoint, connection))
+            self._idle = keep
+        for connection in stale:
+            connection.close()
+        if found is not None:
+            return found, True
+        return self.connect(endpoint), False
+
+    def _checkin(self, endpoint: Endpoint, connection: http.client.HTTPConnection) -> None:
+        """Keeps `connection` for the next request, up to `MAX_IDLE` of them."""
+        with self._lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append((endpoint, connection))
+                return
+        connection.close()
 
     def request(
         self,
@@ -147,7 +182,7 @@ class Transport:
         body: Any = None,
         **options,
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request on the keep-alive connection → (status, headers with lower-case
+        """One request on a keep-alive connection → (status, headers with lower-case
         names, body); `exchange` with the same arguments says more."""
         _, status, headers, data = self.exchange(method, path, query, body, **options)
         return status, headers, data
@@ -164,7 +199,7 @@ class Transport:
         headers: Optional[dict] = None,
         on_resend: Optional[Callable[[], None]] = None,
     ) -> tuple[Endpoint, int, dict[str, str], bytes]:
-        """One request on the keep-alive connection → (the daemon that answered, status,
+        """One request on a keep-alive connection → (the daemon that answered, status,
         headers with lower-case names, body). A bytes-like `body` is sent as it is (its
         Content-Type among `headers`), any other JSON-serialisable one as JSON. Statuses
         outside `ok` raise `MBDataError`. With `retry`, a connection failure or a `503
@@ -212,32 +247,22 @@ class Transport:
     def _send(
         self, endpoint: Endpoint, method: str, target: str, payload: Optional[bytes], headers: dict
     ) -> tuple[int, dict[str, str], bytes]:
-        """Sends one request to `endpoint` on the keep-alive connection (a new one when
-        there is none, or it is to another daemon) → (status, headers, body)."""
-        with self._lock:
-            connection = self._connection if self._connection_endpoint == endpoint else None
-            if connection is None and self._connection is not None:
-                self._connection.close()
-                self._connection = None
-            reused = connection is not None
-            if connection is None:
-                connection = self.connect(endpoint)
-            try:
-                connection.request(method, target, body=payload, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-            except BaseException as error:
-                connection.close()
-                self._connection = None
-                if reused and isinstance(error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
-                    raise StaleConnection() from error
-                raise
-            if response.will_close:
-                connection.close()
-                self._connection = None
-            else:
-                self._connection = connection
-                self._connection_endpoint = endpoint
+        """Sends one request to `endpoint` on an idle keep-alive connection to it (a new
+        one when there is none) → (status, headers, body)."""
+        connection, reused = self._checkout(endpoint)
+        try:
+            connection.request(method, target, body=payload, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except BaseException as error:
+            connection.close()
+            if reused and isinstance(error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
+                raise StaleConnection() from error
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._checkin(endpoint, connection)
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
     def json(self, method: str, path: str, query: Optional[dict] = None, body: Any = None, **options) -> Any:
