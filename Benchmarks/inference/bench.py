@@ -12,9 +12,9 @@ Swift: precomputed outputs, a view per batch) runs over every sample (split all,
 Write-back contenders (for each shape):
   serve-1, serve-2  `mbdata serve` + the Python client (client.infer … batch.submit), 1 and 2
                     consumer processes sharing the job
-  serve-1q, serve-2q  the same with queued submissions (Client(submit_window=4): each
-                    batch's outputs are sent by a background thread while the next batch is
-                    leased and computed)
+  serve-1q, serve-2q  the same pipelined: queued submissions (Client(submit_window=4): each
+                    batch's outputs are sent by a background thread) and the next batch
+                    leased ahead (client.infer(lease_ahead=1)) while this one is computed
   swift-k1, swift-k4  in process: `mbdata-infer-bench infer`, InferenceJob with k = 1 and 4
   peer      Python: the samples read from the dataset file batch by batch in _id order
             (numpy), the outputs written into an SQLite table of the same file with
@@ -91,14 +91,15 @@ TARGET_VS_PEER = 2.0
 WRITE_RUNS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4", "peer", "npsave"]
 READ_RUNS = ["serve-read", "share-read-seq", "share-read", "swift-read", "swift-train-read", "sqlite-read"]
 MBDATA_WRITERS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4"]
-SUBMIT_WINDOW = 4  # the queued-submission runs' Client(submit_window=…)
+SUBMIT_WINDOW = 4  # the pipelined runs' Client(submit_window=…)
+LEASE_AHEAD = 1  # and their client.infer(lease_ahead=…)
 READ_OUTPUT = "readside"  # the output the serve-read runs lease against (nothing is written to it)
 
 LABELS = {
     "serve-1": "mbdata serve + Python client, 1 process",
     "serve-2": "mbdata serve + Python client, 2 processes",
-    "serve-1q": "mbdata serve + Python client, queued submit, 1 process",
-    "serve-2q": "mbdata serve + Python client, queued submit, 2 processes",
+    "serve-1q": "mbdata serve + Python client, pipelined, 1 process",
+    "serve-2q": "mbdata serve + Python client, pipelined, 2 processes",
     "swift-k1": "in process (InferenceJob), k = 1",
     "swift-k4": "in process (InferenceJob), k = 4",
     "peer": "Python peer: SQLite executemany, WAL, a transaction per batch",
@@ -243,7 +244,7 @@ def commands(cfg: str, shape: str | None, ctx: dict, url: str) -> list[list[str]
     db, batch, bench_bin = ctx["db"], ctx["batch"], ctx["bench_bin"]
     schema = str(ctx["schemas"][shape]) if shape else ""
     if cfg in ("serve-1", "serve-2", "serve-1q", "serve-2q"):
-        window = ["--submit-window", str(SUBMIT_WINDOW)] if cfg.endswith("q") else []
+        window = ["--submit-window", str(SUBMIT_WINDOW), "--lease-ahead", str(LEASE_AHEAD)] if cfg.endswith("q") else []
         return [consumer(ctx, "serve", "--url", url, "--output", shape, "--schema", schema, *window)] * int(cfg[6])
     if cfg.startswith("swift-k"):
         return [[str(bench_bin), "infer", str(db), shape, cfg[7:], str(batch)]]

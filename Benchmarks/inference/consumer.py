@@ -67,7 +67,7 @@ def serve_infer(args, tally: Tally, model: Precomputed | None) -> dict:
     from mbdata_client import Client
 
     with Client(args.url, submit_window=args.submit_window) as client:
-        stream = client.infer(args.dataset, output=args.output, batch_size=args.batch_size)
+        stream = client.infer(args.dataset, output=args.output, batch_size=args.batch_size, lease_ahead=args.lease_ahead)
         for batch in stream:
             image, ids = batch["image"], batch["_id"]
             tally.touch(image, batch["label"])
@@ -160,6 +160,7 @@ def main() -> int:
     ap.add_argument("--url")
     ap.add_argument("--dataset", default="cifar")
     ap.add_argument("--output")
+    ap.add_argument("--lease-ahead", type=int, default=0, help="serve: client.infer(lease_ahead=…)")
     ap.add_argument("--submit-window", type=int, default=0, help="serve: Client(submit_window=…); 0 submits synchronously")
     ap.add_argument("--batches", type=int, default=0, help="serve-read: batches to take")
     ap.add_argument("--group", default="default")

@@ -259,11 +259,12 @@ def test_an_ingest_beside_the_job_leaves_its_plan_pinned(infer_server, consumers
     assert not new_ids & set(output_rows(daemon.dataset)), "a sample ingested after the job started has an output"
 
 
-def test_queued_submissions_commit_every_sample_once_and_are_answered_when_the_loop_ends(infer_server):
+@pytest.mark.parametrize("lease_ahead", [0, 2])
+def test_queued_submissions_commit_every_sample_once_and_are_answered_when_the_loop_ends(infer_server, lease_ahead):
     daemon = infer_server()
     client = Client(daemon.url, submit_window=4)
     batches = []
-    for batch in client.infer("digits", output=OUTPUT, batch_size=BATCH, split=SPLIT):
+    for batch in client.infer("digits", output=OUTPUT, batch_size=BATCH, split=SPLIT, lease_ahead=lease_ahead):
         image = batch["image"].copy()
         assert batch.submit(outputs(image)) is None  # queued: the next batch is leased meanwhile
         batches.append(batch)

@@ -90,3 +90,27 @@ def test_the_error_reaches_the_next_add_and_check():
     queue.add(sends.send(2), sends.answers.append)
     queue.flush()
     assert sends.sent == [0, 2]
+
+
+def test_ahead_holds_at_most_depth_items_beyond_the_consumers():
+    from mbdata_client.prefetch import ahead
+
+    started = []
+    lock = threading.Lock()
+
+    def items():
+        for index in range(20):
+            with lock:
+                started.append(index)
+            yield index
+
+    consumed = []
+    for item in ahead(items(), 2):
+        consumed.append(item)
+        if item == 5:
+            # The producer had room for two items beyond this one: it may have started 6 and 7, never 8.
+            deadline = threading.Event()
+            deadline.wait(0.3)
+            with lock:
+                assert max(started) <= 7, started
+    assert consumed == list(range(20))

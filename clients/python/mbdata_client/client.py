@@ -418,6 +418,7 @@ class Client:
         lease_seconds: int = 30,
         poll_interval: Optional[float] = None,
         compress: Optional[bool] = None,
+        lease_ahead: int = 0,
     ) -> Iterator[Batch]:
         """Inference over a split (POST /v1/datasets/{name}/lease?mode=infer in a loop):
         each batch is leased to one consumer, which computes its outputs and sends them
@@ -436,10 +437,16 @@ class Client:
         sends every submission in an LZ4 frame, False none, None (default) bodies of
         1 MiB or more to a daemon on another machine, when that makes them a tenth smaller.
 
+        `lease_ahead` (default 0): above 0, a thread of its own leases up to that many
+        batches ahead of the loop, so the daemon reads the next batch while this one is
+        computed; their leases run meanwhile, so `lease_seconds` must cover
+        `lease_ahead + 1` batches' work. With queued submissions (`Client(submit_window=…)`)
+        this is the fast path: neither the lease nor the commit waits on the model.
+
             for batch in client.infer("digits", output="preds", batch_size=256, split="val"):
                 logits = model(batch["image"])
                 batch.submit({"pred": logits.argmax(1), "prob": softmax(logits)})
         """
         query = infer_query(output, batch_size, split, seed, shuffle, tail, lease_seconds)
         cap = self.poll_interval if poll_interval is None else poll_interval
-        return inference_batches(self, self._transport, dataset, query, cap, Submitter(self._transport, compress))
+        return inference_batches(self, self._transport, dataset, query, cap, Submitter(self._transport, compress), lease_ahead)

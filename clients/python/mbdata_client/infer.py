@@ -131,11 +131,13 @@ class Submitter:
 
 
 def inference_batches(
-    client: "Client", transport: Transport, dataset: str, query: dict, cap: float, submitter: Submitter
+    client: "Client", transport: Transport, dataset: str, query: dict, cap: float, submitter: Submitter,
+    lease_ahead: int = 0,
 ) -> Iterator[Batch]:
-    """The batches of an infer lease loop, each able to `submit` through `submitter`."""
+    """The batches of an infer lease loop, each able to `submit` through `submitter`,
+    leased `lease_ahead` ahead of the consumer."""
 
     def make_batch(message: wire.Message, cursor: str) -> Batch:
         return Batch(client, message, cursor, "infer", submitter=submitter)
 
-    return leased_batches(client, transport, dataset, query, cap, make_batch)
+    return leased_batches(client, transport, dataset, query, cap, make_batch, lease_ahead)

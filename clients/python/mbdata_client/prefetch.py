@@ -10,40 +10,46 @@ __all__ = ["ahead"]
 
 
 def ahead(items: Iterator, depth: int) -> Iterator:
-    """Runs `items` on a thread of its own, up to `depth` items ahead of the consumer: a
+    """Runs `items` on a thread of its own, at most `depth` items ahead of the consumer: a
     stream's socket reads, checksums and LZ4 decoding (which release the GIL) overlap
-    the training step. Exceptions reach the consumer in order; leaving the loop stops
-    the thread at its next item. `depth` 0 runs `items` in the consumer's thread."""
+    the training step, and a lease loop asks for the next lease while the current batch
+    is computed. The next item is started only when fewer than `depth` wait, so no more
+    than `depth` are held beyond the consumer's. Exceptions reach the consumer in order;
+    leaving the loop stops the thread before its next item. `depth` 0 runs `items` in
+    the consumer's thread."""
     if depth <= 0:
         yield from items
         return
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    handoff: queue.Queue = queue.Queue()
+    room = threading.Semaphore(depth)
     stopped = threading.Event()
     done = object()
 
-    def offer(entry: tuple) -> bool:
+    def wait_for_room() -> bool:
         while not stopped.is_set():
-            try:
-                handoff.put(entry, timeout=0.1)
+            if room.acquire(timeout=0.1):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce() -> None:
         try:
-            for item in items:
-                if not offer((item, None)):
+            iterator = iter(items)
+            while wait_for_room():
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    handoff.put((done, None))
                     return
-            offer((done, None))
+                handoff.put((item, None))
         except BaseException as error:
-            offer((done, error))
+            handoff.put((done, error))
 
     thread = threading.Thread(target=produce, name="mbdata-stream", daemon=True)
     thread.start()
     try:
         while True:
             item, error = handoff.get()
+            room.release()
             if item is done:
                 if error is not None:
                     raise error

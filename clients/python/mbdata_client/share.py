@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from . import wire
 from .batch import Batch
 from .errors import MBDataError, ProtocolError
+from .prefetch import ahead
 from .protocol import StreamEnd, dataset_path, stream_cursor, stream_failure
 from .transport import Transport
 
@@ -62,9 +63,10 @@ def leases(client: "Client", transport: Transport, dataset: str, query: dict, ca
 
 def leased_batches(
     client: "Client", transport: Transport, dataset: str, query: dict, cap: float,
-    make_batch: Callable[[wire.Message, str], Batch] | None = None,
+    make_batch: Callable[[wire.Message, str], Batch] | None = None, lease_ahead: int = 0,
 ) -> Iterator[Batch]:
     """The batches `leases` yields, each made by `make_batch(message, cursor)` — by
-    default a share-mode `Batch`."""
-    for message, cursor in leases(client, transport, dataset, query, cap):
+    default a share-mode `Batch`; with `lease_ahead` above 0, leased by a thread of their
+    own that many ahead of the consumer (`prefetch.ahead`)."""
+    for message, cursor in ahead(leases(client, transport, dataset, query, cap), lease_ahead):
         yield make_batch(message, cursor) if make_batch is not None else Batch(client, message, cursor, "share")
