@@ -1,6 +1,7 @@
 import Foundation
 import MBDataTestSupport
 import MBDataWire
+import NIOHTTP1
 import Testing
 
 @testable import MBData
