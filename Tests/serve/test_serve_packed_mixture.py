@@ -63,6 +63,9 @@ def test_every_token_of_the_epochs_draws_arrives_once(mix_server, group):
         assert Counter(s for s, _, _ in packed) == Counter(s for s, _, _ in expected), "per-source tokens as unpacked"
     state = client.cursor()
     assert state["packing"]["row_length"] == ROW and [s["name"] for s in state["mixture"]["sources"]] == NAMES
+    efficiency = [line for line in client.metrics_text().splitlines()
+                  if line.startswith("mbdata_packing_efficiency{") and 'dataset="mix:web,code,books"' in line]
+    assert efficiency and 0 < float(efficiency[0].rsplit(" ", 1)[1]) <= 1.0, "/metrics reports the packed mixture's efficiency"
 
 
 def test_ranks_replicas_and_share_consumers_see_the_one_stream(mix_server, group):
