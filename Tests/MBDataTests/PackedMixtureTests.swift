@@ -266,6 +266,7 @@ import Testing
         _ = try await ShardWriter.writeMixture(plan: packed.base, datasets: fixture.datasets, epochs: 0..<1, to: out)
         let unpackedManifest = try ShardSet(directory: out).manifest
         #expect(unpackedManifest.packing == nil, "an unpacked mixture set reads as before")
+        #expect(unpackedManifest.dataset.fingerprint == packed.base.fingerprint, "and keeps the fingerprint a 1.2 set has")
         #expect(!unpackedManifest.serves(ShardRequirement(plan: packed, epochs: 0..<1)))
         let packedOut = fixture.directory.path("packed")
         let packedManifest = try await ShardWriter.writePackedMixture(plan: packed, datasets: fixture.datasets, epochs: 0..<1, to: packedOut)
