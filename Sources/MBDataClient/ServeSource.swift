@@ -136,12 +136,15 @@ public final class ServeSource: RemoteBatchSource {
     ///   - mixture: The served datasets by name, with their weights, in `_source` order (a
     ///     component's dataset, if it has one, is not read: the daemon reads its own).
     ///   - epochSize: Draws per epoch (proportion weights; default the sources' sizes summed).
+    ///   - packing: How the daemon packs the mixture's rows (its draws, in epoch order, are
+    ///     the packer's input; each segment carries `_source` and `_id`); nil (default) for
+    ///     unpacked batches.
     ///   - The others: as ``init(url:dataset:group:token:reconnects:timeouts:packing:)``.
     /// - Throws: `MBDataError` with `.invalidArgument` when no URL is given or one is not such
     ///   a URL, or the mixture has no source.
     public init(
         url: String? = nil, mixture: [MixtureComponent], epochSize: Int? = nil, group: String = "default", token: String? = nil,
-        reconnects: Int = 20, timeouts: Timeouts = .init()
+        reconnects: Int = 20, timeouts: Timeouts = .init(), packing: PackingSpec? = nil
     ) throws {
         guard !mixture.isEmpty else { throw MBDataError(.invalidArgument, "a mixture needs at least one source", parameter: "mixture") }
         let given = (url.map { $0.split(separator: ",").map(String.init) } ?? Self.environmentURLs())
@@ -152,7 +155,7 @@ public final class ServeSource: RemoteBatchSource {
         dataset = "mix:" + query.sources.map(\.name).joined(separator: ",")
         self.group = group
         self.reconnects = reconnects
-        packing = nil
+        self.packing = packing
     }
 
     /// `MBDATA_URLS` split at commas, else `MBDATA_URL`, else `http://127.0.0.1:7070`.

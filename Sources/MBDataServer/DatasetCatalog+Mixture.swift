@@ -28,7 +28,7 @@ extension DatasetCatalog {
                 if version == nil { version = preferred?.mixture?.datasetVersion(of: source.name) }
                 if let version { versions.append(version) } else { versions.append(try await served.dataset.version()) }
             }
-            return try await plan(mixture: mixture, parameters: parameters, versions: versions)
+            return try await plan(mixture: mixture, parameters: parameters, packing: packing, versions: versions)
         }
     }
 
@@ -52,13 +52,27 @@ extension DatasetCatalog {
             versions.append(version)
         }
         guard versions != resolved.pinned.sources.map(\.datasetVersion) else { return plan }
-        return try await self.plan(mixture: mixture, parameters: plan.parameters, versions: versions)
+        return try await self.plan(mixture: mixture, parameters: plan.parameters, packing: plan.packing, versions: versions)
     }
 
-    /// Global batches of `epoch` of `plan`.
+    /// Global batches of `epoch` of `plan`: a packed mixture's from its epoch's layout.
     func batches(source: ServedSource, plan: ServedPlan, epoch: Int) async throws -> Int {
-        guard case .dataset(let served) = source else { return plan.batchesPerEpoch }
-        return try await batches(dataset: served, plan: plan, epoch: epoch)
+        switch source {
+        case .dataset(let served):
+            return try await batches(dataset: served, plan: plan, epoch: epoch)
+        case .mixture(let mixture):
+            guard plan.packedMixture != nil else { return plan.batchesPerEpoch }
+            return try await batches(of: packedMixtureProducer(mixture, plan: plan), named: mixture.name, epoch: epoch)
+        }
+    }
+
+    /// The live producer of a packed mixture plan, made once and kept with its layouts.
+    private func packedMixtureProducer(_ mixture: ServedMixture, plan: ServedPlan) async throws -> PackedMixtureBatchProducer {
+        guard let packed = plan.packedMixture else { preconditionFailure("an unpacked plan has no packed producer") }
+        if let known = packedMixtureProducers.value(for: packed.fingerprint) { return known }
+        let made = try await PackedMixtureBatchProducer(plan: packed, datasets: mixture.datasets.map(\.dataset), configuration: prefetch)
+        packedMixtureProducers.insert(made, for: packed.fingerprint)
+        return made
     }
 
     /// Frames from the spool when a shard set there holds this plan's epoch for this rank
@@ -69,8 +83,14 @@ extension DatasetCatalog {
             guard case .dataset(let served) = source else { preconditionFailure("a mixture's plan is a mixture plan") }
             return try await producer(dataset: served, plan: plan, epoch: epoch, rank: rank)
         }
+        if let packed = plan.packedMixture {
+            let batches = try await batches(source: source, plan: plan, epoch: epoch)
+            if let set = spooled(ShardRequirement(plan: packed, epochs: epoch..<epoch + 1), epoch: epoch, rank: rank, batches: batches) { return (set, true) }
+            return (try await packedMixtureProducer(mixture, plan: plan), false)
+        }
         var requirement = ShardRequirement(parameters: resolved.parameters, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths)
         requirement.mixture = .pinned(resolved.pinned)
+        requirement.requirePacking(nil)
         if let set = spooled(requirement, epoch: epoch, rank: rank, batches: plan.batchesPerEpoch) { return (set, true) }
         if let live = mixtureProducers.value(for: plan.fingerprint) { return (live, false) }
         let live = try await MixtureBatchProducer(plan: resolved, datasets: mixture.datasets.map(\.dataset), configuration: prefetch)
@@ -78,11 +98,12 @@ extension DatasetCatalog {
         return (live, false)
     }
 
-    /// The mixture plan with each source at `versions` (in `_source` order). Its refusals
-    /// are `400 invalid_parameter` naming the query parameter at fault.
-    private func plan(mixture: ServedMixture, parameters: PlanParameters, versions: [Int]) async throws -> ServedPlan {
+    /// The mixture plan with each source at `versions` (in `_source` order), packed by
+    /// `packing` when given. Its refusals are `400 invalid_parameter` naming the query
+    /// parameter at fault.
+    private func plan(mixture: ServedMixture, parameters: PlanParameters, packing: PackingSpec?, versions: [Int]) async throws -> ServedPlan {
         let key =
-            ([mixture.query.mix, mixture.query.epochSize.map(String.init) ?? "*", parameters.key] + versions.map(String.init))
+            ([mixture.query.mix, mixture.query.epochSize.map(String.init) ?? "*", parameters.key, packing?.key ?? "-"] + versions.map(String.init))
             .joined(separator: "|")
         if let known = mixturePlans.value(for: key) { return known }
         let pinnedTo = PinnedMixture(
@@ -90,24 +111,34 @@ extension DatasetCatalog {
             sources: zip(mixture.query.sources, versions).map {
                 PinnedMixture.Source(name: $0.name, datasetVersion: $1, fingerprint: "", weight: $0.weight)
             })
-        let resolved: MixtureBatchPlan
+        let plan: ServedPlan
         do {
-            resolved = try await MixtureBatchPlan.resolve(
-                mixture.components, epochSize: mixture.query.epochSize, parameters: parameters, pinnedTo: pinnedTo)
+            if let packing {
+                plan = ServedPlan(
+                    packedMixture: try await PackedMixturePlan.resolve(
+                        mixture.components, epochSize: mixture.query.epochSize, parameters: parameters, packing: packing, pinnedTo: pinnedTo))
+            } else {
+                plan = ServedPlan(
+                    mixture: try await MixtureBatchPlan.resolve(
+                        mixture.components, epochSize: mixture.query.epochSize, parameters: parameters, pinnedTo: pinnedTo))
+            }
         } catch let error as MBDataError where error.code == .invalidArgument || error.code == .invalidDataset {
             let parameter =
                 switch error.parameter {
                 case "epochSize": MixtureQuery.epochSizeName
                 case "shuffle": "shuffle"
+                case _ where packing != nil && error.field == packing?.field: PlanQuery.packName
                 default: MixtureQuery.mixName
                 }
             throw ServeError(.badRequest, "invalid_parameter", "query parameter \(parameter): \(error.message)")
         }
-        let plan = ServedPlan(mixture: resolved)
         guard plan.batchesPerEpoch > 0 else {
+            let epoch = plan.mixture.map { "\($0.mixture.epochSize) draws of the mixture's epoch" } ?? "mixture's epoch"
             throw ServeError(
                 .badRequest, "invalid_parameter",
-                "query parameter batch_size: expected at most the \(resolved.mixture.epochSize) draws of the mixture's epoch, got \(parameters.batchSize)")
+                plan.packing == nil
+                    ? "query parameter batch_size: expected at most the \(epoch), got \(parameters.batchSize)"
+                    : "query parameter batch_size: expected at most the rows the \(epoch) pack into (at most \(plan.batchesPerEpoch) batches of \(parameters.batchSize) rows), got \(parameters.batchSize)")
         }
         mixturePlans.insert(plan, for: key)
         return plan

@@ -24,6 +24,8 @@ actor DatasetCatalog {
     var mixturePlans = RecentlyUsed<String, ServedPlan>(capacity: 16)
     /// Live mixture producers by plan fingerprint.
     var mixtureProducers = RecentlyUsed<String, MixtureBatchProducer>(capacity: 16)
+    /// Packed mixture producers by plan fingerprint; each keeps its epochs' layouts.
+    var packedMixtureProducers = RecentlyUsed<String, PackedMixtureBatchProducer>(capacity: 16)
     /// Plans by dataset, version and parameters: groups with the same parameters share one.
     private var plans = RecentlyUsed<String, DatasetPlan>(capacity: 16)
     private var liveProducers = RecentlyUsed<String, LiveBatchProducer>(capacity: 16)
@@ -47,6 +49,8 @@ actor DatasetCatalog {
         var parameters: PlanParameters
         var packing: PackingSpec
         var version: Int
+        /// A packed mixture cursor's sources; nil for one dataset.
+        var mixture: PinnedMixture?
     }
 
     init(configuration: ServeConfiguration, store: any StateStore, metrics: ServeMetrics = ServeMetrics()) throws {
@@ -204,13 +208,18 @@ actor DatasetCatalog {
     /// epoch and kept with the producer), its packing statistics recorded in the metrics.
     func batches(dataset: Served, plan: ServedPlan, epoch: Int) async throws -> Int {
         guard plan.packed != nil else { return plan.batchesPerEpoch }
-        let producer = try await packedProducer(dataset: dataset, plan: plan)
+        return try await batches(of: packedProducer(dataset: dataset, plan: plan), named: dataset.name, epoch: epoch)
+    }
+
+    /// Global batches of `epoch` of a packed producer's plan (its layout, made once per epoch
+    /// and kept with the producer), its packing statistics recorded in the metrics under `name`.
+    func batches(of producer: some PackedProducer, named name: String, epoch: Int) async throws -> Int {
         let (count, statistics, isNew) = try await runBlocking { () -> (Int, PackingStatistics, Bool) in
             let known = producer.hasLayout(epoch: epoch)
             let layout = producer.layout(epoch: epoch)
-            return (producer.plan.batchesPerEpoch(layout), layout.statistics, !known)
+            return (producer.batchesPerEpoch(epoch: epoch), layout.statistics, !known)
         }
-        if isNew { metrics.packed(dataset: dataset.name, plan: plan.fingerprint, statistics: statistics) }
+        if isNew { metrics.packed(dataset: name, plan: producer.fingerprint, statistics: statistics) }
         return count
     }
 
@@ -223,12 +232,18 @@ actor DatasetCatalog {
         if known == nil {
             guard let state = try await store.cursor(id) else { return nil }
             let packed = state.packing.map {
-                PackedCursor(dataset: state.dataset, group: state.group, parameters: state.plan, packing: $0, version: state.datasetVersion)
+                PackedCursor(
+                    dataset: state.dataset, group: state.group, parameters: state.plan, packing: $0, version: state.datasetVersion, mixture: state.mixture)
             }
             cursorPlans.insert(packed, for: id)
             known = .some(packed)
         }
         guard let cursor = known ?? nil else { return nil }
+        if let pinned = cursor.mixture {
+            let source = ServedSource.mixture(try served(mixture: MixtureQuery(pinned: pinned)))
+            let plan = try await plan(source: source, group: cursor.group, parameters: cursor.parameters, packing: cursor.packing)
+            return try await batches(source: source, plan: plan, epoch: epoch)
+        }
         let served = try served(Substring(cursor.dataset))
         let plan = try await plan(dataset: served, group: cursor.group, parameters: cursor.parameters, packing: cursor.packing, preferring: cursor.version)
         return try await batches(dataset: served, plan: plan, epoch: epoch)
@@ -252,7 +267,7 @@ actor DatasetCatalog {
         switch plan.kind {
         case .packed(let packed): requirement = ShardRequirement(plan: packed, epochs: epoch..<epoch + 1)
         case .dataset(let base): requirement = ShardRequirement(plan: base, epochs: epoch..<epoch + 1, padLengths: prefetch.padLengths)
-        case .mixture: preconditionFailure("a mixture's producer comes from producer(mixture:plan:epoch:rank:)")
+        case .mixture, .packedMixture: preconditionFailure("a mixture's producer comes from producer(source:plan:epoch:rank:)")
         }
         if let set = spooled(requirement, epoch: epoch, rank: rank, batches: batches) { return (set, true) }
         guard case .dataset(let base) = plan.kind else { return (try await packedProducer(dataset: dataset, plan: plan), false) }

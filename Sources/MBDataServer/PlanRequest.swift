@@ -95,11 +95,6 @@ package struct PlanRequest: Sendable {
                 got: query[Substring(PlanQuery.packName)])
         }
         mixture = try Self.mixture(query)
-        if mixture != nil, packing != nil {
-            throw ServeError.invalidParameter(
-                PlanQuery.packName, "nothing with mix= (a mixture's batches are not packed yet: pack one dataset, or read the mixture unpacked)",
-                got: query[Substring(PlanQuery.packName)])
-        }
         if inferring, mixture != nil {
             throw ServeError.invalidParameter(MixtureQuery.mixName, "nothing in infer mode (an inference job reads one dataset)", got: query[Substring(MixtureQuery.mixName)])
         }

@@ -12,11 +12,14 @@ struct ServedPlan: Sendable {
         case packed(PackedPlan)
         /// A mixture of datasets.
         case mixture(MixtureBatchPlan)
+        /// A mixture of datasets packed into rows.
+        case packedMixture(PackedMixturePlan)
     }
 
     let kind: Kind
     /// The cursor document's `batches_per_epoch`: the plan's, or for a packed plan the most
-    /// any epoch can have (``PackedPlan/mostBatchesPerEpoch``, computed once).
+    /// any epoch can have (``PackedPlan/mostBatchesPerEpoch``, ``PackedMixturePlan/mostBatchesPerEpoch``,
+    /// computed once).
     let batchesPerEpoch: Int
 
     /// An unpacked plan.
@@ -37,16 +40,31 @@ struct ServedPlan: Sendable {
         batchesPerEpoch = mixture.plan.batchesPerEpoch
     }
 
-    /// The packed plan; nil for unpacked batches.
+    /// A packed mixture plan.
+    init(packedMixture: PackedMixturePlan) {
+        kind = .packedMixture(packedMixture)
+        batchesPerEpoch = packedMixture.mostBatchesPerEpoch
+    }
+
+    /// The packed plan over one dataset; nil for unpacked batches and mixtures.
     var packed: PackedPlan? {
         guard case .packed(let packed) = kind else { return nil }
         return packed
     }
 
-    /// The mixture plan; nil for one dataset.
+    /// The mixture plan (a packed mixture's unpacked plan); nil for one dataset.
     var mixture: MixtureBatchPlan? {
-        guard case .mixture(let mixture) = kind else { return nil }
-        return mixture
+        switch kind {
+        case .mixture(let mixture): mixture
+        case .packedMixture(let packed): packed.base
+        case .dataset, .packed: nil
+        }
+    }
+
+    /// The packed mixture plan; nil for one dataset and unpacked mixtures.
+    var packedMixture: PackedMixturePlan? {
+        guard case .packedMixture(let packed) = kind else { return nil }
+        return packed
     }
 
     /// The fingerprint cursors and headers carry: the packed plan's covers its spec, the
@@ -56,6 +74,7 @@ struct ServedPlan: Sendable {
         case .dataset(let plan): plan.fingerprint
         case .packed(let packed): packed.fingerprint
         case .mixture(let mixture): mixture.fingerprint
+        case .packedMixture(let packed): packed.fingerprint
         }
     }
 
@@ -66,6 +85,7 @@ struct ServedPlan: Sendable {
         case .dataset(let plan): plan.datasetVersion
         case .packed(let packed): packed.base.datasetVersion
         case .mixture(let mixture): mixture.remotePlan.datasetVersion
+        case .packedMixture(let packed): packed.base.remotePlan.datasetVersion
         }
     }
 
@@ -75,9 +95,10 @@ struct ServedPlan: Sendable {
         case .dataset(let plan): plan.parameters
         case .packed(let packed): packed.base.parameters
         case .mixture(let mixture): mixture.parameters
+        case .packedMixture(let packed): packed.parameters
         }
     }
 
     /// The packing spec; nil for unpacked batches.
-    var packing: PackingSpec? { packed?.spec }
+    var packing: PackingSpec? { packed?.spec ?? packedMixture?.spec }
 }

@@ -9,7 +9,7 @@ struct ExplainCommand: AsyncParsableCommand {
         discussion: """
             The plan is named by its parameters over a dataset file (--batch-size, --seed, --world, \
             --split, --pad, --no-shuffle, --pack), over a mixture of datasets (--mix PATH=WEIGHT …, \
-            --epoch-size, as `mbdata shard --mix` takes them), or read from a shard directory's \
+            --epoch-size, perhaps --pack, as `mbdata shard --mix` takes them), or read from a shard directory's \
             manifest (then --dataset names the dataset it was made from, at the version it records; \
             for a mixture's shards, --dataset once per source). With --step N, prints step N's \
             samples — dataset, _id, key, rank and row, and for packed rows the segment, its column, \
@@ -61,7 +61,6 @@ struct ExplainCommand: AsyncParsableCommand {
         if let step, step < 0 { throw ValidationError("--step must not be negative, got \(step)") }
         let mixed = !planOptions.mix.isEmpty
         guard (path == nil) == mixed else { throw ValidationError("name a dataset file, a shard directory or a --mix of datasets") }
-        if mixed, packing.pack != nil { throw ValidationError("--mix and --pack cannot be combined yet") }
         if let path, isDirectory(path) {
             guard !dataset.isEmpty else { throw ValidationError("a shard directory needs --dataset, the dataset it was made from") }
             guard batchSize == nil, packing.pack == nil else {
@@ -100,7 +99,7 @@ struct ExplainCommand: AsyncParsableCommand {
                 try printJSON(SampleAppearances(id: sampleID, key: key, epoch: epoch, appearances: shown), snakeCase: true)
             } else {
                 let dataset = lineage.mixture == nil ? nil : lineage.sources[sourceIndex].name
-                print(LineageText.render(shown, id: sampleID, dataset: dataset, epoch: epoch, packed: lineage.packed != nil))
+                print(LineageText.render(shown, id: sampleID, dataset: dataset, epoch: epoch, packed: lineage.packed != nil || lineage.packedMixture != nil))
             }
         }
     }
@@ -108,7 +107,8 @@ struct ExplainCommand: AsyncParsableCommand {
     private func makeLineage() async throws -> PlanLineage {
         let parameters = planOptions.parameters(batchSize: batchSize ?? 1)
         guard let path else {
-            return try await PlanLineage.make(mixture: planOptions.mixtureSources().components, epochSize: planOptions.epochSize, parameters: parameters)
+            return try await PlanLineage.make(
+                mixture: planOptions.mixtureSources().components, epochSize: planOptions.epochSize, parameters: parameters, packing: try packing.spec())
         }
         if isDirectory(path) {
             let shards = try ShardSet(directory: path)

@@ -15,7 +15,8 @@ struct ShardCommand: AsyncParsableCommand {
             is a proportion (0.6; the epoch has --epoch-size draws, by default the datasets' \
             sizes summed), repeat:R (R passes over the dataset per epoch) or choose:N (N draws \
             per epoch); proportions and repeat/choose do not mix. A source is named by its file's \
-            base name (web for web.mbdb); batches carry _source, its index in --mix order.
+            base name (web for web.mbdb); batches carry _source, its index in --mix order. With \
+            --pack the mixture epoch's draws are packed into rows, and _source and _id are per segment.
             """)
 
     @Argument(help: "The dataset file (or --mix).")
@@ -66,9 +67,6 @@ struct ShardCommand: AsyncParsableCommand {
     func validate() throws {
         if dropLast && planOptions.pad { throw ValidationError("--drop-last and --pad exclude each other") }
         if (dataset == nil) == planOptions.mix.isEmpty { throw ValidationError("name one dataset file or a --mix of datasets") }
-        if !planOptions.mix.isEmpty, packing.pack != nil {
-            throw ValidationError("--mix and --pack cannot be combined yet: pack one dataset, or write the mixture unpacked")
-        }
         if packing.pack != nil, !padTo.isEmpty { throw ValidationError("--pack and --pad-to exclude each other") }
         func check<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ flag: String) throws {
             guard range.contains(value) else {
@@ -152,9 +150,18 @@ struct ShardCommand: AsyncParsableCommand {
     /// Writes the `--mix` plan's shards and prints its sources' draws.
     private func writeMixture() async throws {
         let (datasets, components) = try planOptions.mixtureSources()
-        let plan = try await MixtureBatchPlan.resolve(components, epochSize: planOptions.epochSize, parameters: planOptions.parameters(batchSize: batchSize))
-        let configuration = try prefetchConfiguration()
+        let parameters = planOptions.parameters(batchSize: batchSize)
         let epochRange = firstEpoch..<(firstEpoch + epochs)
+        if let spec = try packing.spec() {
+            let plan = try await PackedMixturePlan.resolve(components, epochSize: planOptions.epochSize, parameters: parameters, packing: spec)
+            return try await writePacked("mixture of \(plan.base.names.joined(separator: ", "))") { progress in
+                try await ShardWriter.writePackedMixture(
+                    plan: plan, datasets: datasets, epochs: epochRange, compressionLevel: level, to: out, targetShardBytes: shardMB * 1_000_000,
+                    progress: progress)
+            }
+        }
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: planOptions.epochSize, parameters: parameters)
+        let configuration = try prefetchConfiguration()
         if let existing = ShardWriter.upToDate(out, mixture: plan, epochs: epochRange, configuration: configuration) {
             printError("\(out): up to date (mixture of \(plan.names.joined(separator: ", ")), \(existing.totals.batches) batches)")
             return
@@ -172,12 +179,21 @@ struct ShardCommand: AsyncParsableCommand {
 
     /// Writes a packed plan's shards and prints their efficiency.
     private func writePacked(_ store: Dataset, _ plan: PackedPlan, epochs: Range<Int>) async throws {
-        let manifest = try await showingProgress("packed") { progress in
+        try await writePacked("dataset version \(plan.base.datasetVersion)") { progress in
             try await ShardWriter.writePacked(
                 dataset: store, plan: plan, epochs: epochs, compressionLevel: level, to: out, targetShardBytes: shardMB * 1_000_000,
                 progress: progress)
         }
-        var summary = "\(out): \(manifest.totals.batches) batches of packed rows in \(manifest.shards.count) shards; dataset version \(plan.base.datasetVersion)"
+    }
+
+    /// Runs `write` (a packed plan's) with a progress line, then prints the set's batches,
+    /// `origin`, the mixture's sources if any and the packing's efficiency.
+    private func writePacked(
+        _ origin: String, _ write: (@escaping @Sendable (ShardWriter.Progress) -> Void) async throws -> ShardManifest
+    ) async throws {
+        let manifest = try await showingProgress("packed", write)
+        var summary = "\(out): \(manifest.totals.batches) batches of packed rows in \(manifest.shards.count) shards; \(origin)"
+        if let mixture = manifest.mixture { summary += "\n" + mixture.summaryLines.joined(separator: "\n") }
         if let packing = manifest.packing { summary += "\n  " + packing.summary }
         printError(summary)
     }

@@ -181,8 +181,8 @@ import Testing
                 let answer = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=\(bad)")
                 #expect(answer.status == 400 && answer.code == "invalid_parameter" && answer.message.contains("query parameter mix"), "\(bad): \(answer)")
             }
-            let packed = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=web:0.6,code:0.4&pack=tokens:8")
-            #expect(packed.status == 400 && packed.message.contains("query parameter pack"), "\(packed)")
+            let packed = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=web:0.6,code:0.4&pack=value:8")
+            #expect(packed.status == 400 && packed.message.contains("query parameter pack"), "a fixed-shape field is not packed: \(packed)")
             let noMix = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)")
             #expect(noMix.status == 400 && noMix.message.contains("query parameter mix"), "\(noMix)")
             let onDataset = try await daemon.send(.GET, "/v1/datasets/web/cursor?\(plan)&mix=web:1")

@@ -62,7 +62,9 @@ import Testing
             ("mixture plan's fingerprint", { $0.plan.parameters.world = 4 }),
             ("not ≥ 1", { $0.mixture!.epochSize = 0 }),
             ("overflow", { $0.plan.firstEpoch = 1 << 31; $0.mixture!.epochSize = 1 << 40 }),
-            ("packing and mixture", { $0.packing = .init(spec: try! PackingSpec(field: "tokens", rowLength: 8), batchesPerEpoch: [1, 1], statistics: PackingStatistics(rowLength: 8)) }),
+            // A packed mixture's plan fingerprint folds in its packing: a packing member added to
+            // an unpacked mixture's manifest contradicts its dataset fingerprint.
+            ("mixture plan's fingerprint", { $0.packing = .init(spec: try! PackingSpec(field: "tokens", rowLength: 8), batchesPerEpoch: [1, 1], statistics: PackingStatistics(rowLength: 8)) }),
         ]
         for (message, edit) in edits {
             var edited = manifest

@@ -3,6 +3,8 @@ exactly once (issue 14 §2), the packing recorded in the manifest."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from mbshards import iter_batches, read_manifest
@@ -46,3 +48,40 @@ def test_packed_shards_hold_every_token_once(mbdata, tokens_db, tokens_sqlite, t
 
     shown = mbdata("inspect", directory)
     assert "efficiency" in shown.stdout and "packing tokens into rows of 256" in shown.stdout
+
+
+def test_packed_mixture_shards_name_each_segments_dataset(mbdata, tokens_db, tokens_sqlite, tmp_path):
+    """`shard --mix … --pack …` (format revision 1.3): stock safetensors reads `_source` per
+    segment beside `_id`; each segment's tokens are its sample's; the manifest holds both."""
+    import shutil
+
+    sources = {}
+    for name in ("left", "right"):
+        sources[name] = tmp_path / f"{name}.mbdb"
+        for suffix in ("", "-wal"):  # a WAL not yet checkpointed travels with its database
+            if Path(f"{tokens_db}{suffix}").exists():
+                shutil.copy(f"{tokens_db}{suffix}", f"{sources[name]}{suffix}")
+    out = tmp_path / "shards"
+    mbdata("shard", "--mix", f"{sources['left']}=0.7", f"{sources['right']}=0.3", "--epoch-size", "500", "--out", out,
+           "--batch-size", "8", "--pad", "--seed", "3", "--pack", f"tokens={ROW}", "--pack-window", "64")
+    manifest = read_manifest(out)
+    assert [s["name"] for s in manifest["mixture"]["sources"]] == ["left", "right"]
+    assert manifest["packing"]["row_length"] == ROW
+    real_tokens, per_source = 0, [0, 0]
+    for batch in iter_batches(out):
+        t = batch.tensors
+        assert t["_source"].dtype == np.int32 and t["_source"].shape == t["_id"].shape
+        assert np.array_equal(t["_source"] < 0, t["_id"] < 0)
+        for r in range(t["tokens"].shape[0]):
+            for j, (source, sample_id) in enumerate(zip(t["_source"][r], t["_id"][r])):
+                if sample_id < 0:
+                    continue
+                columns = np.nonzero(t["segment_ids"][r] == j + 1)[0]
+                expected = np.frombuffer(tokens_sqlite[int(sample_id)][0] or b"", dtype="<i4")
+                first = int(np.nonzero(expected == t["tokens"][r][columns[0]])[0][0])
+                assert np.array_equal(t["tokens"][r][columns], expected[first:first + len(columns)])
+                real_tokens += len(columns)
+                per_source[int(source)] += len(columns)
+    assert real_tokens == manifest["packing"]["statistics"]["tokens"] and all(per_source)
+    shown = mbdata("inspect", out)
+    assert "_source 1  right" in shown.stdout and "packing tokens into rows of" in shown.stdout

@@ -37,12 +37,12 @@ struct MixtureCLITests {
         #expect(again.status == 0 && again.stderr.contains("up to date"), "\(again)")
     }
 
-    @Test("shard --mix refuses --pack, --no-shuffle, a bad weight, and --epoch-size without --mix")
+    @Test("shard --mix refuses --no-shuffle, a bad weight, --pack with --pad-to, and --epoch-size without --mix")
     func refused() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let cases: [([String], String)] = [
-            (["--mix", "a.mbdb=0.5", "b.mbdb=0.5", "--pack", "tokens=8"], "--mix and --pack cannot be combined"),
+            (["--mix", "a.mbdb=0.5", "b.mbdb=0.5", "--pack", "tokens=8", "--pad-to", "tokens=8"], "--pack and --pad-to exclude each other"),
             (["--mix", "a.mbdb=0.5", "--no-shuffle"], "always shuffles"),
             (["--mix", "a.mbdb=half"], "PATH=WEIGHT"),
             (["a.mbdb", "--epoch-size", "10"], "--epoch-size applies to --mix only"),
@@ -52,5 +52,43 @@ struct MixtureCLITests {
             let result = try await CLI.mbdata(["shard"] + options + ["--out", dir.path("o"), "--batch-size", "4"], in: dir)
             #expect(result.status == 64 && result.stderr.contains(message), "\(options): \(result)")
         }
+    }
+
+    @Test("shard --mix --pack writes a packed mixture; inspect shows both; verify passes; explain names each segment's source")
+    func packedMixture() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        var paths: [String] = []
+        let schema = try dir.write("tokens.schema.json", TokenDataset.schemaJSON)
+        for (source, (name, count)) in [("web", 40), ("code", 25)].enumerated() {
+            let lines = (0..<count).map { index in
+                let tokens = TokenDataset.tokens(index + 50 * source).map(String.init).joined(separator: ",")
+                return #"{"name": "\#(name)\#(index)", "label": \#(index), "tokens": [\#(tokens)]}"#
+            }
+            let jsonl = try dir.write("\(name).jsonl", lines.joined(separator: "\n") + "\n")
+            let path = dir.path("\(name).mbdb")
+            let ingest = try await CLI.mbdata(["ingest", path, "--schema", schema, jsonl], in: dir)
+            try #require(ingest.status == 0, "ingest: \(ingest)")
+            paths.append(path)
+        }
+        let plan = ["--mix", paths[0] + "=0.6", paths[1] + "=0.4", "--epoch-size", "80", "--batch-size", "8", "--world", "2", "--seed", "3"]
+        let pack = ["--pack", "tokens=64", "--pack-window", "8"]
+        let shard = try await CLI.mbdata(["shard", "--out", dir.path("shards"), "--epochs", "2"] + plan + pack, in: dir)
+        #expect(shard.status == 0 && shard.stderr.contains("mixture  2 sources, 80 draws per epoch") && shard.stderr.contains("efficiency"), "\(shard)")
+        let inspect = try await CLI.mbdata(["inspect", dir.path("shards")], in: dir)
+        #expect(inspect.status == 0 && inspect.stdout.contains("_source 1  code") && inspect.stdout.contains("packing tokens into rows of 64"), "\(inspect)")
+        let verify = try await CLI.mbdata(["verify", dir.path("shards")], in: dir)
+        #expect(verify.status == 0, "\(verify)")
+
+        let explain = try await CLI.mbdata(["explain", "--epoch", "1", "--step", "2", "--json"] + plan + pack, in: dir)
+        #expect(explain.status == 0, "\(explain)")
+        let entries = try #require(CLI.jsonObject(explain.stdout)["entries"] as? [[String: Any]])
+        #expect(!entries.isEmpty && entries.allSatisfy { ["web", "code"].contains($0["dataset"] as? String) && $0["segment"] is Int && $0["id"] is Int })
+        #expect(Set(entries.compactMap { $0["source"] as? Int }) .isSubset(of: [0, 1]))
+        let fromShards = try await CLI.mbdata(
+            ["explain", dir.path("shards"), "--dataset", paths[0], "--dataset", paths[1], "--epoch", "1", "--step", "2", "--json"], in: dir)
+        #expect(fromShards.status == 0 && fromShards.stdout == explain.stdout, "\(fromShards)")
+        let text = try await CLI.mbdata(["explain", "--epoch", "1", "--step", "2"] + plan + pack, in: dir)
+        #expect(text.status == 0 && text.stdout.contains("segment") && text.stdout.contains("code"), "\(text)")
     }
 }

@@ -107,36 +107,46 @@ def test_every_epoch_holds_each_sources_exact_share(mix_server, group, mix, epoc
     assert all(s["dataset_version"] == 1 for s in state["mixture"]["sources"])
 
 
+def resumed_mid_epoch(server, group, keep, acked, skip=lambda index: False, **plan):
+    """keep(batch) of every batch of `plan`'s epoch by index: `acked` of them acked (not
+    those `skip` names), then the daemon restarted and the rest read from the saved cursor,
+    checking that nothing acked comes again."""
+    client = Client(server.url)
+    seen = {}
+    for batch in client.batches(group=group, **plan):
+        if skip(batch.index):
+            continue
+        batch.ack()
+        seen[batch.index] = keep(batch)
+        if len(seen) == acked:
+            break
+    saved = client.cursor()
+    server.restart()
+    rest = list(Client(server.url).batches(group=group, resume=saved, **plan))
+    assert not {b.index for b in rest} & seen.keys(), "nothing acked comes again"
+    for batch in rest:
+        seen[batch.index] = keep(batch)
+    return seen
+
+
 def test_a_mixture_stream_resumes_mid_epoch_exactly(mix_server, group):
     plan = dict(mix=MIX, epoch_size=40, batch_size=BATCH, seed=SEED, epoch=1)
     reference = [b.ids.copy() for b in Client(mix_server.url).batches(group=group + "-ref", **plan)]
     assert len(reference) == 10
-    client = Client(mix_server.url)
-    seen = {}
-    for batch in client.batches(group=group, **plan):
-        if batch.index % 3 == 1:
-            continue  # not acked: comes again
-        batch.ack()
-        seen[batch.index] = batch.ids.copy()
-        if len(seen) == 4:
-            break
-    saved = client.cursor()
-    mix_server.restart()
-    rest = list(Client(mix_server.url).batches(group=group, resume=saved, **plan))
-    assert not {b.index for b in rest} & seen.keys(), "nothing acked comes again"
-    for batch in rest:
-        seen[batch.index] = batch.ids
+    # Every third batch is not acked: it comes again.
+    seen = resumed_mid_epoch(mix_server, group, lambda batch: batch.ids.copy(), 4, skip=lambda index: index % 3 == 1, **plan)
     assert sorted(seen) == list(range(10))
     assert all(np.array_equal(seen[i], reference[i]) for i in range(10))
 
 
-def test_two_share_consumers_take_each_batch_once(mix_server, group):
+def share_in_two(url, keep, **plan):
+    """(index, keep(batch)) of every batch two share consumers of `plan` took, each acked."""
     taken, failures = [], []
 
     def consume():
         try:
-            for batch in Client(mix_server.url).share(mix=MIX, epoch_size=40, batch_size=BATCH, seed=SEED, group=group):
-                taken.append((batch.index, rows(batch)))
+            for batch in Client(url).share(**plan):
+                taken.append((batch.index, keep(batch)))
                 batch.ack(wait=True)
         except Exception as error:  # reported below
             failures.append(error)
@@ -147,6 +157,11 @@ def test_two_share_consumers_take_each_batch_once(mix_server, group):
     for thread in threads:
         thread.join(120)
     assert not failures, failures
+    return taken
+
+
+def test_two_share_consumers_take_each_batch_once(mix_server, group):
+    taken = share_in_two(mix_server.url, rows, mix=MIX, epoch_size=40, batch_size=BATCH, seed=SEED, group=group)
     assert sorted(index for index, _ in taken) == list(range(10))
     found = [0, 0, 0]
     for _, batch_rows in taken:
@@ -164,8 +179,8 @@ def test_unknown_sources_bad_weights_and_another_mixture_are_refused(mix_server,
         client.plan_cursor(mix={"web": 0.5, "code": -1}, batch_size=BATCH, group=group)
     assert caught.value.status == 400 and "query parameter mix" in caught.value.message
     with pytest.raises(MBDataError) as caught:
-        client.plan_cursor(mix=MIX, batch_size=BATCH, group=group, pack={"tokens": 8})
-    assert caught.value.status == 400 and "query parameter pack" in caught.value.message
+        client.plan_cursor(mix=MIX, batch_size=BATCH, group=group, pack={"value": 8})
+    assert caught.value.status == 400 and "query parameter pack" in caught.value.message, "a fixed-shape field is not packed"
     with pytest.raises(TypeError):
         client.plan_cursor("web", mix=MIX, batch_size=BATCH)
     client.plan_cursor(mix=MIX, epoch_size=40, batch_size=BATCH, group=group)

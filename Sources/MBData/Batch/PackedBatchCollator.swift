@@ -3,6 +3,8 @@
 ///   (1…k, 0 = padding) and `positions` int32 `[R, L]`;
 /// - `_id` int64 `[R, S]`: the sample of segment j of each row, -1 after a row's last
 ///   segment (S is the most segments a row of the batch has);
+/// - for a mixture, `_source` int32 `[R, S]`: the source of segment j, -1 after a row's
+///   last segment;
 /// - every other fixed-shape field per segment: `name` `[R, S, …]`, zero after a row's last
 ///   segment. Variable-length, `bytes` and `string` fields other than the packed one are not
 ///   carried.
@@ -23,9 +25,10 @@ package struct PackedBatchCollator: Sendable {
     }
 
     /// The batch of `rows`; `sample(position)` returns the id and values (schema order) of
-    /// the sample a segment's `sample` names.
+    /// the sample a segment's `sample` names, and `source(position)` (a mixture's) its source.
     package func collate(
-        _ rows: [PackedRow], metadata: [String: String] = [:], sample: (Int) throws -> (id: Int64, values: [SampleValue])
+        _ rows: [PackedRow], metadata: [String: String] = [:], source: ((Int) throws -> Int32)? = nil,
+        sample: (Int) throws -> (id: Int64, values: [SampleValue])
     ) throws -> [UInt8] {
         var writer = SafetensorsWriter()
         writer.metadata = metadata
@@ -51,6 +54,10 @@ package struct PackedBatchCollator: Sendable {
             writer.add(other.name, dtype: SafetensorsWriter.dtypeName(other.dtype), shape: [rows.count, width] + other.shape.map { $0! }, bytes: bytes)
         }
         writer.add("_id", dtype: "I64", shape: ids.shape, bytes: ids.bytes)
+        if let source {
+            let sources = try PackedTensors.perSegment(name: "_source", rows: rows, pad: Int32(-1)) { try source($0.sample) }
+            writer.add("_source", dtype: "I32", shape: sources.shape, bytes: sources.bytes)
+        }
         return writer.encoded()
     }
 }

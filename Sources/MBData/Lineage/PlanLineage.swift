@@ -36,10 +36,18 @@ public struct PlanLineage: Sendable {
 
     /// The datasets samples are read from, in `_source` order: one for a plan over one dataset.
     public let sources: [Source]
-    /// The packed plan; nil for unpacked batches.
+    /// The packed plan over one dataset; nil for unpacked batches or a mixture's.
     public let packed: PackedPlan?
+    /// The packed mixture plan; nil for unpacked batches or one dataset's.
+    public let packedMixture: PackedMixturePlan?
     /// The mixture plan; nil for a plan over one dataset.
     public let mixture: MixtureBatchPlan?
+
+    /// The packing of the plan's rows, over one dataset or a mixture; nil for unpacked batches.
+    var packing: (any PackedBatching)? {
+        if let packed { return packed }
+        return packedMixture
+    }
 
     /// The (first) dataset's name in entries.
     public var name: String { sources[0].name }
@@ -57,6 +65,7 @@ public struct PlanLineage: Sendable {
         sources = [try await Source(name: name, dataset: dataset, plan: plan)]
         self.packed = packed
         mixture = nil
+        packedMixture = nil
     }
 
     /// The lineage of a mixture plan over `datasets`, given in `_source` order (those the plan
@@ -64,6 +73,18 @@ public struct PlanLineage: Sendable {
     ///
     /// - Throws: What reading the datasets' schemas throws.
     public init(mixture: MixtureBatchPlan, datasets: [Dataset]) async throws {
+        try await self.init(mixture: mixture, packed: nil, datasets: datasets)
+    }
+
+    /// The lineage of a packed mixture plan over `datasets`, given in `_source` order; entries
+    /// name each segment's source as the mixture does.
+    ///
+    /// - Throws: What reading the datasets' schemas throws.
+    public init(packedMixture: PackedMixturePlan, datasets: [Dataset]) async throws {
+        try await self.init(mixture: packedMixture.base, packed: packedMixture, datasets: datasets)
+    }
+
+    private init(mixture: MixtureBatchPlan, packed: PackedMixturePlan?, datasets: [Dataset]) async throws {
         precondition(datasets.count == mixture.sources.count, "\(datasets.count) datasets for \(mixture.sources.count) sources")
         var sources: [Source] = []
         for (index, dataset) in datasets.enumerated() {
@@ -71,7 +92,8 @@ public struct PlanLineage: Sendable {
         }
         self.sources = sources
         self.mixture = mixture
-        packed = nil
+        self.packed = nil
+        packedMixture = packed
     }
 
     /// The lineage of the plan of `parameters` (packed by `packing` when given) pinned to
@@ -88,13 +110,22 @@ public struct PlanLineage: Sendable {
         return try await PlanLineage(name: name, dataset: dataset, plan: dataset.plan(parameters, version: version))
     }
 
-    /// The lineage of the mixture of `components` (their datasets at their current versions)
-    /// with `epochSize` draws per epoch under `parameters`.
+    /// The lineage of the mixture of `components` (their datasets at their current versions,
+    /// or those `pinnedTo` records) with `epochSize` draws per epoch under `parameters`,
+    /// packed by `packing` when given.
     ///
-    /// - Throws: What ``MixtureBatchPlan/resolve(_:epochSize:parameters:pinnedTo:)`` throws.
-    public static func make(mixture components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters) async throws -> PlanLineage {
-        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters)
-        return try await PlanLineage(mixture: plan, datasets: components.map { try $0.storedDataset() })
+    /// - Throws: What ``MixtureBatchPlan/resolve(_:epochSize:parameters:pinnedTo:)`` and
+    ///   ``PackedMixturePlan/resolve(_:epochSize:parameters:packing:pinnedTo:)`` throw.
+    public static func make(
+        mixture components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, packing: PackingSpec? = nil, pinnedTo: PinnedMixture? = nil
+    ) async throws -> PlanLineage {
+        let datasets = try components.map { try $0.storedDataset() }
+        if let packing {
+            let plan = try await PackedMixturePlan.resolve(components, epochSize: epochSize, parameters: parameters, packing: packing, pinnedTo: pinnedTo)
+            return try await PlanLineage(packedMixture: plan, datasets: datasets)
+        }
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters, pinnedTo: pinnedTo)
+        return try await PlanLineage(mixture: plan, datasets: datasets)
     }
 
     /// The lineage of the plan a shard set was written with: its parameters, packing and
@@ -133,13 +164,17 @@ public struct PlanLineage: Sendable {
             }
             return MixtureComponent(dataset: dataset, weight: source.weight)
         }
-        let plan = try await MixtureBatchPlan.resolve(
-            components, epochSize: info.sources.first?.weight.isRelative == true ? info.epochSize : nil, parameters: manifest.plan.parameters,
-            pinnedTo: info.pinned)
-        var requirement = ShardRequirement(parameters: plan.parameters)
-        requirement.mixture = .pinned(plan.pinned)
+        let lineage = try await make(
+            mixture: components, epochSize: info.sources.first?.weight.isRelative == true ? info.epochSize : nil, parameters: manifest.plan.parameters,
+            packing: try manifest.packing?.spec(), pinnedTo: info.pinned)
+        var requirement = lineage.packedMixture.map { ShardRequirement(plan: $0) } ?? ShardRequirement(parameters: lineage.parameters)
+        if let plan = lineage.mixture, lineage.packedMixture == nil {
+            requirement.mixture = .pinned(plan.pinned)
+            requirement.requirePacking(nil)
+        }
+        requirement.padLengths = nil
         try manifest.check(serves: requirement, source: shards.directory)
-        return try await PlanLineage(mixture: plan, datasets: components.map { try $0.storedDataset() })
+        return lineage
     }
 
     /// The plan's parameters (a packed plan's batch size counts rows).
@@ -150,8 +185,8 @@ public struct PlanLineage: Sendable {
 
     /// Global batches of `epoch` (a packed plan's epochs differ: this packs the epoch's lengths).
     public func batchesPerEpoch(epoch: Int) async throws -> Int {
-        guard let packed else { return batching.batchesPerEpoch }
-        return try await runBlocking { packed.batchesPerEpoch(packed.layout(epoch: epoch)) }
+        guard let packing else { return batching.batchesPerEpoch }
+        return try await runBlocking { packing.batchesPerEpoch(packing.layout(epoch: epoch)) }
     }
 
     /// The source (index into ``sources``), the index into its plan's ids of the sample at
@@ -175,7 +210,7 @@ public struct PlanLineage: Sendable {
         }
         let ranks = rank.map { [$0] } ?? Array(0..<parameters.world)
         let (batches, rows) = try await runBlocking { () -> (Int, [[PackedRow]]?) in
-            guard let packed = self.packed else { return (self.batching.batchesPerEpoch, nil) }
+            guard let packed = self.packing else { return (self.batching.batchesPerEpoch, nil) }
             let layout = packed.layout(epoch: epoch)
             let batches = packed.batchesPerEpoch(layout)
             guard (0..<batches).contains(step) else { return (batches, nil) }
@@ -214,7 +249,7 @@ public struct PlanLineage: Sendable {
         }
         return BatchLineage(
             epoch: epoch, step: step, batchesPerEpoch: batches, ranks: ranks, rowsPerRank: batching.localBatchSize,
-            rowLength: packed?.spec.rowLength, paddingRows: paddingRows, entries: try await withKeys(entries))
+            rowLength: packing?.spec.rowLength, paddingRows: paddingRows, entries: try await withKeys(entries))
     }
 
     /// Where sample `id` of source `source` (an index into ``sources``) appears in `epoch`:
@@ -232,26 +267,32 @@ public struct PlanLineage: Sendable {
         }
         guard let index = sources[source].plan.ids.firstIndex(of: id) else { return [] }
         let g = parameters.batchSize
-        if let mixture {
-            let local = batching.localBatchSize
-            let positions = mixture.mixture.positions(ofSample: index, source: source, epoch: epoch).filter { $0 / g < batching.batchesPerEpoch }
-            return try await withKeys(
-                positions.map { position in
-                    entry(epoch: epoch, step: position / g, rank: position % g / local, row: position % local, position: position)
-                })
+        let positions = mixture.map { $0.mixture.positions(ofSample: index, source: source, epoch: epoch) }
+            ?? [parameters.shuffle ? plan.plan.permutation(epoch: epoch).position(of: index) : index]
+        if let packing {
+            return try await withKeys(packedAppearances(epoch: epoch, positions: positions, packing: packing))
         }
-        let position = parameters.shuffle ? plan.plan.permutation(epoch: epoch).position(of: index) : index
-        var entries: [LineageEntry] = []
-        if let packed {
-            let rows = try await runBlocking { () -> [(row: Int, segment: Int, piece: PackedSegment, column: Int)] in
-                let layout = packed.layout(epoch: epoch)
-                let window = packed.spec.packer.window
+        let local = batching.localBatchSize
+        return try await withKeys(
+            positions.filter { $0 / g < batching.batchesPerEpoch }.map { position in
+                entry(epoch: epoch, step: position / g, rank: position % g / local, row: position % local, position: position)
+            })
+    }
+
+    /// The packed rows holding the input `positions` of `epoch`: each position's window is
+    /// packed again and searched; rows past the epoch's last batch are left out.
+    private func packedAppearances(epoch: Int, positions: [Int], packing: any PackedBatching) async throws -> [LineageEntry] {
+        let g = parameters.batchSize
+        let rows = try await runBlocking { () -> [(row: Int, segment: Int, piece: PackedSegment, column: Int)] in
+            let layout = packing.layout(epoch: epoch)
+            let window = packing.spec.packer.window
+            let batches = packing.batchesPerEpoch(layout)
+            var found: [(row: Int, segment: Int, piece: PackedSegment, column: Int)] = []
+            for position in positions {
                 let start = position / window * window
-                let end = min(start + window, packed.lengths.count)
-                let windowRows = packed.spec.packer.packWindow(packed.orderedLengths(epoch: epoch, start..<end), firstSample: start).rows
+                let end = min(start + window, packing.inputCount)
+                let windowRows = packing.spec.packer.packWindow(packing.orderedLengths(epoch: epoch, start..<end), firstSample: start).rows
                 let before = layout.rowsBeforeWindow[position / window]
-                let batches = packed.batchesPerEpoch(layout)
-                var found: [(row: Int, segment: Int, piece: PackedSegment, column: Int)] = []
                 for (row, packedRow) in windowRows.enumerated() where (before + row) / g < batches {
                     var column = 0
                     for (segment, piece) in packedRow.segments.enumerated() {
@@ -259,20 +300,15 @@ public struct PlanLineage: Sendable {
                         column += piece.length
                     }
                 }
-                return found
             }
-            let local = packed.localBatchRows
-            for found in rows {
-                entries.append(
-                    entry(
-                        epoch: epoch, step: found.row / g, rank: found.row % g / local, row: found.row % local, position: position,
-                        segment: found.segment, piece: found.piece, column: found.column))
-            }
-        } else if position / g < plan.plan.batchesPerEpoch {
-            let local = plan.plan.localBatchSize
-            entries.append(entry(epoch: epoch, step: position / g, rank: position % g / local, row: position % local, position: position))
+            return found.sorted { $0.row < $1.row }
         }
-        return try await withKeys(entries)
+        let local = packing.localBatchRows
+        return rows.map { found in
+            entry(
+                epoch: epoch, step: found.row / g, rank: found.row % g / local, row: found.row % local, position: found.piece.sample,
+                segment: found.segment, piece: found.piece, column: found.column)
+        }
     }
 
     /// The index into ``sources`` of the source named `name`; nil when none is.

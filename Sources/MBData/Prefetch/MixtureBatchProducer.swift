@@ -86,7 +86,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     }
 
     /// The rows `draws` names, in order, read with one query per source drawn from.
-    private func batchRows(_ draws: MixtureBatchDraws) throws -> BatchRows {
+    func batchRows(_ draws: MixtureBatchDraws) throws -> BatchRows {
         var rows = [BatchCollator.Row](repeating: nil, count: draws.ids.count)
         var slotsBySource = [[Int]](repeating: [], count: plan.sources.count)
         for (slot, source) in draws.sources.enumerated() where source >= 0 {

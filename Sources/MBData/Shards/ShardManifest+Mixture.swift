@@ -134,7 +134,10 @@ extension ShardManifest {
             guard rebuilt.counts == sources.map(\.draws), rebuilt.epochSize == epochSize, rebuilt.fingerprint == fingerprint else {
                 throw refuse("mixture: its sources, weights and seed make draws \(rebuilt.counts) in an epoch of \(rebuilt.epochSize) and fingerprint \(rebuilt.fingerprint); it says \(sources.map(\.draws)), \(epochSize), \(fingerprint)")
             }
-            let expected = datasetInfo(fingerprint: MixtureBatchPlan.fingerprint(mixture: fingerprint, parameters: plan.parameters))
+            // A packed mixture's plan fingerprint folds in its packing spec (format revision 1.3).
+            let mixturePlan = MixtureBatchPlan.fingerprint(mixture: fingerprint, parameters: plan.parameters)
+            let packedPlan = try? manifest.packing.map { try $0.spec().fingerprint(packing: mixturePlan) }
+            let expected = datasetInfo(fingerprint: packedPlan ?? mixturePlan)
             guard manifest.dataset == expected else {
                 throw refuse("dataset of a mixture must be version 1, samples = mixture.epoch_size, max_id the sources' largest and the mixture plan's fingerprint \(expected.fingerprint)")
             }

@@ -135,7 +135,6 @@ extension ShardManifest {
         let parameters = plan.parameters
         do { try parameters.validate() } catch let error as MBDataError { throw refuse("plan.parameters: \(error.message)") }
         if let mixture {
-            guard packing == nil else { throw refuse("packing and mixture together are not supported") }
             try mixture.validate(manifest: self, refuse: refuse)
         }
         if let packing {

@@ -55,18 +55,56 @@ public struct ShardRequirement: Sendable {
         packedFingerprint = plan.fingerprint
     }
 
+    /// A requirement for exactly the packed mixture `plan`: its sources pinned as they are,
+    /// its parameters, and batches packed by its spec.
+    public init(plan: PackedMixturePlan, epochs: Range<Int>? = nil) {
+        self.init(parameters: plan.parameters, epochs: epochs)
+        mixture = .pinned(plan.base.pinned)
+        packing = plan.spec
+        packedFingerprint = plan.fingerprint
+    }
+
+    /// Asks for batches packed by `spec` (a reader of a mixture set without its datasets);
+    /// nil asks for unpacked batches.
+    public mutating func requirePacking(_ spec: PackingSpec?) {
+        packing = spec
+        packedFingerprint = nil
+        checksMixturePacking = true
+    }
+
+    /// Whether a mixture set's packing is checked: set by the packed mixture requirement
+    /// and ``requirePacking(_:)``; a mixture reader otherwise reads the set's batches as they are.
+    private var checksMixturePacking = false
+
+    /// Refuses a mixture set whose packing is not the one asked for (when one was asked),
+    /// or whose packed plan is not the one asked for.
+    func checkMixturePacking(of manifest: ShardManifest, refuse: (String) -> MBDataError) throws {
+        guard checksMixturePacking || packedFingerprint != nil else { return }
+        let fingerprint = try fingerprint(plain: manifest.dataset.fingerprint, in: manifest, refuse: refuse)
+        guard manifest.dataset.fingerprint == fingerprint else {
+            throw refuse("the shards hold another packed mixture plan (\(manifest.dataset.fingerprint)); asked for \(fingerprint)")
+        }
+    }
+
     /// The fingerprint a set's manifest must carry for `plan` (the base plan's, or the packed
     /// plan's), after refusing a set whose packing is not the one asked for.
     func fingerprint(of plan: DatasetPlan, in manifest: ShardManifest, refuse: (String) -> MBDataError) throws -> String {
+        try fingerprint(plain: plan.fingerprint, in: manifest, refuse: refuse)
+    }
+
+    /// `plain` (an unpacked plan's fingerprint) or the packed plan's, after refusing a set
+    /// whose packing is not the one asked for; a reader without the packed plan takes the
+    /// set's own.
+    private func fingerprint(plain: String, in manifest: ShardManifest, refuse: (String) -> MBDataError) throws -> String {
         switch (manifest.packing, packing) {
         case (nil, nil):
-            return plan.fingerprint
+            return plain
         case (let have?, nil):
             throw refuse("the shards hold batches of \(have.field) packed into rows of \(have.rowLength) tokens; the plan asked for is not packed")
         case (nil, let asked?):
             throw refuse("the shards hold unpacked batches; the plan asked for packs \(asked.field) into rows of \(asked.rowLength) tokens")
         case (let have?, let asked?):
-            guard (try? have.spec()) == asked, let packedFingerprint else {
+            guard (try? have.spec()) == asked, let packedFingerprint = packedFingerprint ?? (plan == nil ? manifest.dataset.fingerprint : nil) else {
                 throw refuse(
                     "the shards hold \(have.field) packed into rows of \(have.rowLength) (window \(have.window), overlong \(have.overlong.rawValue)); asked for \(asked.field) into rows of \(asked.rowLength) (window \(asked.packer.window), overlong \(asked.packer.overlong.rawValue))"
                 )
@@ -90,6 +128,7 @@ extension ShardManifest {
         }
         if let wanted = requirement.mixture {
             try check(serves: wanted, refuse: refuse)
+            try requirement.checkMixturePacking(of: self) { refuse($0, parameter: "packing") }
         }
         if let wanted = requirement.plan {
             if let mixture {

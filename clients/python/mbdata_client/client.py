@@ -362,7 +362,9 @@ class Client:
         `dataset`) reads a mixture of served datasets (GET /v1/mixture/batches): weights are
         proportions, or `("repeat", R)` / `("choose", N)` per epoch; `epoch_size` is the
         draws per epoch of proportion weights. Each batch has `_source` (int32, the row's
-        index in `mix`, −1 on padding rows) and `batch.sources` (the names)."""
+        index in `mix`, −1 on padding rows) and `batch.sources` (the names). `mix` with
+        `pack` packs the mixture's draws into rows: `_source` is then `[rows, segments]`,
+        per segment like `_id`."""
         rank, world = rank_and_world(rank, world)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (use share() for share mode), got {mode!r}")
