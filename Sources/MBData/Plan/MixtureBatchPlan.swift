@@ -134,10 +134,6 @@ extension MixtureComponent {
 }
 
 extension Dataset: MixtureDataset {
-    /// The file's base name without its extension: `web` for `data/web.mbdb`.
-    public var mixtureName: String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        guard let dot = file.lastIndex(of: "."), dot != file.startIndex else { return file }
-        return String(file[..<dot])
-    }
+    /// The file's name: ``Dataset/name(ofPath:)`` of its path (`web` for `data/web.mbdb`).
+    public var mixtureName: String { Self.name(ofPath: path) }
 }
