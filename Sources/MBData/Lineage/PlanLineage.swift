@@ -135,7 +135,7 @@ public struct PlanLineage: Sendable {
         }
         let plan = try await MixtureBatchPlan.resolve(
             components, epochSize: info.sources.first?.weight.isRelative == true ? info.epochSize : nil, parameters: manifest.plan.parameters,
-            pinnedTo: info.pinned)
+            pinnedTo: info.pinned.datasetVersions)
         var requirement = ShardRequirement(parameters: plan.parameters)
         requirement.mixture = .pinned(plan.pinned)
         try manifest.check(serves: requirement, source: shards.directory)
