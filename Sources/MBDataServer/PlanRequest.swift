@@ -180,10 +180,12 @@ package struct PlanRequest: Sendable {
         do {
             mixture = try MixtureQuery(parsing: text, epochSize: epochSize)
         } catch let error as MBDataError {
-            throw ServeError(.badRequest, "invalid_parameter", "query parameter \(MixtureQuery.mixName): \(error.message); expected \(MixtureQuery.expected)")
+            throw ServeError(
+                .badRequest, "invalid_parameter", "query parameter \(MixtureQuery.mixName): \(error.message); expected \(MixtureQuery.expected)")
         }
         if let bad = mixture.sources.first(where: { !ServeConfiguration.isValidName(Substring($0.name)) }) {
-            throw ServeError.invalidParameter(MixtureQuery.mixName, "dataset names of 1–64 letters, digits, '.', '_' or '-'", got: Substring(bad.name))
+            let expected = "dataset names of 1–64 letters, digits, '.', '_' or '-'"
+            throw ServeError.invalidParameter(MixtureQuery.mixName, expected, got: Substring(bad.name))
         }
         return mixture
     }

@@ -120,7 +120,8 @@ struct ExplainCommand: AsyncParsableCommand {
             }
             return try await PlanLineage.make(shards: shards, dataset: try Dataset(path: dataset[0]), name: Dataset.name(ofPath: dataset[0]))
         }
-        return try await PlanLineage.make(dataset: try Dataset(path: path), name: Dataset.name(ofPath: path), parameters: parameters, packing: try packing.spec())
+        return try await PlanLineage.make(
+            dataset: try Dataset(path: path), name: Dataset.name(ofPath: path), parameters: parameters, packing: try packing.spec())
     }
 
     /// The index of the source `--source` names in `lineage` (0 for one dataset).

@@ -9,7 +9,9 @@ import Testing
 /// keep the pool's semantics — the plan's pinned samples read the same after another ingest,
 /// no read holds a snapshot past its batch, and a pinned sample that is gone is refused at once.
 @Suite struct BatchReadersTests {
-    private static let tokens = #"{"name": "t", "fields": [{"name": "tokens", "dtype": "int32", "shape": [null]}, {"name": "label", "dtype": "int64"}]}"#
+    private static let tokens = #"""
+        {"name": "t", "fields": [{"name": "tokens", "dtype": "int32", "shape": [null]}, {"name": "label", "dtype": "int64"}]}
+        """#
 
     private static func rows(_ range: Range<Int>, source: Int) -> String {
         range.map { i in "{\"tokens\": [\((0..<(1 + i % 5)).map { String(1000 * source + i + $0) }.joined(separator: ", "))], \"label\": \(i)}" }
