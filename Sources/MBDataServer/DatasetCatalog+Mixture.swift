@@ -106,11 +106,8 @@ extension DatasetCatalog {
             ([mixture.query.mix, mixture.query.epochSize.map(String.init) ?? "*", parameters.key, packing?.key ?? "-"] + versions.map(String.init))
             .joined(separator: "|")
         if let known = mixturePlans.value(for: key) { return known }
-        let pinnedTo = PinnedMixture(
-            epochSize: 0,
-            sources: zip(mixture.query.sources, versions).map {
-                PinnedMixture.Source(name: $0.name, datasetVersion: $1, fingerprint: "", weight: $0.weight)
-            })
+        // Names are distinct: the query's parser refuses a name given twice.
+        let pinnedTo = Dictionary(zip(mixture.query.sources.map(\.name), versions), uniquingKeysWith: { first, _ in first })
         let plan: ServedPlan
         do {
             if let packing {

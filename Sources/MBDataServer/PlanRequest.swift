@@ -171,10 +171,16 @@ package struct PlanRequest: Sendable {
             guard let size = Int(sizeText), size > 0 else { throw ServeError.invalidParameter(epochSizeName, "a positive integer", got: sizeText) }
             epochSize = size
         }
-        guard let mixture = MixtureQuery(mix: text, epochSize: epochSize),
-            mixture.sources.allSatisfy({ ServeConfiguration.isValidName(Substring($0.name)) })
-        else {
-            throw ServeError.invalidParameter(MixtureQuery.mixName, MixtureQuery.expected, got: text)
+        let mixture: MixtureQuery
+        do {
+            mixture = try MixtureQuery(parsing: text, epochSize: epochSize)
+        } catch let error as MBDataError {
+            throw ServeError(
+                .badRequest, "invalid_parameter", "query parameter \(MixtureQuery.mixName): \(error.message); expected \(MixtureQuery.expected)")
+        }
+        if let bad = mixture.sources.first(where: { !ServeConfiguration.isValidName(Substring($0.name)) }) {
+            let expected = "dataset names of 1–64 letters, digits, '.', '_' or '-'"
+            throw ServeError.invalidParameter(MixtureQuery.mixName, expected, got: Substring(bad.name))
         }
         return mixture
     }

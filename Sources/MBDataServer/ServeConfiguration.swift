@@ -71,8 +71,7 @@ public struct ServeConfiguration: Sendable {
         return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
     }
 
-    /// The dataset name for a command-line argument: `name=path`, or the file name
-    /// without its extension.
+    /// The dataset name for a command-line argument: `name=path`, or ``Dataset/name(ofPath:)``.
     package static func parseDataset(_ argument: String) throws -> (name: String, path: String) {
         let name: String
         let path: String
@@ -81,7 +80,7 @@ public struct ServeConfiguration: Sendable {
             path = String(argument[argument.index(after: equals)...])
         } else {
             path = argument
-            name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            name = Dataset.name(ofPath: path)
         }
         guard isValidName(Substring(name)) else {
             throw MBDataError(

@@ -50,19 +50,22 @@ public struct MixtureQuery: Sendable, Equatable {
         self.init(pinned.sources.map { Source(name: $0.name, weight: $0.weight) }, epochSize: pinned.epochSize)
     }
 
-    /// Parses the value of `mix`; nil when it is not ``expected`` (an empty item, a name
-    /// without a weight, a weight that is not one, a name given twice).
+    /// Parses the value of `mix` (``MixtureItems/parse(_:syntax:)`` with
+    /// ``MixtureItems/Syntax/query``); nil when it is not ``expected``.
     public init?(mix text: some StringProtocol, epochSize: Int? = nil) {
-        var sources: [Source] = []
-        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let colon = item.firstIndex(of: ":"), colon != item.startIndex,
-                let weight = MixtureWeight(String(item[item.index(after: colon)...]))
-            else { return nil }
-            let name = String(item[..<colon])
-            guard !sources.contains(where: { $0.name == name }) else { return nil }
-            sources.append(Source(name: name, weight: weight))
-        }
-        self.init(sources, epochSize: epochSize)
+        guard let parsed = try? Self(parsing: text, epochSize: epochSize) else { return nil }
+        self = parsed
+    }
+
+    /// Parses the value of `mix` (``MixtureItems/parse(_:syntax:)`` with
+    /// ``MixtureItems/Syntax/query``).
+    ///
+    /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` naming the item at
+    ///   fault: an empty item, a name without a weight, a weight that is not one, a name
+    ///   given twice, more than ``MixtureItems/maxCount`` items.
+    public init(parsing text: some StringProtocol, epochSize: Int? = nil) throws {
+        let items = try MixtureItems.parse(text.split(separator: ",", omittingEmptySubsequences: false), syntax: .query)
+        self.init(items.map { Source(name: $0.name, weight: $0.weight) }, epochSize: epochSize)
     }
 
     /// The value of `mix`: `web:0.6,code:repeat:2.0`, which ``init(mix:epochSize:)`` reads back.

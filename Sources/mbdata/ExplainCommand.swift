@@ -118,9 +118,10 @@ struct ExplainCommand: AsyncParsableCommand {
             guard dataset.count == 1 else {
                 throw MBDataError(.invalidArgument, "the shards hold one dataset's batches: name it with one --dataset", parameter: "dataset")
             }
-            return try await PlanLineage.make(shards: shards, dataset: try Dataset(path: dataset[0]), name: Self.name(of: dataset[0]))
+            return try await PlanLineage.make(shards: shards, dataset: try Dataset(path: dataset[0]), name: Dataset.name(ofPath: dataset[0]))
         }
-        return try await PlanLineage.make(dataset: try Dataset(path: path), name: Self.name(of: path), parameters: parameters, packing: try packing.spec())
+        return try await PlanLineage.make(
+            dataset: try Dataset(path: path), name: Dataset.name(ofPath: path), parameters: parameters, packing: try packing.spec())
     }
 
     /// The index of the source `--source` names in `lineage` (0 for one dataset).
@@ -139,10 +140,6 @@ struct ExplainCommand: AsyncParsableCommand {
         return index
     }
 
-    /// A dataset file's name without its directory and extension, as entries show it.
-    static func name(of path: String) -> String {
-        ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-    }
 }
 
 /// `explain --key/--id --json`: the sample and where it appears.

@@ -44,15 +44,12 @@ struct PlanOptions: ParsableArguments {
         PlanParameters(seed: seed, batchSize: batchSize, world: world, tail: pad ? .pad : .drop, split: split, shuffle: !noShuffle)
     }
 
-    /// `--mix` as (path, weight) pairs, in order.
+    /// `--mix` as (path, weight) pairs, in order (``MixtureItems/Syntax/commandLine``).
     func mixture() throws -> [(path: String, weight: MixtureWeight)] {
-        try mix.map { item in
-            guard let equals = item.lastIndex(of: "="), let weight = MixtureWeight(String(item[item.index(after: equals)...])),
-                equals != item.startIndex
-            else {
-                throw ValidationError("--mix expects PATH=WEIGHT with WEIGHT a proportion (0.6), repeat:R or choose:N, got \(item)")
-            }
-            return (String(item[..<equals]), weight)
+        do {
+            return try MixtureItems.parse(mix, syntax: .commandLine).map { (path: $0.name, weight: $0.weight) }
+        } catch let error as MBDataError {
+            throw ValidationError("--mix: \(error.message); expected PATH=WEIGHT with WEIGHT \(MixtureItems.expectedWeight)")
         }
     }
 

@@ -177,9 +177,17 @@ import Testing
             let plan = "batch_size=4&seed=11&group=g"
             let unknown = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=web:0.6,nope:0.4")
             #expect(unknown.status == 404 && unknown.message.contains("nope"), "\(unknown)")
-            for bad in ["web:0.6,code:lots", "web:0.6,code", "web:0.6,web:0.4", "web:0.6,code:-1", "web:0.6,code:repeat:1"] {
+            // The item grammar's refusals (MixtureItems, shared with `mbdata --mix`) name the item at fault.
+            let refusals = [
+                ("web:0.6,code:lots", "WEIGHT \"lots\" is not"), ("web:0.6,code", "item 2 \"code\" is not NAME:WEIGHT"),
+                ("web:0.6,web:0.4", "names web again"), ("web:0.6,", "item 2 \"\" is not NAME:WEIGHT"), ("web:0.6,code:-1", "must be positive"),
+                ("web:0.6,code:repeat:1", "cannot be mixed"), ("w~b:1", "dataset names of 1–64"),
+            ]
+            for (bad, reason) in refusals {
                 let answer = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=\(bad)")
-                #expect(answer.status == 400 && answer.code == "invalid_parameter" && answer.message.contains("query parameter mix"), "\(bad): \(answer)")
+                #expect(
+                    answer.status == 400 && answer.code == "invalid_parameter" && answer.message.contains("query parameter mix")
+                        && answer.message.contains(reason), "\(bad): \(answer)")
             }
             let packed = try await daemon.send(.GET, "/v1/mixture/cursor?\(plan)&mix=web:0.6,code:0.4&pack=value:8")
             #expect(packed.status == 400 && packed.message.contains("query parameter pack"), "a fixed-shape field is not packed: \(packed)")

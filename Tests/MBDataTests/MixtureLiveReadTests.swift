@@ -40,7 +40,7 @@ import Testing
                         let draws = plan.batchDraws(epoch: epoch, batch: batch, rank: rank)
                         let read = try reader.batch(
                             ids: draws.ids, sources: draws.sources, metadata: ["batch": "x"], orders: producer.orders,
-                            read: { source, count, body in try SampleReader.read(datasets[source].pool, idCount: count, body) })
+                            read: { source, count, body in try datasets[source].batchReaders.read(idCount: count, body) })
                         if read != nil { direct += 1 }
                     }
                 }

@@ -37,7 +37,7 @@ struct MixtureCLITests {
         #expect(again.status == 0 && again.stderr.contains("up to date"), "\(again)")
     }
 
-    @Test("shard --mix refuses --no-shuffle, a bad weight, --pack with --pad-to, and --epoch-size without --mix")
+    @Test("shard --mix refuses --no-shuffle, a bad item, --pack with --pad-to, and --epoch-size without --mix")
     func refused() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -45,6 +45,8 @@ struct MixtureCLITests {
             (["--mix", "a.mbdb=0.5", "b.mbdb=0.5", "--pack", "tokens=8", "--pad-to", "tokens=8"], "--pack and --pad-to exclude each other"),
             (["--mix", "a.mbdb=0.5", "--no-shuffle"], "always shuffles"),
             (["--mix", "a.mbdb=half"], "PATH=WEIGHT"),
+            (["--mix", "a.mbdb=0.5", "a.mbdb=0.5"], "item 2 \"a.mbdb=0.5\" names a.mbdb again"),
+            (["--mix", "a.mbdb=0.5", "b.mbdb"], "item 2 \"b.mbdb\" is not PATH=WEIGHT: it has no '='"),
             (["a.mbdb", "--epoch-size", "10"], "--epoch-size applies to --mix only"),
             (["a.mbdb", "--mix", "b.mbdb=1"], "one dataset file or a --mix"),
         ]

@@ -117,14 +117,14 @@ public struct PlanLineage: Sendable {
     /// - Throws: What ``MixtureBatchPlan/resolve(_:epochSize:parameters:pinnedTo:)`` and
     ///   ``PackedMixturePlan/resolve(_:epochSize:parameters:packing:pinnedTo:)`` throw.
     public static func make(
-        mixture components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, packing: PackingSpec? = nil, pinnedTo: PinnedMixture? = nil
+        mixture components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, packing: PackingSpec? = nil, pinnedTo versions: [String: Int] = [:]
     ) async throws -> PlanLineage {
         let datasets = try components.map { try $0.storedDataset() }
         if let packing {
-            let plan = try await PackedMixturePlan.resolve(components, epochSize: epochSize, parameters: parameters, packing: packing, pinnedTo: pinnedTo)
+            let plan = try await PackedMixturePlan.resolve(components, epochSize: epochSize, parameters: parameters, packing: packing, pinnedTo: versions)
             return try await PlanLineage(packedMixture: plan, datasets: datasets)
         }
-        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters, pinnedTo: pinnedTo)
+        let plan = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters, pinnedTo: versions)
         return try await PlanLineage(mixture: plan, datasets: datasets)
     }
 
@@ -166,7 +166,7 @@ public struct PlanLineage: Sendable {
         }
         let lineage = try await make(
             mixture: components, epochSize: info.sources.first?.weight.isRelative == true ? info.epochSize : nil, parameters: manifest.plan.parameters,
-            packing: try manifest.packing?.spec(), pinnedTo: info.pinned)
+            packing: try manifest.packing?.spec(), pinnedTo: info.pinned.datasetVersions)
         var requirement = lineage.packedMixture.map { ShardRequirement(plan: $0) } ?? ShardRequirement(parameters: lineage.parameters)
         if let plan = lineage.mixture, lineage.packedMixture == nil {
             requirement.mixture = .pinned(plan.pinned)

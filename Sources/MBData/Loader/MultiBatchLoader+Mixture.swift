@@ -20,7 +20,8 @@ extension MultiBatchLoader {
         }
         try configuration.validate()
         let plan = try await MixtureBatchPlan.resolve(
-            configuration.mixture, epochSize: configuration.epochSize, parameters: configuration.plan, pinnedTo: checkpoint?.mixture)
+            configuration.mixture, epochSize: configuration.epochSize, parameters: configuration.plan,
+            pinnedTo: checkpoint?.mixture?.datasetVersions ?? [:])
         let producer = try await MixtureBatchProducer(plan: plan, components: configuration.mixture, configuration: configuration.prefetch)
         try self.init(feed: LiveBatchFeed(producer: producer, plan: plan.remotePlan), configuration: configuration, resumingFrom: checkpoint)
     }

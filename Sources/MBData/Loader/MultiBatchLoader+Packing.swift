@@ -52,7 +52,7 @@ extension MultiBatchLoader {
         }
         try Self.checkPackable(configuration)
         let plan = try await PackedMixturePlan.resolve(
-            configuration.mixture, epochSize: configuration.epochSize, parameters: configuration.plan, packing: packing, pinnedTo: checkpoint?.mixture)
+            configuration.mixture, epochSize: configuration.epochSize, parameters: configuration.plan, packing: packing, pinnedTo: checkpoint?.mixture?.datasetVersions ?? [:])
         let producer = try await PackedMixtureBatchProducer(plan: plan, components: configuration.mixture, configuration: configuration.prefetch)
         try await self.init(
             packed: producer, fingerprint: plan.fingerprint, datasetVersion: 1, mixture: plan.base.pinned, configuration: configuration,

@@ -60,7 +60,7 @@ extension MultiBatchLoader {
             return .weighted(names: components.map(\.name), weights: components.map(\.weight), epochSize: configuration.epochSize)
         }
         let plan = try await MixtureBatchPlan.resolve(
-            components, epochSize: configuration.epochSize, parameters: configuration.plan, pinnedTo: checkpoint?.mixture)
+            components, epochSize: configuration.epochSize, parameters: configuration.plan, pinnedTo: checkpoint?.mixture?.datasetVersions ?? [:])
         return .pinned(plan.pinned)
     }
 }

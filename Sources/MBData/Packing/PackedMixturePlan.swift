@@ -36,9 +36,9 @@ public struct PackedMixturePlan: PackedBatching, Hashable {
     /// - Throws: What ``MixtureBatchPlan/resolve(_:epochSize:parameters:pinnedTo:)`` and
     ///   ``Dataset/packedLengths(_:packing:)`` throw.
     public static func resolve(
-        _ components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, packing spec: PackingSpec, pinnedTo: PinnedMixture? = nil
+        _ components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, packing spec: PackingSpec, pinnedTo versions: [String: Int] = [:]
     ) async throws -> PackedMixturePlan {
-        let base = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters, pinnedTo: pinnedTo)
+        let base = try await MixtureBatchPlan.resolve(components, epochSize: epochSize, parameters: parameters, pinnedTo: versions)
         let datasets = try components.map { try $0.storedDataset() }
         var lengths: [[Int]] = []
         for (dataset, plan) in zip(datasets, base.sources) {

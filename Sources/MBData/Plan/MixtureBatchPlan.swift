@@ -45,8 +45,9 @@ public struct MixtureBatchPlan: Sendable, Hashable {
         RemotePlan(fingerprint: fingerprint, datasetVersion: 1, batchesPerEpoch: plan.batchesPerEpoch, mixture: pinned)
     }
 
-    /// Pins each component's dataset — to the version `pinnedTo` records for its name (a
-    /// checkpoint's), else to its current version — and makes the mixture plan of
+    /// Pins each component's dataset — to the version `pinnedTo` gives for its name (a
+    /// checkpoint's ``PinnedMixture/datasetVersions``, a daemon's pins), else to its current
+    /// version — and makes the mixture plan of
     /// `parameters` with `epochSize` draws per epoch (nil: as ``MixturePlan`` defines it).
     ///
     /// Every source is read through the plan's split; a source's content fingerprint is its
@@ -58,7 +59,7 @@ public struct MixtureBatchPlan: Sendable, Hashable {
     ///   fields differ (naming the source and field), and what ``MixturePlan`` and
     ///   ``Dataset/plan(_:version:)`` throw.
     public static func resolve(
-        _ components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, pinnedTo: PinnedMixture? = nil
+        _ components: [MixtureComponent], epochSize: Int?, parameters: PlanParameters, pinnedTo versions: [String: Int] = [:]
     ) async throws -> MixtureBatchPlan {
         try parameters.validate()
         guard parameters.shuffle else {
@@ -70,7 +71,7 @@ public struct MixtureBatchPlan: Sendable, Hashable {
         let datasets = try components.map { try $0.storedDataset() }
         let resolved = try await withThrowingTaskGroup(of: (Int, DatasetPlan, Schema).self) { group in
             for (index, (component, dataset)) in zip(components, datasets).enumerated() {
-                let version = pinnedTo?.datasetVersion(of: component.name)
+                let version = versions[component.name]
                 group.addTask {
                     let plan = try await dataset.plan(neutral, version: version)
                     guard let schema = try await dataset.schema() else {
@@ -134,10 +135,6 @@ extension MixtureComponent {
 }
 
 extension Dataset: MixtureDataset {
-    /// The file's base name without its extension: `web` for `data/web.mbdb`.
-    public var mixtureName: String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        guard let dot = file.lastIndex(of: "."), dot != file.startIndex else { return file }
-        return String(file[..<dot])
-    }
+    /// The file's name: ``Dataset/name(ofPath:)`` of its path (`web` for `data/web.mbdb`).
+    public var mixtureName: String { Self.name(ofPath: path) }
 }

@@ -46,7 +46,8 @@ extension BatchProducer {
 /// shape (`FixedShapeBatchReader`) — one LZ4 frame, and the frame's xxh64.
 package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     package let plan: DatasetPlan
-    let database: DatabasePool
+    /// The dataset's kept connections (``Dataset/batchReaders``).
+    let batchReaders: BatchReaders
     let collator: BatchCollator
     let reader: SampleReader
     let fixedShape: FixedShapeBatchReader?
@@ -58,7 +59,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
             throw MBDataError(.invalidDataset, "the dataset is empty", source: dataset.path)
         }
         self.plan = plan
-        database = dataset.pool
+        batchReaders = dataset.batchReaders
         collator = try BatchCollator(schema: schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
         reader = SampleReader(schema: schema)
         fixedShape = FixedShapeBatchReader(schema: schema, flagsValidity: plan.parameters.tail == .pad)
@@ -88,7 +89,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
 
     /// The safetensors buffer of `item`, whose rows are `ids`, read with one query.
     func safetensors(_ ids: [Int64?], as item: PlanItem) throws -> [UInt8] {
-        try SampleReader.read(database, idCount: ids.count) { db in
+        try batchReaders.read(idCount: ids.count) { db in
             if let fixedShape, let buffer = try fixedShape.batch(db, ids: ids, metadata: Self.metadata(item)) { return buffer }
             return collator.collate(try reader.rows(db, ids: ids), metadata: Self.metadata(item))
         }
@@ -97,7 +98,7 @@ package struct LiveBatchProducer: BatchProducer, LiveRowProducer {
     /// The rows of `item` in plan order (nil: a padding row), read with one query.
     func rows(_ item: PlanItem) throws -> [BatchCollator.Row] {
         let ids = plan.sampleIDs(epoch: item.epoch, batch: item.batch, rank: item.rank)
-        return try SampleReader.read(database, idCount: ids.count) { db in try reader.rows(db, ids: ids) }
+        return try batchReaders.read(idCount: ids.count) { db in try reader.rows(db, ids: ids) }
     }
 
     /// `rows` as the safetensors buffer of `item`, its metadata naming the batch.

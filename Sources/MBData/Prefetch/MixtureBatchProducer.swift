@@ -9,7 +9,8 @@ import GRDB
 /// cooperative pool.
 package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     package let plan: MixtureBatchPlan
-    let databases: [DatabasePool]
+    /// Each source's kept connections (``Dataset/batchReaders``).
+    let batchReaders: [BatchReaders]
     let readers: [SampleReader]
     /// Per source: for each field of the batch schema, its index in the source's rows; nil
     /// when the source's fields are already in that order.
@@ -37,7 +38,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
             orders.append(order == Array(order.indices) ? nil : order)
         }
         self.plan = plan
-        databases = datasets.map(\.pool)
+        batchReaders = datasets.map(\.batchReaders)
         self.readers = readers
         self.orders = orders
         collator = try BatchCollator(schema: plan.schema, padLengths: configuration.padLengths, flagsValidity: plan.parameters.tail == .pad)
@@ -73,7 +74,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
         if let fixedShape,
             let buffer = try fixedShape.batch(
                 ids: draws.ids, sources: draws.sources, metadata: metadata(item), orders: orders,
-                read: { source, count, body in try SampleReader.read(databases[source], idCount: count, body) })
+                read: { source, count, body in try batchReaders[source].read(idCount: count, body) })
         {
             return buffer
         }
@@ -94,7 +95,7 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
         }
         for (source, slots) in slotsBySource.enumerated() where !slots.isEmpty {
             let ids = slots.map { draws.ids[$0] }
-            let read = try SampleReader.read(databases[source], idCount: ids.count) { db in try readers[source].rows(db, ids: ids) }
+            let read = try batchReaders[source].read(idCount: ids.count) { db in try readers[source].rows(db, ids: ids) }
             for (slot, row) in zip(slots, read) {
                 guard let row, let order = orders[source] else {
                     rows[slot] = row

@@ -40,8 +40,8 @@ struct SampleReader {
         if !overflow, span < Int64(wanted.count) * 2 {
             var next = wanted.startIndex
             try SampleRowDecoder.forEachRow(
-                db, sql: "SELECT * FROM samples WHERE _id BETWEEN ? AND ? ORDER BY _id", arguments: [first, last], fieldCount: fieldCount,
-                cached: true
+                db, cachedSQL: "SELECT * FROM samples WHERE _id BETWEEN ? AND ? ORDER BY _id", count: 2, id: { $0 == 0 ? first : last },
+                fieldCount: fieldCount
             ) { handle, id in
                 while next < wanted.endIndex, wanted[next] < id { next += 1 }
                 guard next < wanted.endIndex, wanted[next] == id else { return }
@@ -49,15 +49,16 @@ struct SampleReader {
             }
             return
         }
-        for chunk in stride(from: 0, to: wanted.count, by: 30_000) {
-            let part = Array(wanted[chunk..<min(chunk + 30_000, wanted.count)])
+        for chunk in stride(from: wanted.startIndex, to: wanted.endIndex, by: idsPerQuery) {
+            let part = wanted[chunk..<min(chunk + idsPerQuery, wanted.endIndex)]
             // The list is padded (repeating its last id) to one of a few lengths, so each
             // connection prepares the query once per length and then reuses it: a mixture's
             // batch runs one small query per source, and parsing them showed in its profile.
             let length = Self.listLength(part.count)
-            let arguments = part + Array(repeating: part[part.count - 1], count: length - part.count)
+            let (start, last) = (part.startIndex, part[part.endIndex - 1])
             try SampleRowDecoder.forEachRow(
-                db, sql: Self.inListQuery(length), arguments: arguments, fieldCount: fieldCount, cached: true, stepping: body)
+                db, cachedSQL: Self.inListQuery(length), count: length, id: { start + $0 < part.endIndex ? part[start + $0] : last },
+                fieldCount: fieldCount, stepping: body)
         }
     }
 
@@ -68,14 +69,6 @@ struct SampleReader {
     /// of two, at most ``idsPerQuery``.
     static func listLength(_ count: Int) -> Int {
         min(1 << (Int.bitWidth - (count - 1).leadingZeroBitCount), idsPerQuery)
-    }
-
-    /// Runs `body`, which reads `idCount` ids with ``forEachRow(_:ids:fieldCount:stepping:)``,
-    /// on a reader of `pool`: outside a transaction when they fit in one query — a statement
-    /// is its own snapshot — which spares the statements GRDB runs around each isolated read
-    /// (five, a mixture's batch paying them once per source); in one transaction otherwise.
-    static func read<T>(_ pool: DatabasePool, idCount: Int, _ body: (Database) throws -> T) throws -> T {
-        idCount <= idsPerQuery ? try pool.unsafeRead(body) : try pool.read(body)
     }
 
     /// The query of the rows whose ids are among `length` bound values, ascending.

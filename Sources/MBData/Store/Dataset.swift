@@ -17,6 +17,8 @@ public final class Dataset: Sendable {
     /// The path of the dataset file, as given to ``init(path:create:)``.
     public let path: String
     let pool: DatabasePool
+    /// The connections batch reads keep, outside the pool (``BatchReaders``).
+    let batchReaders: BatchReaders
     /// Output commits, written in groups: one transaction for the commits that arrive together.
     let outputCommits: GroupCommitQueue<PendingOutputCommit, Int>
     /// The inference jobs' batches known to be committed (``CommittedBatches``).
@@ -30,29 +32,16 @@ public final class Dataset: Sendable {
     ///   newer format than this build reads.
     public init(path: String, create: Bool = false) throws {
         self.path = path
+        batchReaders = BatchReaders(path: path)
         let exists = FileManager.default.fileExists(atPath: path)
         guard exists || create else {
             throw MBDataError(.invalidDataset, "no such dataset file", source: path)
         }
-        var configuration = Configuration()
-        configuration.label = "mbdata"
-        configuration.busyMode = .timeout(30)
+        var configuration = Self.connectionConfiguration()
         // One reader connection per thread of the blocking executor, as every batch read runs
         // there, plus two for the reads that run elsewhere (plans, cursors, inspect), so that a
         // batch job never waits for a connection while it holds an executor thread.
         configuration.maximumReaderCount = BlockingExecutor.threadCount + 2
-        configuration.prepareDatabase { db in
-            // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
-            // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB
-            // per row, not the 64 KiB of the largest pages (see Benchmarks/README.md).
-            try db.execute(sql: "PRAGMA page_size = 16384")
-            // 4 MiB of page cache per connection: shuffled batch reads hit random pages, so a
-            // larger cache buys little and every prefetch worker has its own connection.
-            try db.execute(sql: "PRAGMA cache_size = -4096")
-            try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
-        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
@@ -67,6 +56,27 @@ public final class Dataset: Sendable {
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "not a readable dataset", source: path)
         }
+    }
+
+    /// What every connection to a dataset file is opened with: the pool's and the batch
+    /// readers' (``BatchReaders``).
+    static func connectionConfiguration() -> Configuration {
+        var configuration = Configuration()
+        configuration.label = "mbdata"
+        configuration.busyMode = .timeout(30)
+        configuration.prepareDatabase { db in
+            // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
+            // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB
+            // per row, not the 64 KiB of the largest pages (see Benchmarks/README.md).
+            try db.execute(sql: "PRAGMA page_size = 16384")
+            // 4 MiB of page cache per connection: shuffled batch reads hit random pages, so a
+            // larger cache buys little and every prefetch worker has its own connection.
+            try db.execute(sql: "PRAGMA cache_size = -4096")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
+        }
+        return configuration
     }
 
     /// Refuses a file that is not an mbdata dataset or is of a newer format; the migrator

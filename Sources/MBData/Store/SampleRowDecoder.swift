@@ -31,7 +31,30 @@ enum SampleRowDecoder {
     ) throws {
         let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
         try statement.setArguments(StatementArguments(arguments))
-        let handle = statement.sqliteStatement
+        try step(statement.sqliteStatement, db, fieldCount: fieldCount, body)
+    }
+
+    /// Runs the cached statement of `sql`, its `count` parameters bound to `id(0)…id(count - 1)`
+    /// straight as 64-bit integers, and calls `body` as
+    /// ``forEachRow(_:sql:arguments:fieldCount:cached:stepping:)`` does. A batch's query binds
+    /// tens of ids: GRDB's argument values (an existential array, a `DatabaseValue` each)
+    /// showed in a mixture's profile, whose batch binds one list per source.
+    static func forEachRow(
+        _ db: Database, cachedSQL sql: String, count: Int, id: (Int) -> Int64, fieldCount: Int, stepping body: (OpaquePointer, Int64) throws -> Void
+    ) throws {
+        let handle = try db.cachedStatement(sql: sql).sqliteStatement
+        for index in 0..<count {
+            let code = sqlite3_bind_int64(handle, Int32(index + 1), id(index))
+            guard code == SQLITE_OK else {
+                sqlite3_clear_bindings(handle)
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage)
+            }
+        }
+        try step(handle, db, fieldCount: fieldCount, body)
+    }
+
+    /// Steps the bound statement `handle` to its end, calling `body` on each row, and resets it.
+    private static func step(_ handle: OpaquePointer, _ db: Database, fieldCount: Int, _ body: (OpaquePointer, Int64) throws -> Void) throws {
         defer { sqlite3_reset(handle) }
         let columns = Int(sqlite3_column_count(handle))
         guard columns == 2 + fieldCount else {

@@ -37,6 +37,12 @@ public struct PinnedMixture: Codable, Sendable, Hashable {
     /// The version recorded for the source called `name`, if any.
     public func datasetVersion(of name: String) -> Int? { sources.first { $0.name == name }?.datasetVersion }
 
+    /// Each source's recorded version by its name (the first source of a name, should a
+    /// decoded document list one twice), as MBData's `MixtureBatchPlan.resolve` takes them.
+    public var datasetVersions: [String: Int] {
+        Dictionary(sources.map { ($0.name, $0.datasetVersion) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// What makes `other` (what the reader resolved) another mixture than this one (what the
     /// checkpoint or shard set was made for), in words; nil when they are the same.
     package func difference(from other: PinnedMixture) -> String? {
