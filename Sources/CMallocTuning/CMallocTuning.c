@@ -12,6 +12,10 @@ int mbdata_tune_malloc(int mmap_threshold, int trim_threshold, int top_pad) {
     accepted &= mallopt(M_TOP_PAD, top_pad);
     return accepted ? 1 : 0;
 }
+
+void mbdata_release_free_memory(void) {
+    malloc_trim(0);
+}
 #else
 int mbdata_tune_malloc(int mmap_threshold, int trim_threshold, int top_pad) {
     (void)mmap_threshold;
@@ -19,4 +23,6 @@ int mbdata_tune_malloc(int mmap_threshold, int trim_threshold, int top_pad) {
     (void)top_pad;
     return -1;
 }
+
+void mbdata_release_free_memory(void) {}
 #endif

@@ -9,7 +9,7 @@ import NIOCore
 /// batches, the submission of a batch's outputs, and the job's cursor.
 extension BatchServer {
     /// `POST /v1/datasets/{name}/lease?mode=infer&output=…`
-    func inferenceLease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func inferenceLease(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         guard !drain.isDraining else { throw ServeError.draining }
         let (job, planRequest) = try await inferenceJob(request, context)
         let inference = self.inference
@@ -20,13 +20,13 @@ extension BatchServer {
     }
 
     /// `GET /v1/datasets/{name}/cursor?mode=infer&output=…`: the job's state, the job made if new.
-    func inferenceCursor(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func inferenceCursor(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         let (job, _) = try await inferenceJob(request, context)
         return try Self.json(await inference.state(job))
     }
 
     /// The job an infer lease's parameters name, made if new.
-    private func inferenceJob(_ request: Request, _ context: BasicRequestContext) async throws -> (ServedInferenceJob, PlanRequest) {
+    private func inferenceJob(_ request: Request, _ context: ServeRequestContext) async throws -> (ServedInferenceJob, PlanRequest) {
         let served = try await catalog.served(Self.parameter("name", context))
         let planRequest = try PlanRequest(query: request.uri.queryParameters, leasing: true)
         guard let output = planRequest.output else {
@@ -36,7 +36,7 @@ extension BatchServer {
     }
 
     /// Acks, `PUT` and `DELETE` of an inference cursor: `400 invalid_body`.
-    func refuseInference(_ context: BasicRequestContext) async throws {
+    func refuseInference(_ context: ServeRequestContext) async throws {
         let id = String(Self.parameter("id", context))
         guard try await inference.job(id) == nil else {
             throw ServeError(.badRequest, "invalid_body", "cursor \(id) is an inference cursor: an inference cursor advances by submitting outputs")
@@ -46,7 +46,7 @@ extension BatchServer {
     /// `POST /v1/cursors/{id}/outputs`: checks the lease, decodes the body, then commits the
     /// outputs and the batch's completion in one transaction of the output store. Every
     /// refusal leaves the store as it was.
-    func submitOutputs(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func submitOutputs(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
         guard let job = try await inference.job(id) else {
             if let state = try? await book.state(id) {

@@ -116,8 +116,8 @@ public final class BatchServer: Service, Sendable {
         logger.info("drained; cursors are on disk")
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<ServeRequestContext> {
+        let router = Router(context: ServeRequestContext.self)
         router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics, store: store))
         router.get("/healthz") { _, _ in
             guard !self.drain.isDraining else { throw ServeError.draining }
@@ -175,7 +175,7 @@ public final class BatchServer: Service, Sendable {
     /// What a batch, lease or cursor request names, checked; changes no state. A request on
     /// `/v1/datasets/{name}/…` reads that dataset; one on `/v1/mixture/…` the mixture its
     /// `mix` names.
-    private func resolve(_ request: Request, _ context: BasicRequestContext, leasing: Bool) async throws -> Resolved {
+    private func resolve(_ request: Request, _ context: ServeRequestContext, leasing: Bool) async throws -> Resolved {
         let query = request.uri.queryParameters
         let source: ServedSource
         let planRequest: PlanRequest
@@ -211,7 +211,7 @@ public final class BatchServer: Service, Sendable {
     /// The cursor of a batch stream's or lease's plan, created on first use; its
     /// `MBData-Batches-Per-Epoch` is the epoch's (a packed plan's epochs differ: a loader over
     /// serve asks each of its epochs).
-    private func cursor(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func cursor(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         let resolved = try await commit(resolve(request, context, leasing: request.uri.queryParameters["mode"] == "share"))
         let batches = try await catalog.batches(source: resolved.source, plan: resolved.plan, epoch: resolved.request.epoch)
         var response = try Self.json(resolved.cursor)
@@ -248,7 +248,7 @@ public final class BatchServer: Service, Sendable {
     }
 
     /// Partition and replicate: this rank's unacked batches of the epoch, in order.
-    private func stream(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func stream(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         guard !drain.isDraining else { throw ServeError.draining }
         var resolved = try await resolve(request, context, leasing: false)
         // Admitted (a stream slot, the cursor's only stream) before anything is written: a
@@ -294,7 +294,7 @@ public final class BatchServer: Service, Sendable {
         streamLogger[metadataKey: "rank"] = "\(planRequest.rank)"
         let send = StreamSender(
             prefetcher: prefetcher, cursor: id, dataset: resolved.source.name, mode: planRequest.mode, book: book, metrics: metrics,
-            drain: drain, claim: claim, logger: streamLogger)
+            drain: drain, claim: claim, connection: context.eventLoop, logger: streamLogger)
         let book = self.book
         return Response(
             status: .ok, headers: headers,
@@ -311,7 +311,7 @@ public final class BatchServer: Service, Sendable {
     }
 
     /// Share: lease the group's next free batch to this consumer.
-    private func lease(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func lease(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         guard !drain.isDraining else { throw ServeError.draining }
         let resolved = try await commit(resolve(request, context, leasing: true))
         let planRequest = resolved.request
@@ -358,7 +358,7 @@ public final class BatchServer: Service, Sendable {
 
     // MARK: - Cursors
 
-    private func ack(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func ack(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
         switch try AckRequest(json: await Self.collectBody(request)) {
         case .leases(let leases): return try Self.json(await book.ack(id, leases: leases))
@@ -367,7 +367,7 @@ public final class BatchServer: Service, Sendable {
         }
     }
 
-    private func restore(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func restore(_ request: Request, _ context: ServeRequestContext) async throws -> Response {
         let id = String(Self.parameter("id", context))
         let state = try CursorState(restoring: await Self.collectBody(request), id: id)
         let source: ServedSource
@@ -401,7 +401,7 @@ public final class BatchServer: Service, Sendable {
 
     // MARK: - Helpers
 
-    static func parameter(_ name: String, _ context: BasicRequestContext) -> Substring {
+    static func parameter(_ name: String, _ context: ServeRequestContext) -> Substring {
         context.parameters.get(name).map { Substring($0) } ?? ""
     }
 

@@ -185,12 +185,16 @@ actor DatasetCatalog {
 
     /// Reads every sample's ids at each dataset's current version ahead of the first request,
     /// so that no consumer's first batch waits for the scan. A dataset that has nothing to
-    /// plan yet (no samples) is skipped: its first request reports why.
+    /// plan yet (no samples) is skipped: its first request reports why. Then frees what the
+    /// scan left cached — SQLite's pages of the split index, allocator memory — which grew
+    /// with the dataset's size (4 MiB more resident at 1M samples than at 50k).
     func warm() async {
         for served in everyServed() {
             guard let version = try? await served.dataset.version() else { continue }
             _ = try? await snapshot(served, split: nil, version: version)
+            _ = try? await runBlocking { served.dataset.releaseMemory() }
         }
+        AllocatorTuning.releaseFreeMemory()
     }
 
     /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|". An

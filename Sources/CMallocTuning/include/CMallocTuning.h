@@ -7,4 +7,8 @@
 /// library is not glibc (nothing is changed there).
 int mbdata_tune_malloc(int mmap_threshold, int trim_threshold, int top_pad);
 
+/// Returns the free memory of every malloc arena to the system (malloc_trim(3) on glibc;
+/// nothing elsewhere).
+void mbdata_release_free_memory(void);
+
 #endif

@@ -30,4 +30,12 @@ public enum AllocatorTuning {
             return result
         }
     }
+
+    /// Returns the allocator's free memory to the system (`malloc_trim(3)`): under
+    /// ``applyForBatchWorkloads()`` glibc keeps up to 1 GiB of freed memory for reuse, which a
+    /// one-off peak (a start-up scan) would otherwise leave resident for the process's life.
+    /// Does nothing where the C library is not glibc.
+    public static func releaseFreeMemory() {
+        mbdata_release_free_memory()
+    }
 }
