@@ -51,21 +51,8 @@ struct ThreadCountTests {
         /// leaves it unread.
         static func openStream(port: Int, target: String) throws -> Int32 {
             struct SocketFailure: Error, CustomStringConvertible { let description: String }
-            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard socket >= 0 else { throw SocketFailure(description: "socket: errno \(errno)") }
-            var bufferSize: Int32 = 4_096
-            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
             // A daemon that never answers fails the test instead of hanging it.
-            var timeout = timeval(tv_sec: 60, tv_usec: 0)
-            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw SocketFailure(description: "connect: errno \(errno)") }
+            let socket = try connectLoopback(port: port, receiveBuffer: 4_096)
             let request = Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
             guard send(socket, request, request.count, 0) == request.count else { throw SocketFailure(description: "send: errno \(errno)") }
             var received: [UInt8] = []
