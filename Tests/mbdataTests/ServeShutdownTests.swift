@@ -34,8 +34,8 @@ import Testing
         static func stopHeldDaemon(_ directory: TemporaryDirectory, state: String) async throws {
             let dataset = try await digitsDataset(directory)
             let (daemon, port) = try await serve(dataset, state: state, in: directory)
-            let cursor = try Self.cursor(port)
-            let acked = try RawHTTP.exchange(port, "POST", "/v1/cursors/\(cursor)/acks", body: #"{"epoch": 0, "batches": [0, 1, 2]}"#)
+            let cursor = try await Self.cursor(port)
+            let acked = try await RawHTTP.exchange(port, "POST", "/v1/cursors/\(cursor)/acks", body: #"{"epoch": 0, "batches": [0, 1, 2]}"#)
             #expect(acked.status == 200, "\(acked)")
 
             // A stream read by no one, through a small receive buffer: the daemon's writes may stall.
@@ -47,7 +47,7 @@ import Testing
             // An idle keep-alive connection after one answered request.
             let idle = try RawHTTP(port: port)
             try idle.send(RawHTTP.request("GET", "/healthz", keepAlive: true))
-            #expect(try idle.receive(atLeast: 12).hasPrefix("HTTP/1.1 200"))
+            #expect(try await RawHTTP.offPool { try idle.receive(atLeast: 12) }.hasPrefix("HTTP/1.1 200"))
             defer { for connection in [stalled, bodiless, idle] { connection.close() } }
 
             let signalled = ContinuousClock.now
@@ -59,7 +59,7 @@ import Testing
             #expect(stopped.stderr.contains("passed --shutdown-timeout"), "the bound, not a client, ended the drain: \(stopped.stderr)")
 
             let (again, againPort) = try await serve(dataset, state: state, in: directory)
-            let stored = try RawHTTP.exchange(againPort, "GET", "/v1/cursors/\(cursor)")
+            let stored = try await RawHTTP.exchange(againPort, "GET", "/v1/cursors/\(cursor)")
             kill(again.pid, SIGTERM)
             let second = try await again.wait(timeout: 120)
             #expect(second.status == 0, "\(second)")
@@ -84,8 +84,8 @@ import Testing
         }
 
         /// The test group's cursor, created by asking for it.
-        static func cursor(_ port: Int) throws -> String {
-            let answer = try RawHTTP.exchange(port, "GET", "/v1/datasets/digits/cursor?" + query)
+        static func cursor(_ port: Int) async throws -> String {
+            let answer = try await RawHTTP.exchange(port, "GET", "/v1/datasets/digits/cursor?" + query)
             guard answer.status == 200, let cursor = try? CLI.jsonObject(answer.body)["cursor"] as? String else { throw HarnessError("cursor: \(answer)") }
             return cursor
         }
@@ -117,15 +117,25 @@ import Testing
         }
 
         /// One request on a fresh connection, its answer read to the end.
-        static func exchange(_ port: Int, _ method: String, _ target: String, body: String = "") throws -> Answer {
-            let connection = try RawHTTP(port: port)
-            defer { connection.close() }
-            try connection.send(request(method, target, body: body))
-            let text = try connection.receive(atLeast: .max)
+        static func exchange(_ port: Int, _ method: String, _ target: String, body: String = "") async throws -> Answer {
+            let text = try await offPool {
+                let connection = try RawHTTP(port: port)
+                defer { connection.close() }
+                try connection.send(request(method, target, body: body))
+                return try connection.receive(atLeast: .max)
+            }
             guard let status = Int(text.split(separator: " ").dropFirst().first ?? ""), let split = text.range(of: "\r\n\r\n") else {
                 throw HarnessError("not an HTTP answer: \(text.prefix(300))")
             }
             return Answer(status: status, body: String(text[split.upperBound...]))
+        }
+
+        /// Runs blocking socket work on a thread of its own: a daemon slow to answer never holds
+        /// a thread of the cooperative pool the other tests share.
+        static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                Thread { continuation.resume(with: Result { try work() }) }.start()
+            }
         }
 
         func send(_ text: String) throws {
