@@ -38,8 +38,9 @@ struct ConnectionCloser: Service {
         do {
             try await gracefulShutdown()
         } catch {
+            // Cancelled: past the bound, or by the application around the daemon.
             let closed = connections.closeAll()
-            if closed > 0 { logger.notice("the shutdown passed --shutdown-timeout: closed the connections still open", metadata: ["connections": "\(closed)"]) }
+            logger.notice("the shutdown passed --shutdown-timeout (or was cancelled): closing the connections still open", metadata: ["connections": "\(closed)"])
         }
     }
 }

@@ -29,6 +29,27 @@ import Foundation
         return socket
     }
 
+    /// Opens a batch stream (`target`) on a blocking socket with a small receive buffer and
+    /// returns it once the response head and the start of the body arrived; the caller then
+    /// leaves it unread, and closes it.
+    public func openUnreadStream(port: Int, target: String) throws -> Int32 {
+        let socket = try connectLoopback(port: port, receiveBuffer: 4_096)
+        let request = Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard send(socket, request, request.count, 0) == request.count else { throw LoopbackSocketError(description: "send: errno \(errno)") }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1_024)
+        while true {
+            let count = recv(socket, &chunk, chunk.count, 0)
+            guard count > 0 else { throw LoopbackSocketError(description: "recv \(count): errno \(errno) after \(received.count) bytes") }
+            received += chunk[0..<count]
+            if let end = received.firstRange(of: Array("\r\n\r\n".utf8)), received.count > end.upperBound { break }
+        }
+        guard received.starts(with: Array("HTTP/1.1 200".utf8)) else {
+            throw LoopbackSocketError(description: String(decoding: received.prefix(200), as: UTF8.self))
+        }
+        return socket
+    }
+
     /// A socket call of ``connectLoopback(port:receiveBuffer:receiveTimeoutSeconds:)`` that failed.
     public struct LoopbackSocketError: Error, CustomStringConvertible {
         /// The call and its errno.

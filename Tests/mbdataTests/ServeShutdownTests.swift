@@ -32,23 +32,25 @@ import Testing
         /// Acks three batches, holds the daemon with three connections, sends SIGTERM and times
         /// the exit; then a daemon on the same state shows the acks.
         static func stopHeldDaemon(_ directory: TemporaryDirectory, state: String) async throws {
-            let dataset = try await digitsDataset(directory)
-            let (daemon, port) = try await serve(dataset, state: state, in: directory)
+            let datasets = [try await digitsDataset(directory), try await blobDataset(directory)]
+            let (daemon, port) = try await serve(datasets, state: state, in: directory)
             let cursor = try await Self.cursor(port)
             let acked = try await RawHTTP.exchange(port, "POST", "/v1/cursors/\(cursor)/acks", body: #"{"epoch": 0, "batches": [0, 1, 2]}"#)
             #expect(acked.status == 200, "\(acked)")
 
-            // A stream read by no one, through a small receive buffer: the daemon's writes may stall.
-            let stalled = try RawHTTP(port: port, receiveBuffer: 2048)
-            try stalled.send(RawHTTP.request("GET", "/v1/datasets/digits/batches?batch_size=1&group=stalled"))
-            // A request whose promised body never comes: in progress until --body-timeout.
+            // A stream read by no one, far larger than the socket buffers: the daemon's writes stall,
+            // and its close after the `draining` end waits for them up to --stall-timeout.
+            let stalled = try await RawHTTP.offPool { try openUnreadStream(port: port, target: "/v1/datasets/blobs/batches?batch_size=16&group=stalled") }
+            defer { close(stalled) }
+            // A request whose promised body never comes: in progress until --body-timeout (once the
+            // daemon read its head, which SIGTERM may outrun).
             let bodiless = try RawHTTP(port: port)
             try bodiless.send(RawHTTP.request("POST", "/v1/cursors/\(cursor)/acks", headers: ["Content-Length: 64"], keepAlive: true))
             // An idle keep-alive connection after one answered request.
             let idle = try RawHTTP(port: port)
             try idle.send(RawHTTP.request("GET", "/healthz", keepAlive: true))
             #expect(try await RawHTTP.offPool { try idle.receive(atLeast: 12) }.hasPrefix("HTTP/1.1 200"))
-            defer { for connection in [stalled, bodiless, idle] { connection.close() } }
+            defer { for connection in [bodiless, idle] { connection.close() } }
 
             let signalled = ContinuousClock.now
             kill(daemon.pid, SIGTERM)
@@ -58,7 +60,7 @@ import Testing
             #expect(took < .seconds(bound + 10), "SIGTERM took \(took) with --shutdown-timeout \(bound)")
             #expect(stopped.stderr.contains("passed --shutdown-timeout"), "the bound, not a client, ended the drain: \(stopped.stderr)")
 
-            let (again, againPort) = try await serve(dataset, state: state, in: directory)
+            let (again, againPort) = try await serve(datasets, state: state, in: directory)
             let stored = try await RawHTTP.exchange(againPort, "GET", "/v1/cursors/\(cursor)")
             kill(again.pid, SIGTERM)
             let second = try await again.wait(timeout: 120)
@@ -69,11 +71,11 @@ import Testing
         }
 
         /// Starts `mbdata serve` on a free port with the daemon's own timeouts far beyond the bound.
-        static func serve(_ dataset: String, state: String, in directory: TemporaryDirectory) async throws -> (ChildProcess, Int) {
+        static func serve(_ datasets: [String], state: String, in directory: TemporaryDirectory) async throws -> (ChildProcess, Int) {
             let daemon = try ChildProcess(
                 try CLI.binary(),
-                [
-                    "serve", dataset, "--port", "0", "--state", state, "--shutdown-timeout", String(bound), "--header-timeout", "120",
+                ["serve"] + datasets + [
+                    "--port", "0", "--state", state, "--shutdown-timeout", String(bound), "--header-timeout", "120",
                     "--body-timeout", "120", "--stall-timeout", "120",
                 ], in: directory)
             guard try await daemon.waitForOutput(containing: "listening on http://"), let port = daemon.output.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
