@@ -14,7 +14,9 @@ import ServiceLifecycle
 ///
 /// A service-lifecycle `Service`: run it in a `ServiceGroup` — the application's own, next
 /// to its other services — which owns the signals. A graceful shutdown drains: open
-/// streams end after the message in flight, then `run()` returns.
+/// streams end after the message in flight, then `run()` returns — within
+/// ``ServeConfiguration/shutdownTimeoutSeconds``, past which every connection still open is
+/// closed.
 public final class BatchServer: Service, Sendable {
     /// The configuration the server was made with.
     public let configuration: ServeConfiguration
@@ -75,7 +77,8 @@ public final class BatchServer: Service, Sendable {
     }
 
     /// Serves until the enclosing service group shuts down gracefully, then drains and
-    /// returns; cancelling the task stops at once.
+    /// returns, within the configuration's shutdown timeout whatever the clients do;
+    /// cancelling the task stops at once.
     public func run() async throws {
         let port = configuration.port
         let (bodyTimeout, stallTimeout, logger, onListening) = (
