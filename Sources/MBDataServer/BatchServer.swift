@@ -14,7 +14,9 @@ import ServiceLifecycle
 ///
 /// A service-lifecycle `Service`: run it in a `ServiceGroup` — the application's own, next
 /// to its other services — which owns the signals. A graceful shutdown drains: open
-/// streams end after the message in flight, then `run()` returns.
+/// streams end after the message in flight, then `run()` returns — within
+/// ``ServeConfiguration/shutdownTimeoutSeconds``, past which every connection still open is
+/// closed.
 public final class BatchServer: Service, Sendable {
     /// The configuration the server was made with.
     public let configuration: ServeConfiguration
@@ -75,19 +77,22 @@ public final class BatchServer: Service, Sendable {
     }
 
     /// Serves until the enclosing service group shuts down gracefully, then drains and
-    /// returns; cancelling the task stops at once.
+    /// returns, within the configuration's shutdown timeout whatever the clients do;
+    /// cancelling the task stops at once.
     public func run() async throws {
         let port = configuration.port
         let (bodyTimeout, stallTimeout, logger, onListening) = (
             configuration.bodyTimeoutSeconds, configuration.stallTimeoutSeconds, logger, onListening
         )
+        let connections = OpenConnections()
         let app = Application(
             router: makeRouter(),
             server: .http1(
                 configuration: .init(
                     additionalChannelHandlers: [
                         ConnectionGuard(
-                            bodyTimeout: .seconds(Int64(bodyTimeout)), stallTimeout: .seconds(Int64(stallTimeout)), logger: logger)
+                            bodyTimeout: .seconds(Int64(bodyTimeout)), stallTimeout: .seconds(Int64(stallTimeout)), connections: connections,
+                            logger: logger)
                     ],
                     idleTimeout: .seconds(Int64(configuration.headerTimeoutSeconds)))),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "mbdata"),
@@ -99,7 +104,14 @@ public final class BatchServer: Service, Sendable {
         // A store with a connection pool to run (PostgreSQL's) runs first, so it shuts down
         // last: after the drain's last write.
         if let pool = store as? any Service { services.insert(.init(service: pool), at: 0) }
-        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        services.insert(.init(service: ConnectionCloser(connections: connections, logger: logger)), at: 0)
+        var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
+        // Past the bound the group cancels its services, and the closer cuts every connection
+        // still open. Cancelled services end in moments then; one that did not would be a bug,
+        // and the process stops (a trap) rather than hang.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        groupConfiguration.maximumCancellationDuration = Self.cancellationBound
+        let group = ServiceGroup(configuration: groupConfiguration)
         let names = catalog.names
         let spoolSets = await catalog.spoolSets
         logger.info("serving", metadata: ["datasets": "\(names)", "spool_sets": "\(spoolSets)", "state": "\(store.location)"])
@@ -116,9 +128,12 @@ public final class BatchServer: Service, Sendable {
         logger.info("drained; cursors are on disk")
     }
 
+    /// How long the daemon's services may take to end once cancelled (a shutdown past its bound).
+    static let cancellationBound = Duration.seconds(10)
+
     func makeRouter() -> Router<ServeRequestContext> {
         let router = Router(context: ServeRequestContext.self)
-        router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics, store: store))
+        router.add(middleware: ServeMiddleware(token: configuration.token.map { Array($0.utf8) }, metrics: metrics, store: store, drain: drain))
         router.get("/healthz") { _, _ in
             guard !self.drain.isDraining else { throw ServeError.draining }
             return try Self.json(HealthStatus())

@@ -14,6 +14,9 @@ import NIOHTTPTypes
 ///   socket (the server closes a connection after its response ends when it drains) waits
 ///   until they are out, at most `stallTimeout`. Without this, a drain cut streams of slower
 ///   readers inside a batch, before the `draining` end message they were promised.
+/// - **Close now**: ``CloseNow`` fired into the pipeline closes at once, whatever is unwritten —
+///   a shutdown past its bound (`--shutdown-timeout`) through ``OpenConnections/closeAll()``,
+///   where the connection is listed while its guard is in the pipeline.
 ///
 /// The deadlines run on the channel's event loop, so tests drive them with an embedded
 /// loop's manual time.
@@ -26,6 +29,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     private let stallTimeout: TimeAmount
     private let logger: Logger
+    private let connections: OpenConnections?
     private var bodyDeadline: Scheduled<Void>?
     private var stallDeadline: Scheduled<Void>?
     private var closeDeadline: Scheduled<Void>?
@@ -35,10 +39,33 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var deferredClose: EventLoopPromise<Void>?
     private var closeDeferred = false
 
-    init(bodyTimeout: TimeAmount, stallTimeout: TimeAmount, logger: Logger = Logger(label: "mbdata.serve") { _ in SwiftLogNoOpLogHandler() }) {
+    /// The inbound event that closes the connection at once.
+    struct CloseNow: Sendable {}
+
+    init(
+        bodyTimeout: TimeAmount, stallTimeout: TimeAmount, connections: OpenConnections? = nil,
+        logger: Logger = Logger(label: "mbdata.serve") { _ in SwiftLogNoOpLogHandler() }
+    ) {
         self.bodyTimeout = bodyTimeout
         self.stallTimeout = stallTimeout
+        self.connections = connections
         self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connections?.add(context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        connections?.remove(context.channel)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is CloseNow else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        forceClose(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -36,6 +36,14 @@ public struct ServeConfiguration: Sendable {
     /// stream — before it is closed and its stream slot freed; also the longest a drain waits
     /// for a stream's last bytes to leave. Default 60.
     public var stallTimeoutSeconds: Int = 60
+    /// Seconds a graceful shutdown (SIGTERM, SIGINT, the enclosing service group's) may take
+    /// before every connection still open is closed and the daemon stops at once; nil, the
+    /// default: ``stallTimeoutSeconds`` plus 15, so a drain is never cut before a stream's
+    /// last bytes had their `--stall-timeout` to leave (the margin covers the state
+    /// writes in flight, each bounded by the store's own deadline, and closing the pool).
+    /// Requests answered before are in the state either way: every ack is written before
+    /// it is answered.
+    public var shutdownTimeoutSeconds: Int?
     /// Ready batches held ahead of each stream, and the threads preparing them. Frames made
     /// live leave out LZ4's content checksum by default (the message header's xxh64 covers
     /// them; serve-protocol.md §4).
@@ -59,6 +67,9 @@ public struct ServeConfiguration: Sendable {
         self.datasets = datasets
         self.state = state
     }
+
+    /// How long a graceful shutdown may take: ``shutdownTimeoutSeconds`` or its default.
+    package var shutdownTimeout: Duration { .seconds(shutdownTimeoutSeconds ?? stallTimeoutSeconds + 15) }
 
     /// The store ``state`` names; `.invalidArgument` when it names none.
     package var stateLocation: StateLocation {

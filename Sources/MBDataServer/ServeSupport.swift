@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HTTPTypes
+import Logging
 import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
@@ -21,6 +22,26 @@ struct DrainService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         drain.begin()
+    }
+}
+
+/// Ends a graceful shutdown that outlasted its bound (`--shutdown-timeout`): the daemon's
+/// service group cancels its services then, and this one closes every connection still
+/// open — a stream whose reader stopped, a request whose body never came — so that the
+/// server's task ends within the bound whatever the clients do. Listed first in the group,
+/// it hears a graceful shutdown last, after the server and the store ended, and then returns.
+struct ConnectionCloser: Service {
+    let connections: OpenConnections
+    let logger: Logger
+
+    func run() async {
+        do {
+            try await gracefulShutdown()
+        } catch {
+            // Cancelled: past the bound, or by the application around the daemon.
+            let closed = connections.closeAll()
+            logger.notice("the shutdown passed --shutdown-timeout (or was cancelled): closing the connections still open", metadata: ["connections": "\(closed)"])
+        }
     }
 }
 
@@ -90,15 +111,18 @@ extension HTTPField.Name {
     static let mbdataLease = Self("MBData-Lease")!
 }
 
-/// Checks the bearer token, turns every error into its JSON response and times requests.
+/// Checks the bearer token, turns every error into its JSON response and times requests;
+/// while the daemon drains, every answer says `Connection: close`, so that no client sends
+/// another request on a connection the daemon is about to close.
 struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]?
     let metrics: ServeMetrics
     let store: any StateStore
+    let drain: DrainState
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let response: Response
+        var response: Response
         do {
             if let token, !BearerToken.matches(request.headers[.authorization], token: token) {
                 var error = ServeError(.unauthorized, "unauthorized", "this daemon requires Authorization: Bearer <token>")
@@ -114,6 +138,7 @@ struct ServeMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             response = try ServeError.from(error, store: store).response(from: request, context: context)
         }
+        if drain.isDraining { response.headers[.connection] = "close" }
         metrics.request(route: context.endpointPath ?? "unmatched", status: Int(response.status.code), took: started.duration(to: .now))
         return response
     }

@@ -19,7 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
             outputs, written to the dataset file with the batch's completion in one transaction. A plan may \
             also draw from a weighted mixture of the served datasets (/v1/mixture/…?mix=web:0.6,code:repeat:2). \
             SIGTERM or SIGINT drains: open streams end after the \
-            message in flight, then the daemon exits 0. The protocol: schemas/serve-protocol.md.
+            message in flight, then the daemon exits 0; a drain that outlasts --shutdown-timeout closes the \
+            connections still open and exits 0 too. The protocol: schemas/serve-protocol.md.
             """)
 
     @Argument(help: "Dataset files (PATH or NAME=PATH).")
@@ -72,6 +73,14 @@ struct ServeCommand: AsyncParsableCommand {
     var stallTimeout: Int = 60
 
     @Option(
+        name: .customLong("shutdown-timeout"),
+        help: """
+            Seconds SIGTERM or SIGINT may take to drain before the connections still open are closed and the daemon exits \
+            (default: --stall-timeout plus 15).
+            """)
+    var shutdownTimeout: Int?
+
+    @Option(
         name: .customLong("max-output-bytes"),
         help: "Bytes an inference consumer's outputs submission may hold (and its LZ4 frame's content); more get 413.")
     var maxOutputBytes: Int = 256 << 20
@@ -95,7 +104,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...1_000_000).contains(maxStreams), (1...4096).contains(depth), (1...4096).contains(workers ?? 1) else {
             throw ValidationError("--max-streams must be in 1...1000000, --depth and --workers in 1...4096")
         }
-        for (name, seconds) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--stall-timeout", stallTimeout)] {
+        for (name, seconds) in [
+            ("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--stall-timeout", stallTimeout),
+            ("--shutdown-timeout", shutdownTimeout ?? 1),
+        ] {
             guard (1...86_400).contains(seconds) else { throw ValidationError("\(name) must be in 1...86400 seconds") }
         }
         guard (1...(1 << 40)).contains(maxOutputBytes) else { throw ValidationError("--max-output-bytes must be in 1...\(1 << 40)") }
@@ -125,6 +137,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.headerTimeoutSeconds = headerTimeout
             configuration.bodyTimeoutSeconds = bodyTimeout
             configuration.stallTimeoutSeconds = stallTimeout
+            configuration.shutdownTimeoutSeconds = shutdownTimeout
             configuration.maxOutputBytes = maxOutputBytes
             configuration.prefetch.depth = depth
             if let workers { configuration.prefetch.workers = workers }

@@ -86,4 +86,27 @@ import Testing
             }
         }
     }
+
+    /// A shutdown past its bound: ``OpenConnections/closeAll()`` closes a connection at once
+    /// even while its close waits for bytes its reader never takes, and a closed connection
+    /// leaves the list.
+    @Test func closeAllClosesAConnectionWhoseCloseWaitsForItsReader() throws {
+        let held = HeldWrites()
+        let connections = OpenConnections()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([
+            held, ConnectionGuard(bodyTimeout: .seconds(30), stallTimeout: .seconds(60), connections: connections),
+        ])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        #expect(connections.count == 1)
+        channel.writeAndFlush(HTTPResponsePart.end(nil), promise: nil)
+        channel.pipeline.close(promise: nil)
+        channel.embeddedEventLoop.run()
+        #expect(channel.isActive)
+        #expect(connections.closeAll() == 1)
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive)
+        #expect(connections.count == 0)
+        for promise in held.promises { promise.succeed() }
+    }
 }

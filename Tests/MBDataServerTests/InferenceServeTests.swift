@@ -316,9 +316,18 @@ struct Failure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// HTTP to a test daemon through AsyncHTTPClient's shared client.
+/// HTTP to a test daemon through one AsyncHTTPClient shared by the tests.
 struct Daemon: Sendable {
     let url: String
+
+    /// A refused connection fails its request at once, as the reference clients' does
+    /// (schemas/serve-protocol.md §6): `HTTPClient.shared` retries it until the request's
+    /// deadline, so a request to a stopped daemon took 30 s before its consumer moved on.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     struct Answer: Sendable, CustomStringConvertible {
         var status: Int
@@ -350,12 +359,13 @@ struct Daemon: Sendable {
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await Self.client.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         return Answer(status: Int(response.status.code), headers: response.headers, body: Array(bytes.readableBytesView))
     }
 
-    /// A `503 state_unavailable` answer: the daemon could not reach its state store; nothing changed.
+    /// A `503 state_unavailable` (the daemon could not reach its state store) or `503 draining`
+    /// (it is shutting down) answer: nothing changed; a failing-over client tries the next daemon.
     struct Unavailable: Error, CustomStringConvertible {
         var answer: Answer
         var description: String { "\(answer)" }
@@ -364,7 +374,7 @@ struct Daemon: Sendable {
     func lease(_ query: String = InferenceServeTests.query) async throws -> Leased {
         let answer = try await send(.POST, "/v1/datasets/digits/lease?" + query)
         if answer.status == 204 { return .wait }
-        if answer.status == 503 && answer.code == "state_unavailable" { throw Unavailable(answer: answer) }
+        if answer.status == 503 && (answer.code == "state_unavailable" || answer.code == "draining") { throw Unavailable(answer: answer) }
         guard answer.status == 200, let cursor = answer.headers.first(name: "MBData-Cursor") else { throw Failure("lease: \(answer)") }
         switch try WireDecoder.messages(answer.body).first {
         case .batch(let ready, let lease)?:

@@ -20,71 +20,10 @@ struct ThreadCountTests {
         try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count
     }
 
-    /// 1,024 samples of 4 KiB of seeded random bytes (incompressible): batches of 16 are
-    /// 64 KiB, so a stream of 64 batches is far more than the socket buffers hold and every
-    /// stream's production waits for its consumer.
-    static func blobDataset(_ directory: TemporaryDirectory) async throws -> String {
-        let (samples, width) = (1_024, 4_096)
-        var state: UInt64 = 0x5EED
-        var data = [UInt8](repeating: 0, count: samples * width)
-        for index in data.indices {
-            state = state &+ 0x9E37_79B9_7F4A_7C15
-            var mixed = (state ^ (state >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-            data[index] = UInt8(truncatingIfNeeded: mixed >> 56)
-        }
-        var header = "{'descr': '|u1', 'fortran_order': False, 'shape': (\(samples), \(width)), }"
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-        header += "\n"
-        let npy = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8) + data
-        let source = directory.path("x.npy")
-        try Data(npy).write(to: URL(fileURLWithPath: source))
-        let path = directory.path("blobs.mbdb")
-        let schema = try Schema(json: Data(#"{"name": "blobs", "fields": [{"name": "x", "dtype": "uint8", "shape": [4096]}]}"#.utf8))
-        _ = try await Dataset.ingest(into: path, SourceSpec(paths: ["x=" + source]), schema: schema)
-        return path
-    }
-
     #if canImport(Glibc)
-        /// Opens a batch stream on a blocking socket with a small receive buffer and returns
-        /// it once the response head and the start of the body arrived; the caller then
-        /// leaves it unread.
-        static func openStream(port: Int, target: String) throws -> Int32 {
-            struct SocketFailure: Error, CustomStringConvertible { let description: String }
-            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard socket >= 0 else { throw SocketFailure(description: "socket: errno \(errno)") }
-            var bufferSize: Int32 = 4_096
-            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
-            // A daemon that never answers fails the test instead of hanging it.
-            var timeout = timeval(tv_sec: 60, tv_usec: 0)
-            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw SocketFailure(description: "connect: errno \(errno)") }
-            let request = Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-            guard send(socket, request, request.count, 0) == request.count else { throw SocketFailure(description: "send: errno \(errno)") }
-            var received: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 1_024)
-            while true {
-                let count = recv(socket, &chunk, chunk.count, 0)
-                guard count > 0 else { throw SocketFailure(description: "recv \(count): errno \(errno) after \(received.count) bytes") }
-                received += chunk[0..<count]
-                if let end = received.firstRange(of: Array("\r\n\r\n".utf8)), received.count > end.upperBound { break }
-            }
-            guard received.starts(with: Array("HTTP/1.1 200".utf8)) else {
-                throw SocketFailure(description: String(decoding: received.prefix(200), as: UTF8.self))
-            }
-            return socket
-        }
-
         @Test func sixtyFourOpenStreamsAddNoThreadPerStream() async throws {
             let directory = try TemporaryDirectory()
-            let path = try await Self.blobDataset(directory)
+            let path = try await blobDataset(directory)
             var configuration = ServeConfiguration(datasets: [("blobs", path)], state: directory.path("state.sqlite"))
             configuration.maxStreams = Self.streams
             // As `mbdata serve` sets it: every stream may use the whole executor.
@@ -99,7 +38,7 @@ struct ThreadCountTests {
                         continuation.resume(
                             with: Result {
                                 try (0..<Self.streams).map { stream in
-                                    try Self.openStream(
+                                    try openUnreadStream(
                                         port: port, target: "/v1/datasets/blobs/batches?batch_size=16&seed=7&epoch=0&group=g\(stream)")
                                 }
                             })

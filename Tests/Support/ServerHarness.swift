@@ -3,6 +3,7 @@ import Logging
 import MBData
 import MBDataServer
 import ServiceLifecycle
+import Synchronization
 
 /// The digits dataset ingested into a temporary folder.
 public func digitsDataset(_ directory: TemporaryDirectory) async throws -> String {
@@ -40,7 +41,7 @@ package func withServer<T: Sendable>(
 ) async throws -> T {
     var configuration = configuration
     configuration.port = port
-    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    let logger = harnessLogger()
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let server = try await BatchServer(configuration: configuration, logger: logger, clock: clock) { continuation.yield($0) }
     // The daemon in a service group of its own, as an application would run it; no signals.
@@ -73,6 +74,20 @@ package func withServer<T: Sendable>(
         return result!
     }
 }
+
+/// The daemons' logger: silent, or on stderr at the level `MBDATA_TEST_LOG` names (`debug`,
+/// `info`…), each daemon's lines tagged with its own number.
+private func harnessLogger() -> Logger {
+    guard let name = ProcessInfo.processInfo.environment["MBDATA_TEST_LOG"], let level = Logger.Level(rawValue: name) else {
+        return Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    }
+    var logger = Logger(label: "test-daemon") { StreamLogHandler.standardError(label: $0) }
+    logger.logLevel = level
+    logger[metadataKey: "daemon"] = "\(harnessDaemons.add(1, ordering: .relaxed).newValue)"
+    return logger
+}
+
+private let harnessDaemons = Atomic<Int>(0)
 
 /// What ends each task of ``withServer``.
 private enum HarnessEvent<T: Sendable>: Sendable {

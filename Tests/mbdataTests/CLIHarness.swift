@@ -167,6 +167,9 @@ final class ChildProcess {
 
     var isRunning: Bool { process.isRunning }
 
+    /// What the child printed on stdout so far.
+    var output: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+
     /// Waits until the child has printed `text` on stdout: true once it has, false when the
     /// child ended without printing it or `timeout` seconds passed.
     func waitForOutput(containing text: String, timeout: Double = 120) async throws -> Bool {
