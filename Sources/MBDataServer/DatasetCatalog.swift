@@ -194,7 +194,8 @@ actor DatasetCatalog {
             _ = try? await snapshot(served, split: nil, version: version)
             _ = try? await runBlocking { served.dataset.releaseMemory() }
         }
-        AllocatorTuning.releaseFreeMemory()
+        // malloc_trim walks every arena: off the cooperative pool too.
+        _ = try? await runBlocking { AllocatorTuning.releaseFreeMemory() }
     }
 
     /// Not NUL-separated: SQLite binds the key as a C string. Names cannot hold a "|". An

@@ -99,7 +99,7 @@ struct ExplainCommand: AsyncParsableCommand {
                 try printJSON(SampleAppearances(id: sampleID, key: key, epoch: epoch, appearances: shown), snakeCase: true)
             } else {
                 let dataset = lineage.mixture == nil ? nil : lineage.sources[sourceIndex].name
-                print(LineageText.render(shown, id: sampleID, dataset: dataset, epoch: epoch, packed: lineage.packed != nil || lineage.packedMixture != nil))
+                print(LineageText.render(shown, id: sampleID, dataset: dataset, epoch: epoch, packed: lineage.isPacked))
             }
         }
     }
@@ -139,7 +139,6 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         return index
     }
-
 }
 
 /// `explain --key/--id --json`: the sample and where it appears.

@@ -49,6 +49,9 @@ public struct PlanLineage: Sendable {
         return packedMixture
     }
 
+    /// Whether the plan's batches are packed rows (over one dataset or a mixture).
+    public var isPacked: Bool { packing != nil }
+
     /// The (first) dataset's name in entries.
     public var name: String { sources[0].name }
     /// The (first) dataset samples are read from.
