@@ -371,6 +371,28 @@ struct Daemon: Sendable {
         var description: String { "\(answer)" }
     }
 
+    /// `call`, tried again while the daemon answers `503 state_unavailable` — nothing changed,
+    /// retry later (schemas/serve-protocol.md §6) — for two minutes at most. On a loaded machine
+    /// a PostgreSQL call can outlast the daemon's deadline for it; a client waits and retries.
+    static func retryingUnavailable<T: Sendable>(_ call: @Sendable () async throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        while true {
+            do {
+                return try await call()
+            } catch where isStateUnavailable(error) && started.duration(to: .now) < .seconds(120) {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    static func isStateUnavailable(_ error: any Error) -> Bool {
+        switch error {
+        case let unavailable as Unavailable: unavailable.answer.code == "state_unavailable"
+        case let failure as Failure: failure.description.contains("state_unavailable")
+        default: false
+        }
+    }
+
     func lease(_ query: String = InferenceServeTests.query) async throws -> Leased {
         let answer = try await send(.POST, "/v1/datasets/digits/lease?" + query)
         if answer.status == 204 { return .wait }

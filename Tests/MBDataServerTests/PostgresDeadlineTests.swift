@@ -1,3 +1,8 @@
+import Foundation
+import HTTPTypes
+import Logging
+import MBData
+import NIOCore
 import Synchronization
 import Testing
 
@@ -47,6 +52,20 @@ struct PostgresDeadlineTests {
         waiting.cancel()
         await #expect(throws: CancellationError.self) { try await waiting.value }
         #expect(started.duration(to: .now) < .seconds(30), "the wait outlasted its caller's cancellation")
+    }
+
+    /// A call past its deadline may still commit afterwards: its 503 says so instead of
+    /// "nothing was changed", which a refused connection still says.
+    @Test func aTimedOutWriteIsUnavailableAndMayStillApply() throws {
+        let logger = Logger(label: "deadline-test") { _ in SwiftLogNoOpLogHandler() }
+        let store = try PostgresStateStore(url: "postgresql://mbdata@127.0.0.1:1/none", logger: logger)
+        let timedOut = MBDataError(.storage, "cannot write an ack", cause: PostgresFailure.TimedOut(timeout: .seconds(5)))
+        let answer = ServeError.from(timedOut, store: store)
+        #expect(answer.status == .serviceUnavailable && answer.code == "state_unavailable" && answer.headers[.retryAfter] == "1")
+        #expect(answer.message.hasSuffix("it may still be applied; retrying it is safe"), "\(answer)")
+        let refused = MBDataError(.storage, "cannot write an ack", cause: IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+        let refusedAnswer = ServeError.from(refused, store: store)
+        #expect(refusedAnswer.code == "state_unavailable" && refusedAnswer.message.hasSuffix("nothing was changed, retry later"), "\(refusedAnswer)")
     }
 
     struct Refusal: Error {}

@@ -38,7 +38,7 @@ struct PostgresInferenceTests {
             let url = server.url(database: database)
             let configuration = ServeConfiguration(datasets: [("digits", path)], state: url)
             let committed = try await Self.withDaemons(configuration, count: 2) { daemons in
-                let dead = try await Self.patiently { try await daemons[0].leasedBatch(Self.shortQuery) }
+                let dead = try await Daemon.retryingUnavailable { try await daemons[0].leasedBatch(Self.shortQuery) }
                 let committed = try await withThrowingTaskGroup(of: [Committed].self) { consumers in
                     for consumer in 0..<4 {
                         consumers.addTask { try await Self.consume(daemons[consumer % 2], index: consumer % 2) }
@@ -48,16 +48,16 @@ struct PostgresInferenceTests {
                 #expect(committed.contains { $0.lease.batch == dead.batch }, "the dead consumer's batch was never committed")
                 #expect(Set(committed.map(\.daemon)) == [0, 1], "a daemon committed nothing")
                 let rows = try await Self.rowCount(server, database)
-                let late = try await Self.submit(daemons[0], dead, body: Outputs.body(for: dead))
+                let late = try await Self.submit(daemons[0], dead, body: Outputs.body(for: dead)).answer
                 #expect(late.status == 409 && ["already_done", "lease_expired"].contains(late.code ?? ""), "\(late)")
-                let lateElsewhere = try await Self.submit(daemons[1], dead, body: Outputs.body(for: dead))
+                let lateElsewhere = try await Self.submit(daemons[1], dead, body: Outputs.body(for: dead)).answer
                 #expect(lateElsewhere.status == 409, "\(lateElsewhere)")
                 #expect(try await Self.rowCount(server, database) == rows)
                 // Both daemons see the job done, from the database.
                 for daemon in daemons {
-                    let state = try await Self.patiently { try await daemon.state(dead.cursor) }
+                    let state = try await Daemon.retryingUnavailable { try await daemon.state(dead.cursor) }
                     #expect(state.progress(epoch: 0).lowWatermark == state.batchesPerEpoch && state.mode == .infer)
-                    #expect(try await Self.patiently { try await daemon.lease(Self.query) } == .complete)
+                    #expect(try await Daemon.retryingUnavailable { try await daemon.lease(Self.query) } == .complete)
                 }
                 return committed
             }
@@ -87,52 +87,60 @@ struct PostgresInferenceTests {
             let configuration = ServeConfiguration(datasets: [("digits", path)], state: server.url(database: database))
             try await Self.withDaemons(configuration, count: 1) { daemons in
                 let daemon = daemons[0]
-                let leased = try await Self.patiently { try await daemon.leasedBatch(Self.query) }
+                let leased = try await Daemon.retryingUnavailable { try await daemon.leasedBatch(Self.query) }
                 let rows = leased.ids.count
                 var wrongShape = Outputs.fields(leased)
                 wrongShape["prob"] = ("F32", [rows, 9], [UInt8](repeating: 0, count: rows * 36))
-                let refused = try await Self.submit(daemon, leased, body: Outputs.encode(wrongShape))
+                let refused = try await Self.submit(daemon, leased, body: Outputs.encode(wrongShape)).answer
                 #expect(refused.status == 400 && refused.code == "invalid_outputs" && refused.field == "prob", "\(refused)")
                 var wrongIDs = Outputs.fields(leased)
                 wrongIDs["_id"] = ("I64", [rows], Outputs.bytes(leased.ids.map { $0 + 1 }))
-                let misplaced = try await Self.submit(daemon, leased, body: Outputs.encode(wrongIDs))
+                let misplaced = try await Self.submit(daemon, leased, body: Outputs.encode(wrongIDs)).answer
                 #expect(misplaced.status == 400 && misplaced.field == "_id", "\(misplaced)")
-                let unknown = try await Self.submit(daemon, leased, body: Outputs.body(for: leased), lease: String(leased.lease + 1000))
+                let unknown = try await Self.submit(daemon, leased, body: Outputs.body(for: leased), lease: String(leased.lease + 1000)).answer
                 #expect(unknown.status == 409 && unknown.code == "lease_expired", "\(unknown)")
                 #expect(try await Self.rowCount(server, database) == 0)
-                #expect(try await Self.patiently { try await daemon.state(leased.cursor) }.progress(epoch: 0).finishedCount == 0)
+                #expect(try await Daemon.retryingUnavailable { try await daemon.state(leased.cursor) }.progress(epoch: 0).finishedCount == 0)
                 // The lease was kept through the refusals.
-                let receipt = try await Self.patiently { try await daemon.submitted(leased, body: Outputs.body(for: leased)) }
-                #expect(receipt.rows == leased.ids.filter { $0 >= 0 }.count && receipt.finished == 1)
-                #expect(try await Self.rowCount(server, database) == receipt.rows)
-                let again = try await Self.submit(daemon, leased, body: Outputs.body(for: leased))
+                let written = leased.ids.filter { $0 >= 0 }.count
+                let submitted = try await Self.submit(daemon, leased, body: Outputs.body(for: leased))
+                #expect(submitted.committed, "\(submitted.answer)")
+                if submitted.answer.status == 200 {
+                    let receipt = try WireJSON.decode(OutputReceipt.self, from: Data(submitted.answer.body))
+                    #expect(receipt.rows == written && receipt.finished == 1)
+                }
+                #expect(try await Self.rowCount(server, database) == written)
+                let again = try await Self.submit(daemon, leased, body: Outputs.body(for: leased)).answer
                 #expect(again.status == 409 && again.code == "already_done", "\(again)")
-                #expect(try await Self.rowCount(server, database) == receipt.rows)
+                #expect(try await Self.rowCount(server, database) == written)
             }
         }
     }
 
     // MARK: - Helpers
 
-    /// `call` again while it fails with `503 state_unavailable`, as the protocol's clients
-    /// retry: on a loaded machine a transaction can outlast the store's 5-second limit.
-    static func patiently<T: Sendable>(_ call: @Sendable () async throws -> T) async throws -> T {
-        for _ in 0..<50 {
-            do {
-                return try await call()
-            } catch let failure as Failure where "\(failure)".contains("state_unavailable") {
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        return try await call()
+    /// A submission's answer, and whether it is the answer to a resend.
+    struct Submitted {
+        var answer: Daemon.Answer
+        var resent: Bool
+
+        /// Answered 200, or `409 already_done` to a resend: an attempt answered `503` had committed
+        /// (schemas/serve-protocol.md §8, retry rules).
+        var committed: Bool { answer.status == 200 || (resent && answer.code == "already_done") }
     }
 
-    /// A submission, sent again while it is answered `503 state_unavailable` (with the same lease).
-    static func submit(_ daemon: Daemon, _ leased: Daemon.Lease, body: [UInt8], lease: String? = nil) async throws -> Daemon.Answer {
-        try await patiently {
+    /// A submission, sent again with the same lease, for two minutes at most, while it is
+    /// answered `503 state_unavailable`.
+    static func submit(_ daemon: Daemon, _ leased: Daemon.Lease, body: [UInt8], lease: String? = nil) async throws -> Submitted {
+        let started = ContinuousClock.now
+        var resent = false
+        while true {
             let answer = try await daemon.submit(leased, body: body, lease: lease)
-            if answer.status == 503 { throw Failure("submission: \(answer)") }
-            return answer
+            guard answer.status == 503, answer.code == "state_unavailable", started.duration(to: .now) < .seconds(120) else {
+                return Submitted(answer: answer, resent: resent)
+            }
+            resent = true
+            try await Task.sleep(for: .milliseconds(200))
         }
     }
 
@@ -152,15 +160,15 @@ struct PostgresInferenceTests {
     static func consume(_ daemon: Daemon, index: Int) async throws -> [Committed] {
         var committed: [Committed] = []
         while true {
-            switch try await patiently({ try await daemon.lease(query) }) {
+            switch try await Daemon.retryingUnavailable({ try await daemon.lease(query) }) {
             case .complete:
                 return committed
             case .wait:
                 // The dead consumer's batch: leased until its lease ends on the database's clock.
                 try await Task.sleep(for: .milliseconds(100))
             case .batch(let leased):
-                let answer = try await submit(daemon, leased, body: Outputs.body(for: leased))
-                guard answer.status == 200 else { throw Failure("batch \(leased.batch): \(answer)") }
+                let submitted = try await submit(daemon, leased, body: Outputs.body(for: leased))
+                guard submitted.committed else { throw Failure("batch \(leased.batch): \(submitted.answer)") }
                 committed.append(Committed(lease: leased, daemon: index))
             }
         }

@@ -40,7 +40,7 @@ import Testing
 
             // A stream read by no one, far larger than the socket buffers: the daemon's writes stall,
             // and its close after the `draining` end waits for them up to --stall-timeout.
-            let stalled = try await RawHTTP.offPool { try openUnreadStream(port: port, target: "/v1/datasets/blobs/batches?batch_size=16&group=stalled") }
+            let stalled = try await Self.unreadStream(port, "/v1/datasets/blobs/batches?batch_size=16&group=stalled")
             defer { close(stalled) }
             // A request whose promised body never comes: in progress until --body-timeout (once the
             // daemon read its head, which SIGTERM may outrun).
@@ -85,6 +85,19 @@ import Testing
             return (daemon, port)
         }
 
+        /// A stream left unread, asked for again while the daemon answers it `503` (its state
+        /// store did not answer in time), for two minutes at most.
+        static func unreadStream(_ port: Int, _ target: String) async throws -> Int32 {
+            let started = ContinuousClock.now
+            while true {
+                do {
+                    return try await RawHTTP.offPool { try openUnreadStream(port: port, target: target) }
+                } catch let refused as LoopbackSocketError where refused.description.hasPrefix("HTTP/1.1 503") && started.duration(to: .now) < .seconds(120) {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+        }
+
         /// The test group's cursor, created by asking for it.
         static func cursor(_ port: Int) async throws -> String {
             let answer = try await RawHTTP.exchange(port, "GET", "/v1/datasets/digits/cursor?" + query)
@@ -118,18 +131,25 @@ import Testing
             return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
         }
 
-        /// One request on a fresh connection, its answer read to the end.
+        /// One request on a fresh connection, its answer read to the end; sent again, for two
+        /// minutes at most, while it is answered `503 state_unavailable` (nothing changed, retry
+        /// later: on a loaded machine a PostgreSQL call can outlast the daemon's deadline for it).
         static func exchange(_ port: Int, _ method: String, _ target: String, body: String = "") async throws -> Answer {
-            let text = try await offPool {
-                let connection = try RawHTTP(port: port)
-                defer { connection.close() }
-                try connection.send(request(method, target, body: body))
-                return try connection.receive(atLeast: .max)
+            let started = ContinuousClock.now
+            while true {
+                let text = try await offPool {
+                    let connection = try RawHTTP(port: port)
+                    defer { connection.close() }
+                    try connection.send(request(method, target, body: body))
+                    return try connection.receive(atLeast: .max)
+                }
+                guard let status = Int(text.split(separator: " ").dropFirst().first ?? ""), let split = text.range(of: "\r\n\r\n") else {
+                    throw HarnessError("not an HTTP answer: \(text.prefix(300))")
+                }
+                let answer = Answer(status: status, body: String(text[split.upperBound...]))
+                guard status == 503, answer.body.contains("state_unavailable"), started.duration(to: .now) < .seconds(120) else { return answer }
+                try await Task.sleep(for: .milliseconds(200))
             }
-            guard let status = Int(text.split(separator: " ").dropFirst().first ?? ""), let split = text.range(of: "\r\n\r\n") else {
-                throw HarnessError("not an HTTP answer: \(text.prefix(300))")
-            }
-            return Answer(status: status, body: String(text[split.upperBound...]))
         }
 
         /// Runs blocking socket work on a thread of its own: a daemon slow to answer never holds
