@@ -14,8 +14,7 @@ import Testing
 /// listed first, and a daemon that stops mid-epoch while its successor starts on the same
 /// state file (SQLite: one daemon at a time). Every batch is delivered and acked exactly once.
 @Suite struct FailoverTests {
-    /// Batches of 8: 181 per epoch, more than the socket buffers hold, so the stream is
-    /// still open when its daemon stops.
+    /// Batches of 8 of the digits' train split: 181 per epoch.
     static func configuration() -> MultiBatchLoader.Configuration {
         var config = MultiBatchLoader.Configuration(batchSize: 8, seed: 7, epochs: 0..<1)
         config.split = "train"
@@ -26,7 +25,11 @@ import Testing
     static let batchesPerEpoch = 1449 / 8
 
     static func cursorState(at url: String) async throws -> CursorState {
-        let id = CursorState.id(dataset: "digits", group: "default", mode: .partition, parameters: configuration().plan, rank: 0, replica: 0)
+        try await cursorState(
+            CursorState.id(dataset: "digits", group: "default", mode: .partition, parameters: configuration().plan, rank: 0, replica: 0), at: url)
+    }
+
+    static func cursorState(_ id: String, at url: String) async throws -> CursorState {
         let transport = try HTTPTransport(url: url, token: nil)
         let state = try await transport.call(.GET, "/v1/cursors/\(id)", as: CursorState.self)
         try await transport.shutdown()
@@ -58,10 +61,21 @@ import Testing
         }
     }
 
+    /// 8,192 samples of 4 KiB in batches of 16: 512 batches, 32 MiB, far more than the
+    /// socket buffers and the loader's slots hold once 20 batches are trained, so the stream
+    /// is still open when its daemon stops, however fast the daemon ran ahead.
+    static func blobConfiguration() -> MultiBatchLoader.Configuration {
+        var config = MultiBatchLoader.Configuration(batchSize: 16, seed: 7, epochs: 0..<1)
+        config.concurrency = 4
+        return config
+    }
+
+    static let blobBatchesPerEpoch = 8_192 / 16
+
     @Test func aStreamMovesToTheNextDaemonWhenItsDaemonStopsMidEpoch() async throws {
         let directory = try TemporaryDirectory()
-        let path = try await digitsDataset(directory)
-        let configuration = ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
+        let path = try await blobDataset(directory, samples: 8_192)
+        let configuration = ServeConfiguration(datasets: [("blobs", path)], state: directory.path("state.sqlite"))
         let (first, second) = (try SilentListener(), try SilentListener())
         first.close()
         second.close()
@@ -87,17 +101,19 @@ import Testing
             }
             group.addTask {
                 for await _ in firstUp {}
-                let source = try ServeSource(urls: urls, dataset: "digits")
-                try await MultiBatchLoader(remote: source, configuration: Self.configuration()).run(trainer: trainer)
+                let source = try ServeSource(urls: urls, dataset: "blobs")
+                try await MultiBatchLoader(remote: source, configuration: Self.blobConfiguration()).run(trainer: trainer)
                 #expect(source.transport.base == urls[1])
-                #expect(try await Self.cursorState(at: urls[1]).progress(epoch: 0).lowWatermark == Self.batchesPerEpoch)
+                let id = CursorState.id(
+                    dataset: "blobs", group: "default", mode: .partition, parameters: Self.blobConfiguration().plan, rank: 0, replica: 0)
+                #expect(try await Self.cursorState(id, at: urls[1]).progress(epoch: 0).lowWatermark == Self.blobBatchesPerEpoch)
                 trainedSignal.finish()
                 return nil
             }
             return try await group.reduce(into: [Double]()) { if let value = $1 { $0.append(value) } }.first
         }
-        #expect(await trainer.deliveries == Self.batchesPerEpoch, "no batch delivered twice")
-        #expect(await Set(trainer.finished).count == Self.batchesPerEpoch)
+        #expect(await trainer.deliveries == Self.blobBatchesPerEpoch, "no batch delivered twice")
+        #expect(await Set(trainer.finished).count == Self.blobBatchesPerEpoch)
         #expect((served ?? 0) > 0, "the stream moved to the second daemon")
     }
 

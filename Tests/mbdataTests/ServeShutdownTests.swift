@@ -42,6 +42,7 @@ import Testing
             // and its close after the `draining` end waits for them up to --stall-timeout.
             let stalled = try await Self.unreadStream(port, "/v1/datasets/blobs/batches?batch_size=16&group=stalled")
             defer { close(stalled) }
+            try await Self.waitUntilStalled(port, dataset: "blobs")
             // A request whose promised body never comes: in progress until --body-timeout (once the
             // daemon read its head, which SIGTERM may outrun).
             let bodiless = try RawHTTP(port: port)
@@ -96,6 +97,23 @@ import Testing
                     try await Task.sleep(for: .milliseconds(200))
                 }
             }
+        }
+
+        /// Returns once the daemon's stream of `dataset` stopped sending: its count of served
+        /// batches is the same 300 ms apart. Before, its first batches may all still fit the
+        /// kernel's socket buffers, and a close would then have nothing to wait for.
+        static func waitUntilStalled(_ port: Int, dataset: String) async throws {
+            let started = ContinuousClock.now
+            var last = -1.0
+            while started.duration(to: .now) < .seconds(60) {
+                let metrics = try await RawHTTP.exchange(port, "GET", "/metrics")
+                let served = metrics.body.split(separator: "\n").filter { $0.hasPrefix("mbdata_batches_served_total{dataset=\"\(dataset)\"") }
+                    .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+                if served > 0 && served == last { return }
+                last = served
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            throw HarnessError("the stream of \(dataset) never stopped sending")
         }
 
         /// The test group's cursor, created by asking for it.
