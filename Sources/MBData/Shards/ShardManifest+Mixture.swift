@@ -136,7 +136,12 @@ extension ShardManifest {
             }
             // A packed mixture's plan fingerprint folds in its packing spec (format revision 1.3).
             let mixturePlan = MixtureBatchPlan.fingerprint(mixture: fingerprint, parameters: plan.parameters)
-            let packedPlan = try? manifest.packing.map { try $0.spec().fingerprint(packing: mixturePlan) }
+            let packedPlan: String?
+            do {
+                packedPlan = try manifest.packing.map { try $0.spec().fingerprint(packing: mixturePlan) }
+            } catch let error as MBDataError {
+                throw refuse("packing: \(error.message)")
+            }
             let expected = datasetInfo(fingerprint: packedPlan ?? mixturePlan)
             guard manifest.dataset == expected else {
                 throw refuse("dataset of a mixture must be version 1, samples = mixture.epoch_size, max_id the sources' largest and the mixture plan's fingerprint \(expected.fingerprint)")
