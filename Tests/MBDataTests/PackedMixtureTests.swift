@@ -220,6 +220,8 @@ import Testing
         #expect(manifest.mixture?.sources.map(\.name) == ["s0", "s1", "s2"] && manifest.packing?.field == "tokens")
         #expect(manifest.dataset.fingerprint == plan.fingerprint && plan.fingerprint != plan.base.fingerprint)
         #expect(try ShardSet(directory: out).manifest == manifest, "the packed mixture manifest validates on open")
+        let report = try await ShardSet(directory: out).verify()
+        #expect(report.isValid && report.samplesChecked > 0, "verify checks the packed mixture's rows: \(report.problems)")
 
         var generator = SystemRandomNumberGenerator()
         for fromShards in [false, true] {

@@ -456,6 +456,78 @@ import Testing
         expectRefusal(h, "pad_lengths['tokens'] is 0")
     }
 
+    // MARK: packed batches (§5.3)
+
+    /// A packed set of `PackedPlanTests`' dataset: world 2, `tail`, two epochs, several shards.
+    static func packedFixture(tail: TailPolicy = .pad) async throws -> Fixture {
+        let (dir, dataset) = try await PackedPlanTests.dataset()
+        let parameters = PackedPlanTests.parameters(world: 2, tail: tail)
+        let plan = try await dataset.packedPlan(parameters, packing: PackedPlanTests.spec())
+        let out = dir.path("packed")
+        let manifest = try await ShardWriter.writePacked(dataset: dataset, plan: plan, epochs: 0..<2, to: out, targetShardBytes: 8192)
+        return Fixture(dir: dir, dataset: dataset, plan: try await dataset.plan(parameters), shards: out, manifest: manifest)
+    }
+
+    /// Rewrites the first batch of shard 0 with its tensor `name` changed by `change` (its
+    /// values as int32 or int64, as its dtype is), frames and hashes made anew.
+    func editPackedTensor(_ f: Fixture, _ name: String, _ change: (inout [Int64], _ width: Int) -> Void) throws {
+        try rewriteShard(f) { frames in
+            var buffer = frames[0].buffer
+            let info = try #require(try SafetensorsReader(buffer).tensors[name])
+            let size = info.dtype == "I64" ? 8 : 4
+            var values = stride(from: info.range.lowerBound, to: info.range.upperBound, by: size).map { at in
+                (0..<size).reduce(UInt64(0)) { $0 | UInt64(buffer[at + $1]) << (8 * $1) }
+            }.map { size == 8 ? Int64(bitPattern: $0) : Int64(Int32(bitPattern: UInt32(truncatingIfNeeded: $0))) }
+            change(&values, info.shape.count > 1 ? info.shape[1] : 1)
+            for (index, value) in values.enumerated() {
+                for byte in 0..<size { buffer[info.range.lowerBound + index * size + byte] = UInt8(truncatingIfNeeded: UInt64(bitPattern: value) >> (8 * byte)) }
+            }
+            frames[0].buffer = buffer
+        }
+    }
+
+    @Test(arguments: [TailPolicy.pad, .drop])
+    func aPackedSetVerifiesRowByRowAndAgainstItsStatistics(tail: TailPolicy) async throws {
+        let f = try await Self.packedFixture(tail: tail)
+        let report = try await ShardSet(directory: f.shards).verify()
+        #expect(report.isValid, "\(report.problems)")
+        let set = try ShardSet(directory: f.shards)
+        let segments = set.entries.flatMap { $0 }.map { Int($0.samples) }.reduce(0, +)
+        #expect(report.samplesChecked == segments && segments > 0)
+    }
+
+    @Test func aPackedBatchWhoseRowsBreakTheLayoutIsFound() async throws {
+        // Each edit breaks one rule of §5.3 in row 0 of the first batch; verify names it.
+        let cases: [(tensor: String, edit: (inout [Int64], Int) -> Void, expected: String)] = [
+            ("segment_ids", { values, _ in values[1] = values[0] + 2 }, "does not continue the row"),
+            ("positions", { values, _ in values[1] += 5 }, "does not continue the row"),
+            ("positions", { values, _ in values[0] = 3 }, "starts at position 3, not 0"),
+            ("tokens", { values, _ in values[values.count - 1] = 7 }, "padding (segment_ids 0) with position 0 or a nonzero tokens value"),
+            ("_id", { values, width in values[width - 1] = 1 }, "must be -1"),
+            ("_id", { values, _ in values[0] = 999_999 }, "is not an id in 1…300"),
+        ]
+        for (tensor, edit, expected) in cases {
+            let f = try await Self.packedFixture()
+            try editPackedTensor(f, tensor, edit)
+            let problems = try await verifyProblems(f)
+            #expect(problems.contains { $0.contains(expected) }, "\(tensor): \(problems)")
+        }
+    }
+
+    @Test func aPackedManifestWhoseStatisticsDisagreeWithTheBatchesIsFound() async throws {
+        let f = try await Self.packedFixture()
+        let tokens = try #require(f.manifest.packing?.statistics.tokens)
+        try editManifest(f) { object in
+            var packing = object["packing"] as! [String: Any]
+            var statistics = packing["statistics"] as! [String: Any]
+            statistics["tokens"] = tokens + 1
+            packing["statistics"] = statistics
+            object["packing"] = packing
+        }
+        let problems = try await verifyProblems(f)
+        #expect(problems.contains { $0.contains("the batches hold \(tokens) tokens, the manifest's statistics count \(tokens + 1)") }, "\(problems)")
+    }
+
     // MARK: parsers fed bytes directly
 
     /// A safetensors buffer with the given header text and `dataBytes` zero bytes of data.

@@ -14,8 +14,8 @@
 //       What `mbdata ingest` and `mbdata shard --pack` call (Dataset.ingest, packedPlan,
 //       ShardWriter.writePacked), for when only this target is built: the harness prefers the
 //       mbdata binary and says which one ran.
-//   mbdata-packing-bench mixture …
-//       The mixture-overhead case (issue 14 §6): exits 3 until the loader has mixtures.
+//   mbdata-packing-bench mixture DB BATCH SEED ROUNDS [SCHEMA JSONL]
+//       The mixture-overhead case (issue 14 §6), see runMixtureOverhead.
 //
 // The trainer counts rows and non-padding tokens (segment_ids ≠ 0) of every batch, so the
 // figures come from what the loader delivered, not from the manifest.
@@ -196,20 +196,26 @@ func processCPUSeconds() -> Double {
 }
 
 /// The mixture-overhead case of issue 14 §6: the live loader over a mixture of three
-/// datasets (web 0.6, code 0.25, books 0.15; copies of DB, so every source has the same rows)
-/// against the same loader over one of them, the same number of samples each (the
-/// mixture's epoch size is DB's sample count), unpacked, shuffled, first epoch; rounds
-/// interleaved, one line per round and case.
+/// datasets (web 0.6, code 0.25, books 0.15) against the same loader over one dataset, the
+/// same number of samples each (the mixture's epoch size is DB's sample count), unpacked,
+/// shuffled, first epoch; rounds interleaved, one line per round and case.
+///
+/// - `mixture`: the three sources are copies of DB, each drawn in part (60%, 25%, 15% of its
+///   rows), so the epoch's rows are spread over three files' pages.
+/// - `parts` (when SCHEMA and JSONL, DB's source, are given): the sources are DB's rows cut
+///   in three consecutive parts of 60%, 25% and 15%, each drawn whole: the epoch reads the
+///   same rows as one dataset's, and the difference is the mixture's own work.
 func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     let a = Array(arguments)
-    guard a.count == 4, let batch = Int(a[1]), let seed = UInt64(a[2]), let rounds = Int(a[3]) else {
-        FileHandle.standardError.write(Data("usage: mbdata-packing-bench mixture DB BATCH SEED ROUNDS\n".utf8))
+    guard a.count == 4 || a.count == 6, let batch = Int(a[1]), let seed = UInt64(a[2]), let rounds = Int(a[3]) else {
+        FileHandle.standardError.write(Data("usage: mbdata-packing-bench mixture DB BATCH SEED ROUNDS [SCHEMA JSONL]\n".utf8))
         return 64
     }
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-mixture-\(ProcessInfo.processInfo.processIdentifier)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let names = ["web", "code", "books"]
+    let weights = [0.6, 0.25, 0.15]
     for name in names {
         try FileManager.default.copyItem(atPath: a[0], toPath: directory.appendingPathComponent("\(name).mbdb").path)
     }
@@ -217,10 +223,22 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     let samples = try await datasets[0].info().sampleCount
     let single = MultiBatchLoader.Configuration(batchSize: batch, seed: seed, epochs: 0..<1)
     var mixed = single
-    mixed.mixture = zip(datasets, [0.6, 0.25, 0.15]).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
+    mixed.mixture = zip(datasets, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
     mixed.epochSize = samples
+    var cases = [("one", single), ("mixture", mixed)]
+    if a.count == 6 {
+        let parts = try await ingestParts(schema: a[4], jsonl: a[5], weights: weights, names: names, into: directory)
+        var whole = single
+        whole.mixture = zip(parts, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
+        whole.epochSize = samples
+        cases.append(("parts", whole))
+    }
+    // MIXTURE_CASES=one,parts (say) runs only those cases, to profile one of them.
+    if let only = ProcessInfo.processInfo.environment["MIXTURE_CASES"]?.split(separator: ",").map(String.init) {
+        cases = cases.filter { only.contains($0.0) }
+    }
     for round in 0..<rounds {
-        for (name, configuration) in [("one", single), ("mixture", mixed)] {
+        for (name, configuration) in cases {
             let tally = Tally()
             let start = Date()
             let cpuStart = processCPUSeconds()
@@ -239,13 +257,32 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     return 0
 }
 
+/// JSONL's lines cut into consecutive parts of `weights` (the last takes the rest), each
+/// ingested as a dataset `names[i]-part.mbdb` in `directory`.
+func ingestParts(schema: String, jsonl: String, weights: [Double], names: [String], into directory: URL) async throws -> [Dataset] {
+    let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: true)
+    var start = 0
+    var parts: [Dataset] = []
+    for (index, (name, weight)) in zip(names, weights).enumerated() {
+        let end = index == names.count - 1 ? lines.count : start + Int((Double(lines.count) * weight).rounded())
+        let source = directory.appendingPathComponent("\(name)-part.jsonl").path
+        try (lines[start..<end].joined(separator: "\n") + "\n").write(toFile: source, atomically: true, encoding: .utf8)
+        let path = directory.appendingPathComponent("\(name)-part.mbdb").path
+        _ = try await Dataset.ingest(into: path, SourceSpec(paths: [source]), schema: try Schema(contentsOf: schema))
+        try FileManager.default.removeItem(atPath: source)
+        parts.append(try Dataset(path: path))
+        start = end
+    }
+    return parts
+}
+
 let usage = """
     usage: mbdata-packing-bench memory DATA_DIR L W BATCH ROUNDS
            mbdata-packing-bench ingest DB SCHEMA JSONL
            mbdata-packing-bench shard DB OUT L W BATCH SEED SHUFFLE(0|1) OVERLONG(split|drop)
            mbdata-packing-bench shards SHARD_DIR ROUNDS
            mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
-           mbdata-packing-bench mixture …
+           mbdata-packing-bench mixture DB BATCH SEED ROUNDS [SCHEMA JSONL]
     """
 let arguments = CommandLine.arguments.dropFirst()
 AllocatorTuning.applyForBatchWorkloads()

@@ -23,7 +23,9 @@ extension ShardSet {
     /// its footer entry (`schemas/shard-format.md` §5), that each epoch holds every sample of the
     /// plan exactly once (less the dropped tail), and — when every sample appears in some
     /// batch — the manifest's fingerprint recomputed from the ids, which covers the schema,
-    /// dataset version, highest id and plan parameters the manifest names.
+    /// dataset version, highest id and plan parameters the manifest names. A packed set's
+    /// batches are checked row by row (§5.3) and its tokens, rows and samples against the
+    /// manifest's packing statistics (``checkedPackedBatch(_:entry:manifest:packing:)``).
     ///
     /// Problems are reported, not thrown. Reads and decodes every frame: blocking, and as long
     /// as reading the whole set; from async code use the `async` overload.
@@ -33,6 +35,7 @@ extension ShardSet {
         let plan = manifest.plan
         var idsByEpoch: [Int: [Int64]] = [:]
         var drawsByEpoch: [Int: [Int]] = [:]
+        var packed = PackedSetTally()
 
         for (shardIndex, shard) in manifest.shards.enumerated() {
             let path = (directory as NSString).appendingPathComponent(shard.file)
@@ -47,10 +50,10 @@ extension ShardSet {
                 let label = "\(shard.file): epoch \(entry.epoch) batch \(entry.batch) rank \(entry.rank)"
                 do {
                     let buffer = try batch(shard: shardIndex, entry: entryIndex)
-                    // Packed batches (§5.3): decoded and parsed; their tensors and samples are
-                    // not checked against the plan yet.
-                    if manifest.packing != nil {
-                        _ = try SafetensorsReader(buffer)
+                    if let packing = manifest.packing {
+                        let contents = try Self.checkedPackedBatch(buffer, entry: entry, manifest: manifest, packing: packing)
+                        packed.add(contents, epoch: Int(entry.epoch))
+                        report.samplesChecked += contents.samples.count
                         continue
                     }
                     let real = try Self.checkedRows(buffer, entry: entry, manifest: manifest)
@@ -72,7 +75,11 @@ extension ShardSet {
         // Opening the set checked that the frames are exactly the plan's triples, so there
         // are `epochs` epochs of batches here only when an epoch has batches at all: the loop
         // is bounded by the frames the files hold, never by a number in the manifest alone.
-        guard plan.batchesPerEpoch > 0, manifest.packing == nil else { return report }
+        if let packing = manifest.packing {
+            checkPacked(packed, of: packing, problem: problem)
+            return report
+        }
+        guard plan.batchesPerEpoch > 0 else { return report }
         if let mixture = manifest.mixture {
             checkDraws(drawsByEpoch, of: mixture, problem: problem)
             return report
@@ -146,27 +153,13 @@ extension ShardSet {
     static func checkedRows(_ buffer: [UInt8], entry: ShardFormat.Entry, manifest: ShardManifest) throws -> (ids: [Int64], sources: [Int32]) {
         func refuse(_ message: String) -> MBDataError { MBDataError(.corruptData, message) }
         let reader = try SafetensorsReader(buffer)
-        let expectedMetadata = ["format": "mbdata-batch-1", "epoch": String(entry.epoch), "batch": String(entry.batch), "rank": String(entry.rank)]
-        for (key, value) in expectedMetadata.sorted(by: { $0.key < $1.key }) where reader.metadata[key] != value {
-            throw refuse("__metadata__ \(key) is \(reader.metadata[key].map { "\"\($0.prefix(32))\"" } ?? "missing"), the footer entry says \"\(value)\"")
-        }
+        try checkMetadata(reader, entry: entry)
         let rows = manifest.plan.parameters.batchSize / manifest.plan.parameters.world
         var expected: Set<String> = ["_id"]
-        /// The tensor `name`, checked to have `dtype` and `shape` (nil: any extent).
         func tensor(_ name: String, _ dtype: String, _ shape: [Int?]) throws -> SafetensorsReader.TensorInfo {
-            expected.insert(name)
-            guard let info = reader.tensors[name] else { throw refuse("tensor \"\(name)\" is missing") }
-            guard info.dtype == dtype, info.shape.count == shape.count, zip(info.shape, shape).allSatisfy({ $1 == nil || $0 == $1 }) else {
-                let wanted = "[" + shape.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
-                throw refuse("tensor \"\(name)\" is \(info.dtype) \(info.shape), the schema makes it \(dtype) \(wanted)")
-            }
-            return info
+            try checkedTensor(reader, name, dtype, shape, expected: &expected)
         }
-        func int64s(_ info: SafetensorsReader.TensorInfo) -> [Int64] {
-            stride(from: info.range.lowerBound, to: info.range.upperBound, by: 8).map {
-                Int64(bitPattern: ShardFormat.littleEndianU64(buffer, at: $0))
-            }
-        }
+        func int64s(_ info: SafetensorsReader.TensorInfo) -> [Int64] { Self.int64s(buffer, info) }
         /// `name.offsets`: [B+1], from 0, non-decreasing, ending at `total`; each row's extent
         /// a multiple of `unit`.
         func offsets(_ name: String, total: Int, unit: Int = 1) throws {
@@ -206,10 +199,7 @@ extension ShardSet {
         guard real.count == Int(entry.samples) else { throw refuse("\(real.count) samples, the footer says \(entry.samples)") }
         var sources: [Int32] = []
         if let mixture = manifest.mixture {
-            let info = try tensor("_source", "I32", [rows])
-            let all = stride(from: info.range.lowerBound, to: info.range.upperBound, by: 4).map {
-                Int32(bitPattern: ShardFormat.littleEndianU32(buffer, at: $0))
-            }
+            let all = Self.int32s(buffer, try tensor("_source", "I32", [rows]))
             for (source, id) in zip(all, ids) {
                 guard (source == -1) == (id == -1), source >= -1, source < mixture.sources.count else {
                     throw refuse("_source \(source) of a row with _id \(id): -1 marks padding rows only, else an index below \(mixture.sources.count)")
@@ -226,9 +216,46 @@ extension ShardSet {
                 throw refuse("_valid differs from _id ≥ 0")
             }
         }
-        if let extra = reader.names.first(where: { !expected.contains($0) }) {
-            throw refuse("tensor \"\(extra.prefix(64))\" is not one the schema and plan make\(extra == "_valid" ? " (_valid is only in plans with tail = \"pad\")" : "")")
-        }
+        try checkNoOtherTensors(reader, expected: expected)
         return (real, sources)
+    }
+
+    /// `__metadata__` names the footer entry's epoch, batch and rank, in the batch format.
+    static func checkMetadata(_ reader: SafetensorsReader, entry: ShardFormat.Entry) throws {
+        let expected = ["format": "mbdata-batch-1", "epoch": String(entry.epoch), "batch": String(entry.batch), "rank": String(entry.rank)]
+        for (key, value) in expected.sorted(by: { $0.key < $1.key }) where reader.metadata[key] != value {
+            throw MBDataError(
+                .corruptData, "__metadata__ \(key) is \(reader.metadata[key].map { "\"\($0.prefix(32))\"" } ?? "missing"), the footer entry says \"\(value)\"")
+        }
+    }
+
+    /// The tensor `name`, checked to have `dtype` and `shape` (nil: any extent), and noted in `expected`.
+    static func checkedTensor(
+        _ reader: SafetensorsReader, _ name: String, _ dtype: String, _ shape: [Int?], expected: inout Set<String>
+    ) throws -> SafetensorsReader.TensorInfo {
+        expected.insert(name)
+        guard let info = reader.tensors[name] else { throw MBDataError(.corruptData, "tensor \"\(name)\" is missing") }
+        guard info.dtype == dtype, info.shape.count == shape.count, zip(info.shape, shape).allSatisfy({ $1 == nil || $0 == $1 }) else {
+            let wanted = "[" + shape.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
+            throw MBDataError(.corruptData, "tensor \"\(name)\" is \(info.dtype) \(info.shape), the schema makes it \(dtype) \(wanted)")
+        }
+        return info
+    }
+
+    /// Refuses a tensor that is not among `expected`.
+    static func checkNoOtherTensors(_ reader: SafetensorsReader, expected: Set<String>) throws {
+        if let extra = reader.names.first(where: { !expected.contains($0) }) {
+            throw MBDataError(
+                .corruptData,
+                "tensor \"\(extra.prefix(64))\" is not one the schema and plan make\(extra == "_valid" ? " (_valid is only in plans with tail = \"pad\")" : "")")
+        }
+    }
+
+    static func int64s(_ buffer: [UInt8], _ info: SafetensorsReader.TensorInfo) -> [Int64] {
+        stride(from: info.range.lowerBound, to: info.range.upperBound, by: 8).map { Int64(bitPattern: ShardFormat.littleEndianU64(buffer, at: $0)) }
+    }
+
+    static func int32s(_ buffer: [UInt8], _ info: SafetensorsReader.TensorInfo) -> [Int32] {
+        stride(from: info.range.lowerBound, to: info.range.upperBound, by: 4).map { Int32(bitPattern: ShardFormat.littleEndianU32(buffer, at: $0)) }
     }
 }
