@@ -227,7 +227,7 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     mixed.epochSize = samples
     var cases = [("one", single), ("mixture", mixed)]
     if a.count == 6 {
-        let parts = try await ingestParts(schema: a[4], jsonl: a[5], weights: weights, names: names, into: directory)
+        let parts = try await keptParts(schema: a[4], jsonl: a[5], weights: weights, names: names, beside: a[0])
         var whole = single
         whole.mixture = zip(parts, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
         whole.epochSize = samples
@@ -255,6 +255,23 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
         }
     }
     return 0
+}
+
+/// The parts of ``ingestParts(schema:jsonl:weights:names:into:)`` kept in `DB.parts/` beside
+/// the dataset, made again when the JSONL's size or modification time changed.
+func keptParts(schema: String, jsonl: String, weights: [Double], names: [String], beside database: String) async throws -> [Dataset] {
+    let directory = URL(fileURLWithPath: database + ".parts")
+    let attributes = try FileManager.default.attributesOfItem(atPath: jsonl)
+    let stamp = "\(attributes[.size] ?? 0) \((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0) \(weights)"
+    let stampFile = directory.appendingPathComponent("stamp")
+    if (try? String(contentsOf: stampFile, encoding: .utf8)) == stamp {
+        return try names.map { try Dataset(path: directory.appendingPathComponent("\($0)-part.mbdb").path) }
+    }
+    try? FileManager.default.removeItem(at: directory)
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let parts = try await ingestParts(schema: schema, jsonl: jsonl, weights: weights, names: names, into: directory)
+    try stamp.write(to: stampFile, atomically: true, encoding: .utf8)
+    return parts
 }
 
 /// JSONL's lines cut into consecutive parts of `weights` (the last takes the rest), each
