@@ -73,10 +73,17 @@ struct FixedShapeBatchReader {
             starts.append(offset)
             offset += tensor.byteCount
         }
-        // Zeroed: padding rows stay zero, as `BatchCollator` writes them.
-        var buffer = [UInt8](repeating: 0, count: offset)
-        try buffer.withUnsafeMutableBytes { out in
+        // Not zero-filled first (that cost a pass over every batch): every byte is written
+        // below — the header, each found row's values, padding rows as zeros, as
+        // `BatchCollator` writes them, and the id, validity and source tensors whole.
+        return try [UInt8](unsafeUninitializedCapacity: offset) { raw, initialized in
+            let out = UnsafeMutableRawBufferPointer(raw)
             out.copyBytes(from: header)
+            for (index, column) in columns.enumerated() {
+                for (row, id) in ids.enumerated() where id == nil {
+                    (out.baseAddress! + starts[index] + row * column.byteCount).initializeMemory(as: UInt8.self, repeating: 0, count: column.byteCount)
+                }
+            }
             var seen = [Bool](repeating: false, count: count)
             for (source, rows) in rowOf.enumerated() where !rows.isEmpty {
                 let sqlColumns = (orders[source] ?? Array(columns.indices)).map { Int32(2 + $0) }
@@ -91,7 +98,7 @@ struct FixedShapeBatchReader {
             }
             if flagsValidity {
                 tensor += 1
-                for (row, id) in ids.enumerated() where id != nil { out[starts[tensor] + row] = 1 }
+                for (row, id) in ids.enumerated() { out[starts[tensor] + row] = id == nil ? 0 : 1 }
             }
             if let sources {
                 tensor += 1
@@ -99,8 +106,8 @@ struct FixedShapeBatchReader {
                     out.storeBytes(of: source.littleEndian, toByteOffset: starts[tensor] + row * 4, as: Int32.self)
                 }
             }
+            initialized = offset
         }
-        return buffer
     }
 
     /// Copies the stored values of every id in `rowOf` to its row, field i from SQL column
