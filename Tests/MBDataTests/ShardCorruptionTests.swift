@@ -583,6 +583,12 @@ import Testing
         for (name, bytes) in try inputs("shard-batch") where name.hasPrefix("seed-") {
             #expect(throws: Never.self, "\(name)") { try UntrustedInput.shardBatch(bytes) }
         }
+        for (name, bytes) in try inputs("shard-packed-batch") where name.hasPrefix("seed-") {
+            #expect(throws: Never.self, "\(name)") { try UntrustedInput.packedShardBatch(bytes) }
+            var broken = bytes
+            broken[0] ^= 1  // the other batch's footer entry: its metadata names another batch
+            #expect(throws: MBDataError.self, "\(name)") { try UntrustedInput.packedShardBatch(broken) }
+        }
         for (name, bytes) in try inputs("shard-manifest") where name.hasPrefix("seed-") {
             if ["seed-rs", "seed-sh", "seed-sh2", "seed-packed-mixture"].contains(name) {
                 #expect(throws: Never.self, "\(name)") { try UntrustedInput.shardManifest(bytes) }

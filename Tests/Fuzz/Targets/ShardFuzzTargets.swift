@@ -24,5 +24,8 @@ extension FuzzTarget {
         FuzzTarget("shard-batch", "one byte choosing batch 0–2, then a safetensors batch checked against a padded plan's manifest") { data in
             try UntrustedInput.shardBatch([UInt8](data))
         },
+        FuzzTarget("shard-packed-batch", "one byte choosing batch 0–1, then a packed safetensors batch checked row by row against a packed manifest") { data in
+            try UntrustedInput.packedShardBatch([UInt8](data))
+        },
     ]
 }
