@@ -459,10 +459,10 @@ import Testing
     // MARK: packed batches (§5.3)
 
     /// A packed set of `PackedPlanTests`' dataset: world 2, `tail`, two epochs, several shards.
-    static func packedFixture(tail: TailPolicy = .pad) async throws -> Fixture {
+    static func packedFixture(tail: TailPolicy = .pad, overlong: OverlongPolicy = .split) async throws -> Fixture {
         let (dir, dataset) = try await PackedPlanTests.dataset()
         let parameters = PackedPlanTests.parameters(world: 2, tail: tail)
-        let plan = try await dataset.packedPlan(parameters, packing: PackedPlanTests.spec())
+        let plan = try await dataset.packedPlan(parameters, packing: PackedPlanTests.spec(overlong: overlong))
         let out = dir.path("packed")
         let manifest = try await ShardWriter.writePacked(dataset: dataset, plan: plan, epochs: 0..<2, to: out, targetShardBytes: 8192)
         return Fixture(dir: dir, dataset: dataset, plan: try await dataset.plan(parameters), shards: out, manifest: manifest)
@@ -486,9 +486,9 @@ import Testing
         }
     }
 
-    @Test(arguments: [TailPolicy.pad, .drop])
-    func aPackedSetVerifiesRowByRowAndAgainstItsStatistics(tail: TailPolicy) async throws {
-        let f = try await Self.packedFixture(tail: tail)
+    @Test(arguments: [TailPolicy.pad, .drop], [OverlongPolicy.split, .drop])
+    func aPackedSetVerifiesRowByRowAndAgainstItsStatistics(tail: TailPolicy, overlong: OverlongPolicy) async throws {
+        let f = try await Self.packedFixture(tail: tail, overlong: overlong)
         let report = try await ShardSet(directory: f.shards).verify()
         #expect(report.isValid, "\(report.problems)")
         let set = try ShardSet(directory: f.shards)
