@@ -83,7 +83,7 @@ struct ExplainCommand: AsyncParsableCommand {
                 if json { try printJSON(batch, snakeCase: true) } else { print(LineageText.render(batch)) }
                 return
             }
-            let sourceIndex = try Self.sourceIndex(source, in: lineage)
+            let sourceIndex = try lineage.sourceIndex(named: source)
             let sampleID: Int64
             if let id {
                 sampleID = id
@@ -122,22 +122,6 @@ struct ExplainCommand: AsyncParsableCommand {
         }
         return try await PlanLineage.make(
             dataset: try Dataset(path: path), name: Dataset.name(ofPath: path), parameters: parameters, packing: try packing.spec())
-    }
-
-    /// The index of the source `--source` names in `lineage` (0 for one dataset).
-    static func sourceIndex(_ name: String?, in lineage: PlanLineage) throws -> Int {
-        guard lineage.mixture != nil else {
-            guard name == nil else { throw MBDataError(.invalidArgument, "--source applies to a mixture's plan only", parameter: "source") }
-            return 0
-        }
-        let names = lineage.sources.map(\.name).joined(separator: ", ")
-        guard let name else {
-            throw MBDataError(.invalidArgument, "a mixture's sample is named by --source (one of \(names)) with --key or --id", parameter: "source")
-        }
-        guard let index = lineage.source(named: name) else {
-            throw MBDataError(.invalidArgument, "the mixture has no source '\(name)'; its sources are \(names)", parameter: "source")
-        }
-        return index
     }
 }
 

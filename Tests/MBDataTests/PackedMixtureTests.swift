@@ -300,6 +300,9 @@ import Testing
         _ = try await ShardWriter.writePackedMixture(plan: plan, datasets: fixture.datasets, epochs: 0..<2, to: out)
         let live = try await PlanLineage.make(mixture: configuration.mixture, epochSize: 60, parameters: configuration.plan, packing: spec)
         let fromShards = try await PlanLineage.make(shards: try ShardSet(directory: out), datasets: fixture.datasets)
+        #expect(try live.sourceIndex(named: "s2") == 2)
+        #expect { try live.sourceIndex(named: nil) } throws: { ($0 as? MBDataError)?.matches(.invalidArgument, "one of s0, s1, s2") == true }
+        #expect { try live.sourceIndex(named: "s9") } throws: { ($0 as? MBDataError)?.matches(.invalidArgument, "no source 's9'") == true }
         let producer = try await PackedMixtureBatchProducer(plan: plan, datasets: fixture.datasets)
         let step = 1
         for lineage in [live, fromShards] {

@@ -18,6 +18,8 @@ import Testing
     @Test func aStepsEntriesAreItsBatchesSamplesWithTheirKeys() async throws {
         let (directory, lineage) = try await Self.lineage()
         defer { withExtendedLifetime(directory) {} }
+        #expect(try lineage.sourceIndex(named: nil) == 0)
+        #expect { try lineage.sourceIndex(named: "tokens") } throws: { ($0 as? MBDataError)?.matches(.invalidArgument, "a mixture's plan only") == true }
         let plan = lineage.plan
         for step in [0, 17, plan.plan.batchesPerEpoch - 1] {
             let batch = try await lineage.batch(epoch: 3, step: step)

@@ -314,8 +314,25 @@ public struct PlanLineage: Sendable {
         }
     }
 
-    /// The index into ``sources`` of the source named `name`; nil when none is.
-    public func source(named name: String) -> Int? { sources.firstIndex { $0.name == name } }
+    /// The index into ``sources`` of the sample's source a caller names: 0 for one dataset's
+    /// plan (which takes no name), else the mixture's source named `name`.
+    ///
+    /// - Throws: `MBDataError` with `.invalidArgument` (parameter `source`) for a name given to
+    ///   one dataset's plan, none given to a mixture's, or one the mixture does not have.
+    public func sourceIndex(named name: String?) throws -> Int {
+        guard mixture != nil else {
+            guard name == nil else { throw MBDataError(.invalidArgument, "--source applies to a mixture's plan only", parameter: "source") }
+            return 0
+        }
+        let names = sources.map(\.name).joined(separator: ", ")
+        guard let name else {
+            throw MBDataError(.invalidArgument, "a mixture's sample is named by --source (one of \(names)) with --key or --id", parameter: "source")
+        }
+        guard let index = sources.firstIndex(where: { $0.name == name }) else {
+            throw MBDataError(.invalidArgument, "the mixture has no source '\(name)'; its sources are \(names)", parameter: "source")
+        }
+        return index
+    }
 
     /// The `_id` of the sample of source `source` whose key field holds `key`; nil when none
     /// does at the plan's version.
