@@ -49,7 +49,7 @@ import Testing
     }
 
     typealias Row = MixtureRow
-    typealias Recorder = MixtureRecorder
+    typealias Recorder = BatchRecorder
 
     static func rows(_ batch: Batch) -> [Row] { MixtureRow.rows(of: batch) }
 

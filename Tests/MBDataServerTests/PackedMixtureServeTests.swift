@@ -20,7 +20,7 @@ import Testing
         return configuration
     }
 
-    typealias Recorder = PackedBatchRecorder
+    typealias Recorder = BatchRecorder
 
     static func remote(_ url: String, group: String, checkpoint: LoaderCheckpoint? = nil, stopAfter: Int? = nil) async throws -> (Recorder, LoaderCheckpoint) {
         let configuration = Self.configuration()
@@ -38,20 +38,20 @@ import Testing
         let datasets = try paths.map { try Dataset(path: $0) }
         let local = Recorder()
         try await MultiBatchLoader(packing: Self.spec, configuration: Self.configuration(datasets: datasets)).run(trainer: local)
-        let expected = await local.batches
+        let expected = await local.bytes
         #expect(expected.count >= 4)
 
         let serve = MixtureServeTests.serve(paths, directory)
         let (served, checkpoint) = try await withServer(serve) { url in try await Self.remote(url, group: "whole") }
-        #expect(await served.batches == expected, "the daemon serves the local packed mixture's batches")
+        #expect(await served.bytes == expected, "the daemon serves the local packed mixture's batches")
         #expect(await served.sourcesPerSegment, "_source is per segment like _id")
         #expect(checkpoint.mixture?.sources.map(\.name) == MixtureServeTests.names)
 
         let cut = Int.random(in: 1..<expected.count)
         let (first, saved) = try await withServer(serve) { url in try await Self.remote(url, group: "cut", stopAfter: cut) }
         let (rest, _) = try await withServer(serve) { url in try await Self.remote(url, group: "cut", checkpoint: saved) }
-        let finished = await first.batches.filter { saved.isFinished(epoch: $0.key.epoch, batch: $0.key.batch) }
-        let after = await rest.batches
+        let finished = await first.bytes.filter { saved.isFinished(epoch: $0.key.epoch, batch: $0.key.batch) }
+        let after = await rest.bytes
         #expect(Set(finished.keys).isDisjoint(with: after.keys), "cut at \(cut): nothing repeated")
         #expect(finished.merging(after) { old, _ in old } == expected, "cut at \(cut): nothing lost, the same bytes")
 
@@ -63,7 +63,7 @@ import Testing
         spooled.spool = [directory.path("spool")]
         try await withServer(spooled) { url in
             let (fromSpool, _) = try await Self.remote(url, group: "spool")
-            #expect(await fromSpool.batches == expected, "the spool's packed mixture set serves the same batches")
+            #expect(await fromSpool.bytes == expected, "the spool's packed mixture set serves the same batches")
             let daemon = Daemon(url: url)
             let query = "batch_size=4&seed=11&group=headers&mix=web:0.6,code:0.25,books:0.15&epoch_size=40&pack=tokens:8&pack_window=4"
             let answer = try await daemon.send(.GET, "/v1/mixture/batches?" + query)

@@ -50,7 +50,7 @@ import Testing
         """
 
     typealias Row = MixtureRow
-    typealias Recorder = MixtureRecorder
+    typealias Recorder = BatchRecorder
 
     static func configuration(
         _ fixture: Fixture, _ weights: [MixtureWeight], epochSize: Int? = nil, batchSize: Int = 4, world: Int = 1, rank: Int = 0,

@@ -202,7 +202,7 @@ import Testing
         }
     }
 
-    typealias Recorder = PackedBatchRecorder
+    typealias Recorder = BatchRecorder
 
     @Test("a resumed packed mixture run equals the uninterrupted one, live and from shards, at random cuts")
     func resumeLiveAndFromShards() async throws {
@@ -211,7 +211,7 @@ import Testing
         let configuration = Self.configuration(fixture)
         let whole = Recorder()
         try await MultiBatchLoader(packing: spec, configuration: configuration).run(trainer: whole)
-        let expected = await whole.batches
+        let expected = await whole.bytes
         #expect(expected.count >= 6)
 
         let out = fixture.directory.path("shards")
@@ -238,8 +238,8 @@ import Testing
             #expect(checkpoint.mixture?.sources.map(\.name) == ["s0", "s1", "s2"])
             let rest = Recorder()
             try await loader(checkpoint).run(trainer: rest)
-            let finished = await first.batches.filter { checkpoint.isFinished(epoch: $0.key.epoch, batch: $0.key.batch) }
-            let after = await rest.batches
+            let finished = await first.bytes.filter { checkpoint.isFinished(epoch: $0.key.epoch, batch: $0.key.batch) }
+            let after = await rest.bytes
             #expect(Set(finished.keys).isDisjoint(with: Set(after.keys)), "cut at \(cut), shards \(fromShards): nothing repeated")
             #expect(finished.merging(after) { old, _ in old } == expected, "cut at \(cut), shards \(fromShards): nothing lost, the same bytes")
         }
