@@ -22,6 +22,7 @@ Write-back contenders (for each shape):
   npsave    the lower bound of any store: the same reads, np.save per batch into a directory
 Read side alone (nothing written):
   serve-read       client.infer without submitting (stopped once every batch was leased)
+  serve-read-q     the same with lease_ahead=1, as the pipelined runs lease
   share-read-seq   training's work-sharing stream (client.share, acks) over the same plan
   share-read       the same stream as training uses it: shuffled (seed 7), tail dropped
   swift-read       the InferenceJob's loop (its loader and plan) with a trainer that only reads
@@ -44,8 +45,8 @@ Environment:
   README_APPEND  1: append the summary to Benchmarks/README.md § "Inference write-back"
                (default: 1 when RESULTS is the default, else 0)
   SHAPES       default scores,embedding
-  RUNS         default serve-1,serve-2,serve-1q,serve-2q,swift-k1,swift-k4,peer,npsave,serve-read,share-read-seq,
-               share-read,swift-read,swift-train-read,sqlite-read
+  RUNS         default serve-1,serve-2,serve-1q,serve-2q,swift-k1,swift-k4,peer,npsave,serve-read,serve-read-q,
+               share-read-seq,share-read,swift-read,swift-train-read,sqlite-read
   REPEATS      rounds (default 3)
   BATCH_SIZE   default 256
   READ_K       k of the in-process read-side runs (default 1)
@@ -89,7 +90,7 @@ rel, fmt, prewarm, short_cmd, last_lines = ib.rel, ib.fmt, ib.prewarm, sb.short_
 SAMPLE_BYTES = 3 * 32 * 32 + 8
 TARGET_VS_PEER = 2.0
 WRITE_RUNS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4", "peer", "npsave"]
-READ_RUNS = ["serve-read", "share-read-seq", "share-read", "swift-read", "swift-train-read", "sqlite-read"]
+READ_RUNS = ["serve-read", "serve-read-q", "share-read-seq", "share-read", "swift-read", "swift-train-read", "sqlite-read"]
 MBDATA_WRITERS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4"]
 SUBMIT_WINDOW = 4  # the pipelined runs' Client(submit_window=…)
 LEASE_AHEAD = 1  # and their client.infer(lease_ahead=…)
@@ -105,6 +106,7 @@ LABELS = {
     "peer": "Python peer: SQLite executemany, WAL, a transaction per batch",
     "npsave": "lower bound: np.save per batch",
     "serve-read": "serve, infer leases, no submit",
+    "serve-read-q": "serve, infer leases ahead (lease_ahead=1, as pipelined), no submit",
     "share-read-seq": "serve, training's share stream, same plan (no shuffle)",
     "share-read": "serve, training's share stream, shuffled",
     "swift-read": "in process, the job's loop without writing",
@@ -253,9 +255,10 @@ def commands(cfg: str, shape: str | None, ctx: dict, url: str) -> list[list[str]
                          "--synchronous", ctx["peer_sync"])]
     if cfg == "npsave":
         return [consumer(ctx, "npsave", "--db", str(db), "--schema", schema, "--out-dir", str(ctx["npsave_dir"]))]
-    if cfg == "serve-read":
+    if cfg in ("serve-read", "serve-read-q"):
+        ahead = ["--lease-ahead", str(LEASE_AHEAD)] if cfg.endswith("q") else []
         return [consumer(ctx, "serve-read", "--url", url, "--output", READ_OUTPUT,
-                         "--batches", str(expected_batches(ctx["n"], batch)))]
+                         "--batches", str(expected_batches(ctx["n"], batch)), *ahead)]
     if cfg in ("share-read", "share-read-seq"):
         plan = ["--seed", "7", "--shuffle", "1", "--tail", "drop"] if cfg == "share-read" else \
             ["--seed", "0", "--shuffle", "0", "--tail", "pad"]
@@ -271,7 +274,7 @@ def prepare_state(cfg: str, shape: str | None, ctx: dict, timeout: float) -> Non
     db = ctx["db"]
     if cfg in MBDATA_WRITERS:
         reset_output(ctx["bench_bin"], db, shape, ctx["schemas"][shape], timeout)
-    elif cfg == "serve-read":
+    elif cfg in ("serve-read", "serve-read-q"):
         reset_output(ctx["bench_bin"], db, READ_OUTPUT, ctx["schemas"]["scores"], timeout)
     elif cfg == "peer":
         reset_peer_table(db, f"peer_{shape}", SCHEMAS[shape])
@@ -386,6 +389,7 @@ def ratio_rows(reps: dict, shapes: list[str], runs: list[str]) -> list[dict]:
                 out.append(entry(f"{shape}: {LABELS[cfg]} ÷ Python SQLite peer", (cfg, shape), ("peer", shape),
                                  None if cfg == "npsave" else TARGET_VS_PEER))
     for a, b, target in (("serve-read", "share-read-seq", 1.0), ("serve-read", "share-read", 1.0),
+                         ("serve-read-q", "share-read-seq", 1.0), ("serve-read-q", "share-read", 1.0),
                          ("swift-read", "swift-train-read", 1.0), ("serve-read", "sqlite-read", None)):
         out.append(entry(f"read side: {LABELS[a]} ÷ {LABELS[b]}", (a, None), (b, None), target))
     return [q for q in out if q]
