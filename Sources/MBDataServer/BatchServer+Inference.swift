@@ -86,7 +86,7 @@ extension BatchServer {
         case .schemaMismatch:
             return ServeError(.badRequest, "invalid_outputs", error.message, field: error.field)
         case .storage:
-            return ServeError.stateUnavailable("cannot write the outputs of dataset \(job.served.name): \(error.message)")
+            return ServeError.stateUnavailable("cannot write the outputs of dataset \(job.served.name): \(error.message)", after: error)
         default:
             return ServeError.from(error, store: store)
         }

@@ -32,11 +32,11 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
 
     static func unknownCursor(_ id: String) -> ServeError { ServeError(.notFound, "unknown_cursor", "no cursor \(id.prefix(64))") }
 
-    /// A write that failed: `503 state_unavailable`, retry after a second. It changed nothing,
-    /// unless it went unanswered past its deadline (`mayStillApply`): then the database may
-    /// still commit it, and the retry the protocol asks for gives the same result.
-    static func stateUnavailable(_ message: String, mayStillApply: Bool = false) -> ServeError {
-        let outcome = mayStillApply ? "it may still be applied; retrying it is safe" : "nothing was changed, retry later"
+    /// A write that failed with `failure`: `503 state_unavailable`, retry after a second. It
+    /// changed nothing, unless it was a PostgreSQL call unanswered past its deadline: then the
+    /// database may still commit it, and the retry the protocol asks for gives the same result.
+    static func stateUnavailable(_ message: String, after failure: MBDataError) -> ServeError {
+        let outcome = failure.cause is PostgresFailure.TimedOut ? "it may still be applied; retrying it is safe" : "nothing was changed, retry later"
         var unavailable = ServeError(.serviceUnavailable, "state_unavailable", "\(message); \(outcome)")
         unavailable.headers[.retryAfter] = "1"
         return unavailable
@@ -62,8 +62,7 @@ package struct ServeError: Error, HTTPResponseError, Sendable, CustomStringConve
             switch error.code {
             // The message without the source: a file path is none of the client's business.
             case .invalidArgument: return ServeError(.badRequest, "invalid_parameter", error.message)
-            case .storage where store.isUnavailable(error):
-                return stateUnavailable(error.message, mayStillApply: error.cause is PostgresFailure.TimedOut)
+            case .storage where store.isUnavailable(error): return stateUnavailable(error.message, after: error)
             default: return ServeError(.internalServerError, "internal", error.message)
             }
         case let error as any HTTPResponseError where error.status == .contentTooLarge:

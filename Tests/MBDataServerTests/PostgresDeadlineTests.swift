@@ -55,7 +55,8 @@ struct PostgresDeadlineTests {
     }
 
     /// A call past its deadline may still commit afterwards: its 503 says so instead of
-    /// "nothing was changed", which a refused connection still says.
+    /// "nothing was changed", which a refused connection still says — through the mapping of
+    /// any error and through an outputs submission's refusal alike.
     @Test func aTimedOutWriteIsUnavailableAndMayStillApply() throws {
         let logger = Logger(label: "deadline-test") { _ in SwiftLogNoOpLogHandler() }
         let store = try PostgresStateStore(url: "postgresql://mbdata@127.0.0.1:1/none", logger: logger)
@@ -63,6 +64,9 @@ struct PostgresDeadlineTests {
         let answer = ServeError.from(timedOut, store: store)
         #expect(answer.status == .serviceUnavailable && answer.code == "state_unavailable" && answer.headers[.retryAfter] == "1")
         #expect(answer.message.hasSuffix("it may still be applied; retrying it is safe"), "\(answer)")
+        // The outputs submission's refusal says the same of a commit past its deadline.
+        let commit = ServeError.stateUnavailable("cannot write the outputs of dataset d", after: timedOut)
+        #expect(commit.message.hasSuffix("it may still be applied; retrying it is safe") && commit.headers[.retryAfter] == "1")
         let refused = MBDataError(.storage, "cannot write an ack", cause: IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         let refusedAnswer = ServeError.from(refused, store: store)
         #expect(refusedAnswer.code == "state_unavailable" && refusedAnswer.message.hasSuffix("nothing was changed, retry later"), "\(refusedAnswer)")
