@@ -51,13 +51,6 @@ public struct MixtureQuery: Sendable, Equatable {
     }
 
     /// Parses the value of `mix` (``MixtureItems/parse(_:syntax:)`` with
-    /// ``MixtureItems/Syntax/query``); nil when it is not ``expected``.
-    public init?(mix text: some StringProtocol, epochSize: Int? = nil) {
-        guard let parsed = try? Self(parsing: text, epochSize: epochSize) else { return nil }
-        self = parsed
-    }
-
-    /// Parses the value of `mix` (``MixtureItems/parse(_:syntax:)`` with
     /// ``MixtureItems/Syntax/query``).
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` naming the item at
@@ -68,7 +61,7 @@ public struct MixtureQuery: Sendable, Equatable {
         self.init(items.map { Source(name: $0.name, weight: $0.weight) }, epochSize: epochSize)
     }
 
-    /// The value of `mix`: `web:0.6,code:repeat:2.0`, which ``init(mix:epochSize:)`` reads back.
+    /// The value of `mix`: `web:0.6,code:repeat:2.0`, which ``init(parsing:epochSize:)`` reads back.
     public var mix: String { sources.map { "\($0.name):\($0.weight)" }.joined(separator: ",") }
 
     /// The sources as a loader's components (without datasets).

@@ -23,20 +23,18 @@ enum SampleRowDecoder {
 
     /// Runs `sql` and calls `body` with the statement standing on each row (read its
     /// columns with `sqlite3_column_*`, field `i` in column `2 + i`) and the row's `_id`.
-    /// `cached`: the statement is kept for the next call with the same `sql` (for a query
-    /// text that does not grow with its arguments).
     static func forEachRow(
         _ db: Database, sql: String, arguments: [any DatabaseValueConvertible], fieldCount: Int,
-        cached: Bool = false, stepping body: (OpaquePointer, Int64) throws -> Void
+        stepping body: (OpaquePointer, Int64) throws -> Void
     ) throws {
-        let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+        let statement = try db.makeStatement(sql: sql)
         try statement.setArguments(StatementArguments(arguments))
         try step(statement.sqliteStatement, db, fieldCount: fieldCount, body)
     }
 
     /// Runs the cached statement of `sql`, its `count` parameters bound to `id(0)…id(count - 1)`
     /// straight as 64-bit integers, and calls `body` as
-    /// ``forEachRow(_:sql:arguments:fieldCount:cached:stepping:)`` does. A batch's query binds
+    /// ``forEachRow(_:sql:arguments:fieldCount:stepping:)`` does. A batch's query binds
     /// tens of ids: GRDB's argument values (an existential array, a `DatabaseValue` each)
     /// showed in a mixture's profile, whose batch binds one list per source.
     static func forEachRow(
