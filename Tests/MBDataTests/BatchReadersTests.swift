@@ -74,5 +74,10 @@ import Testing
             read.append(contentsOf: try (0..<5).map { try producer.safetensors(PlanItem(epoch: 0, batch: $0, rank: 0)) })
         }
         #expect(read[0..<5] == read[5...] && dataset.batchReaders.openedCount == 1)
+        // Releasing the caches keeps the connections: the next reads are the same, on the same one.
+        dataset.releaseMemory()
+        let producer = try await LiveBatchProducer(dataset: dataset, plan: plan)
+        #expect(try (0..<5).map { try producer.safetensors(PlanItem(epoch: 0, batch: $0, rank: 0)) } == Array(read[0..<5]))
+        #expect(dataset.batchReaders.openedCount == 1)
     }
 }

@@ -38,6 +38,12 @@ final class BatchReaders: Sendable {
         return idCount <= SampleReader.idsPerQuery ? try connection.inDatabase(body) : try connection.read(body)
     }
 
+    /// Frees the page caches of the connections no read holds now (one in use keeps its own
+    /// until a later call). Blocks: call it off the cooperative pool.
+    func releaseMemory() {
+        for connection in free.withLock({ $0 }) { connection.releaseMemory() }
+    }
+
     private func open() throws -> DatabaseQueue {
         var configuration = Dataset.connectionConfiguration()
         configuration.readonly = true
