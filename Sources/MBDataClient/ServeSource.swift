@@ -242,7 +242,10 @@ public final class ServeSource: RemoteBatchSource {
     /// Streams this rank's unfinished batches of `epoch`. A stream that is cut, ends
     /// draining, cannot be opened or is answered `503` reopens on the next daemon (at once;
     /// after a backoff once every daemon failed in a round), after the last batch it
-    /// delivered; the daemon skips what the cursor has acked. It gives up after
+    /// delivered; the daemon skips what the cursor has acked. `409 cursor_busy` — the
+    /// cursor's previous stream, as the last epoch's, not yet closed on the daemon — is
+    /// asked again of the same daemon after the backoff: ``busyRetries`` times when the
+    /// stream is first opened, as often as anything else when it reopens. It gives up after
     /// ``reconnects`` rounds without a batch, or ``Timeouts/giveUpAfter``.
     ///
     /// - Throws: `MBDataError` with `.unavailable` when the daemon fails the stream or no
@@ -253,6 +256,7 @@ public final class ServeSource: RemoteBatchSource {
         var next = 0
         var tries = transport.tries("GET \(datasetPath)/batches")
         let limit = self.limit.withLock { $0 }
+        var reopening = false
         while true {
             let bounds = [("epoch", "\(epoch)"), ("start", "\(next)")] + (limit.map { [("end", "\($0)")] } ?? [])
             let target = datasetPath + "/batches?" + query(configuration, extra: bounds)
@@ -260,6 +264,7 @@ public final class ServeSource: RemoteBatchSource {
             var decoder = WireDecoder(source: target)
             var end: StreamEnd.Reason?
             let failure: any Error
+            var move = true
             do {
                 let response = try await transport.send(.GET, target, to: daemon)
                 if response.status == .ok {
@@ -282,8 +287,12 @@ public final class ServeSource: RemoteBatchSource {
                 } else {
                     let body = Array(try await response.body.collect(upTo: WireDecoder.maxJSONPayload).readableBytesView)
                     let error = HTTPTransport.error(status: Int(response.status.code), body: body, target: target)
-                    guard response.status == .serviceUnavailable else { throw error }
+                    let busy =
+                        response.status == .conflict && HTTPTransport.errorCode(body) == "cursor_busy"
+                        && tries.rounds < (reopening ? transport.rounds : min(Self.busyRetries, transport.rounds))
+                    guard response.status == .serviceUnavailable || busy else { throw error }
                     failure = error
+                    move = !busy
                 }
             } catch let error as MBDataError {
                 throw error
@@ -291,9 +300,14 @@ public final class ServeSource: RemoteBatchSource {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
                 failure = error  // refused, reset or cut (a daemon gone): the next daemon below
             }
-            try await tries.failed(daemon, failure)
+            try await tries.failed(daemon, failure, move: move)
+            // A cut stream or a failed daemon: a claim it held may take a while to lapse.
+            if move { reopening = true }
         }
     }
+
+    /// How often a stream's first opening asks again after `409 cursor_busy`.
+    static let busyRetries = 3
 
     /// Acks each finished batch. While one call is sending, batches that finish meanwhile
     /// queue and that call sends them too, several to a request; the others return at once.

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import MBData
 import MBDataTestSupport
 import MBDataWire
 import NIOHTTP1
+import Synchronization
 import Testing
 
 @testable import MBDataClient
@@ -60,4 +62,44 @@ import Testing
         #expect(claim.isLost)
     }
 
+    /// The Swift client asks again when a stream's cursor is busy — as when a loader opens
+    /// the next epoch before the daemon has closed the last epoch's stream — and streams once
+    /// the cursor is free; a cursor that stays busy is refused after a few tries, naming
+    /// `cursor_busy`, rather than waited on until the client gives up.
+    @Test(.timeLimit(.minutes(1))) func theClientOpensAStreamAgainOnceItsCursorIsNoLongerBusy() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try await digitsDataset(directory)
+        let configuration = ServeConfiguration(datasets: [("digits", path)], state: directory.path("state.sqlite"))
+        try await withServer(configuration, clock: .continuous) { server, url in
+            let loader = {
+                var loader = MultiBatchLoader.Configuration(batchSize: 64, seed: 7, epochs: 0..<1)
+                loader.split = "train"
+                return loader
+            }()
+            let source = try ServeSource(url: url, dataset: "digits")
+            _ = try await source.prepare(loader, resumingFrom: nil)
+            let cursor = CursorState.id(dataset: "digits", group: "default", mode: .partition, parameters: loader.plan, rank: 0, replica: 0)
+            #expect(try await server.store.claimStream(cursor: cursor, holder: "another daemon", seconds: 30))
+
+            let started = ContinuousClock.now
+            let refused = await #expect(throws: MBDataError.self) {
+                try await source.stream(epoch: 0, configuration: loader) { _ in }
+            }
+            #expect(refused.map { "\($0)".contains("cursor_busy") } == true, "\(String(describing: refused))")
+            #expect(started.duration(to: .now) < .seconds(5), "a busy cursor is refused after a few tries")
+
+            let delivered = try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    let count = Mutex(0)
+                    try await source.stream(epoch: 0, configuration: loader) { _ in count.withLock { $0 += 1 } }
+                    return count.withLock { $0 }
+                }
+                try await Task.sleep(for: .milliseconds(150))
+                try await server.store.releaseStream(cursor: cursor, holder: "another daemon")
+                return try await group.reduce(0, +)
+            }
+            #expect(delivered == 1449 / 64)
+            try await source.shutdown()
+        }
+    }
 }

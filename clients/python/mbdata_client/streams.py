@@ -94,7 +94,8 @@ def batch_stream(
             if isinstance(cause, str):  # the last try was cut, not refused
                 raise StreamCutError(error.message)
             raise error
-        reconnecting = True
+        # A cut stream or a failed daemon, not a busy cursor: a claim it held may take a while to lapse.
+        reconnecting = reconnecting or move
         client.reconnects += 1
         # Acks queued before the cut reach the cursor before the stream reopens from it.
         client.flush()
