@@ -16,6 +16,8 @@
 //       mbdata binary and says which one ran.
 //   mbdata-packing-bench mixture DB BATCH SEED ROUNDS [SCHEMA JSONL]
 //       The mixture-overhead case (issue 14 §6), see runMixtureOverhead.
+//   mbdata-packing-bench producer DB SCHEMA JSONL BATCH SEED ROUNDS
+//       The same overhead in the read path alone, see runProducerOverhead.
 //
 // The trainer counts rows and non-padding tokens (segment_ids ≠ 0) of every batch, so the
 // figures come from what the loader delivered, not from the manifest.
@@ -216,27 +218,31 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     defer { try? FileManager.default.removeItem(at: directory) }
     let names = ["web", "code", "books"]
     let weights = [0.6, 0.25, 0.15]
-    for name in names {
-        try FileManager.default.copyItem(atPath: a[0], toPath: directory.appendingPathComponent("\(name).mbdb").path)
-    }
-    let datasets = try names.map { try Dataset(path: directory.appendingPathComponent("\($0).mbdb").path) }
-    let samples = try await datasets[0].info().sampleCount
+    // MIXTURE_CASES=one,parts (say) runs only those cases, to profile one of them.
+    let only = ProcessInfo.processInfo.environment["MIXTURE_CASES"]?.split(separator: ",").map(String.init)
+    let wanted = { (name: String) in only?.contains(name) ?? true }
+    let one = try Dataset(path: a[0])
+    let samples = try await one.info().sampleCount
     let single = MultiBatchLoader.Configuration(batchSize: batch, seed: seed, epochs: 0..<1)
-    var mixed = single
-    mixed.mixture = zip(datasets, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
-    mixed.epochSize = samples
-    var cases = [("one", single), ("mixture", mixed)]
-    if a.count == 6 {
+    var cases = [("one", single)]
+    if wanted("mixture") {
+        for name in names {
+            try FileManager.default.copyItem(atPath: a[0], toPath: directory.appendingPathComponent("\(name).mbdb").path)
+        }
+        let copies = try names.map { try Dataset(path: directory.appendingPathComponent("\($0).mbdb").path) }
+        var mixed = single
+        mixed.mixture = zip(copies, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
+        mixed.epochSize = samples
+        cases.append(("mixture", mixed))
+    }
+    if a.count == 6 && wanted("parts") {
         let parts = try await keptParts(schema: a[4], jsonl: a[5], weights: weights, names: names, beside: a[0])
         var whole = single
         whole.mixture = zip(parts, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
         whole.epochSize = samples
         cases.append(("parts", whole))
     }
-    // MIXTURE_CASES=one,parts (say) runs only those cases, to profile one of them.
-    if let only = ProcessInfo.processInfo.environment["MIXTURE_CASES"]?.split(separator: ",").map(String.init) {
-        cases = cases.filter { only.contains($0.0) }
-    }
+    cases = cases.filter { wanted($0.0) }
     for round in 0..<rounds {
         for (name, configuration) in cases {
             let tally = Tally()
@@ -244,7 +250,7 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
             let cpuStart = processCPUSeconds()
             let loader =
                 name == "one"
-                ? try await MultiBatchLoader(dataset: datasets[0], configuration: configuration)
+                ? try await MultiBatchLoader(dataset: one, configuration: configuration)
                 : try await MultiBatchLoader(configuration: configuration)
             try await loader.run(trainer: RowCountingTrainer(tally: tally))
             let totals = tally.totals
@@ -300,6 +306,7 @@ let usage = """
            mbdata-packing-bench shards SHARD_DIR ROUNDS
            mbdata-packing-bench live DB L W BATCH SEED SHUFFLE(0|1) ROUNDS
            mbdata-packing-bench mixture DB BATCH SEED ROUNDS [SCHEMA JSONL]
+           mbdata-packing-bench producer DB SCHEMA JSONL BATCH SEED ROUNDS
     """
 let arguments = CommandLine.arguments.dropFirst()
 AllocatorTuning.applyForBatchWorkloads()
@@ -325,6 +332,9 @@ do {
         try await runShard(
             database: a[1], out: a[2], rowLength: Int(a[3])!, window: Int(a[4])!, batchRows: Int(a[5])!, seed: UInt64(a[6])!,
             shuffle: a[7] == "1", overlong: overlong)
+    case ("producer", 7):
+        let a = Array(arguments)
+        try await runProducerOverhead(database: a[1], schema: a[2], jsonl: a[3], batch: Int(a[4])!, seed: UInt64(a[5])!, rounds: Int(a[6])!)
     case ("mixture", _):
         exit(try await runMixtureOverhead(arguments: arguments.dropFirst()))
     default:
