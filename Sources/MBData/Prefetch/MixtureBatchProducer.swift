@@ -90,18 +90,15 @@ package struct MixtureBatchProducer: BatchProducer, LiveRowProducer {
     func batchRows(_ draws: MixtureBatchDraws) throws -> BatchRows {
         var rows = [BatchCollator.Row](repeating: nil, count: draws.ids.count)
         var slotsBySource = [[Int]](repeating: [], count: plan.sources.count)
-        for (slot, source) in draws.sources.enumerated() where source >= 0 {
+        var idsBySource = [[Int64]](repeating: [], count: plan.sources.count)
+        for (slot, (source, id)) in zip(draws.sources, draws.ids).enumerated() where source >= 0 {
+            guard let id else { continue }
             slotsBySource[Int(source)].append(slot)
+            idsBySource[Int(source)].append(id)
         }
         for (source, slots) in slotsBySource.enumerated() where !slots.isEmpty {
-            let ids = slots.map { draws.ids[$0] }
-            let read = try batchReaders[source].read(idCount: ids.count) { db in try readers[source].rows(db, ids: ids) }
-            for (slot, row) in zip(slots, read) {
-                guard let row, let order = orders[source] else {
-                    rows[slot] = row
-                    continue
-                }
-                rows[slot] = (row.id, order.map { row.values[$0] })
+            try batchReaders[source].read(idCount: slots.count) { db in
+                try readers[source].read(db, ids: idsBySource[source], into: &rows, at: slots, order: orders[source])
             }
         }
         return BatchRows(rows: rows, sources: draws.sources)

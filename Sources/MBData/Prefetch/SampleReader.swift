@@ -12,20 +12,39 @@ struct SampleReader {
 
     /// Rows for `ids` in the same order; nil ids (padding) stay nil.
     func rows(_ db: Database, ids: [Int64?]) throws -> [BatchCollator.Row] {
-        let wanted = ids.compactMap { $0 }.sorted()
-        var byID: [Int64: [SampleValue]] = [:]
-        byID.reserveCapacity(wanted.count)
-        try Self.forEachRow(db, ids: wanted, fieldCount: fieldCount) { handle, id in
-            let values = (0..<fieldCount).map { SampleRowDecoder.value(handle, Int32(2 + $0)) }
-            for (field, value) in zip(fields, values) { try Self.check(value, of: field, id: id) }
-            byID[id] = values
-        }
-        return try ids.map { id in
-            guard let id else { return nil }
-            guard let values = byID[id] else {
-                throw MBDataError(.invalidDataset, "sample \(id) of the plan is missing from the dataset")
+        var rows = [BatchCollator.Row](repeating: nil, count: ids.count)
+        let slots = ids.indices.filter { ids[$0] != nil }
+        try read(db, ids: slots.map { ids[$0]! }, into: &rows, at: slots)
+        return rows
+    }
+
+    /// Reads the row of `ids[i]` into `rows[slots[i]]` with one query (ids sorted for
+    /// locality; an id may repeat). With `order`, the values are put in another schema's
+    /// field order: its field `f` is this schema's field `order[f]` (a mixture's batch schema).
+    ///
+    /// - Throws: `MBDataError` with `.invalidDataset` naming an id that is not in the table,
+    ///   `.corruptData` for a stored value the schema does not allow.
+    func read(_ db: Database, ids: [Int64], into rows: inout [BatchCollator.Row], at slots: [Int], order: [Int]? = nil) throws {
+        let wanted = zip(ids, slots).sorted { $0.0 < $1.0 }
+        var next = wanted.startIndex
+        var filled = 0
+        let fieldOrder = order ?? Array(fields.indices)
+        try Self.forEachRow(db, ids: wanted.map(\.0), fieldCount: fieldCount) { handle, id in
+            while next < wanted.endIndex, wanted[next].0 < id { next += 1 }
+            guard next < wanted.endIndex, wanted[next].0 == id else { return }
+            let values = try fieldOrder.map { field in
+                let value = SampleRowDecoder.value(handle, Int32(2 + field))
+                try Self.check(value, of: fields[field], id: id)
+                return value
             }
-            return (id, values)
+            while next < wanted.endIndex, wanted[next].0 == id {
+                rows[wanted[next].1] = (id, values)
+                next += 1
+                filled += 1
+            }
+        }
+        if filled < wanted.count, let missing = wanted.first(where: { rows[$0.1] == nil }) {
+            throw MBDataError(.invalidDataset, "sample \(missing.0) of the plan is missing from the dataset")
         }
     }
 
@@ -66,9 +85,12 @@ struct SampleReader {
     static let idsPerQuery = 30_000
 
     /// The padded length of an `IN` list of `count` ids (1…``idsPerQuery``): the next power
-    /// of two, at most ``idsPerQuery``.
+    /// of two, at most ``idsPerQuery`` — but from 8 to 64 the next multiple of 8, where a
+    /// mixture's per-source lists fall: SQLite inserts every bound value, padding included,
+    /// into the list's ephemeral index.
     static func listLength(_ count: Int) -> Int {
-        min(1 << (Int.bitWidth - (count - 1).leadingZeroBitCount), idsPerQuery)
+        if count > 8 && count <= 64 { return (count + 7) / 8 * 8 }
+        return min(1 << (Int.bitWidth - (count - 1).leadingZeroBitCount), idsPerQuery)
     }
 
     /// The query of the rows whose ids are among `length` bound values, ascending.
