@@ -321,12 +321,12 @@ public struct PlanLineage: Sendable {
     ///   one dataset's plan, none given to a mixture's, or one the mixture does not have.
     public func sourceIndex(named name: String?) throws -> Int {
         guard mixture != nil else {
-            guard name == nil else { throw MBDataError(.invalidArgument, "--source applies to a mixture's plan only", parameter: "source") }
+            guard name == nil else { throw MBDataError(.invalidArgument, "a source name applies to a mixture's plan only", parameter: "source") }
             return 0
         }
         let names = sources.map(\.name).joined(separator: ", ")
         guard let name else {
-            throw MBDataError(.invalidArgument, "a mixture's sample is named by --source (one of \(names)) with --key or --id", parameter: "source")
+            throw MBDataError(.invalidArgument, "a mixture's sample is named by its source (one of \(names)) and its key or _id", parameter: "source")
         }
         guard let index = sources.firstIndex(where: { $0.name == name }) else {
             throw MBDataError(.invalidArgument, "the mixture has no source '\(name)'; its sources are \(names)", parameter: "source")
@@ -341,7 +341,7 @@ public struct PlanLineage: Sendable {
     public func id(key: String, source: Int = 0) async throws -> Int64? {
         let source = sources[source]
         guard let keyField = source.keyField else {
-            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by --id", source: source.dataset.path)
+            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by its _id", source: source.dataset.path)
         }
         let column = SampleTable.quoted(keyField)
         let maxID = source.plan.maxID
