@@ -75,6 +75,16 @@ struct ExplainCommand: AsyncParsableCommand {
         }
     }
 
+    /// The library's refusal of how a sample was named, with the flags that name one.
+    private static func namingFlags<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch var error as MBDataError where error.parameter == "source" || error.parameter == "key" {
+            error.message += " (on the command line: --source NAME for a mixture's source, --key KEY or --id ID for the sample)"
+            throw error
+        }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let lineage = try await makeLineage()
@@ -83,11 +93,11 @@ struct ExplainCommand: AsyncParsableCommand {
                 if json { try printJSON(batch, snakeCase: true) } else { print(LineageText.render(batch)) }
                 return
             }
-            let sourceIndex = try lineage.sourceIndex(named: source)
+            let sourceIndex = try await Self.namingFlags { try lineage.sourceIndex(named: source) }
             let sampleID: Int64
             if let id {
                 sampleID = id
-            } else if let key, let found = try await lineage.id(key: key, source: sourceIndex) {
+            } else if let key, let found = try await Self.namingFlags({ try await lineage.id(key: key, source: sourceIndex) }) {
                 sampleID = found
             } else {
                 throw MBDataError(

@@ -337,11 +337,11 @@ public struct PlanLineage: Sendable {
     /// The `_id` of the sample of source `source` whose key field holds `key`; nil when none
     /// does at the plan's version.
     ///
-    /// - Throws: `MBDataError` with `.invalidArgument` when the schema has no key field.
+    /// - Throws: `MBDataError` with `.invalidArgument` (parameter `key`) when the schema has no key field.
     public func id(key: String, source: Int = 0) async throws -> Int64? {
         let source = sources[source]
         guard let keyField = source.keyField else {
-            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by its _id", source: source.dataset.path)
+            throw MBDataError(.invalidArgument, "the dataset's schema has no key field: name the sample by its _id", source: source.dataset.path, parameter: "key")
         }
         let column = SampleTable.quoted(keyField)
         let maxID = source.plan.maxID
