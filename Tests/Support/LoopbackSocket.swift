@@ -35,11 +35,13 @@ import Foundation
     public func openUnreadStream(port: Int, target: String) throws -> Int32 {
         let socket = try connectLoopback(port: port, receiveBuffer: 4_096)
         let request = Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        guard send(socket, request, request.count, 0) == request.count else { throw LoopbackSocketError(description: "send: errno \(errno)") }
+        guard retryingInterrupted({ send(socket, request, request.count, 0) }) == request.count else {
+            throw LoopbackSocketError(description: "send: errno \(errno)")
+        }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1_024)
         while true {
-            let count = recv(socket, &chunk, chunk.count, 0)
+            let count = retryingInterrupted { recv(socket, &chunk, chunk.count, 0) }
             guard count > 0 else { throw LoopbackSocketError(description: "recv \(count): errno \(errno) after \(received.count) bytes") }
             received += chunk[0..<count]
             if let end = received.firstRange(of: Array("\r\n\r\n".utf8)), received.count > end.upperBound { break }
@@ -48,6 +50,16 @@ import Foundation
             throw LoopbackSocketError(description: String(decoding: received.prefix(200), as: UTF8.self))
         }
         return socket
+    }
+
+    /// `call` again while it fails with `EINTR`: a signal to the test process (a child's
+    /// `SIGCHLD`, as the kill tests' children exit) interrupts a blocking socket call on any
+    /// thread.
+    public func retryingInterrupted(_ call: () -> Int) -> Int {
+        while true {
+            let result = call()
+            if result >= 0 || errno != EINTR { return result }
+        }
     }
 
     /// A socket call of ``connectLoopback(port:receiveBuffer:receiveTimeoutSeconds:)`` that failed.

@@ -22,9 +22,10 @@ struct InferenceKillTests {
         let valCount = try #require(Int(try await CLI.sqlite(db, "select count(*) from samples where _split = 'val'", in: dir)))
         let total = (valCount + 31) / 32
 
-        // A slow model: 4 calls of 2 s at a time, 3 rounds for the 12 batches of val, so the
-        // kill lands seconds before the last commit even when polling is slow on a loaded machine.
-        let child = try ChildProcess(trainer, [db.path, state.path, "--predict", "preds", "--model-delay-ms", "2000"], in: dir)
+        // A slow model: 4 calls of 5 s at a time, 3 rounds for the 11 batches of val, so the
+        // kill lands 10 s before the last commit even when polling is slow on a loaded machine
+        // (with 2 s calls, a run beside the whole suite once finished before a poll saw a commit).
+        let child = try ChildProcess(trainer, [db.path, state.path, "--predict", "preds", "--model-delay-ms", "5000"], in: dir)
         var committed = 0
         while child.isRunning, committed == 0 {
             try await Task.sleep(for: .milliseconds(20))

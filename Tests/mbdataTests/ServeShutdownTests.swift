@@ -58,7 +58,9 @@ import Testing
             let stopped = try await daemon.wait(timeout: 120)
             let took = signalled.duration(to: .now)
             #expect(stopped.status == 0 && !stopped.signaled, "\(stopped)")
-            #expect(took < .seconds(bound + 10), "SIGTERM took \(took) with --shutdown-timeout \(bound)")
+            // Far below the daemon's own two-minute timeouts; the slack is for a machine busy with
+            // the rest of the suite (20 s seen there, 3 s alone).
+            #expect(took < .seconds(bound + 60), "SIGTERM took \(took) with --shutdown-timeout \(bound)")
             #expect(stopped.stderr.contains("passed --shutdown-timeout"), "the bound, not a client, ended the drain: \(stopped.stderr)")
 
             let (again, againPort) = try await serve(datasets, state: state, in: directory)
@@ -182,7 +184,9 @@ import Testing
             let bytes = Array(text.utf8)
             var sent = 0
             while sent < bytes.count {
-                let count = bytes[sent...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let count = bytes[sent...].withUnsafeBytes { pending in
+                    retryingInterrupted { Glibc.send(socket, pending.baseAddress, pending.count, Int32(MSG_NOSIGNAL)) }
+                }
                 guard count > 0 else { throw HarnessError("send: errno \(errno)") }
                 sent += count
             }
@@ -193,7 +197,7 @@ import Testing
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 16384)
             while received.count < count {
-                let read = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+                let read = buffer.withUnsafeMutableBytes { space in retryingInterrupted { recv(socket, space.baseAddress, space.count, 0) } }
                 guard read >= 0 else { throw HarnessError("recv: errno \(errno)") }
                 if read == 0 { break }
                 received += buffer[..<read]
