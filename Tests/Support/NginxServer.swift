@@ -15,7 +15,7 @@ public final class NginxServer: Sendable {
     /// The directory served at `/`.
     public let root: String
     private let directory: TemporaryDirectory
-    private let process: Process
+    private let process: SpawnedProcess
 
     /// `http://127.0.0.1:PORT`.
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -42,12 +42,7 @@ public final class NginxServer: Sendable {
         for _ in 0..<5 {
             let port = try Self.freePort()
             let configuration = try directory.write("nginx.conf", Self.configuration(port: port, root: root, directory: directory))
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["-p", directory.url.path, "-e", directory.path("error.log"), "-c", configuration]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try SpawnedProcess(binary, ["-p", directory.url.path, "-e", directory.path("error.log"), "-c", configuration])
             if await Self.waitUntilAccepting(port: port, while: process) {
                 self.port = port
                 self.root = root
@@ -55,7 +50,7 @@ public final class NginxServer: Sendable {
                 self.process = process
                 return
             }
-            process.terminate()
+            process.send(SIGTERM)
             process.waitUntilExit()
             lastFailure = (try? String(contentsOfFile: directory.path("error.log"), encoding: .utf8)) ?? ""
         }
@@ -64,8 +59,7 @@ public final class NginxServer: Sendable {
 
     /// Stops nginx (SIGQUIT: a graceful shutdown) and waits for it to exit.
     public func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGQUIT)
+        process.send(SIGQUIT)
         process.waitUntilExit()
     }
 
@@ -130,7 +124,7 @@ public final class NginxServer: Sendable {
 
     /// Polls until a TCP connection to `port` succeeds (nginx binds before it forks its
     /// worker) or `process` exits; gives up after 20 seconds.
-    static func waitUntilAccepting(port: Int, while process: Process) async -> Bool {
+    static func waitUntilAccepting(port: Int, while process: SpawnedProcess) async -> Bool {
         let deadline = ContinuousClock.now + .seconds(20)
         while process.isRunning, ContinuousClock.now < deadline {
             if canConnect(port: port) { return true }

@@ -132,56 +132,26 @@ public final class PostgresServer: Sendable {
 
     /// Runs `tool` and returns what it printed; throws with its output when it fails.
     ///
-    /// `posix_spawn` and `waitpid` rather than Foundation's `Process`: `pg_ctl start` leaves
-    /// the server running with what it inherited, and `Process` learns of an exit through
-    /// a socket the server would keep open, so it would wait for the server's end. Here the
-    /// child gets /dev/null and a file for its output and no other descriptor, and the wait
-    /// runs on a thread of its own.
+    /// ``SpawnedProcess`` rather than Foundation's `Process`: `pg_ctl start` leaves the
+    /// server running with what it inherited, and `Process` learns of an exit through a
+    /// socket the server would keep open, so it would wait for the server's end.
     @discardableResult
     static func run(_ tool: String, _ arguments: [String], asServer: Bool = false) async throws -> String {
         let command = asServer && runsAsPostgres ? ["/usr/sbin/runuser", "-u", "postgres", "--", tool] + arguments : [tool] + arguments
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-postgres-tool-\(UUID().uuidString).log").path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else: `pg_ctl start` leaves a server running with whatever it inherited, and
-        // every descriptor of this process without FD_CLOEXEC would stay open in it — the
-        // listening and accepted sockets of the tests' daemons among them, which then never
-        // close: a stopped daemon's port still accepts, its connections never end, and a
-        // graceful shutdown waits on them for ever.
-        guard let closeFrom = Self.addCloseFrom, closeFrom(&actions, 3) == 0 else {
-            throw PostgresServerError(message: "cannot keep this process's descriptors from \(command[0]): no posix_spawn_file_actions_addclosefrom_np (glibc 2.34+)")
-        }
-        var pid: pid_t = 0
-        let argv = command.map { strdup($0) } + [nil]
-        defer { for argument in argv { free(argument) } }
-        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
-        guard spawned == 0 else { throw PostgresServerError(message: "cannot run \(command[0]): error \(spawned)") }
-        let child = pid
-        let status: Int32 = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(child, &status, 0) == -1 && errno == EINTR {}
-                continuation.resume(returning: status)
-            }
-        }
+        // /dev/null and one file, nothing else: `pg_ctl start` leaves a server running with
+        // whatever it inherited, and every descriptor of this process without FD_CLOEXEC would
+        // stay open in it — the listening and accepted sockets of the tests' daemons among
+        // them, which then never close: a stopped daemon's port still accepts, its connections
+        // never end, and a graceful shutdown waits on them for ever.
+        let termination = try await SpawnedProcess(command[0], Array(command.dropFirst()), output: outputPath).exited()
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw PostgresServerError(message: "\(command.joined(separator: " ")) exited with status \(status): \(output)")
+        guard termination == SpawnedProcess.Termination(status: 0, signaled: false) else {
+            throw PostgresServerError(message: "\(command.joined(separator: " ")) ended with \(termination): \(output)")
         }
         return output
     }
-
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module
-    /// does not declare: found at run time.
-    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }()
 
     /// Gives the folder `path` to the `postgres` user when the tools run as it (what they
     /// make inside is theirs; `cp -a` keeps the template's owner).

@@ -8,11 +8,6 @@ import Testing
     import Darwin
 #endif
 
-/// SIGKILL to `pid`.
-func sendKill(_ pid: Int32) {
-    _ = kill(pid, SIGKILL)
-}
-
 /// Runs the real, built `mbdata` binary (and `sqlite3`) as child processes, each test in
 /// its own temporary directory.
 
@@ -137,35 +132,20 @@ enum CLI {
 
 /// A started child process whose stdout/stderr go to files in the test's directory.
 final class ChildProcess {
-    let process = Process()
     let pid: Int32
+    private let child: SpawnedProcess
     private let stdoutURL: URL
     private let stderrURL: URL
-    private let exited: AsyncStream<Void>
 
     init(_ executable: URL, _ arguments: [String], in directory: TemporaryDirectory) throws {
         let tag = UUID().uuidString
         stdoutURL = directory.url.appendingPathComponent(".out-\(tag)")
         stderrURL = directory.url.appendingPathComponent(".err-\(tag)")
-        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory.url
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        let (stream, continuation) = AsyncStream<Void>.makeStream()
-        exited = stream
-        process.terminationHandler = { _ in
-            continuation.yield()
-            continuation.finish()
-        }
-        try process.run()
-        pid = process.processIdentifier
+        child = try SpawnedProcess(executable.path, arguments, directory: directory.url.path, output: stdoutURL.path, errors: stderrURL.path)
+        pid = child.pid
     }
 
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { child.isRunning }
 
     /// What the child printed on stdout so far.
     var output: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
@@ -176,7 +156,7 @@ final class ChildProcess {
         let deadline = ContinuousClock.now + .seconds(timeout)
         while ContinuousClock.now < deadline {
             if let out = try? String(contentsOf: stdoutURL, encoding: .utf8), out.contains(text) { return true }
-            guard process.isRunning else { return false }
+            guard child.isRunning else { return false }
             try await Task.sleep(for: .milliseconds(10))
         }
         return false
@@ -184,27 +164,25 @@ final class ChildProcess {
 
     /// Sends SIGKILL (if it still runs).
     func kill() {
-        if process.isRunning { sendKill(pid) }
+        child.send(SIGKILL)
     }
 
     /// Waits for the process to end; kills it after `timeout` seconds.
     func wait(timeout: Double = 180) async throws -> CLIResult {
-        let pid = self.pid
+        let child = self.child
         let watchdog = Task {
             try await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
-            sendKill(pid)
+            child.send(SIGKILL)
             return true
         }
-        for await _ in exited {}
+        let termination = await child.exited()
         watchdog.cancel()
         let timedOut = (try? await watchdog.value) ?? false
         let out = (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(at: stdoutURL)
         try? FileManager.default.removeItem(at: stderrURL)
-        return CLIResult(
-            status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-            stdout: out, stderr: err, timedOut: timedOut)
+        return CLIResult(status: termination.status, signaled: termination.signaled, stdout: out, stderr: err, timedOut: timedOut)
     }
 }
 
