@@ -167,16 +167,9 @@ final class HTTPTransport: Sendable {
     /// (`.invalidArgument`), any other (5xx above all) `.unavailable`. The message holds the
     /// status and the daemon's error code.
     static func error(status: Int, body: [UInt8], target: String) -> MBDataError {
-        let detail = errorDetail(body)
+        let detail = ErrorEnvelope.detail(in: body)
         return MBDataError(
             status == 400 || status == 404 || status == 409 ? .invalidArgument : .unavailable,
             "\(status) \(detail?.code ?? "error"): \(detail?.message ?? String(decoding: body.prefix(200), as: UTF8.self))", source: target)
-    }
-
-    /// The protocol's error code in an error answer's body; nil when the body is not an error envelope.
-    static func errorCode(_ body: [UInt8]) -> String? { errorDetail(body)?.code }
-
-    private static func errorDetail(_ body: [UInt8]) -> ErrorEnvelope.Detail? {
-        (try? WireJSON.decode(ErrorEnvelope.self, from: Data(body)))?.error
     }
 }

@@ -288,7 +288,7 @@ public final class ServeSource: RemoteBatchSource {
                     let body = Array(try await response.body.collect(upTo: WireDecoder.maxJSONPayload).readableBytesView)
                     let error = HTTPTransport.error(status: Int(response.status.code), body: body, target: target)
                     let busy =
-                        response.status == .conflict && HTTPTransport.errorCode(body) == "cursor_busy"
+                        response.status == .conflict && ErrorEnvelope.detail(in: body)?.code == "cursor_busy"
                         && tries.rounds < (reopening ? transport.rounds : min(Self.busyRetries, transport.rounds))
                     guard response.status == .serviceUnavailable || busy else { throw error }
                     failure = error

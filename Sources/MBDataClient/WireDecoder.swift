@@ -59,7 +59,7 @@ package struct WireDecoder {
                 }
                 return .end(reason: end.reason)
             }
-            let detail = (try? WireJSON.decode(ErrorEnvelope.self, from: Data(payload)))?.error
+            let detail = ErrorEnvelope.detail(in: payload)
             return .failure(
                 MBDataError(
                     .unavailable, "the daemon failed the stream: \(detail?.code ?? "error"): \(detail?.message ?? "")", source: source))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The body of every error answer and the payload of a stream's error message
 /// (schemas/serve-protocol.md §5): `{"error": {"code": "…", "message": "…"}}`, with
 /// `"field"` when the error is about one tensor of an outputs submission.
@@ -25,5 +27,13 @@ public struct ErrorEnvelope: Codable, Sendable, Equatable {
     /// An envelope of `code`, `message` and `field`.
     public init(code: String, message: String, field: String? = nil) {
         error = Detail(code: code, message: message, field: field)
+    }
+}
+
+extension ErrorEnvelope {
+    /// The error in `bytes` — an error answer's body or a stream's error message payload;
+    /// nil when they are not an error envelope.
+    public static func detail(in bytes: [UInt8]) -> Detail? {
+        (try? WireJSON.decode(ErrorEnvelope.self, from: Data(bytes)))?.error
     }
 }

@@ -124,6 +124,7 @@ import Synchronization
 
     /// A child that could not be started.
     public struct SpawnError: Error, CustomStringConvertible {
+        /// What could not be started, and why.
         public var description: String
     }
 #endif

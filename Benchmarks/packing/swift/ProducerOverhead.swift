@@ -8,11 +8,9 @@ import MBData
 /// the two alternating each round. One JSON line per round and case: CPU seconds of the
 /// process over the epoch, and of setting the producer up (plan, ids, schema).
 func runProducerOverhead(database: String, schema: String, jsonl: String, batch: Int, seed: UInt64, rounds: Int) async throws {
-    let names = ["web", "code", "books"]
-    let weights = [0.6, 0.25, 0.15]
     let single = try Dataset(path: database)
-    let parts = try await keptParts(schema: schema, jsonl: jsonl, weights: weights, names: names, beside: database)
-    let components = zip(parts, weights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
+    let parts = try await keptParts(schema: schema, jsonl: jsonl, weights: mixtureWeights, names: mixtureNames, beside: database)
+    let components = zip(parts, mixtureWeights).map { MixtureComponent(dataset: $0, weight: .proportion($1)) }
     let samples = try await single.info().sampleCount
     let parameters = PlanParameters(seed: seed, batchSize: batch)
     for round in 0..<rounds {

@@ -197,6 +197,10 @@ func processCPUSeconds() -> Double {
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+/// The sources of the mixture-overhead cases and their weights (issue 14's example mixture).
+let mixtureNames = ["web", "code", "books"]
+let mixtureWeights = [0.6, 0.25, 0.15]
+
 /// The mixture-overhead case of issue 14 §6: the live loader over a mixture of three
 /// datasets (web 0.6, code 0.25, books 0.15) against the same loader over one dataset, the
 /// same number of samples each (the mixture's epoch size is DB's sample count), unpacked,
@@ -216,8 +220,7 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mbdata-mixture-\(ProcessInfo.processInfo.processIdentifier)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let names = ["web", "code", "books"]
-    let weights = [0.6, 0.25, 0.15]
+    let (names, weights) = (mixtureNames, mixtureWeights)
     // MIXTURE_CASES=one,parts (say) runs only those cases, to profile one of them.
     let only = ProcessInfo.processInfo.environment["MIXTURE_CASES"]?.split(separator: ",").map(String.init)
     let wanted = { (name: String) in only?.contains(name) ?? true }
