@@ -15,8 +15,20 @@ struct FixedShapeBatchReader {
         var field: Field
         var dtype: String
         var byteCount: Int
-        /// Stored as a blob of exactly `byteCount` bytes: copied as it is.
-        var isBlob: Bool
+        var copy: Copy
+    }
+
+    /// How a stored value reaches its row when it has the form the schema gives it; any other
+    /// value takes the checked path of `SampleReader` and `BatchCollator`. Plain values, so
+    /// that the per-row loop retains and releases nothing.
+    private enum Copy {
+        /// A blob of exactly the field's byte count, copied as it is.
+        case blob
+        /// An `INTEGER` of an int64 scalar, stored as it is.
+        case int64
+        /// A finite `REAL` of a float64 scalar, stored as it is.
+        case float64
+        case checked
     }
 
     private let columns: [Column]
@@ -27,8 +39,14 @@ struct FixedShapeBatchReader {
         var columns: [Column] = []
         for field in schema.fields {
             guard !field.dtype.isVariableLength, field.isFixedShape, let byteCount = field.fixedByteCount else { return nil }
-            columns.append(
-                Column(field: field, dtype: SafetensorsWriter.dtypeName(field.dtype), byteCount: byteCount, isBlob: field.sqlType == "BLOB"))
+            let copy: Copy =
+                switch (field.sqlType, field.isScalar ? field.dtype : nil) {
+                case ("BLOB", _): .blob
+                case ("INTEGER", .int64): .int64
+                case ("REAL", .float64): .float64
+                default: .checked
+                }
+            columns.append(Column(field: field, dtype: SafetensorsWriter.dtypeName(field.dtype), byteCount: byteCount, copy: copy))
         }
         self.columns = columns
         self.flagsValidity = flagsValidity
@@ -116,31 +134,45 @@ struct FixedShapeBatchReader {
         _ db: Database, rowOf: [Int64: Int], sqlColumns: [Int32], starts: [Int], into out: UnsafeMutableRawBufferPointer, seen: inout [Bool]
     ) throws {
         let wanted = rowOf.keys.sorted()
+        let copies = columns.map(\.copy)
+        let byteCounts = columns.map(\.byteCount)
         var scratch: [UInt8] = []
         try SampleReader.forEachRow(db, ids: wanted, fieldCount: columns.count) { handle, id in
             guard let row = rowOf[id] else { return }
             seen[row] = true
-            for (index, column) in columns.enumerated() {
+            for index in 0..<copies.count {
                 let sqlColumn = sqlColumns[index]
-                let target = starts[index] + row * column.byteCount
-                if column.isBlob, sqlite3_column_type(handle, sqlColumn) == SQLITE_BLOB,
-                    Int(sqlite3_column_bytes(handle, sqlColumn)) == column.byteCount, let blob = sqlite3_column_blob(handle, sqlColumn)
-                {
-                    (out.baseAddress! + target).copyMemory(from: blob, byteCount: column.byteCount)
+                let byteCount = byteCounts[index]
+                let target = out.baseAddress! + starts[index] + row * byteCount
+                switch (copies[index], sqlite3_column_type(handle, sqlColumn)) {
+                case (.blob, SQLITE_BLOB) where Int(sqlite3_column_bytes(handle, sqlColumn)) == byteCount:
+                    if let blob = sqlite3_column_blob(handle, sqlColumn) {
+                        target.copyMemory(from: blob, byteCount: byteCount)
+                        continue
+                    }
+                case (.int64, SQLITE_INTEGER):
+                    target.storeBytes(of: sqlite3_column_int64(handle, sqlColumn).littleEndian, as: Int64.self)
                     continue
+                case (.float64, SQLITE_FLOAT):
+                    let value = sqlite3_column_double(handle, sqlColumn)
+                    if value.isFinite {
+                        target.storeBytes(of: value.bitPattern.littleEndian, as: UInt64.self)
+                        continue
+                    }
+                default:
+                    break
                 }
-                // Anything else — a scalar, or a value the schema may refuse — takes the
-                // checked path of `SampleReader` and `BatchCollator`.
+                let field = columns[index].field
                 let value = SampleRowDecoder.value(handle, sqlColumn)
-                try SampleReader.check(value, of: column.field, id: id)
+                try SampleReader.check(value, of: field, id: id)
                 scratch.removeAll(keepingCapacity: true)
-                BatchCollator.appendFixed(value, of: column.field, to: &scratch)
-                guard scratch.count == column.byteCount else {
+                BatchCollator.appendFixed(value, of: field, to: &scratch)
+                guard scratch.count == byteCount else {
                     throw MBDataError(
-                        .corruptData, "the stored value does not fit the schema: \(scratch.count) bytes for \(column.byteCount)",
-                        location: "sample \(id)", field: column.field.name)
+                        .corruptData, "the stored value does not fit the schema: \(scratch.count) bytes for \(byteCount)",
+                        location: "sample \(id)", field: field.name)
                 }
-                scratch.withUnsafeBytes { (out.baseAddress! + target).copyMemory(from: $0.baseAddress!, byteCount: column.byteCount) }
+                scratch.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: byteCount) }
             }
         }
     }

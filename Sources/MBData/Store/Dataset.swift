@@ -23,6 +23,8 @@ public final class Dataset: Sendable {
     let outputCommits: GroupCommitQueue<PendingOutputCommit, Int>
     /// The inference jobs' batches known to be committed (``CommittedBatches``).
     let committedBatches: CommittedBatches
+    /// Checkpoints the WAL beside the writer, not inside its commits (``WALCheckpointer``).
+    let walCheckpointer: WALCheckpointer
 
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
@@ -30,8 +32,14 @@ public final class Dataset: Sendable {
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when the file is
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
     ///   newer format than this build reads.
-    public init(path: String, create: Bool = false) throws {
+    public convenience init(path: String, create: Bool = false) throws {
+        try self.init(path: path, create: create, checkpoints: .standard)
+    }
+
+    /// ``init(path:create:)`` with the WAL checkpoint thresholds given (tests use small ones).
+    init(path: String, create: Bool, checkpoints: WALCheckpointer.Thresholds) throws {
         self.path = path
+        walCheckpointer = WALCheckpointer(path: path, thresholds: checkpoints)
         batchReaders = BatchReaders(path: path)
         let exists = FileManager.default.fileExists(atPath: path)
         guard exists || create else {
@@ -53,6 +61,7 @@ public final class Dataset: Sendable {
         do {
             try pool.read { db in try Self.checkTables(db, path: path) }
             try DatasetMigrations.migrator.migrate(pool)
+            pool.writeWithoutTransaction { db in walCheckpointer.attach(to: db) }
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "not a readable dataset", source: path)
         }
