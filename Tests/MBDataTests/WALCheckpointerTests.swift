@@ -91,4 +91,21 @@ import Testing
         }
         #expect(entered, "another connection kept the file open")
     }
+
+    /// A dataset file removed while it is open is not made again, empty, by its checkpointer.
+    @Test func aRemovedDatasetFileIsNotCreatedAgain() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("t.mbdb")
+        let dataset = try Dataset(path: path, create: true, checkpoints: WALCheckpointer.Thresholds(backgroundFrames: 1, blockingFrames: 1000))
+        try await dataset.pool.write { db in try db.execute(sql: "CREATE TABLE filler (_id INTEGER PRIMARY KEY, payload BLOB)") }
+        try await Task.sleep(for: .milliseconds(200))
+        let before = dataset.walCheckpointer.backgroundCheckpoints
+        try FileManager.default.removeItem(atPath: path)
+        for id in 0..<5 {
+            try await dataset.pool.write { db in try db.execute(sql: "INSERT INTO filler VALUES (?, zeroblob(40000))", arguments: [id]) }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(dataset.walCheckpointer.backgroundCheckpoints == before)
+    }
 }

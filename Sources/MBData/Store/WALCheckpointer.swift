@@ -56,7 +56,7 @@ final class WALCheckpointer: Sendable {
         _ = Self.registry.withLock { $0.removeValue(forKey: registration) }
     }
 
-    /// Background checkpoints finished so far (each one `PASSIVE`, as far as readers allow).
+    /// Background checkpoints that succeeded so far (each one `PASSIVE`, as far as readers allow).
     var backgroundCheckpoints: Int { completed.load(ordering: .relaxed) }
 
     /// Makes the commits of `db` (a dataset's one writer connection) ask this checkpointer
@@ -84,30 +84,24 @@ final class WALCheckpointer: Sendable {
     /// after it: an idle connection would keep an ingest from switching the file to its
     /// rollback journal (``BulkLoadMode``).
     private func run() {
-        var connection: DatabaseQueue?
+        // Opened without SQLITE_OPEN_CREATE: a dataset file removed meanwhile is not made
+        // again, empty, by its checkpointer.
+        var connection: OpaquePointer?
+        let opened = sqlite3_open_v2(path, &connection, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK
+        defer { sqlite3_close_v2(connection) }
         while true {
-            checkpoint(on: &connection)
-            completed.add(1, ordering: .relaxed)
+            // A failure (another process checkpointing, a full disk) leaves the frames in the
+            // WAL, where the next checkpoint or a blocking commit copies them; nothing
+            // committed is at risk.
+            if opened && sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
+                completed.add(1, ordering: .relaxed)
+            }
             let again = state.withLock { state in
                 state.running = state.askedAgain
                 state.askedAgain = false
                 return state.running
             }
             if !again { return }
-        }
-    }
-
-    /// One `PASSIVE` checkpoint. A failure (another process checkpointing, a full disk)
-    /// leaves the frames in the WAL, where the next checkpoint or a blocking commit copies
-    /// them; nothing committed is at risk.
-    private func checkpoint(on connection: inout DatabaseQueue?) {
-        do {
-            if connection == nil {
-                connection = try DatabaseQueue(path: path, configuration: Dataset.connectionConfiguration())
-            }
-            try connection?.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
-        } catch {
-            return
         }
     }
 
