@@ -12,6 +12,9 @@ of 256, in its own process, from:
   serve-spool  `mbdata serve --spool` (the shard set of the same plan) + the Python client,
              `batch.ack()` per batch (the README's loop: queued acks, bounded window)
   serve-spool-sync  the same with `batch.ack(wait=True)` (each ack answered before the next batch)
+  serve-spool-socket  serve-spool with `Client(local_files=False)`: the frames through the
+             socket instead of read from the daemon's shard files (local delivery, the
+             client's default for a daemon on this host)
   serve-live   `mbdata serve` without a spool (batches prepared from SQLite) + the client
   serve-raw    the spool daemon read with wire.py instead of the client (reference)
   adapter-wK   the spool daemon through MBDataIterableDataset in a DataLoader, num_workers K
@@ -96,6 +99,7 @@ LABELS = {
     **{f"adapter-w{w}": f"mbdata serve (spool) + MBDataIterableDataset, {w} workers" for w in (0, 1, 2, 4, 8)},
     "serve-spool": "mbdata serve (spool) + Python client, batch.ack()",
     "serve-spool-sync": "mbdata serve (spool) + Python client, batch.ack(wait=True)",
+    "serve-spool-socket": "mbdata serve (spool) + Python client, batch.ack(), frames through the socket",
     "serve-live": "mbdata serve (live) + Python client, batch.ack()",
     "serve-raw": "mbdata serve (spool), raw reader (no client)",
 }
@@ -355,6 +359,8 @@ def consumer_cmd(python: str, cfg: str, ctx: dict, *, rank: int = 0, world: int 
         cmd += ["--workers", w]
     if cfg == "serve-spool-sync":
         cmd += ["--ack", "sync"]
+    if cfg == "serve-spool-socket":
+        cmd += ["--local-files", "0"]
     if ids_path is not None:
         cmd += ["--save-ids", str(ids_path)]
     return cmd
@@ -596,7 +602,7 @@ def files_for(cfg: str, ctx: dict) -> list[Path]:
         return [ctx["rows_db"]]
     if cfg.startswith("mbdb") or cfg == "serve-live":
         return [p for p in ctx["db"].parent.glob(ctx["db"].name + "*") if p.is_file() and not p.name.endswith(".json")]
-    if cfg in ("serve-spool", "serve-spool-sync", "serve-raw") or cfg.startswith("adapter"):
+    if cfg in ("serve-spool", "serve-spool-sync", "serve-spool-socket", "serve-raw") or cfg.startswith("adapter"):
         return sorted(ctx["spool"][1].glob("*.mbshard"))
     m = re.match(r"serve-k(\d+)$", cfg)
     if m:
@@ -922,7 +928,7 @@ def main() -> int:
     clients = [int(x) for x in env_list("CLIENTS", "1")]
     sizes = [int(x) for x in env_list("SIZES", "50000,200000,1000000")]
     default_runs = (["idle"] + [f"numpy-w{w}" for w in workers] + [f"sqlite-w{w}" for w in workers]
-                    + [f"mbdb-w{w}" for w in workers] + ["serve-spool", "serve-spool-sync", "serve-live", "serve-raw"]
+                    + [f"mbdb-w{w}" for w in workers] + ["serve-spool", "serve-spool-sync", "serve-spool-socket", "serve-live", "serve-raw"]
                     + [f"adapter-w{w}" for w in workers] + [f"serve-k{k}" for k in clients if k > 1])
     runs = env_list("RUNS", ",".join(default_runs))
     if 1 in clients and "serve-spool" not in runs and any(re.match(r"serve-k\d+$", r) for r in runs):
@@ -998,7 +1004,7 @@ def main() -> int:
 
     sqlite_cfgs = [c for c in runs if c.startswith(("sqlite-", "mbdb-")) and sps(c)]
     best_sql = max(sqlite_cfgs, key=lambda c: sps(c), default=None)
-    spool_cfgs = [c for c in ("serve-spool", "serve-spool-sync") if sps(c)]
+    spool_cfgs = [c for c in ("serve-spool", "serve-spool-sync", "serve-spool-socket") if sps(c)]
     best_spool = max(spool_cfgs, key=lambda c: sps(c), default=None)
     ratio("README's loop", "serve-spool", "numpy-w0", TARGET_DEFAULT_VS_NUMPY)
     ratio("fastest ack style", best_spool, "numpy-w0", TARGET_BEST_VS_NUMPY)
@@ -1009,6 +1015,7 @@ def main() -> int:
             ratio(f"adapter, {w} workers", f"adapter-w{w}", "adapter-w0", 1.0)
     ratio("adapter", "adapter-w0", "numpy-w0", None)
     ratio("sync acks", "serve-spool-sync", "serve-spool", None)
+    ratio("local delivery ÷ through the socket", "serve-spool", "serve-spool-socket", None)
     ratio("client ÷ raw reader (same spool daemon)", "serve-spool", "serve-raw", None)
 
     scale_rows = scale_phase(sizes, n, ctx, work, mbdata, python, timeout, serve_extra, repeats) if sizes else []

@@ -187,7 +187,7 @@ def serve_raw_batches(args, info: dict):
 def serve_client_batches(args, info: dict):
     """(image, label, ids, samples) per batch through mbdata_client, acking every batch
     after the trainer has touched it, in the style --ack names."""
-    client = Client(args.url, ack_window=0 if args.ack == "window0" else 64)
+    client = Client(args.url, ack_window=0 if args.ack == "window0" else 64, local_files=bool(args.local_files))
     stream = client.batches(args.dataset, batch_size=args.batch_size, epoch=0, seed=args.seed, rank=args.rank,
                             world=args.world, group=args.group)
     first = True
@@ -219,6 +219,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["idle", "numpy", "sqlite", "serve", "serve-raw", "adapter"], required=True)
     ap.add_argument("--ack", choices=["default", "sync", "window0"], default="default", help="serve mode's ack style")
+    ap.add_argument("--local-files", type=int, default=1, help="serve mode: Client(local_files=…)")
     ap.add_argument("--n", type=int, required=True, help="samples in the dataset")
     ap.add_argument("--batch-size", type=int, default=256, help="per-process batch (serve: global, = 256 x world)")
     ap.add_argument("--seed", type=int, default=7)

@@ -63,7 +63,7 @@ package struct WireDecoder {
             return .failure(
                 MBDataError(
                     .unavailable, "the daemon failed the stream: \(detail?.code ?? "error"): \(detail?.message ?? "")", source: source))
-        case nil:
+        case .localBatch, nil:
             throw MBDataError(.corruptData, "bad message: unknown kind \(header.kind)", source: source)
         }
     }
@@ -85,6 +85,9 @@ package struct WireDecoder {
             guard header.payloadLength <= Self.maxJSONPayload else {
                 throw refuse("JSON payload of \(header.payloadLength) bytes exceeds \(Self.maxJSONPayload)")
             }
+        case .localBatch:
+            // Sent only to a client that asks for `delivery=local`, which this one never does.
+            throw refuse("a local batch, which this client does not ask for")
         case nil:
             throw refuse("unknown kind \(header.kind)")
         }

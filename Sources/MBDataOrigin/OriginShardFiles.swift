@@ -34,6 +34,9 @@ final class OriginShardFiles: ShardFileAccess {
         return try cache.withFile(key: key, bytes: shard.bytes, xxh64: shard.xxh64, download: { try download(number, to: cache.path(key)) }, body)
     }
 
+    /// The cache may evict a file once no read holds it.
+    var pathsOutliveReads: Bool { false }
+
     private func download(_ number: Int, to path: String) throws {
         // Another reader's download may have refused the set while this one waited for it.
         if let refusal = refusal.withLock({ $0 }) { throw refusal }

@@ -296,11 +296,17 @@ public final class BatchServer: Service, Sendable {
         }
         let planRequest = resolved.request
         let id = resolved.cursor.cursor
+        // Local delivery only for spooled frames whose shard files stay where they are.
+        let local = planRequest.localDelivery ? (producer as? SpoolBatchProducer).flatMap { $0.deliversLocally ? $0 : nil } : nil
         let prefetcher = OrderedPrefetch(
             count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
-        ) { index in try OutgoingBatch.make(items[index], from: producer) }
+        ) { index in
+            if let local { return try OutgoingBatch.local(local.frameLocation(items[index])) }
+            return try OutgoingBatch.make(items[index], from: producer)
+        }
         var headers = Self.headers(cursor: resolved.cursor.cursor, plan: resolved.plan, batches: batches, spooled: spooled)
         headers[.mbdataRemaining] = String(items.count)
+        headers[.mbdataDelivery] = local != nil ? "local" : "stream"
         let logger = self.logger
         var streamLogger = logger
         streamLogger[metadataKey: "cursor"] = "\(id)"

@@ -22,6 +22,9 @@ package struct PlanRequest: Sendable {
     var packing: PackingSpec?
     /// The mixture the plan draws from (`mix=NAME:WEIGHT,…`, `epoch_size=N`); nil for one dataset.
     var mixture: MixtureQuery?
+    /// Whether a stream's spooled batches go out as their places in the shard files
+    /// (`delivery=local`, protocol 1.3) rather than as their bytes.
+    var localDelivery: Bool
 
     typealias Query = FlatDictionary<Substring, Substring>
 
@@ -97,6 +100,12 @@ package struct PlanRequest: Sendable {
         mixture = try Self.mixture(query)
         if inferring, mixture != nil {
             throw ServeError.invalidParameter(MixtureQuery.mixName, "nothing in infer mode (an inference job reads one dataset)", got: query[Substring(MixtureQuery.mixName)])
+        }
+        switch query["delivery"] {
+        case nil, "stream": localDelivery = false
+        case "local" where !leasing: localDelivery = true
+        case let text:
+            throw ServeError.invalidParameter("delivery", leasing ? "nothing on a lease (a batch stream takes it)" : "stream or local", got: text)
         }
         if leasing {
             mode = inferring ? .infer : .share

@@ -108,6 +108,7 @@ extension HTTPField.Name {
     static let mbdataRemaining = Self("MBData-Remaining")!
     static let mbdataSource = Self("MBData-Source")!
     static let mbdataPacking = Self("MBData-Packing")!
+    static let mbdataDelivery = Self("MBData-Delivery")!
     static let mbdataLease = Self("MBData-Lease")!
 }
 

@@ -46,4 +46,23 @@ struct OutgoingBatch: Sendable {
             return OutgoingBatch(batch: frame.batch, frameBytes: frame.length, uncompressedBytes: frame.uncompressedSize, message: message)
         }
     }
+
+    /// A local batch message (protocol 1.3): the place of `location`'s frame, for a client
+    /// on this host that reads the frame from the shard file itself.
+    static func local(_ location: FrameLocation) throws -> OutgoingBatch {
+        let frame = location.frame
+        let path = location.path.hasPrefix("/") ? location.path : FileManager.default.currentDirectoryPath + "/" + location.path
+        let payload = Array(
+            try WireJSON.encode(
+                LocalFrame(
+                    path: path, device: location.device, inode: location.inode, offset: location.offset, length: UInt64(frame.length),
+                    frameChecksum: frame.checksum)))
+        var message = ByteBufferAllocator().buffer(capacity: WireHeader.size + payload.count)
+        WireHeader(
+            kind: .localBatch, epoch: frame.epoch, batch: frame.batch, rank: frame.rank, samples: frame.sampleCount,
+            uncompressed: frame.uncompressedSize, payloadLength: payload.count, checksum: ShardFormat.xxh64(payload)
+        ).write(into: &message)
+        message.writeBytes(payload)
+        return OutgoingBatch(batch: frame.batch, frameBytes: frame.length, uncompressedBytes: frame.uncompressedSize, message: message)
+    }
 }

@@ -18,6 +18,9 @@ package struct WireHeader: Sendable, Hashable {
         case end = 2
         /// A failure: the payload is the JSON error envelope.
         case error = 3
+        /// A spooled batch a client on the daemon's host reads from the shard file itself
+        /// (protocol 1.3, `delivery=local`): the payload is JSON, a ``LocalFrame``.
+        case localBatch = 4
     }
 
     /// The raw kind byte, so that a reader can name an unknown one.

@@ -1,4 +1,6 @@
+import Foundation
 import MBData
+import MBDataTraining
 import MBDataWire
 import NIOCore
 import Testing
@@ -40,7 +42,7 @@ import Testing
                 continue
             }
             #expect(lease == 0xDEAD_BEEF)
-            #expect([batch.epoch, batch.batch, batch.rank, batch.sampleCount, batch.uncompressedSize] == [3, 70_000, 5, 250, 1 << 20])
+            #expect([batch.epoch, batch.batch, batch.rank, batch.sampleCount, batch.uncompressedSize] == [3, 70_000, 5, 250, 1 << 20] as [Int])
             #expect(batch.frame == frame)
             #expect(batch.checksum == ShardFormat.xxh64(frame))
             guard case .end(let reason)? = messages.last else {
@@ -86,5 +88,24 @@ import Testing
         #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(whole.dropLast())) }
         end.setInteger(UInt8(ascii: "x"), at: end.writerIndex - 2)
         #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(end.readableBytesView)) }
+    }
+
+    /// A local batch message (protocol 1.3) carries where a spooled frame lies, as JSON
+    /// whose checksum is the header's; the Swift client, which never asks for local
+    /// delivery, refuses one by name.
+    @Test func aLocalBatchNamesItsFramesPlaceAndTheSwiftClientRefusesIt() throws {
+        let frame = FrameDescription(epoch: 2, batch: 5, rank: 1, sampleCount: 64, uncompressedSize: 9000, length: 4000, checksum: 0x0123_4567_89ab_cdef)
+        let location = FrameLocation(path: "/spool/set/shard-00000.mbshard", device: 7, inode: 99, offset: 123_456, frame: frame)
+        let message = try OutgoingBatch.local(location).message
+        let header = try #require(try WireHeader.peek(message))
+        #expect(header.kind == WireHeader.Kind.localBatch.rawValue)
+        #expect([header.epoch, header.batch, header.rank, header.samples, header.uncompressed] == [2, 5, 1, 64, 9000] as [Int])
+        let payload = try #require(message.getBytes(at: message.readerIndex + WireHeader.size, length: header.payloadLength))
+        #expect(header.checksum == ShardFormat.xxh64(payload))
+        let reference = try WireJSON.decode(LocalFrame.self, from: Data(payload))
+        #expect(reference == LocalFrame(path: location.path, device: 7, inode: 99, offset: 123_456, length: 4000, frameChecksum: 0x0123_4567_89ab_cdef))
+        #expect(reference.frameChecksum == "0123456789abcdef")
+        let error = #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(message.readableBytesView)) }
+        #expect(error?.description.contains("a local batch") == true)
     }
 }

@@ -246,6 +246,14 @@ class Cluster:
 # --- consumer processes -----------------------------------------------------------------
 
 
+def shard_train_epoch(mbdata_binary, dataset: Path, out: Path) -> None:
+    """`mbdata shard` of the train split's epoch 0 (seed SEED, batch BATCH) into `out`."""
+    command = [str(mbdata_binary), "shard", str(dataset), "--out", str(out), "--split", "train", "--batch-size", str(BATCH),
+               "--seed", str(SEED), "--epochs", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def events(log: Path, kind=None) -> list[dict]:
     """The JSON-lines events a consumer process appended to `log` (of one kind)."""
     if not log.exists():

@@ -4,6 +4,7 @@ a scripted fake HTTP server."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import lz4.frame
@@ -76,12 +77,21 @@ def test_a_message_with_a_wrong_magic_is_rejected():
         wire.read_message(reader(bytes(data)))
 
 
-@pytest.mark.parametrize("kind", [0, 4, 255])
+@pytest.mark.parametrize("kind", [0, 5, 255])
 def test_a_message_with_a_wrong_kind_is_rejected(kind):
     data = bytearray(batch_message(0))
     data[4] = kind
     with pytest.raises(ProtocolError, match="kind"):
         wire.read_message(reader(bytes(data)))
+
+
+def test_a_local_batch_where_none_was_asked_for_is_rejected():
+    data = bytearray(batch_message(0))
+    data[4] = wire.KIND_LOCAL
+    with pytest.raises(ProtocolError, match="no local delivery was asked for"):
+        wire.read_message(reader(bytes(data)))
+    with pytest.raises(ProtocolError, match="did not ask for one"):
+        wire.MessageReader(io.BytesIO(bytes(data)).readinto).read()
 
 
 def test_a_message_with_a_wrong_checksum_is_rejected():
@@ -178,8 +188,10 @@ def test_a_stream_reconnects_after_a_cut_a_draining_end_and_a_503(fake):
     assert [r["method"] for r in fake.requests] == ["GET"] * 4
     queries = [r["query"] for r in fake.requests]
     assert all(q == queries[0] for q in queries), "reconnects must repeat the same parameters"
+    # delivery=local: the daemon is on this host (a loopback URL), so the client offers to
+    # read spooled frames from its files; a daemon that answers frames is read as before.
     assert queries[0] == {"batch_size": "8", "seed": "7", "epoch": "0", "world": "1", "rank": "0", "tail": "drop",
-                          "shuffle": "true", "group": "default", "split": "train"}
+                          "shuffle": "true", "group": "default", "split": "train", "delivery": "local"}
     assert client.cursor_id == "c-test"
 
 

@@ -7,7 +7,6 @@ import io
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from mbdata_client import Client, MBDataError, wire
 from servetest import (
     BATCH, SEED, TRAIN_BATCHES, assert_error, error_of, hold_stream, metric_names, metric_samples,
-    request,
+    request, shard_train_epoch,
 )
 
 STREAM = "/v1/datasets/digits/batches"
@@ -228,10 +227,7 @@ def test_datasets_are_named_by_file_or_by_name_equals_path(make_server, digits_d
 def test_a_spool_serves_the_same_batches_from_shard_frames(make_server, mbdata_binary, reference, tmp_path, group):
     spool = tmp_path / "spool"
     daemon = make_server("--spool", spool, start=False)
-    command = [str(mbdata_binary), "shard", str(daemon.dataset), "--out", str(spool / "digits-train"), "--split",
-               "train", "--batch-size", str(BATCH), "--seed", str(SEED), "--epochs", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    shard_train_epoch(mbdata_binary, daemon.dataset, spool / "digits-train")
     daemon.start()
     client = Client(daemon.url)
     spooled = [b.ids.tolist() for b in client.batches("digits", BATCH, seed=SEED, rank=0, world=1, group=group,

@@ -25,6 +25,16 @@ package struct FrameDescription: Sendable, Hashable {
     package var length: Int
     /// xxh64 of the frame.
     package var checksum: UInt64
+
+    package init(epoch: Int, batch: Int, rank: Int, sampleCount: Int, uncompressedSize: Int, length: Int, checksum: UInt64) {
+        self.epoch = epoch
+        self.batch = batch
+        self.rank = rank
+        self.sampleCount = sampleCount
+        self.uncompressedSize = uncompressedSize
+        self.length = length
+        self.checksum = checksum
+    }
 }
 
 extension BatchProducer {
@@ -38,6 +48,27 @@ extension BatchProducer {
         return try body(description) { buffer in
             ready.frame.withUnsafeBytes { buffer.copyMemory(from: $0) }
         }
+    }
+}
+
+/// Where a spooled frame lies: the shard file (its path and identity) and the offset.
+package struct FrameLocation: Sendable, Hashable {
+    /// The shard file's path as the set was opened with it.
+    package var path: String
+    /// The open file's `st_dev` and `st_ino`.
+    package var device: UInt64
+    package var inode: UInt64
+    /// Where the frame starts in the file.
+    package var offset: UInt64
+    /// The frame's batch, sizes and xxh64.
+    package var frame: FrameDescription
+
+    package init(path: String, device: UInt64, inode: UInt64, offset: UInt64, frame: FrameDescription) {
+        self.path = path
+        self.device = device
+        self.inode = inode
+        self.offset = offset
+        self.frame = frame
     }
 }
 
@@ -155,19 +186,37 @@ package final class SpoolBatchProducer: BatchProducer {
         return shards.entries[shard][index]
     }
 
-    /// The frame as stored, read from the shard straight into the caller's buffer.
-    package func withFrame<R>(
-        _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
-    ) throws -> R {
+    /// `item`'s shard, footer entry and frame description.
+    private func frame(_ item: PlanItem) throws -> (shard: Int, entry: ShardFormat.Entry, description: FrameDescription) {
         let (shard, index) = try location(item)
         let entry = shards.entries[shard][index]
         let description = FrameDescription(
             epoch: item.epoch, batch: item.batch, rank: item.rank, sampleCount: Int(entry.samples),
             uncompressedSize: Int(entry.uncompressed), length: Int(entry.length), checksum: entry.checksum)
+        return (shard, entry, description)
+    }
+
+    /// The frame as stored, read from the shard straight into the caller's buffer.
+    package func withFrame<R>(
+        _ item: PlanItem, _ body: (FrameDescription, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> R
+    ) throws -> R {
+        let (shard, entry, description) = try frame(item)
         return try files.withFile(shard: shard) { file in
             try body(description) { buffer in
                 try file.read(Int(entry.offset)..<Int(entry.offset + entry.length), into: buffer)
             }
+        }
+    }
+
+    /// Whether another process on this host may read the set's frames from their shard
+    /// files: not when the files come from a cache that may evict them.
+    package var deliversLocally: Bool { files.pathsOutliveReads }
+
+    /// Where `item`'s frame lies, for a reader on this host that reads it itself.
+    package func frameLocation(_ item: PlanItem) throws -> FrameLocation {
+        let (shard, entry, description) = try frame(item)
+        return try files.withFile(shard: shard) { file in
+            FrameLocation(path: file.path, device: file.device, inode: file.inode, offset: entry.offset, frame: description)
         }
     }
 

@@ -14,6 +14,9 @@ package final class ShardFile: Sendable {
     package let path: String
     private let descriptor: Int32
     package let size: Int
+    /// The open file's `st_dev` and `st_ino`: which file this is, whatever its path names later.
+    package let device: UInt64
+    package let inode: UInt64
 
     package init(path: String) throws {
         self.path = path
@@ -26,6 +29,8 @@ package final class ShardFile: Sendable {
         }
         descriptor = fd
         size = Int(info.st_size)
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 
     deinit {

@@ -6,6 +6,10 @@ import Foundation
 package protocol ShardFileAccess: Sendable {
     /// Calls `body` with the open file of the set's `shard`-th shard (manifest order).
     func withFile<R>(shard: Int, _ body: (ShardFile) throws -> R) throws -> R
+    /// Whether a shard's path keeps naming the file `withFile` hands out for as long as the
+    /// set is served, so that another process may read a frame there (local delivery): true
+    /// for a local directory, false for a cache that may evict a file.
+    var pathsOutliveReads: Bool { get }
 }
 
 /// Every shard file of a local set, opened once.
@@ -17,4 +21,6 @@ struct OpenShardFiles: ShardFileAccess {
     }
 
     func withFile<R>(shard: Int, _ body: (ShardFile) throws -> R) throws -> R { try body(files[shard]) }
+
+    var pathsOutliveReads: Bool { true }
 }

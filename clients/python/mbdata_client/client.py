@@ -95,6 +95,14 @@ class Client:
     freed: faster on large batches, at the cost of up to 256 MiB of free heap kept. Off by
     default; None follows $MBDATA_TUNE_ALLOCATOR (1 turns it on).
 
+    `local_files` (default True): a partition or replicate stream from a daemon on this
+    host (a loopback URL) asks for local delivery (protocol 1.3): the daemon names where each
+    spooled batch's frame lies in its shard files, and the client reads it from there with
+    the same checks (the file's identity, the frame's xxh64 and structure) instead of
+    receiving its bytes, which costs both processes less CPU. Live batches come through the
+    socket either way. A stream that cannot read the daemon's files (another container, no
+    permission) reopens at once without it, and the reason is kept in `stream_fallbacks`.
+
     `submit_window` (default 0): above 0, `batch.submit(outputs)` of an inference batch
     queues the submission and returns, and a background thread sends them in order while
     the next batches are leased (see `Batch.submit`).
@@ -131,6 +139,7 @@ class Client:
         ack_window: int = 64,
         submit_window: int = 0,
         tune_allocator: Optional[bool] = None,
+        local_files: bool = True,
     ):
         if url is not None and urls is not None:
             raise TypeError("give the daemons as url or as urls, not both")
@@ -149,6 +158,12 @@ class Client:
         self._acks = AckQueue(self, ack_window)
         self._submissions = SubmissionQueue(submit_window)
         self._buffers = BufferPool(max(0, prefetch) + 3)
+        #: Whether batch streams from a daemon on this host (a loopback URL) ask for local
+        #: delivery: a spooled batch's frame read from the daemon's shard file, not the socket.
+        #: Set to False by a stream that found it cannot read those files.
+        self.local_files = local_files
+        #: Why streams fell back from local delivery to the socket (normally empty).
+        self.stream_fallbacks: list[str] = []
         if allocator.requested(tune_allocator):
             allocator.tune_allocator()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
-from . import wire
+from . import localframes, wire
 from .batch import Batch
 from .errors import MBDataError, StreamCutError
 from .prefetch import ahead
@@ -41,8 +41,11 @@ def batch_stream(
         endpoint = transport.current
         cause: Optional[Union[str, BaseException]] = None
         move = True
+        local = client.local_files and localframes.wanted(endpoint.url)
         try:
-            connection, response, headers, cursor = transport.open_stream(endpoint, "GET", path, query)
+            connection, response, headers, cursor = transport.open_stream(
+                endpoint, "GET", path, dict(query, delivery="local") if local else query
+            )
         except CONNECTION_ERRORS as error:
             cause = error
         except MBDataError as error:
@@ -59,9 +62,11 @@ def batch_stream(
                 raise MBDataError(
                     None, "cursor_mismatch", f"resumed cursor {resume.get('cursor')!r}, but the stream uses {cursor!r}"
                 )
+            files = localframes.LocalFiles() if local else None
+            fallback = False
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
-                for message in wire.MessageReader(response.readinto, client._buffers)
+                for message in wire.MessageReader(response.readinto, client._buffers, files)
             )
             try:
                 for message in ahead(decoded, client.prefetch):
@@ -80,6 +85,13 @@ def batch_stream(
                         raise stream_failure(message)
                 else:
                     cause = "stream ended without an end message"
+            except localframes.LocalFilesUnavailable as error:
+                # This process cannot read the daemon's shard files: the same stream again,
+                # its bytes through the socket, once the acks queued so far are on the
+                # daemon (so that no batch acked comes again).
+                client.local_files = False
+                client.stream_fallbacks.append(error.message)
+                fallback = True
             except StreamCutError as error:
                 cause = str(error)
             except (*CONNECTION_ERRORS, ValueError) as error:
@@ -87,6 +99,11 @@ def batch_stream(
             finally:
                 response.close()
                 connection.close()
+                if files is not None:
+                    files.close()
+            if fallback:
+                client.flush()
+                continue
         if not tries.failed(endpoint, cause, move=move):
             if isinstance(cause, MBDataError) and cause.status != 503:
                 raise cause

@@ -37,6 +37,7 @@ import xxhash
 from . import frames, lz4native
 from .buffers import BufferPool
 from .errors import ProtocolError, StreamCutError
+from .localframes import LocalFiles
 
 MAGIC = b"MBW1"
 HEADER = struct.Struct("<4sB3sIIIIQQQQ")
@@ -45,7 +46,9 @@ assert HEADER.size == 56
 KIND_BATCH = 1
 KIND_END = 2
 KIND_ERROR = 3
-KINDS = {KIND_BATCH: "batch", KIND_END: "end", KIND_ERROR: "error"}
+#: A spooled batch read from the daemon's shard file (protocol 1.3, `delivery=local`).
+KIND_LOCAL = 4
+KINDS = {KIND_BATCH: "batch", KIND_END: "end", KIND_ERROR: "error", KIND_LOCAL: "local batch"}
 
 #: The largest payload or safetensors buffer a reader accepts (1 GiB): a header claiming
 #: more is treated as corrupt rather than allocated.
@@ -98,15 +101,15 @@ def parse_header(data: bytes) -> Message:
     if magic != MAGIC:
         raise ProtocolError(f"bad message magic {magic!r}, expected {MAGIC!r}")
     if kind not in KINDS:
-        raise ProtocolError(f"bad message kind {kind}, expected 1 (batch), 2 (end) or 3 (error)")
+        raise ProtocolError(f"bad message kind {kind}, expected 1 (batch), 2 (end), 3 (error) or 4 (local batch)")
     if length > MAX_PAYLOAD:
         raise ProtocolError(f"{KINDS[kind]} message: payload of {length} bytes exceeds the {MAX_PAYLOAD}-byte limit")
-    if kind == KIND_BATCH:
+    if kind in (KIND_BATCH, KIND_LOCAL):
         if length == 0:
-            raise ProtocolError("batch message with an empty payload")
+            raise ProtocolError(f"{KINDS[kind]} message with an empty payload")
         if uncompressed == 0 or uncompressed > MAX_PAYLOAD:
-            raise ProtocolError(f"batch message: {uncompressed} uncompressed bytes, expected 1 to the {MAX_PAYLOAD}-byte limit")
-    elif length > MAX_JSON_PAYLOAD:
+            raise ProtocolError(f"{KINDS[kind]} message: {uncompressed} uncompressed bytes, expected 1 to the {MAX_PAYLOAD}-byte limit")
+    if kind != KIND_BATCH and length > MAX_JSON_PAYLOAD:
         raise ProtocolError(f"{KINDS[kind]} message: JSON payload of {length} bytes")
     return Message(kind, epoch, batch, rank, samples, uncompressed, length, checksum, lease)
 
@@ -160,6 +163,8 @@ def read_message(read: Callable[[int], bytes]) -> Optional[Message]:
     if len(header) < HEADER.size:
         raise StreamCutError(f"message header cut: {len(header)} of {HEADER.size} bytes")
     message = parse_header(header)
+    if message.kind == KIND_LOCAL:  # only a stream asked with delivery=local has them (MessageReader)
+        raise ProtocolError(f"a local batch message (batch {message.batch}) where no local delivery was asked for")
     return check_payload(message, read_exact(read, message.length))
 
 
@@ -181,12 +186,15 @@ class MessageReader:
     `read()`; decoding it (`decode_tensors` with a pool) copies it out. End and error
     payloads are bytes of their own."""
 
-    def __init__(self, readinto: Callable[[memoryview], int], pool: Optional[BufferPool] = None):
+    def __init__(
+        self, readinto: Callable[[memoryview], int], pool: Optional[BufferPool] = None, local: Optional[LocalFiles] = None
+    ):
         self._readinto = readinto
         self._header = bytearray(HEADER.size)
         self._receive = np.empty(0, dtype=np.uint8)
         self._pool = pool
         self._frames = frames.FrameReceiver(self._fill) if pool is not None and frames.available() else None
+        self._local = local
 
     def _fill(self, view: memoryview) -> int:
         filled = 0
@@ -206,6 +214,8 @@ class MessageReader:
         if got < HEADER.size:
             raise StreamCutError(f"message header cut: {got} of {HEADER.size} bytes")
         message = parse_header(bytes(self._header))
+        if message.kind == KIND_LOCAL:
+            return self._read_local(check_payload(message, read_exact(self._read_bytes, message.length)))
         if message.kind != KIND_BATCH:
             return check_payload(message, read_exact(self._read_bytes, message.length))
         if self._frames is not None:
@@ -220,6 +230,22 @@ class MessageReader:
         payload = memoryview(self._receive)[: message.length]
         got = self._fill(payload)
         return check_payload(message, payload[:got])
+
+    def _read_local(self, message: Message) -> Message:
+        """A local batch message → the batch message its frame makes, read from the shard
+        file and checked as a received frame is (`localframes`)."""
+        if self._local is None:
+            raise ProtocolError(f"a local batch message (batch {message.batch}) on a stream that did not ask for one")
+        label = f"local batch message (epoch {message.epoch}, batch {message.batch})"
+        reference, message.kind, message.payload = message.payload, KIND_BATCH, b""
+        if self._frames is not None:
+            output = self._pool.take(message.uncompressed)
+            message.length, message.checksum = self._local.receive(reference, label, output)
+            message.decoded = output
+            return message
+        frame, message.checksum = self._local.frame(reference, label)
+        message.length = len(frame)
+        return check_payload(message, frame)
 
     def _read_bytes(self, count: int) -> bytes:
         buffer = bytearray(count)
