@@ -82,12 +82,17 @@ import Testing
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(dataset.walCheckpointer.backgroundCheckpoints > 0)
-        try await Task.sleep(for: .milliseconds(50))
-        dataset.pool.releaseMemory()  // closes the pool's idle readers, as an ingest does first
-        let entered = try await dataset.pool.writeWithoutTransaction { db in
-            let entered = try BulkLoadMode.enter(db)
-            BulkLoadMode.leave(db, entered: entered)
-            return entered
+        // The run closes its connection as it ends: give a loaded machine up to 10 s for that.
+        var entered = false
+        let closing = ContinuousClock.now + .seconds(10)
+        while !entered && ContinuousClock.now < closing {
+            dataset.pool.releaseMemory()  // closes the pool's idle readers, as an ingest does first
+            entered = try await dataset.pool.writeWithoutTransaction { db in
+                let entered = try BulkLoadMode.enter(db)
+                BulkLoadMode.leave(db, entered: entered)
+                return entered
+            }
+            if !entered { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(entered, "another connection kept the file open")
     }
@@ -98,8 +103,15 @@ import Testing
         let path = dir.path("t.mbdb")
         let dataset = try Dataset(path: path, create: true, checkpoints: WALCheckpointer.Thresholds(backgroundFrames: 1, blockingFrames: 1000))
         try await dataset.pool.write { db in try db.execute(sql: "CREATE TABLE filler (_id INTEGER PRIMARY KEY, payload BLOB)") }
-        try await Task.sleep(for: .milliseconds(200))
+        // The table's commit asked for a checkpoint: wait for it, so that none is left to run
+        // on the file before it is removed.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while dataset.walCheckpointer.backgroundCheckpoints == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(100))
         let before = dataset.walCheckpointer.backgroundCheckpoints
+        #expect(before > 0)
         try FileManager.default.removeItem(atPath: path)
         for id in 0..<5 {
             try await dataset.pool.write { db in try db.execute(sql: "INSERT INTO filler VALUES (?, zeroblob(40000))", arguments: [id]) }
