@@ -68,6 +68,5 @@ final class OriginShardFiles: ShardFileAccess {
 
 /// `xxh64:` and 16 hex digits, as manifests write hashes.
 func hexDigest(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return "xxh64:" + String(repeating: "0", count: 16 - digits.count) + digits
+    "xxh64:" + XXH64.hex(value)
 }

@@ -18,7 +18,7 @@ extension CursorState {
 
     /// `prefix` and the 16 lower-case hex digits of xxh64(`key`).
     static func hashedID(prefix: String, key: String) -> String {
-        prefix + String(ShardFormat.xxh64(Array(key.utf8)), radix: 16).leftPadded(to: 16)
+        prefix + XXH64.hex(ShardFormat.xxh64(Array(key.utf8)))
     }
 
     var key: String { Self.id(dataset: dataset, group: group, mode: mode, parameters: plan, packing: packing, rank: rank, replica: replica) }
@@ -119,8 +119,4 @@ extension CursorState {
         guard first < count else { return nil }
         return (first..<count).first { !acked.contains($0) && !skipped.contains($0) }
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

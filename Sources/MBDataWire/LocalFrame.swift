@@ -1,3 +1,5 @@
+import MBDataTraining
+
 /// The payload of a local batch message (schemas/serve-protocol.md §4, protocol 1.3): where a
 /// spooled batch's LZ4 frame lies in a shard file on the daemon's host, for a client on that
 /// host that reads the frame itself instead of receiving its bytes.
@@ -28,7 +30,7 @@ public struct LocalFrame: Codable, Sendable, Equatable {
         self.inode = inode
         self.offset = offset
         self.length = length
-        self.frameChecksum = String(frameChecksum, radix: 16).leftPadded(to: 16)
+        self.frameChecksum = XXH64.hex(frameChecksum)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -37,8 +39,3 @@ public struct LocalFrame: Codable, Sendable, Equatable {
     }
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

@@ -110,9 +110,12 @@ package struct XXH64: Sendable {
     }
 
     /// The digest as the text recorded in the ingest log: `xxh64:` and 16 hex digits.
-    package var hexDigest: String {
-        let value = String(finalize(), radix: 16)
-        return "xxh64:" + String(repeating: "0", count: 16 - value.count) + value
+    package var hexDigest: String { "xxh64:" + Self.hex(finalize()) }
+
+    /// `value` as 16 lower-case hexadecimal digits, zero-padded: how digests and ids are written.
+    package static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// XXH64 (seed 0) of `bytes` in one call: the checksum of frames in shard footers and on the wire.
