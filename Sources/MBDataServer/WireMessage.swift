@@ -51,11 +51,10 @@ struct OutgoingBatch: Sendable {
     /// on this host that reads the frame from the shard file itself.
     static func local(_ location: FrameLocation) throws -> OutgoingBatch {
         let frame = location.frame
-        let path = location.path.hasPrefix("/") ? location.path : FileManager.default.currentDirectoryPath + "/" + location.path
         let payload = Array(
             try WireJSON.encode(
                 LocalFrame(
-                    path: path, device: location.device, inode: location.inode, offset: location.offset, length: UInt64(frame.length),
+                    path: location.path, device: location.device, inode: location.inode, offset: location.offset, length: UInt64(frame.length),
                     frameChecksum: frame.checksum)))
         var message = ByteBufferAllocator().buffer(capacity: WireHeader.size + payload.count)
         WireHeader(

@@ -53,7 +53,7 @@ extension BatchProducer {
 
 /// Where a spooled frame lies: the shard file (its path and identity) and the offset.
 package struct FrameLocation: Sendable, Hashable {
-    /// The shard file's path as the set was opened with it.
+    /// The shard file's absolute path.
     package var path: String
     /// The open file's `st_dev` and `st_ino`.
     package var device: UInt64
@@ -216,7 +216,7 @@ package final class SpoolBatchProducer: BatchProducer {
     package func frameLocation(_ item: PlanItem) throws -> FrameLocation {
         let (shard, entry, description) = try frame(item)
         return try files.withFile(shard: shard) { file in
-            FrameLocation(path: file.path, device: file.device, inode: file.inode, offset: entry.offset, frame: description)
+            FrameLocation(path: file.absolutePath, device: file.device, inode: file.inode, offset: entry.offset, frame: description)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -12,6 +13,8 @@
 /// (Benchmarks/README.md, loader).
 package final class ShardFile: Sendable {
     package let path: String
+    /// `path` made absolute against the working directory at open: what another process is told.
+    package let absolutePath: String
     private let descriptor: Int32
     package let size: Int
     /// The open file's `st_dev` and `st_ino`: which file this is, whatever its path names later.
@@ -20,6 +23,7 @@ package final class ShardFile: Sendable {
 
     package init(path: String) throws {
         self.path = path
+        absolutePath = URL(fileURLWithPath: path).standardizedFileURL.path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw MBDataError(.unreadableSource, "cannot open shard: \(String(cString: strerror(errno)))", source: path) }
         var info = stat()
