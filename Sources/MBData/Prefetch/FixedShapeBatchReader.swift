@@ -19,8 +19,7 @@ struct FixedShapeBatchReader {
     }
 
     /// How a stored value reaches its row when it has the form the schema gives it; any other
-    /// value takes the checked path of `SampleReader` and `BatchCollator`. Plain values, so
-    /// that the per-row loop retains and releases nothing.
+    /// value takes the checked path of `SampleReader` and `BatchCollator`.
     private enum Copy {
         /// A blob of exactly the field's byte count, copied as it is.
         case blob
@@ -134,17 +133,17 @@ struct FixedShapeBatchReader {
         _ db: Database, rowOf: [Int64: Int], sqlColumns: [Int32], starts: [Int], into out: UnsafeMutableRawBufferPointer, seen: inout [Bool]
     ) throws {
         let wanted = rowOf.keys.sorted()
-        let copies = columns.map(\.copy)
-        let byteCounts = columns.map(\.byteCount)
         var scratch: [UInt8] = []
         try SampleReader.forEachRow(db, ids: wanted, fieldCount: columns.count) { handle, id in
             guard let row = rowOf[id] else { return }
             seen[row] = true
-            for index in 0..<copies.count {
+            // By index, reading single members: a whole `Column` copied per row retained and
+            // released its field (3% of a scores job).
+            for index in columns.indices {
                 let sqlColumn = sqlColumns[index]
-                let byteCount = byteCounts[index]
+                let byteCount = columns[index].byteCount
                 let target = out.baseAddress! + starts[index] + row * byteCount
-                switch (copies[index], sqlite3_column_type(handle, sqlColumn)) {
+                switch (columns[index].copy, sqlite3_column_type(handle, sqlColumn)) {
                 case (.blob, SQLITE_BLOB) where Int(sqlite3_column_bytes(handle, sqlColumn)) == byteCount:
                     if let blob = sqlite3_column_blob(handle, sqlColumn) {
                         target.copyMemory(from: blob, byteCount: byteCount)

@@ -83,7 +83,9 @@ public final class Dataset: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -4096")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
+            // Until its WAL hook replaces it (``WALCheckpointer``), the writer checkpoints as
+            // SQLite does, at the checkpointer's blocking bound.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.Thresholds.standard.blockingFrames)")
         }
         return configuration
     }
