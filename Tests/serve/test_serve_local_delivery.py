@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 
+import lz4.frame
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from mbdata_client import Client, ProtocolError, wire
 from mbdata_client.localframes import LocalFiles, LocalFilesUnavailable
@@ -181,3 +183,40 @@ def test_a_fallback_mid_stream_delivers_each_batch_once(spooled, monkeypatch):
     assert seen == list(range(TRAIN_BATCHES)), seen
     assert client.stream_fallbacks == ["the test took the files away"]
     assert client.stream_headers["mbdata-delivery"] == "stream"
+
+
+def test_a_reference_is_read_as_the_spec_writes_it(tmp_path):
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 100)
+    files = LocalFiles()
+    output = np.empty(64, dtype=np.uint8)
+    for changes, problem in [({"offset": 1.0}, "must be integers"), ({"length": True}, "must be integers"),
+                             ({"inode": "7"}, "must be integers"), ({"frame_checksum": "0x" + "0" * 14}, "16 lower-case"),
+                             ({"frame_checksum": "A" * 16}, "16 lower-case"), ({"frame_checksum": 0}, "16 lower-case")]:
+        with pytest.raises(ProtocolError, match=problem):
+            files.receive(frame_reference(data, **changes), "batch 0", output)
+    files.close()
+
+
+def test_mutated_references_are_refused_as_protocol_errors(tmp_path):
+    """Random byte changes to a good reference and to its frame: each read either decodes
+    the frame or raises ProtocolError (LocalFilesUnavailable is one), nothing else."""
+    payload = safetensors.numpy.save({"_id": np.arange(4, dtype=np.int64)})
+    frame = lz4.frame.compress(payload, content_checksum=True, store_size=True)
+    shard = tmp_path / "shard"
+    shard.write_bytes(b"\0" * 7 + frame)
+    good = frame_reference(shard, offset=7, length=len(frame), checksum=f"{wire.xxh64(frame):016x}")
+    files = LocalFiles()
+    output = np.empty(len(payload), dtype=np.uint8)
+    assert files.receive(good, "batch 0", output) == (len(frame), wire.xxh64(frame))
+    assert output.tobytes() == payload
+    generator = np.random.default_rng(11)
+    for _ in range(500):
+        mutated = bytearray(good)
+        for _ in range(int(generator.integers(1, 4))):
+            mutated[int(generator.integers(0, len(mutated)))] = int(generator.integers(0, 256))
+        try:
+            files.receive(bytes(mutated), "batch 0", output)
+        except ProtocolError:
+            pass
+    files.close()

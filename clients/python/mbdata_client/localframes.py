@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections import OrderedDict
 from typing import Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -45,27 +47,38 @@ class LocalFilesUnavailable(ProtocolError):
 
 def wanted(url: str) -> bool:
     """Whether a daemon at `url` runs on this host: a loopback address or `localhost`."""
-    from urllib.parse import urlsplit
-
     host = (urlsplit(url).hostname or "").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+#: A local frame's `frame_checksum`: exactly 16 lower-case hexadecimal digits.
+_CHECKSUM = re.compile(r"[0-9a-f]{16}")
+
+
 class _Reference:
+    """A local batch message's JSON payload (`LocalFrame` in the protocol), checked as the
+    spec writes it: integers that are JSON integers, an absolute path, the checksum's 16 digits."""
+
     __slots__ = ("path", "device", "inode", "offset", "length", "checksum")
 
     def __init__(self, payload: bytes, label: str):
         try:
             value = json.loads(payload.decode("utf-8"))
-            self.path = value["path"]
-            self.device, self.inode = int(value["device"]), int(value["inode"])
-            self.offset, self.length = int(value["offset"]), int(value["length"])
-            self.checksum = int(value["frame_checksum"], 16)
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        except (UnicodeDecodeError, ValueError) as error:
             raise ProtocolError(f"{label}: not a local frame ({error!r})") from None
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{label}: not a local frame (not a JSON object)")
+        numbers = [value.get(name) for name in ("device", "inode", "offset", "length")]
+        if not all(type(number) is int for number in numbers):
+            raise ProtocolError(f"{label}: a local frame's device, inode, offset and length must be integers")
+        self.device, self.inode, self.offset, self.length = numbers
+        self.path, checksum = value.get("path"), value.get("frame_checksum")
         if not isinstance(self.path, str) or not os.path.isabs(self.path) or "\0" in self.path:
             raise ProtocolError(f"{label}: the frame's path is not an absolute path")
-        if min(self.device, self.inode, self.offset) < 0 or not 0 < self.length <= 1 << 30 or self.checksum >> 64:
+        if not isinstance(checksum, str) or not _CHECKSUM.fullmatch(checksum):
+            raise ProtocolError(f"{label}: a local frame's frame_checksum is not 16 lower-case hexadecimal digits")
+        self.checksum = int(checksum, 16)
+        if min(self.device, self.inode, self.offset) < 0 or not 0 < self.length <= 1 << 30:
             raise ProtocolError(f"{label}: a local frame's numbers are out of range")
 
 
