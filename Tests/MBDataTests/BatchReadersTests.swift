@@ -80,4 +80,26 @@ import Testing
         #expect(try (0..<5).map { try producer.safetensors(PlanItem(epoch: 0, batch: $0, rank: 0)) } == Array(read[0..<5]))
         #expect(dataset.batchReaders.openedCount == 1)
     }
+
+    /// A batch reader's page cache is sized to the file: its table's interior pages (which every
+    /// lookup walks) twice over and a little more, within 256 KiB…4 MiB, not the pool's 4 MiB
+    /// whatever the file: shuffled reads hit leaves at random, and a larger cache only recycled
+    /// colder buffers (Benchmarks/results/packing.md).
+    @Test func aBatchReadersPageCacheIsSizedToTheFilesInteriorPages() async throws {
+        #expect(BatchReaders.cacheKiB(pageCount: 0) == 256)
+        #expect(BatchReaders.cacheKiB(pageCount: 37_815) == 37_815 * 24 / 1024 + 128)
+        #expect(BatchReaders.cacheKiB(pageCount: 10_000_000) == 4096)
+        let sizes = [1_000, 20_000, 40_000, 80_000, 160_000, 320_000].map { BatchReaders.cacheKiB(pageCount: $0) }
+        #expect(sizes == sizes.sorted() && sizes.first! < sizes.last!)
+
+        let dir = try TemporaryDirectory()
+        let dataset = try Dataset(path: dir.path("t.mbdb"), create: true)
+        try await ingest(dataset, [try dir.write("t.jsonl", Self.rows(0..<20, source: 0))], schema: try schema(Self.tokens))
+        let (pages, cache) = try dataset.batchReaders.read(idCount: 1) { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? -1, try Int.fetchOne(db, sql: "PRAGMA cache_size") ?? 0)
+        }
+        #expect(cache == -BatchReaders.cacheKiB(pageCount: pages), "a small file's reader keeps \(-cache) KiB")
+        let poolCache = try await dataset.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") }
+        #expect(poolCache == -4096, "the pool's connections keep their 4 MiB")
+    }
 }
