@@ -246,19 +246,34 @@ func runMixtureOverhead(arguments: ArraySlice<String>) async throws -> Int32 {
         cases.append(("parts", whole))
     }
     cases = cases.filter { wanted($0.0) }
+    // MIXTURE_PACK=L packs the `tokens` field into rows of L tokens (BATCH then counts rows),
+    // issue 14's `pack={"tokens": 2048}, batch_size=64` example; the loader's start, which
+    // packs the epoch's lengths, is inside the clock.
+    let packing = try ProcessInfo.processInfo.environment["MIXTURE_PACK"].flatMap(Int.init).map {
+        try PackingSpec(field: "tokens", rowLength: $0, overlong: .split)
+    }
     for round in 0..<rounds {
         for (name, configuration) in cases {
             let tally = Tally()
             let start = Date()
             let cpuStart = processCPUSeconds()
-            let loader =
-                name == "one"
-                ? try await MultiBatchLoader(dataset: one, configuration: configuration)
-                : try await MultiBatchLoader(configuration: configuration)
-            try await loader.run(trainer: RowCountingTrainer(tally: tally))
+            let loader: MultiBatchLoader
+            switch (name == "one", packing) {
+            case (true, nil): loader = try await MultiBatchLoader(dataset: one, configuration: configuration)
+            case (false, nil): loader = try await MultiBatchLoader(configuration: configuration)
+            case (true, let spec?): loader = try await MultiBatchLoader(dataset: one, packing: spec, configuration: configuration)
+            case (false, let spec?): loader = try await MultiBatchLoader(packing: spec, configuration: configuration)
+            }
+            let opened = Date()
+            if packing == nil {
+                try await loader.run(trainer: RowCountingTrainer(tally: tally))
+            } else {
+                try await loader.run(trainer: CountingTrainer(tally: tally))
+            }
             let totals = tally.totals
             report([
                 "mode": "mixture", "measured": true, "case": name, "round": round, "batches": totals.batches, "rows": totals.rows,
+                "tokens": totals.tokens, "packed": packing?.rowLength ?? 0, "open_seconds": opened.timeIntervalSince(start),
                 "seconds": Date().timeIntervalSince(start), "cpu_seconds": processCPUSeconds() - cpuStart,
             ])
         }
