@@ -5,6 +5,7 @@ ends or a state is read."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -50,6 +51,27 @@ def test_ack_blocks_while_the_window_is_full():
     adder.join()
     acks.flush()
     assert sorted(b for _, batches in sender.requests for b in batches) == [0, 1, 2]
+
+
+def test_the_sender_stops_lingering_once_half_the_window_is_queued(monkeypatch):
+    # A fast consumer must not fill the whole window during the linger and then block
+    # until the daemon answers: half the window sends at once, the other half fills meanwhile.
+    monkeypatch.setattr(AckQueue, "LINGER", 3.0)
+    sender = GatedSender()
+    sender.gate.set()
+    acks = AckQueue(sender, window=8)
+    for batch in range(3):
+        acks.add("c", 0, None, batch)
+    time.sleep(0.3)
+    assert sender.requests == [], "three acks of a window of eight wait out the linger"
+    acks.add("c", 0, None, 3)
+    deadline = time.monotonic() + 2.0
+    while not sender.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sender.requests == [("batches", [0, 1, 2, 3])], "half the window was sent before the linger ended"
+    acks.add("c", 0, None, 4)
+    acks.flush()
+    assert sender.requests == [("batches", [0, 1, 2, 3]), ("batches", [4])]
 
 
 def test_an_ack_error_surfaces_on_the_next_call_once():

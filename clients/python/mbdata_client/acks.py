@@ -3,7 +3,7 @@ window."""
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Optional, Protocol
 
 from .background import BackgroundQueue
@@ -26,7 +26,11 @@ class AckQueue(BackgroundQueue):
     `window` acks are queued or being sent, so a trainer is never more than `window` acks
     ahead of the daemon."""
 
-    #: Seconds the sender waits after the first queued ack so that more join its request.
+    #: Seconds the sender waits after the first queued ack so that more join its request;
+    #: it stops waiting once half the window is queued, so that the other half can fill
+    #: while the request is out. A fast consumer otherwise queued most of the window in
+    #: the linger and then blocked until the daemon answered (22 times an epoch, 16% of a
+    #: CIFAR epoch read locally, cProfile).
     LINGER = 0.02
 
     def __init__(self, sender: AckSender, window: int = 64):
@@ -34,6 +38,7 @@ class AckQueue(BackgroundQueue):
         self._sender = sender
         self._pending: dict[tuple[str, int, bool], list[int]] = {}
         self._count = 0  # acks in _pending
+        self._half_full = threading.Event()  # set once _pending holds half the window
 
     def add(self, cursor: str, epoch: int, lease: Optional[int], batch: int) -> None:
         """Queues the ack of a batch (`lease` None) or of a share-mode lease, after waiting
@@ -43,6 +48,8 @@ class AckQueue(BackgroundQueue):
             key = (cursor, int(epoch), lease is not None)
             self._pending.setdefault(key, []).append(int(lease) if lease is not None else int(batch))
             self._count += 1
+            if self._count * 2 >= self.window:
+                self._half_full.set()
 
         self._enqueue(put)
 
@@ -51,10 +58,11 @@ class AckQueue(BackgroundQueue):
 
     def _before_take(self, full: bool) -> None:
         if not full:
-            time.sleep(self.LINGER)
+            self._half_full.wait(self.LINGER)
 
     def _take(self) -> tuple[dict[tuple[str, int, bool], list[int]], int]:
         work, count, self._pending, self._count = self._pending, self._count, {}, 0
+        self._half_full.clear()
         return work, count
 
     def _send(self, work: dict[tuple[str, int, bool], list[int]]) -> None:
