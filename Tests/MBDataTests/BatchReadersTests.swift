@@ -88,7 +88,7 @@ import Testing
     @Test func aBatchReadersPageCacheIsSizedToTheFilesInteriorPages() async throws {
         #expect(BatchReaders.cacheKiB(pageCount: 0) == 256)
         #expect(BatchReaders.cacheKiB(pageCount: 37_815) == 37_815 * 24 / 1024 + 128)
-        #expect(BatchReaders.cacheKiB(pageCount: 10_000_000) == 4096)
+        #expect(BatchReaders.cacheKiB(pageCount: 10_000_000) == Dataset.poolCacheKiB)
         let sizes = [1_000, 20_000, 40_000, 80_000, 160_000, 320_000].map { BatchReaders.cacheKiB(pageCount: $0) }
         #expect(sizes == sizes.sorted() && sizes.first! < sizes.last!)
 
@@ -100,6 +100,6 @@ import Testing
         }
         #expect(cache == -BatchReaders.cacheKiB(pageCount: pages), "a small file's reader keeps \(-cache) KiB")
         let poolCache = try await dataset.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA cache_size") }
-        #expect(poolCache == -4096, "the pool's connections keep their 4 MiB")
+        #expect(poolCache == -Dataset.poolCacheKiB, "the pool's connections keep theirs")
     }
 }

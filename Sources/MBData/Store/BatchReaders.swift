@@ -46,12 +46,13 @@ final class BatchReaders: Sendable {
 
     /// The page cache of a batch reader of a file of `pageCount` pages, in KiB: the table's
     /// interior pages, which every lookup walks (about 12 bytes of them per page of the file),
-    /// twice over, and 128 KiB more; at least 256 KiB, at most the pool's 4 MiB. Shuffled reads
-    /// land on leaves at random, so a larger cache only recycles colder buffers: with 4 MiB a
-    /// connection, the live loader spent 12–17% more CPU on an epoch of one 590 MB dataset
-    /// and 13–16% more on a mixture of three files (Benchmarks/results/packing.md).
+    /// twice over, and 128 KiB more; at least 256 KiB, at most the pool's. Shuffled reads land
+    /// on leaves at random, so a larger cache only recycles colder buffers: SQLite alone read a
+    /// batch's rows from three files 10–19% slower than from one with 4 MiB a connection, and
+    /// as fast with 1 MiB; the live loader's epoch took 12–17% less CPU in one sitting, the
+    /// same in another (Benchmarks/results/packing.md).
     static func cacheKiB(pageCount: Int) -> Int {
-        min(max((pageCount * 24) / 1024 + 128, 256), 4096)
+        min(max((pageCount * 24) / 1024 + 128, 256), Dataset.poolCacheKiB)
     }
 
     private func open() throws -> DatabaseQueue {

@@ -67,6 +67,9 @@ public final class Dataset: Sendable {
         }
     }
 
+    /// The page cache of each of the pool's connections, in KiB.
+    static let poolCacheKiB = 4096
+
     /// What every connection to a dataset file is opened with: the pool's and the batch
     /// readers' (``BatchReaders``).
     static func connectionConfiguration() -> Configuration {
@@ -78,9 +81,9 @@ public final class Dataset: Sendable {
             // a 4 KiB page would waste a quarter), while a shuffled batch read copies 16 KiB
             // per row, not the 64 KiB of the largest pages (see Benchmarks/README.md).
             try db.execute(sql: "PRAGMA page_size = 16384")
-            // 4 MiB of page cache per connection: shuffled batch reads hit random pages, so a
-            // larger cache buys little and every prefetch worker has its own connection.
-            try db.execute(sql: "PRAGMA cache_size = -4096")
+            // The pool's connections keep 4 MiB of page cache; batch readers size theirs to
+            // the file (``BatchReaders/cacheKiB(pageCount:)``).
+            try db.execute(sql: "PRAGMA cache_size = -\(poolCacheKiB)")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             // Until its WAL hook replaces it (``WALCheckpointer``), the writer checkpoints as
