@@ -46,7 +46,7 @@ final class OriginShardFiles: ShardFileAccess {
         // A file that failed is removed at once (after a commit this does nothing).
         defer { file.discard() }
         do {
-            let digest = hexDigest(try origin.download(shard, into: file))
+            let digest = XXH64.hexDigest(of: try origin.download(shard, into: file))
             guard digest == shard.xxh64 else {
                 throw MBDataError(.corruptData, "the shard's bytes hash to \(digest), the manifest says \(shard.xxh64) (changed or corrupt at the origin)", source: source)
             }
@@ -64,9 +64,4 @@ final class OriginShardFiles: ShardFileAccess {
             throw refused
         }
     }
-}
-
-/// `xxh64:` and 16 hex digits, as manifests write hashes.
-func hexDigest(_ value: UInt64) -> String {
-    "xxh64:" + XXH64.hex(value)
 }

@@ -74,7 +74,7 @@ package final class ShardOrigins: Sendable {
     static func cacheKey(_ url: String) -> String {
         let readable = url.split(separator: "://", maxSplits: 1).last.map(String.init) ?? url
         let safe = String(readable.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "_" }.prefix(80))
-        return safe + "-" + String(hexDigest(XXH64.digest(Array(url.utf8))).dropFirst(6))
+        return safe + "-" + XXH64.hex(XXH64.digest(Array(url.utf8)))
     }
 
     private static func openSet(_ origin: HTTPShardOrigin, cache: ShardCache, metrics: OriginMetrics) async throws -> SpoolBatchProducer {

@@ -110,7 +110,10 @@ package struct XXH64: Sendable {
     }
 
     /// The digest as the text recorded in the ingest log: `xxh64:` and 16 hex digits.
-    package var hexDigest: String { "xxh64:" + Self.hex(finalize()) }
+    package var hexDigest: String { Self.hexDigest(of: finalize()) }
+
+    /// The digest `value` as manifests and the ingest log write hashes: `xxh64:` and 16 hex digits.
+    package static func hexDigest(of value: UInt64) -> String { "xxh64:" + hex(value) }
 
     /// `value` as 16 lower-case hexadecimal digits, zero-padded: how digests and ids are written.
     package static func hex(_ value: UInt64) -> String {
