@@ -59,6 +59,23 @@ import Testing
         #expect(throws: MBDataError.self) { try BatchCollator(schema: try schema(Self.mixed), padLengths: ["image": 2]) }
     }
 
+    @Test func theHeaderIsSafetensorsJSONPaddedToEightBytesWithItsMetadataEscaped() throws {
+        let plain = SafetensorsWriter.header(
+            metadata: ["epoch": "3", "batch": "0"], tensors: [("x", "I32", [2, 3], 24), ("_id", "I64", [2], 16)])
+        let expected = #"{"__metadata__":{"batch":"0","epoch":"3"},"x":{"dtype":"I32","shape":[2,3],"data_offsets":[0,24]},"_id":{"dtype":"I64","shape":[2],"data_offsets":[24,40]}}"#
+        let length = (0..<8).reduce(0) { $0 | Int(plain[$1]) << (8 * $1) }
+        #expect(length == plain.count - 8 && length % 8 == 0)
+        #expect(String(decoding: plain[8...], as: UTF8.self) == expected + String(repeating: " ", count: length - expected.utf8.count))
+        #expect(SafetensorsWriter.header(metadata: [:], tensors: []) == [8, 0, 0, 0, 0, 0, 0, 0] + Array("{}      ".utf8))
+
+        let awkward = "[\"web\",\"c\\d\"]\u{01}\n\té"
+        let escaped = SafetensorsWriter.header(metadata: ["sources": awkward], tensors: [("q\"t", "U8", [], 0)])
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(escaped[8...])) as? [String: Any])
+        #expect((parsed["__metadata__"] as? [String: String])?["sources"] == awkward)
+        #expect(parsed["q\"t"] != nil)
+        #expect(String(decoding: escaped, as: UTF8.self).contains(#"\u0001\u000a\u0009"#))
+    }
+
     @Test func lz4FramesRoundTripAndRefuseDamage() throws {
         let payload = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 % 251 &* ($0 / 1000)) }
         let frame = try LZ4Frame.compress(payload)

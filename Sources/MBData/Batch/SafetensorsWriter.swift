@@ -26,41 +26,70 @@ struct SafetensorsWriter {
     }
 
     /// The 8-byte length and the space-padded JSON header of tensors with these names,
-    /// dtypes, shapes and byte counts, in this order: what precedes their bytes.
+    /// dtypes, shapes and byte counts, in this order: what precedes their bytes. Written as
+    /// bytes, not strings: every live batch builds one.
     static func header(metadata: [String: String], tensors: [(name: String, dtype: String, shape: [Int], byteCount: Int)]) -> [UInt8] {
-        var entries: [String] = []
-        var offset = 0
-        if !metadata.isEmpty {
-            let pairs = metadata.sorted { $0.key < $1.key }.map { "\(Self.quoted($0.key)):\(Self.quoted($0.value))" }
-            entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
-        }
-        for tensor in tensors {
-            let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append(
-                "\(Self.quoted(tensor.name)):{\"dtype\":\"\(tensor.dtype)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}")
-            offset += tensor.byteCount
-        }
-        var json = Array(("{" + entries.joined(separator: ",") + "}").utf8)
-        while json.count % 8 != 0 { json.append(0x20) }
         var out: [UInt8] = []
-        out.reserveCapacity(8 + json.count)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: json)
+        out.reserveCapacity(256)
+        out.append(contentsOf: repeatElement(0, count: 8))
+        out.append(UInt8(ascii: "{"))
+        if !metadata.isEmpty {
+            out.append(contentsOf: #""__metadata__":{"#.utf8)
+            for (index, pair) in metadata.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                appendQuoted(pair.key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                appendQuoted(pair.value, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        var offset = 0
+        for (index, tensor) in tensors.enumerated() {
+            if index > 0 || !metadata.isEmpty { out.append(UInt8(ascii: ",")) }
+            appendQuoted(tensor.name, to: &out)
+            out.append(contentsOf: #":{"dtype":""#.utf8)
+            out.append(contentsOf: tensor.dtype.utf8)
+            out.append(contentsOf: #"","shape":["#.utf8)
+            for (axis, extent) in tensor.shape.enumerated() {
+                if axis > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: String(extent).utf8)
+            }
+            out.append(contentsOf: #"],"data_offsets":["#.utf8)
+            out.append(contentsOf: String(offset).utf8)
+            out.append(UInt8(ascii: ","))
+            offset += tensor.byteCount
+            out.append(contentsOf: String(offset).utf8)
+            out.append(contentsOf: "]}".utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+        while (out.count - 8) % 8 != 0 { out.append(0x20) }
+        withUnsafeBytes(of: UInt64(out.count - 8).littleEndian) { length in
+            out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: length[...])) }
+        }
         return out
     }
 
-    /// Names here are schema field names and fixed suffixes; escaping covers the rest anyway.
-    private static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+    /// Appends `text` as a JSON string. Names here are schema field names and fixed
+    /// suffixes; escaping covers the rest anyway.
+    private static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case ..<0x20:
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(hexDigit(byte >> 4))
+                out.append(hexDigit(byte & 15))
+            default: out.append(byte)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
     static func dtypeName(_ dtype: DType) -> String {
@@ -79,4 +108,3 @@ struct SafetensorsWriter {
     }
 }
 
-import Foundation
