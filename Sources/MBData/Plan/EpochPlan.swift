@@ -43,12 +43,19 @@ public struct EpochPlan: Sendable, Hashable {
     /// `batch` in `epoch`; nil marks a padding row. `batch` must be in `0..<batchesPerEpoch`
     /// and `rank` in `0..<world` (a precondition).
     public func indices(epoch: Int, batch: Int, rank: Int = 0) -> [Int?] {
-        precondition(batch >= 0 && batch < batchesPerEpoch && rank >= 0 && rank < parameters.world)
+        let positions = positions(batch: batch, rank: rank)
         let order = permutation(epoch: epoch)
+        var indices: [Int?] = positions.map { parameters.shuffle ? order.index(at: $0) : $0 }
+        indices += repeatElement(nil, count: localBatchSize - positions.count)
+        return indices
+    }
+
+    /// The epoch positions (before any shuffle) of rank `rank`'s part of global batch
+    /// `batch`; the part's last `localBatchSize - count` rows are padding. `batch` must be
+    /// in `0..<batchesPerEpoch` and `rank` in `0..<world` (a precondition).
+    package func positions(batch: Int, rank: Int) -> Range<Int> {
+        precondition(batch >= 0 && batch < batchesPerEpoch && rank >= 0 && rank < parameters.world)
         let start = batch * parameters.batchSize + rank * localBatchSize
-        return (start..<start + localBatchSize).map { position in
-            guard position < sampleCount else { return nil }
-            return parameters.shuffle ? order.index(at: position) : position
-        }
+        return min(start, sampleCount)..<min(start + localBatchSize, sampleCount)
     }
 }
