@@ -186,7 +186,8 @@ public final class ServeSource: RemoteBatchSource {
     /// then restores it to `checkpoint` (or resets it when nil).
     ///
     /// - Throws: `MBDataError` with `.invalidArgument` when the configuration pads fields or has
-    ///   a sample transform (the daemon prepares the batches), or when the daemon refuses the
+    ///   a sample transform (the daemon prepares the batches), names a mixture or a packing
+    ///   other than the source's, or when the daemon refuses the
     ///   request (400, 404, 409: an unknown dataset, a checkpoint of another plan);
     ///   `.unavailable` when the daemon cannot be reached or fails (5xx).
     public func prepare(_ configuration: MultiBatchLoader.Configuration, resumingFrom checkpoint: LoaderCheckpoint?) async throws -> RemotePlan {
@@ -197,6 +198,11 @@ public final class ServeSource: RemoteBatchSource {
             throw MBDataError(
                 .invalidArgument, "the configuration's mixture is not the serve source's: give the mixture to ServeSource(url:mixture:epochSize:)",
                 parameter: "MultiBatchLoader.Configuration.mixture")
+        }
+        if let configured = configuration.packing, configured != packing {
+            throw MBDataError(
+                .invalidArgument, "the configuration's packing is not the serve source's: give the packing to the ServeSource (its packing: argument)",
+                parameter: "MultiBatchLoader.Configuration.packing")
         }
         let state = try await transport.call(.GET, datasetPath + "/cursor?" + query(configuration), as: CursorState.self)
         cursor.withLock { $0 = state.cursor }

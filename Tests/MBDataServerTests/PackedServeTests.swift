@@ -29,7 +29,13 @@ import Testing
         let remote = try await withServer(ServeConfiguration(datasets: [("tokens", path)], state: directory.path("state.sqlite"))) { url in
             let trainer = RecordingTrainer(maxDelayMilliseconds: 1)
             let source = try ServeSource(url: url, dataset: "tokens", packing: Self.spec())
-            try await MultiBatchLoader(remote: source, configuration: Self.configuration()).run(trainer: trainer)
+            var configured = Self.configuration()
+            configured.packing = try Self.spec()
+            try await MultiBatchLoader(remote: source, configuration: configured).run(trainer: trainer)
+            configured.packing = try PackingSpec(field: "tokens", rowLength: 32, window: 16)
+            await #expect(performing: { try await MultiBatchLoader(remote: source, configuration: configured) }, throws: { error in
+                (error as? MBDataError)?.parameter == "MultiBatchLoader.Configuration.packing"
+            })
             try await source.shutdown()
             return await trainer.batches
         }

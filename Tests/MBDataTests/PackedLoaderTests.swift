@@ -66,4 +66,45 @@ import Testing
             try await MultiBatchLoader(dataset: dataset, configuration: configuration, resumingFrom: checkpoint)
         }
     }
+
+    @Test func aConfigurationsPackingReadsWhatThePackingArgumentReadsAndShardsMustMatchIt() async throws {
+        let (dir, dataset) = try await PackedPlanTests.dataset()
+        let spec = try PackedPlanTests.spec()
+        var configuration = Self.configuration()
+        let byArgument = PackedRecorder()
+        try await MultiBatchLoader(dataset: dataset, packing: spec, configuration: configuration).run(trainer: byArgument)
+        let expected = await byArgument.batches
+        #expect(!expected.isEmpty)
+
+        configuration.packing = spec
+        let byConfiguration = PackedRecorder()
+        try await MultiBatchLoader(dataset: dataset, configuration: configuration).run(trainer: byConfiguration)
+        #expect(await byConfiguration.batches == expected)
+        let literal: PackingSpec = ["tokens": 2048]
+        #expect(literal == (try PackingSpec(field: "tokens", rowLength: 2048)))
+
+        func refusesThePacking(_ error: any Error) -> Bool {
+            (error as? MBDataError)?.parameter == "MultiBatchLoader.Configuration.packing" || (error as? MBDataError)?.parameter == "packing"
+        }
+        let other = try PackingSpec(field: "tokens", rowLength: 32, window: 16)
+        await #expect(performing: { try await MultiBatchLoader(dataset: dataset, packing: other, configuration: configuration) }, throws: refusesThePacking)
+
+        let plan = try await dataset.packedPlan(configuration.plan, packing: spec)
+        let packedOut = dir.path("packed")
+        _ = try await ShardWriter.writePacked(dataset: dataset, plan: plan, epochs: 0..<3, to: packedOut)
+        let fromShards = PackedRecorder()
+        try await MultiBatchLoader(shards: packedOut, configuration: configuration).run(trainer: fromShards)
+        #expect(await fromShards.batches == expected)
+        var otherPacking = configuration
+        otherPacking.packing = other
+        await #expect(performing: { try await MultiBatchLoader(shards: packedOut, configuration: otherPacking) }, throws: refusesThePacking)
+
+        let unpackedOut = dir.path("unpacked")
+        let prefetcher = try await Prefetcher(dataset: dataset, plan: try await dataset.plan(configuration.plan), epochs: 0..<3)
+        _ = try await ShardWriter.write(prefetcher, schema: try #require(try await dataset.schema()), to: unpackedOut)
+        await #expect(performing: { try await MultiBatchLoader(shards: unpackedOut, configuration: configuration) }, throws: refusesThePacking)
+        configuration.packing = nil
+        _ = try await MultiBatchLoader(shards: unpackedOut, configuration: configuration)
+        _ = try await MultiBatchLoader(shards: packedOut, configuration: configuration)
+    }
 }

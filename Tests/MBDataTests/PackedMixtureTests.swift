@@ -223,6 +223,16 @@ import Testing
         let report = try await ShardSet(directory: out).verify()
         #expect(report.isValid && report.samplesChecked > 0, "verify checks the packed mixture's rows: \(report.problems)")
 
+        var configured = configuration
+        configured.packing = spec
+        for fromShards in [false, true] {
+            let recorder = Recorder()
+            let loader = fromShards
+                ? try await MultiBatchLoader(shards: out, configuration: configured) : try await MultiBatchLoader(configuration: configured)
+            try await loader.run(trainer: recorder)
+            #expect(await recorder.bytes == expected, "the configuration's packing reads the same rows, shards \(fromShards)")
+        }
+
         var generator = SystemRandomNumberGenerator()
         for fromShards in [false, true] {
             let cut = Int.random(in: 1..<expected.count, using: &generator)

@@ -21,7 +21,7 @@ extension MultiBatchLoader {
                 .invalidArgument, "the configuration names a mixture: pack it with MultiBatchLoader(packing:configuration:), not from one dataset",
                 parameter: "MultiBatchLoader.Configuration.mixture")
         }
-        try Self.checkPackable(configuration)
+        try Self.checkPackable(configuration, packing: packing)
         let plan = try await dataset.packedPlan(configuration.plan, packing: packing, version: checkpoint?.datasetVersion)
         let producer = try await PackedBatchProducer(dataset: dataset, plan: plan)
         try await self.init(packed: producer, fingerprint: plan.fingerprint, datasetVersion: plan.base.datasetVersion, configuration: configuration, resumingFrom: checkpoint)
@@ -50,7 +50,7 @@ extension MultiBatchLoader {
                 .invalidArgument, "no mixture configured: name its datasets in configuration.mixture, or use MultiBatchLoader(dataset:packing:configuration:)",
                 parameter: "MultiBatchLoader.Configuration.mixture")
         }
-        try Self.checkPackable(configuration)
+        try Self.checkPackable(configuration, packing: packing)
         let plan = try await PackedMixturePlan.resolve(
             configuration.mixture, epochSize: configuration.epochSize, parameters: configuration.plan, packing: packing, pinnedTo: checkpoint?.mixture?.datasetVersions ?? [:])
         let producer = try await PackedMixtureBatchProducer(plan: plan, components: configuration.mixture, configuration: configuration.prefetch)
@@ -59,7 +59,13 @@ extension MultiBatchLoader {
             resumingFrom: checkpoint)
     }
 
-    private static func checkPackable(_ configuration: Configuration) throws {
+    private static func checkPackable(_ configuration: Configuration, packing: PackingSpec) throws {
+        if let configured = configuration.packing, configured != packing {
+            throw MBDataError(
+                .invalidArgument,
+                "the configuration packs \(configured.field) into rows of \(configured.rowLength), the packing argument \(packing.field) into rows of \(packing.rowLength): give one",
+                parameter: "MultiBatchLoader.Configuration.packing")
+        }
         guard configuration.sampleTransform == nil else {
             throw MBDataError(.invalidArgument, "a sample transform cannot apply to packed rows", parameter: "MultiBatchLoader.Configuration.sampleTransform")
         }

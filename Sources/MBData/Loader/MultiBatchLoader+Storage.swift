@@ -1,6 +1,7 @@
 extension MultiBatchLoader {
     /// Reads batches live from `dataset`, the plan pinned to its current version (or, when
-    /// resuming, to the checkpoint's version).
+    /// resuming, to the checkpoint's version); packed ones with a `Configuration.packing`
+    /// (``init(dataset:packing:configuration:resumingFrom:)``).
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidArgument` when the configuration
     ///   names a mixture (``init(configuration:resumingFrom:)`` reads one), and what
@@ -10,6 +11,10 @@ extension MultiBatchLoader {
             throw MBDataError(
                 .invalidArgument, "the configuration names a mixture: read it with MultiBatchLoader(configuration:), not from one dataset",
                 parameter: "MultiBatchLoader.Configuration.mixture")
+        }
+        if let packing = configuration.packing {
+            try await self.init(dataset: dataset, packing: packing, configuration: configuration, resumingFrom: checkpoint)
+            return
         }
         let plan = try await dataset.plan(configuration.plan, version: checkpoint?.datasetVersion)
         try await self.init(dataset: dataset, plan: plan, configuration: configuration, resumingFrom: checkpoint)
@@ -30,10 +35,13 @@ extension MultiBatchLoader {
     /// With a `Configuration.mixture`, the set must hold that mixture: with
     /// every component's dataset, exactly the plan a live loader would read (each source at
     /// its current version, or the checkpoint's); with names alone, the same names, weights
-    /// and epoch size. Without one, a mixture set is read as it is.
+    /// and epoch size. Without one, a mixture set is read as it is. With a
+    /// `Configuration.packing`, the set's batches must be packed by it; without one, a packed
+    /// set is read as it is.
     public convenience init(shards directory: String, configuration: Configuration, resumingFrom checkpoint: LoaderCheckpoint? = nil) async throws {
         var requirement = ShardRequirement(parameters: configuration.plan, epochs: configuration.epochs, padLengths: configuration.prefetch.padLengths)
         requirement.mixture = try await Self.mixtureRequirement(configuration, resumingFrom: checkpoint)
+        if let packing = configuration.packing { requirement.requirePacking(packing) }
         let shards = try await ShardSet.open(directory, serving: requirement)
         let manifest = shards.manifest
         let frames = try await runBlocking { try SpoolBatchProducer(shards: shards) }

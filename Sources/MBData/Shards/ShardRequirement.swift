@@ -64,22 +64,23 @@ public struct ShardRequirement: Sendable {
         packedFingerprint = plan.fingerprint
     }
 
-    /// Asks for batches packed by `spec` (a reader of a mixture set without its datasets);
-    /// nil asks for unpacked batches.
+    /// Asks for batches packed by `spec` (a reader without the set's plan: a mixture set
+    /// read without its datasets, a loader over shards alone); nil asks for unpacked batches.
     public mutating func requirePacking(_ spec: PackingSpec?) {
         packing = spec
         packedFingerprint = nil
-        checksMixturePacking = true
+        checksPackingWithoutPlan = true
     }
 
-    /// Whether a mixture set's packing is checked: set by the packed mixture requirement
-    /// and ``requirePacking(_:)``; a mixture reader otherwise reads the set's batches as they are.
-    private var checksMixturePacking = false
+    /// Whether a set's packing is checked when ``plan`` is nil: set by the packed mixture
+    /// requirement and ``requirePacking(_:)``; such a reader otherwise reads the set's batches
+    /// as they are.
+    private var checksPackingWithoutPlan = false
 
-    /// Refuses a mixture set whose packing is not the one asked for (when one was asked),
-    /// or whose packed plan is not the one asked for.
-    func checkMixturePacking(of manifest: ShardManifest, refuse: (String) -> MBDataError) throws {
-        guard checksMixturePacking || packedFingerprint != nil else { return }
+    /// Refuses a set whose packing is not the one asked for (when one was asked), or whose
+    /// packed plan is not the one asked for, for a reader without ``plan``.
+    func checkPackingWithoutPlan(of manifest: ShardManifest, refuse: (String) -> MBDataError) throws {
+        guard checksPackingWithoutPlan || packedFingerprint != nil else { return }
         let fingerprint = try fingerprint(plain: manifest.dataset.fingerprint, in: manifest, refuse: refuse)
         guard manifest.dataset.fingerprint == fingerprint else {
             throw refuse("the shards hold another packed mixture plan (\(manifest.dataset.fingerprint)); asked for \(fingerprint)")
@@ -128,7 +129,9 @@ extension ShardManifest {
         }
         if let wanted = requirement.mixture {
             try check(serves: wanted, refuse: refuse)
-            try requirement.checkMixturePacking(of: self) { refuse($0, parameter: "packing") }
+        }
+        if requirement.plan == nil {
+            try requirement.checkPackingWithoutPlan(of: self) { refuse($0, parameter: "packing") }
         }
         if let wanted = requirement.plan {
             if let mixture {

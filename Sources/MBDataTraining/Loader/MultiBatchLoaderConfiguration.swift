@@ -35,6 +35,12 @@ extension MultiBatchLoader {
         /// sample counts); with `repeat`/`choose` weights it must equal their total. Only with
         /// a ``mixture``.
         public var epochSize: Int?
+        /// Packs a variable-length field into rows of fixed length (`["tokens": 2048]`); nil
+        /// (default) for unpacked batches. MBData's loaders of a dataset or a mixture then read
+        /// packed batches, as `MultiBatchLoader(dataset:packing:configuration:)` and
+        /// `MultiBatchLoader(packing:configuration:)` do, and a loader over shards refuses a
+        /// set packed otherwise or not at all; `batchSize` counts rows.
+        public var packing: PackingSpec?
 
         /// A configuration for `plan` over `epochs`.
         public init(plan: PlanParameters, epochs: Range<Int>) {

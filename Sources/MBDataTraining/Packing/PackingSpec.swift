@@ -22,3 +22,19 @@ public struct PackingSpec: Sendable, Hashable, Codable {
     /// The spec as text for plan fingerprints and checkpoints.
     package var key: String { "\(field)|\(packer.key)" }
 }
+
+extension PackingSpec: ExpressibleByDictionaryLiteral {
+    /// `["tokens": 2048]`: packs that one field into rows of that many values, with the
+    /// default window and overlong policy. For literals in code: a literal that does not name
+    /// exactly one field, or names an empty field or a length that is not positive, is a
+    /// programming error (a precondition); make a spec from outside input with
+    /// ``init(field:rowLength:window:overlong:)``, which throws.
+    public init(dictionaryLiteral elements: (String, Int)...) {
+        precondition(elements.count == 1, "a packing literal names exactly one field, got \(elements.count)")
+        do {
+            try self.init(field: elements[0].0, rowLength: elements[0].1)
+        } catch {
+            preconditionFailure("\(error)")
+        }
+    }
+}
