@@ -19,12 +19,15 @@ import Synchronization
 /// pinned sample that is gone is refused as before.
 final class BatchReaders: Sendable {
     private let path: String
+    /// Whether the file lies on read-only storage (``Dataset/isOnReadOnlyStorage``).
+    private let readOnly: Bool
     private let free = Mutex<[DatabaseQueue]>([])
     private let opened = Atomic<Int>(0)
 
     /// Connections to the dataset file at `path`; none is opened yet.
-    init(path: String) {
+    init(path: String, readOnly: Bool = false) {
         self.path = path
+        self.readOnly = readOnly
     }
 
     /// Connections opened so far; each stays open while the dataset is.
@@ -56,10 +59,9 @@ final class BatchReaders: Sendable {
     }
 
     private func open() throws -> DatabaseQueue {
-        var configuration = Dataset.connectionConfiguration()
-        configuration.readonly = true
+        let configuration = Dataset.connectionConfiguration(readOnly: true)
         do {
-            let connection = try DatabaseQueue(path: path, configuration: configuration)
+            let connection = try DatabaseQueue(path: ReadOnlyStorage.filename(of: path, readOnly: readOnly), configuration: configuration)
             try connection.inDatabase { db in
                 let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB(pageCount: pages))")

@@ -25,13 +25,22 @@ public final class Dataset: Sendable {
     let committedBatches: CommittedBatches
     /// Checkpoints the WAL beside the writer, not inside its commits (``WALCheckpointer``).
     let walCheckpointer: WALCheckpointer
+    /// Whether the file lies on read-only storage (a read-only mount: an NFS export, a
+    /// squashfs image, a container volume mounted read-only). It is then read as it is —
+    /// opened immutable, so SQLite takes no locks and makes no `-wal` or `-shm` file beside
+    /// it — and every write is refused. It must not change while it is read.
+    public let isOnReadOnlyStorage: Bool
 
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
     ///
+    /// A file on read-only storage is opened for reading only (``isOnReadOnlyStorage``).
+    ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when the file is
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
-    ///   newer format than this build reads.
+    ///   newer format than this build reads; on read-only storage, also of an older format
+    ///   (which needs an upgrade) or with a write-ahead log beside it that was never folded
+    ///   into the file (which it cannot read without writing).
     public convenience init(path: String, create: Bool = false) throws {
         try self.init(path: path, create: create, checkpoints: .standard)
     }
@@ -40,18 +49,24 @@ public final class Dataset: Sendable {
     init(path: String, create: Bool, checkpoints: WALCheckpointer.Thresholds) throws {
         self.path = path
         walCheckpointer = WALCheckpointer(path: path, thresholds: checkpoints)
-        batchReaders = BatchReaders(path: path)
         let exists = FileManager.default.fileExists(atPath: path)
         guard exists || create else {
             throw MBDataError(.invalidDataset, "no such dataset file", source: path)
         }
-        var configuration = Self.connectionConfiguration()
+        if !exists, ReadOnlyStorage.contains(URL(fileURLWithPath: path).deletingLastPathComponent().path) {
+            throw MBDataError(.storage, "cannot create a dataset on read-only storage", source: path)
+        }
+        let readOnly = exists && ReadOnlyStorage.contains(path)
+        isOnReadOnlyStorage = readOnly
+        if readOnly { try ReadOnlyStorage.refuseUnfoldedLog(of: path) }
+        var configuration = Self.connectionConfiguration(readOnly: readOnly)
         // One reader connection per thread of the blocking executor, as every batch read runs
         // there, plus two for the reads that run elsewhere (plans, cursors, inspect), so that a
         // batch job never waits for a connection while it holds an executor thread.
         configuration.maximumReaderCount = BlockingExecutor.threadCount + 2
+        batchReaders = BatchReaders(path: path, readOnly: readOnly)
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try DatabasePool(path: ReadOnlyStorage.filename(of: path, readOnly: readOnly), configuration: configuration)
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "cannot open as SQLite", source: path)
         }
@@ -60,8 +75,16 @@ public final class Dataset: Sendable {
         outputCommits = Self.outputCommitQueue(pool: pool, path: path, known: known)
         do {
             try pool.read { db in try Self.checkTables(db, path: path) }
-            try DatasetMigrations.migrator.migrate(pool)
-            pool.writeWithoutTransaction { db in walCheckpointer.attach(to: db) }
+            if readOnly {
+                guard try pool.read({ db in try DatasetMigrations.migrator.hasCompletedMigrations(db) }) else {
+                    throw MBDataError(
+                        .invalidDataset, "an older dataset format on read-only storage: open it once where it can be written, to upgrade it",
+                        source: path)
+                }
+            } else {
+                try DatasetMigrations.migrator.migrate(pool)
+                pool.writeWithoutTransaction { db in walCheckpointer.attach(to: db) }
+            }
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "not a readable dataset", source: path)
         }
@@ -71,10 +94,11 @@ public final class Dataset: Sendable {
     static let poolCacheKiB = 4096
 
     /// What every connection to a dataset file is opened with: the pool's and the batch
-    /// readers' (``BatchReaders``).
-    static func connectionConfiguration() -> Configuration {
+    /// readers' (``BatchReaders``); read-only ones on read-only storage.
+    static func connectionConfiguration(readOnly: Bool) -> Configuration {
         var configuration = Configuration()
         configuration.label = "mbdata"
+        configuration.readonly = readOnly
         configuration.busyMode = .timeout(30)
         configuration.prepareDatabase { db in
             // 16 KiB pages (new files only): five 3 KiB sample rows share a page (97% used;
@@ -151,7 +175,8 @@ public final class Dataset: Sendable {
     }
 
     private static func immediateTransaction<T>(_ db: Database, path: String, _ body: (Database) throws -> T) throws -> T {
-        try db.describingFailures(.storage, "cannot write the dataset", source: path) {
+        if db.configuration.readonly { throw readOnlyStorageError(path) }
+        return try db.describingFailures(.storage, "cannot write the dataset", source: path) {
             var result: T?
             try db.inTransaction(.immediate) {
                 result = try body(db)
@@ -159,6 +184,15 @@ public final class Dataset: Sendable {
             }
             return result!
         }
+    }
+
+    /// Refuses a write to a dataset on read-only storage before it starts.
+    func refuseWritesOnReadOnlyStorage() throws {
+        if isOnReadOnlyStorage { throw Self.readOnlyStorageError(path) }
+    }
+
+    private static func readOnlyStorageError(_ path: String) -> MBDataError {
+        MBDataError(.storage, "the dataset lies on read-only storage: it can be read, not written", source: path)
     }
 
     /// The schema the dataset was created with; nil before the first ingest.
