@@ -64,6 +64,9 @@ import Testing
         #expect(performing: { try Dataset(path: path) }, throws: { error in
             (error as? MBDataError)?.matches(.invalidDataset, "write-ahead log", "v.mbdb-wal") == true
         })
+        // Unmounted before the folder is removed (the folder stays referenced until then).
+        mount.unmount()
+        dir.remove()
     }
 }
 

@@ -40,7 +40,8 @@ public final class Dataset: Sendable {
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
     ///   newer format than this build reads; on read-only storage, also of an older format
     ///   (which needs an upgrade) or with a write-ahead log beside it that was never folded
-    ///   into the file (which it cannot read without writing).
+    ///   into the file (which it cannot read without writing); `MBDataError.Code.storage`
+    ///   for `create` on read-only storage.
     public convenience init(path: String, create: Bool = false) throws {
         try self.init(path: path, create: create, checkpoints: .standard)
     }
