@@ -39,6 +39,9 @@ struct InspectCommand: AsyncParsableCommand {
         var lines: [String] = []
         lines.append("dataset  \(info.path)")
         lines.append("format   \(info.formatVersion)    version \(info.datasetVersion)    size \(String(format: "%.2f MB", Double(info.sizeOnDisk) / 1e6))")
+        if info.readOnlyStorage {
+            lines.append("storage  read-only: read as it is, writes refused")
+        }
         if let schema = info.schema {
             lines.append("schema   \(schema.name)" + (schema.key.map { "  (key: \($0))" } ?? ""))
             let width = schema.fields.map(\.name.count).max() ?? 0

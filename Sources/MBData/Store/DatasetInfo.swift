@@ -50,6 +50,8 @@ public struct DatasetInfo: Sendable, Codable {
     public var splits: [String: Int]
     /// Bytes of the database file plus its WAL.
     public var sizeOnDisk: Int
+    /// Whether the file lies on read-only storage, read as it is (``Dataset/isOnReadOnlyStorage``).
+    public var readOnlyStorage: Bool
     /// The class names of an image-folder dataset, label order.
     public var classes: [String]?
     /// Every ingest run, oldest first.
@@ -62,7 +64,7 @@ extension Dataset {
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func info() async throws -> DatasetInfo {
-        let path = self.path
+        let (path, readOnly) = (self.path, isOnReadOnlyStorage)
         let size = ["", "-wal", "-shm"].reduce(0) { total, suffix in
             total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.intValue ?? 0)
         }
@@ -85,7 +87,8 @@ extension Dataset {
             return DatasetInfo(
                 path: path, formatVersion: Int(try Self.meta(db, "format_version") ?? "0") ?? 0,
                 datasetVersion: Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0, schema: schema,
-                sampleCount: splits.values.reduce(0, +), splits: splits, sizeOnDisk: size, classes: classes, ingests: ingests)
+                sampleCount: splits.values.reduce(0, +), splits: splits, sizeOnDisk: size, readOnlyStorage: readOnly, classes: classes,
+                ingests: ingests)
         }
     }
 }
