@@ -40,7 +40,7 @@ struct InspectCommand: AsyncParsableCommand {
         lines.append("dataset  \(info.path)")
         lines.append("format   \(info.formatVersion)    version \(info.datasetVersion)    size \(String(format: "%.2f MB", Double(info.sizeOnDisk) / 1e6))")
         if info.readOnlyStorage {
-            lines.append("storage  read-only: read as it is, writes refused")
+            lines.append("storage  not writable here (read-only storage or permissions): read as it is, writes refused")
         }
         if let schema = info.schema {
             lines.append("schema   \(schema.name)" + (schema.key.map { "  (key: \($0))" } ?? ""))

@@ -57,7 +57,7 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: writablePath)) == before, "not a byte of it written")
 
         #expect(performing: { try Dataset(path: dir.path("readonly/new.mbdb"), create: true) }, throws: { error in
-            (error as? MBDataError)?.matches(.storage, "cannot create a dataset on read-only storage") == true
+            (error as? MBDataError)?.matches(.storage, "cannot create a dataset here", "read-only storage") == true
         })
 
         // A log beside the file holds commits the file lacks: refused, not silently left out.

@@ -25,8 +25,9 @@ public final class Dataset: Sendable {
     let committedBatches: CommittedBatches
     /// Checkpoints the WAL beside the writer, not inside its commits (``WALCheckpointer``).
     let walCheckpointer: WALCheckpointer
-    /// Whether the file lies on read-only storage (a read-only mount: an NFS export, a
-    /// squashfs image, a container volume mounted read-only). It is then read as it is —
+    /// Whether this process cannot write the file: it lies on read-only storage (a read-only
+    /// mount: an NFS export, a squashfs image, a container volume), or the file or its folder
+    /// is not writable to this user (a shared dataset folder). It is then read as it is —
     /// opened immutable, so SQLite takes no locks and makes no `-wal` or `-shm` file beside
     /// it — and every write is refused. It must not change while it is read.
     public let isOnReadOnlyStorage: Bool
@@ -34,14 +35,14 @@ public final class Dataset: Sendable {
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
     ///
-    /// A file on read-only storage is opened for reading only (``isOnReadOnlyStorage``).
+    /// A file this process cannot write is opened for reading only (``isOnReadOnlyStorage``).
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when the file is
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
-    ///   newer format than this build reads; on read-only storage, also of an older format
+    ///   newer format than this build reads; where it cannot be written, also of an older format
     ///   (which needs an upgrade) or with a write-ahead log beside it that was never folded
     ///   into the file (which it cannot read without writing); `MBDataError.Code.storage`
-    ///   for `create` on read-only storage.
+    ///   for `create` in a folder it cannot write.
     public convenience init(path: String, create: Bool = false) throws {
         try self.init(path: path, create: create, checkpoints: .standard)
     }
@@ -54,10 +55,10 @@ public final class Dataset: Sendable {
         guard exists || create else {
             throw MBDataError(.invalidDataset, "no such dataset file", source: path)
         }
-        if !exists, ReadOnlyStorage.contains(URL(fileURLWithPath: path).deletingLastPathComponent().path) {
-            throw MBDataError(.storage, "cannot create a dataset on read-only storage", source: path)
+        if !exists, ReadOnlyStorage.forbidsCreating(path) {
+            throw MBDataError(.storage, "cannot create a dataset here: the folder is on read-only storage or not writable to this user", source: path)
         }
-        let readOnly = exists && ReadOnlyStorage.contains(path)
+        let readOnly = exists && ReadOnlyStorage.forbidsWrites(path)
         isOnReadOnlyStorage = readOnly
         if readOnly { try ReadOnlyStorage.refuseUnfoldedLog(of: path) }
         var configuration = Self.connectionConfiguration(readOnly: readOnly)
@@ -193,7 +194,7 @@ public final class Dataset: Sendable {
     }
 
     private static func readOnlyStorageError(_ path: String) -> MBDataError {
-        MBDataError(.storage, "the dataset lies on read-only storage: it can be read, not written", source: path)
+        MBDataError(.storage, "the dataset lies on read-only storage or is not writable to this user: it can be read, not written", source: path)
     }
 
     /// The schema the dataset was created with; nil before the first ingest.

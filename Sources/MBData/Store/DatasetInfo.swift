@@ -50,7 +50,8 @@ public struct DatasetInfo: Sendable, Codable {
     public var splits: [String: Int]
     /// Bytes of the database file plus its WAL.
     public var sizeOnDisk: Int
-    /// Whether the file lies on read-only storage, read as it is (``Dataset/isOnReadOnlyStorage``).
+    /// Whether this process cannot write the file (read-only storage, or no permission), so
+    /// it is read as it is (``Dataset/isOnReadOnlyStorage``).
     public var readOnlyStorage: Bool
     /// The class names of an image-folder dataset, label order.
     public var classes: [String]?
