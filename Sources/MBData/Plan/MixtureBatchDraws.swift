@@ -10,16 +10,8 @@ struct MixtureBatchDraws {
 extension MixtureBatchPlan {
     /// Rank `rank`'s rows of global batch `batch` of `epoch`, as ids and source indices.
     func batchDraws(epoch: Int, batch: Int, rank: Int) -> MixtureBatchDraws {
-        let positions = plan.positions(batch: batch, rank: rank)
-        var draws = MixtureBatchDraws(ids: [], sources: [])
-        draws.ids.reserveCapacity(plan.localBatchSize)
-        draws.sources.reserveCapacity(plan.localBatchSize)
-        mixture.forEachDraw(epoch: epoch, positions: positions) { draw in
-            draws.ids.append(sources[draw.source].ids[draw.index])
-            draws.sources.append(Int32(draw.source))
-        }
-        draws.ids += repeatElement(nil, count: plan.localBatchSize - positions.count)
-        draws.sources += repeatElement(-1, count: plan.localBatchSize - positions.count)
-        return draws
+        let draws = mixture.draws(epoch: epoch, batch: batch, rank: rank, batching: plan)
+        return MixtureBatchDraws(
+            ids: draws.map { $0.map { sources[$0.source].ids[$0.index] } }, sources: draws.map { Int32($0?.source ?? -1) })
     }
 }

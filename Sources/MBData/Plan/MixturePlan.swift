@@ -66,19 +66,10 @@ public struct MixturePlan: Sendable, Hashable {
 
     /// The draws at `positions` of `epoch`, in order: one seek, then O(N) per position.
     public func draws(epoch: Int, positions: Range<Int>) -> [MixtureDraw] {
-        var draws: [MixtureDraw] = []
-        draws.reserveCapacity(positions.count)
-        forEachDraw(epoch: epoch, positions: positions) { draws.append($0) }
-        return draws
-    }
-
-    /// Calls `body` with the draw at each of `positions` of `epoch`, in order, building no
-    /// array: a live batch's rows come from here.
-    func forEachDraw(epoch: Int, positions: Range<Int>, _ body: (MixtureDraw) -> Void) {
         // A run of positions touches each source's current pass (and perhaps its next):
         // each permutation is keyed once, not once per draw.
         var permutations = [(pass: Int, order: IndexPermutation)?](repeating: nil, count: sources.count)
-        schedule.forEachSlot(positions) { slot in
+        return schedule.slots(positions).map { slot in
             let (pass, offset) = streamEntry(epoch: epoch, slot: slot)
             let order: IndexPermutation
             if let cached = permutations[slot.source], cached.pass == pass {
@@ -87,7 +78,7 @@ public struct MixturePlan: Sendable, Hashable {
                 order = permutation(source: slot.source, pass: pass)
                 permutations[slot.source] = (pass, order)
             }
-            body(MixtureDraw(source: slot.source, index: order.index(at: offset), pass: pass))
+            return MixtureDraw(source: slot.source, index: order.index(at: offset), pass: pass)
         }
     }
 
@@ -95,11 +86,7 @@ public struct MixturePlan: Sendable, Hashable {
     /// ``batchPlan(_:)``); nil marks a padding row.
     public func draws(epoch: Int, batch: Int, rank: Int = 0, batching: EpochPlan) -> [MixtureDraw?] {
         let positions = batching.positions(batch: batch, rank: rank)
-        var draws: [MixtureDraw?] = []
-        draws.reserveCapacity(batching.localBatchSize)
-        forEachDraw(epoch: epoch, positions: positions) { draws.append($0) }
-        draws += repeatElement(nil, count: batching.localBatchSize - positions.count)
-        return draws
+        return draws(epoch: epoch, positions: positions).map(Optional.some) + repeatElement(nil, count: batching.localBatchSize - positions.count)
     }
 
     /// How the epoch's positions become batches: an ``EpochPlan`` over ``epochSize`` positions

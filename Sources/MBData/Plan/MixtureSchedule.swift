@@ -34,18 +34,9 @@ public struct MixtureSchedule: Sendable, Hashable {
 
     /// The slots at `positions`, in order (a sub-range of `0..<total`, a precondition).
     public func slots(_ positions: Range<Int>) -> [MixtureSlot] {
-        var slots: [MixtureSlot] = []
-        slots.reserveCapacity(positions.count)
-        forEachSlot(positions) { slots.append($0) }
-        return slots
-    }
-
-    /// Calls `body` with the slot at each of `positions`, in order (a sub-range of
-    /// `0..<total`, a precondition): one seek, then O(N) per position.
-    func forEachSlot(_ positions: Range<Int>, _ body: (MixtureSlot) -> Void) {
-        guard let first = positions.first else { return }
+        guard let first = positions.first else { return [] }
         var cursor = cursor(before: first)
-        for _ in positions { body(cursor.advance()) }
+        return positions.map { _ in cursor.advance() }
     }
 
     /// The position of `slot` in the epoch: the inverse of ``slot(at:)``. `slot.draw` must be
