@@ -39,7 +39,7 @@ struct InspectCommand: AsyncParsableCommand {
         var lines: [String] = []
         lines.append("dataset  \(info.path)")
         lines.append("format   \(info.formatVersion)    version \(info.datasetVersion)    size \(String(format: "%.2f MB", Double(info.sizeOnDisk) / 1e6))")
-        if info.readOnlyStorage {
+        if info.readOnly {
             lines.append("storage  not writable here (read-only storage or permissions): read as it is, writes refused")
         }
         if let schema = info.schema {

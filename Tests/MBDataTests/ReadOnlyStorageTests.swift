@@ -27,7 +27,7 @@ import Testing
             let recorder = BatchRecorder()
             try await MultiBatchLoader(dataset: dataset, configuration: configuration).run(trainer: recorder)
             expected = await recorder.bytes
-            #expect(!dataset.isOnReadOnlyStorage)
+            #expect(!dataset.isReadOnly)
             // What a copy to read-only storage holds: every commit folded into the file.
             try await dataset.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         }
@@ -40,9 +40,9 @@ import Testing
         let path = dir.path("readonly/v.mbdb")
         do {
             let dataset = try Dataset(path: path)
-            #expect(dataset.isOnReadOnlyStorage)
+            #expect(dataset.isReadOnly)
             let info = try await dataset.info()
-            #expect(info.sampleCount == 300 && info.readOnlyStorage)
+            #expect(info.sampleCount == 300 && info.readOnly)
             let recorder = BatchRecorder()
             try await MultiBatchLoader(dataset: dataset, configuration: configuration).run(trainer: recorder)
             #expect(await recorder.bytes == expected, "the same batches as from writable storage")

@@ -70,7 +70,7 @@ extension Dataset {
         _ body: @escaping @Sendable (Ingestor, Schema) throws -> T
     ) async throws -> T {
         try Task.checkCancellation()
-        try refuseWritesOnReadOnlyStorage()
+        try refuseWritesWhenReadOnly()
         let (path, pool) = (self.path, self.pool)
         let cancellation = ParsingPipeline.Cancellation()
         // Idle reader connections of this process would keep the bulk journal mode out.

@@ -19,15 +19,16 @@ import Synchronization
 /// pinned sample that is gone is refused as before.
 final class BatchReaders: Sendable {
     private let path: String
-    /// Whether the file lies on read-only storage (``Dataset/isOnReadOnlyStorage``).
-    private let readOnly: Bool
+    /// The name SQLite opens the file by (``ReadOnlyAccess/filename(of:readOnly:)``).
+    private let filename: String
     private let free = Mutex<[DatabaseQueue]>([])
     private let opened = Atomic<Int>(0)
 
-    /// Connections to the dataset file at `path`; none is opened yet.
-    init(path: String, readOnly: Bool = false) {
+    /// Connections to the dataset file at `path`, opened by SQLite as `filename`; none is
+    /// opened yet.
+    init(path: String, filename: String) {
         self.path = path
-        self.readOnly = readOnly
+        self.filename = filename
     }
 
     /// Connections opened so far; each stays open while the dataset is.
@@ -61,7 +62,7 @@ final class BatchReaders: Sendable {
     private func open() throws -> DatabaseQueue {
         let configuration = Dataset.connectionConfiguration(readOnly: true)
         do {
-            let connection = try DatabaseQueue(path: ReadOnlyStorage.filename(of: path, readOnly: readOnly), configuration: configuration)
+            let connection = try DatabaseQueue(path: filename, configuration: configuration)
             try connection.inDatabase { db in
                 let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB(pageCount: pages))")

@@ -30,12 +30,12 @@ public final class Dataset: Sendable {
     /// is not writable to this user (a shared dataset folder). It is then read as it is —
     /// opened immutable, so SQLite takes no locks and makes no `-wal` or `-shm` file beside
     /// it — and every write is refused. It must not change while it is read.
-    public let isOnReadOnlyStorage: Bool
+    public let isReadOnly: Bool
 
     /// Opens a dataset file; with `create`, a missing file becomes a new, empty dataset
     /// (it gets its schema from the first ingest). An older dataset format is upgraded in place.
     ///
-    /// A file this process cannot write is opened for reading only (``isOnReadOnlyStorage``).
+    /// A file this process cannot write is opened for reading only (``isReadOnly``).
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.invalidDataset` when the file is
     ///   missing (without `create`), not SQLite, an SQLite file of something else, or of a
@@ -55,20 +55,21 @@ public final class Dataset: Sendable {
         guard exists || create else {
             throw MBDataError(.invalidDataset, "no such dataset file", source: path)
         }
-        if !exists, ReadOnlyStorage.forbidsCreating(path) {
+        if !exists, ReadOnlyAccess.forbidsCreating(path) {
             throw MBDataError(.storage, "cannot create a dataset here: the folder is on read-only storage or not writable to this user", source: path)
         }
-        let readOnly = exists && ReadOnlyStorage.forbidsWrites(path)
-        isOnReadOnlyStorage = readOnly
-        if readOnly { try ReadOnlyStorage.refuseUnfoldedLog(of: path) }
+        let readOnly = exists && ReadOnlyAccess.forbidsWrites(path)
+        isReadOnly = readOnly
+        if readOnly { try ReadOnlyAccess.refuseUnfoldedLog(of: path) }
         var configuration = Self.connectionConfiguration(readOnly: readOnly)
         // One reader connection per thread of the blocking executor, as every batch read runs
         // there, plus two for the reads that run elsewhere (plans, cursors, inspect), so that a
         // batch job never waits for a connection while it holds an executor thread.
         configuration.maximumReaderCount = BlockingExecutor.threadCount + 2
-        batchReaders = BatchReaders(path: path, readOnly: readOnly)
+        let filename = ReadOnlyAccess.filename(of: path, readOnly: readOnly)
+        batchReaders = BatchReaders(path: path, filename: filename)
         do {
-            pool = try DatabasePool(path: ReadOnlyStorage.filename(of: path, readOnly: readOnly), configuration: configuration)
+            pool = try DatabasePool(path: filename, configuration: configuration)
         } catch {
             throw MBDataError.wrapping(error, .invalidDataset, "cannot open as SQLite", source: path)
         }
@@ -80,7 +81,7 @@ public final class Dataset: Sendable {
             if readOnly {
                 guard try pool.read({ db in try DatasetMigrations.migrator.hasCompletedMigrations(db) }) else {
                     throw MBDataError(
-                        .invalidDataset, "an older dataset format on read-only storage: open it once where it can be written, to upgrade it",
+                        .invalidDataset, "an older dataset format that this process cannot write: open it once where it can be written, to upgrade it",
                         source: path)
                 }
             } else {
@@ -96,7 +97,7 @@ public final class Dataset: Sendable {
     static let poolCacheKiB = 4096
 
     /// What every connection to a dataset file is opened with: the pool's and the batch
-    /// readers' (``BatchReaders``); read-only ones on read-only storage.
+    /// readers' (``BatchReaders``); read-only ones where this process cannot write the file.
     static func connectionConfiguration(readOnly: Bool) -> Configuration {
         var configuration = Configuration()
         configuration.label = "mbdata"
@@ -177,7 +178,7 @@ public final class Dataset: Sendable {
     }
 
     private static func immediateTransaction<T>(_ db: Database, path: String, _ body: (Database) throws -> T) throws -> T {
-        if db.configuration.readonly { throw readOnlyStorageError(path) }
+        if db.configuration.readonly { throw readOnlyError(path) }
         return try db.describingFailures(.storage, "cannot write the dataset", source: path) {
             var result: T?
             try db.inTransaction(.immediate) {
@@ -188,12 +189,12 @@ public final class Dataset: Sendable {
         }
     }
 
-    /// Refuses a write to a dataset on read-only storage before it starts.
-    func refuseWritesOnReadOnlyStorage() throws {
-        if isOnReadOnlyStorage { throw Self.readOnlyStorageError(path) }
+    /// Refuses a write to a dataset this process cannot write before it starts.
+    func refuseWritesWhenReadOnly() throws {
+        if isReadOnly { throw Self.readOnlyError(path) }
     }
 
-    private static func readOnlyStorageError(_ path: String) -> MBDataError {
+    private static func readOnlyError(_ path: String) -> MBDataError {
         MBDataError(.storage, "the dataset lies on read-only storage or is not writable to this user: it can be read, not written", source: path)
     }
 

@@ -51,8 +51,8 @@ public struct DatasetInfo: Sendable, Codable {
     /// Bytes of the database file plus its WAL.
     public var sizeOnDisk: Int
     /// Whether this process cannot write the file (read-only storage, or no permission), so
-    /// it is read as it is (``Dataset/isOnReadOnlyStorage``).
-    public var readOnlyStorage: Bool
+    /// it is read as it is (``Dataset/isReadOnly``).
+    public var readOnly: Bool
     /// The class names of an image-folder dataset, label order.
     public var classes: [String]?
     /// Every ingest run, oldest first.
@@ -65,7 +65,7 @@ extension Dataset {
     ///
     /// - Throws: `MBDataError` with `MBDataError.Code.storage` when the file cannot be read.
     public func info() async throws -> DatasetInfo {
-        let (path, readOnly) = (self.path, isOnReadOnlyStorage)
+        let (path, readOnly) = (self.path, isReadOnly)
         let size = ["", "-wal", "-shm"].reduce(0) { total, suffix in
             total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.intValue ?? 0)
         }
@@ -88,7 +88,7 @@ extension Dataset {
             return DatasetInfo(
                 path: path, formatVersion: Int(try Self.meta(db, "format_version") ?? "0") ?? 0,
                 datasetVersion: Int(try Self.meta(db, "dataset_version") ?? "0") ?? 0, schema: schema,
-                sampleCount: splits.values.reduce(0, +), splits: splits, sizeOnDisk: size, readOnlyStorage: readOnly, classes: classes,
+                sampleCount: splits.values.reduce(0, +), splits: splits, sizeOnDisk: size, readOnly: readOnly, classes: classes,
                 ingests: ingests)
         }
     }

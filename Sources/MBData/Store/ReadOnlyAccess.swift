@@ -11,7 +11,7 @@ import Darwin
 /// shared dataset folder). SQLite cannot open a WAL-mode file there as it opens one elsewhere
 /// — a reader makes a `-shm` file beside it — so such a file is opened `immutable`: no
 /// locks, no files beside it, its pages read as they are.
-enum ReadOnlyStorage {
+enum ReadOnlyAccess {
     /// Whether this process cannot write the existing dataset file at `path`: its file system
     /// is mounted read-only, or the file or its folder is not writable to this user.
     static func forbidsWrites(_ path: String) -> Bool {
