@@ -74,6 +74,26 @@ def test_the_sender_stops_lingering_once_half_the_window_is_queued(monkeypatch):
     assert sender.requests == [("batches", [0, 1, 2, 3]), ("batches", [4])]
 
 
+def test_a_flush_does_not_wait_out_the_linger(monkeypatch):
+    # The end of every stream flushes: the acks queued last must go at once, not after the
+    # linger meant to gather more of them.
+    monkeypatch.setattr(AckQueue, "LINGER", 5.0)
+    sender = GatedSender()
+    sender.gate.set()
+    acks = AckQueue(sender, window=8)
+    acks.add("c", 0, None, 0)
+    time.sleep(0.1)  # the sender is lingering now
+    started = time.monotonic()
+    acks.flush()
+    assert time.monotonic() - started < 2.5, "flush waited out the 5 s linger"
+    assert sender.requests == [("batches", [0])]
+    acks.add("c", 0, None, 1)  # and a later ack lingers again, as before
+    time.sleep(0.3)
+    assert sender.requests == [("batches", [0])]
+    acks.flush()
+    assert sender.requests == [("batches", [0]), ("batches", [1])]
+
+
 def test_an_ack_error_surfaces_on_the_next_call_once():
     sender = GatedSender(expired={5})
     sender.gate.set()

@@ -43,6 +43,10 @@ class BackgroundQueue:
         """Called outside the lock once work is waiting, before it is taken; `full` says
         the window is full."""
 
+    def _hurry(self) -> None:
+        """Called when a caller waits for everything queued (`flush`): a sender that waits
+        for more work before sending (`_before_take`) should send now."""
+
     def _enqueue(self, put) -> None:
         """Calls `put()` under the lock once the window has room; raises the error an
         earlier send met, once."""
@@ -61,11 +65,14 @@ class BackgroundQueue:
         """Waits until everything queued is sent; raises the first error a send met, once."""
         with self._condition:
             while self._waiting() or self._in_flight:
+                self._hurry()
                 self._condition.wait()
             self._raise_error()
 
     def check(self) -> None:
         """Raises the error a send met, once; does not wait."""
+        if self._error is None:  # called for every batch: no lock while nothing failed
+            return
         with self._condition:
             self._raise_error()
 
