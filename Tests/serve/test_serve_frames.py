@@ -185,3 +185,98 @@ def test_a_free_buffer_is_received_into_again():
     reader = wire.MessageReader(trickle(message * 2, 1 << 20), pool)
     address = wire.decompress_batch(reader.read()).ctypes.data
     assert wire.decompress_batch(reader.read()).ctypes.data == address
+
+
+# ------------------------------------------------------------------ one vectored read (local delivery)
+
+def vectored(frame: bytes, limit: int | None = None):
+    """A `read(buffers)` that scatters `frame` (at most `limit` bytes) over the buffers, as
+    `os.preadv` does from the frame's start in a file."""
+
+    def read(buffers) -> int:
+        data, position = frame[:limit], 0
+        for buffer in buffers:
+            view = memoryview(buffer).cast("B")
+            chunk = data[position : position + view.nbytes]
+            view[: len(chunk)] = chunk
+            position += len(chunk)
+        return position
+
+    return read
+
+
+def receive_stored(frame: bytes, size: int, checksum: int | None = None, limit: int | None = None):
+    """(whether the one-read path took the frame, the output) — after `receive` from the
+    start when it did not, as `LocalFiles` does."""
+    checksum = xxhash.xxh64_intdigest(frame) if checksum is None else checksum
+    output = np.zeros(size, np.uint8)
+    readinto = trickle(frame, 4096)
+
+    def fill(view) -> int:  # as LocalFiles fills: until the view is full or the file ends
+        filled = 0
+        while filled < len(view) and (count := readinto(memoryview(view)[filled:])):
+            filled += count
+        return filled
+
+    receiver = frames.FrameReceiver(fill)
+    taken = receiver.receive_stored("local batch", len(frame), checksum, output, vectored(frame, limit))
+    if not taken:
+        receiver.receive("local batch", len(frame), checksum, output)
+    return taken, output
+
+
+@pytest.mark.parametrize("content_checksum", [True, False])
+def test_a_one_stored_block_frame_takes_one_read_straight_into_the_output(content_checksum):
+    buffer = safetensors_bytes(64, False)
+    frame = lz4.frame.compress(buffer, block_size=lz4.frame.BLOCKSIZE_MAX4MB, content_checksum=content_checksum, store_size=True)
+    assert block_kinds(frame) == ["stored"]
+    taken, output = receive_stored(frame, len(buffer))
+    assert taken and output.tobytes() == buffer
+
+
+@pytest.mark.parametrize(
+    "frame_of",
+    [
+        lambda b: lz4.frame.compress(b, block_size=lz4.frame.BLOCKSIZE_MAX64KB, store_size=True),  # several blocks
+        lambda b: lz4.frame.compress(b, store_size=False),                                         # no content size
+        lambda b: lz4.frame.compress(b, block_checksum=True, store_size=True),                     # block checksums
+    ],
+)
+def test_a_frame_laid_out_otherwise_is_received_as_any_frame(frame_of):
+    buffer = safetensors_bytes(64, False)
+    frame = frame_of(buffer)
+    taken, output = receive_stored(frame, len(buffer))
+    assert not taken and output.tobytes() == buffer
+
+
+def test_a_compressed_frame_is_received_as_any_frame():
+    buffer = safetensors_bytes(64, True)
+    frame = lz4.frame.compress(buffer, store_size=True)
+    taken, output = receive_stored(frame, len(buffer))
+    assert not taken and output.tobytes() == buffer
+
+
+def test_a_short_read_falls_back_and_the_frame_then_reads_whole():
+    buffer = safetensors_bytes(16, False)
+    frame = lz4.frame.compress(buffer, store_size=True)
+    taken, output = receive_stored(frame, len(buffer), limit=len(frame) - 3)
+    assert not taken and output.tobytes() == buffer
+
+
+def test_the_one_read_path_refuses_what_receive_refuses():
+    buffer = safetensors_bytes(16, False)
+    frame = lz4.frame.compress(buffer, content_checksum=True, store_size=True)
+    flipped = bytearray(frame)
+    flipped[2000] ^= 0x01
+    with pytest.raises(ProtocolError, match="payload checksum"):
+        receive_stored(bytes(flipped), len(buffer), checksum=xxhash.xxh64_intdigest(frame))
+    header = frame_header(16)
+    hostile_frames = {
+        "header checksum": wrong_header_checksum(header) + struct.pack("<I", STORED | 16) + bytes(16) + bytes(4),
+        "declares 32": frame_header(32) + struct.pack("<I", STORED | 16) + bytes(16) + bytes(4),
+        "exceeds": frame_header(70_000, descriptor=0x40) + struct.pack("<I", STORED | 70_000) + bytes(70_000) + bytes(4),
+    }
+    sizes = {"header checksum": 16, "declares 32": 16, "exceeds": 70_000}
+    for problem, hostile_frame in hostile_frames.items():
+        with pytest.raises(ProtocolError, match=problem):
+            receive_stored(hostile_frame, sizes[problem])

@@ -35,6 +35,9 @@ _MAGIC = 0x184D2204
 _BLOCK_MAXIMUMS = {4: 64 << 10, 5: 256 << 10, 6: 1 << 20, 7: 4 << 20}
 _STORED = 0x80000000
 _WORD = struct.Struct("<I")
+#: A frame header with the content size (magic, FLG, BD, size, header checksum) and the
+#: first block's size word: what precedes the block of a one-block frame.
+_STORED_HEADER = 4 + 1 + 1 + 8 + 1 + 4
 #: Earlier output a linked block may refer to (LZ4's window).
 _WINDOW = 64 << 10
 #: LZ4 decodes at most 255 bytes per byte of input; a header claiming more is corrupt.
@@ -89,9 +92,54 @@ class FrameReceiver:
         if actual != checksum:
             self._refuse(f"payload checksum {actual:016x}, header says {checksum:016x}")
 
+    def receive_stored(
+        self, label: str, length: int, checksum: int, output: np.ndarray, read: Callable[[list], int]
+    ) -> bool:
+        """Receives a frame laid out as mbdata writes a batch that does not compress — a
+        header with the content size, one stored block, the end mark, perhaps LZ4's
+        content checksum — with one vectored `read(buffers)` (from the frame's start):
+        its block straight into `output`. Checked as `receive` checks (the header, the
+        block's size word, the end mark, the xxh64 over every byte). Returns False when
+        the frame's length or words say it is laid out otherwise, or the read came short;
+        the caller then receives it from its start with `receive`."""
+        trailer = length - output.nbytes - _STORED_HEADER
+        if trailer not in (4, 8):
+            return False
+        self._label, self._length, self._left = label, length, 0
+        header, end = bytearray(_STORED_HEADER), bytearray(trailer)
+        if read([header, output, end]) != length:
+            return False
+        flags = header[4]
+        if (
+            flags & (_FLAG_CONTENT_SIZE | _FLAG_BLOCK_CHECKSUM) != _FLAG_CONTENT_SIZE
+            or bool(flags & _FLAG_CONTENT_CHECKSUM) != (trailer == 8)
+            or _WORD.unpack_from(header, _STORED_HEADER - 4)[0] != _STORED | output.nbytes
+            or _WORD.unpack_from(end)[0] != 0
+        ):
+            return False
+        _, block_maximum = self._checked_header(bytes(header[: _STORED_HEADER - 4]), output.nbytes)
+        if output.nbytes > block_maximum:
+            self._refuse(f"LZ4 block of {output.nbytes} bytes exceeds the frame's {block_maximum}-byte blocks")
+        digest = self._hash
+        digest.reset()
+        digest.update(header)
+        digest.update(output)
+        digest.update(end)
+        actual = digest.intdigest()
+        if actual != checksum:
+            self._refuse(f"payload checksum {actual:016x}, header says {checksum:016x}")
+        return True
+
     def _frame_header(self, size: int) -> tuple[int, int]:
         """Reads and checks the frame header → (FLG byte, block maximum size)."""
-        magic, flags, descriptor = struct.unpack("<IBB", self._read_small(6))
+        start = self._read_small(6)
+        content_size = 8 if start[4] & _FLAG_CONTENT_SIZE else 0
+        return self._checked_header(start + self._read_small(content_size + 1), size)
+
+    def _checked_header(self, header: bytes, size: int) -> tuple[int, int]:
+        """Checks a whole frame header (magic to header checksum) of a frame that must
+        decode to `size` bytes → (FLG byte, block maximum size)."""
+        magic, flags, descriptor = struct.unpack_from("<IBB", header)
         if magic != _MAGIC:
             self._refuse(f"payload is not an LZ4 frame (magic {magic:08x})")
         if flags & _FLAG_VERSION_MASK != _FLAG_VERSION or flags & (_FLAG_RESERVED | _FLAG_DICTIONARY):
@@ -100,12 +148,10 @@ class FrameReceiver:
         if block_maximum is None or descriptor & 0x8F:
             self._refuse(f"bad LZ4 block descriptor {descriptor:02x}")
         content_size = 8 if flags & _FLAG_CONTENT_SIZE else 0
-        rest = self._read_small(content_size + 1)
-        described = bytes((flags, descriptor)) + rest[:content_size]
-        if rest[content_size] != (xxhash.xxh32_intdigest(described) >> 8) & 0xFF:
+        if header[6 + content_size] != (xxhash.xxh32_intdigest(header[4 : 6 + content_size]) >> 8) & 0xFF:
             self._refuse("LZ4 frame header checksum is wrong")
         if content_size:
-            (declared,) = struct.unpack_from("<Q", rest)
+            (declared,) = struct.unpack_from("<Q", header, 6)
             if declared != size:
                 self._refuse(f"LZ4 frame declares {declared} content bytes, header says {size}")
         return flags, block_maximum
