@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import threading
 
 import lz4.frame
 import numpy as np
@@ -52,6 +53,23 @@ def test_local_delivery_gives_the_batches_the_socket_gives(spooled, reference):
     assert [b[1].tolist() for b in through_files] == [i.tolist() for i in reference(SEED, 0)]
     for a, b in zip(through_files, through_socket):
         assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
+
+
+def stream_threads_while_reading(url, group, **options) -> set[bool]:
+    """Whether a reader thread ("mbdata-stream") ran at each batch of a stream."""
+    seen = set()
+    for _ in Client(url, **options).batches("digits", BATCH, seed=SEED, rank=0, world=1, group=group, split="train"):
+        seen.add(any(thread.name == "mbdata-stream" for thread in threading.enumerate()))
+    return seen
+
+
+def test_spooled_frames_read_locally_are_read_on_the_consumers_thread_and_others_ahead(spooled, server):
+    # A local frame costs a pread and a checksum: handing it between threads costs more.
+    daemon, _ = spooled
+    assert stream_threads_while_reading(daemon.url, "local") == {False}
+    assert stream_threads_while_reading(daemon.url, "socket", local_files=False) == {True}
+    assert stream_threads_while_reading(server.url, "live") == {True}  # no spool: frames come through the socket
+    assert stream_threads_while_reading(daemon.url, "asked", prefetch=2) == {True}
 
 
 def raw_messages(body):

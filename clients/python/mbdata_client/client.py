@@ -25,7 +25,7 @@ from .protocol import (
     lease_acks,
 )
 from .share import leased_batches
-from .streams import batch_stream
+from .streams import REMOTE_PREFETCH, batch_stream
 from .submissions import SubmissionQueue
 from .transport import DEFAULT_URL, Transport
 
@@ -80,10 +80,13 @@ class Client:
     `connect_timeout` (default 10) each wait for a connection to be accepted, so that a
     daemon whose node went away (no answer, no refusal) is left for the next quickly.
 
-    `prefetch` batches (default 2) are read, checked and decoded ahead of the consumer on
-    a background thread; 0 decodes them in the consumer's thread. Each batch's tensors
-    are views into one decoded buffer, reused for a later batch only once nothing refers
-    to it (`mbdata_client.buffers`).
+    `prefetch` batches are read, checked and decoded ahead of the consumer on a background
+    thread; 0 decodes them in the consumer's thread. The default (None) reads 2 ahead, and none
+    when a stream's frames are read from the daemon's spool files (local delivery): there a
+    batch costs the client a `pread` and a checksum (~0.15 ms for 790 KB), and handing it
+    between two Python threads cost more than it hid (Benchmarks/README.md). Each batch's tensors are views
+    into one decoded buffer, reused for a later batch only once nothing refers to it
+    (`mbdata_client.buffers`).
 
     `ack_window` (default 64): `batch.ack()` queues the ack and returns, and a background
     thread sends queued acks together; at most this many wait unsent (see `Batch.ack`
@@ -135,7 +138,7 @@ class Client:
         max_backoff: float = 2.0,
         give_up_after: float = 120.0,
         poll_interval: float = 0.1,
-        prefetch: int = 2,
+        prefetch: Optional[int] = None,
         ack_window: int = 64,
         submit_window: int = 0,
         tune_allocator: Optional[bool] = None,
@@ -157,7 +160,7 @@ class Client:
         self.reconnects = 0
         self._acks = AckQueue(self, ack_window)
         self._submissions = SubmissionQueue(submit_window)
-        self._buffers = BufferPool(max(0, prefetch) + 3)
+        self._buffers = BufferPool(max(0, REMOTE_PREFETCH if prefetch is None else prefetch) + 3)
         #: Whether batch streams from a daemon on this host (a loopback URL) ask for local
         #: delivery: a spooled batch's frame read from the daemon's shard file, not the socket.
         #: Set to False by a stream that found it cannot read those files.

@@ -16,7 +16,19 @@ from .transport import CONNECTION_ERRORS, Transport
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["batch_stream"]
+__all__ = ["REMOTE_PREFETCH", "batch_stream"]
+
+#: Batches a stream reads ahead of its consumer by default (`Client(prefetch=None)`) when
+#: its frames come through the socket.
+REMOTE_PREFETCH = 2
+
+
+def default_prefetch(local: bool, headers: dict[str, str]) -> int:
+    """How many batches a stream reads ahead by default: none when its frames are read
+    from the daemon's spool files (local delivery: a `pread` and a checksum, which a
+    hand-off between two Python threads costs more than it hides), else
+    `REMOTE_PREFETCH` (the socket's reads and the daemon's live reads overlap the step)."""
+    return 0 if local and headers.get("mbdata-source") == "spool" else REMOTE_PREFETCH
 
 #: Retries of `409 cursor_busy` when a stream is first opened (its previous stream may not
 #: have closed on the daemon yet); a reconnect retries it as often as anything else.
@@ -69,7 +81,8 @@ def batch_stream(
                 for message in wire.MessageReader(response.readinto, client._buffers, files)
             )
             try:
-                for message in ahead(decoded, client.prefetch):
+                depth = client.prefetch if client.prefetch is not None else default_prefetch(local, headers)
+                for message in ahead(decoded, depth):
                     if isinstance(message, Batch):
                         tries = transport.tries(f"GET {path}")
                         client._check()
