@@ -187,7 +187,7 @@ def serve_raw_batches(args, info: dict):
 def serve_client_batches(args, info: dict):
     """(image, label, ids, samples) per batch through mbdata_client, acking every batch
     after the trainer has touched it, in the style --ack names."""
-    client = Client(args.url, ack_window=0 if args.ack == "window0" else 64, local_files=bool(args.local_files))
+    client = Client(args.url, **({"ack_window": 0} if args.ack == "window0" else {}), local_files=bool(args.local_files))
     stream = client.batches(args.dataset, batch_size=args.batch_size, epoch=0, seed=args.seed, rank=args.rank,
                             world=args.world, group=args.group)
     first = True

@@ -35,7 +35,7 @@ class AckQueue(BackgroundQueue):
     #: 200k-sample CIFAR epoch read locally).
     LINGER = 0.02
 
-    def __init__(self, sender: AckSender, window: int = 64):
+    def __init__(self, sender: AckSender, window: int = 256):
         super().__init__(window, "mbdata-acks")
         self._sender = sender
         self._pending: dict[tuple[str, int, bool], list[int]] = {}

@@ -81,14 +81,14 @@ class Client:
     daemon whose node went away (no answer, no refusal) is left for the next quickly.
 
     `prefetch` batches are read, checked and decoded ahead of the consumer on a background
-    thread; 0 decodes them in the consumer's thread. The default (None) reads 2 ahead, and none
-    when a stream's frames are read from the daemon's spool files (local delivery): there a
-    batch costs the client a `pread` and a checksum (~0.15 ms for 790 KB), and handing it
-    between two Python threads cost more than it hid (Benchmarks/README.md). Each batch's tensors are views
-    into one decoded buffer, reused for a later batch only once nothing refers to it
-    (`mbdata_client.buffers`).
+    thread; 0 decodes them in the consumer's thread. The default (None) reads 2 ahead, and
+    none when a stream's frames are read from the daemon's spool files (local delivery):
+    there a batch costs the client a `pread` and a checksum (~0.15 ms for 790 KB), and
+    handing it between two Python threads cost more than it hid (Benchmarks/README.md).
+    Each batch's tensors are views into one decoded buffer, reused for a later batch only
+    once nothing refers to it (`mbdata_client.buffers`).
 
-    `ack_window` (default 64): `batch.ack()` queues the ack and returns, and a background
+    `ack_window` (default 256): `batch.ack()` queues the ack and returns, and a background
     thread sends queued acks together; at most this many wait unsent (see `Batch.ack`
     for when they are certainly on the daemon). 0 makes `ack()` send each ack before it
     returns.
@@ -139,7 +139,7 @@ class Client:
         give_up_after: float = 120.0,
         poll_interval: float = 0.1,
         prefetch: Optional[int] = None,
-        ack_window: int = 64,
+        ack_window: int = 256,
         submit_window: int = 0,
         tune_allocator: Optional[bool] = None,
         local_files: bool = True,
