@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""The floor of a Python trainer reading a spool: what the numpy DataLoader does, what
+reading the spool's frames costs without any client, and the client, in one process and
+one sitting, interleaved (the machine's noise moves the peer by ±30% between sittings).
+
+    floor.py --spool Benchmarks/work/serve/spool/w1 --data Benchmarks/work/serve/cifar \
+             [--url http://127.0.0.1:PORT --dataset cifar] [--rounds 9]
+
+Contenders, each over one epoch (the spool's frames, 256 samples each):
+  peer          DataLoader(BatchSampler(RandomSampler), batch_size=None) over the arrays in
+                memory, 0 workers: one gather per batch (bench.py's numpy peer)
+  frames        the spool's frames read in batch order, each with one `os.preadv` into a
+                reused buffer, its xxh64 checked against the shard footer, the tensors
+                viewed: what the client must do at least, with no protocol at all
+  frames-nosum  the same without the checksum (what trusting the file would buy)
+  client        `Client(url).batches(...)` with `batch.ack()`, the README's loop (--url)
+Every contender touches each batch as consumer.py does (torch.from_numpy, a byte per
+4 KiB page of the image, the labels' sum). Prints each contender's median samples/s and
+its ratio to the peer's median; with --json, one JSON line too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xxhash
+
+PAGE = 4096
+FOOTER_ENTRY = struct.Struct("<QQQIIIIQ")  # shard-format.md §3: offset, length, uncompressed, epoch, batch, rank, samples, xxh64
+TRAILER = struct.Struct("<QQ8s")  # footer_length, footer_xxh64, "MBSHARD1"
+#: A one-stored-block LZ4 frame's bytes before its block: magic, FLG, BD, content size,
+#: header checksum, the block's size word (frames.py).
+BLOCK_START = 19
+
+
+class Touch:
+    def __init__(self) -> None:
+        self.samples = 0
+        self.page_sum = 0
+        self.label_sum = 0
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> None:
+        self.page_sum += int(image.numpy().reshape(-1)[::PAGE].sum(dtype=np.uint64))
+        self.label_sum += int(label.numpy().sum())
+        self.samples += int(label.shape[0])
+
+
+def spool_frames(spool: Path) -> list[tuple[int, int, int, int, int]]:
+    """(descriptor, offset, length, uncompressed, xxh64) of every frame, in batch order."""
+    frames = []
+    for path in sorted(spool.glob("*.mbshard")):
+        descriptor = os.open(path, os.O_RDONLY)
+        size = os.fstat(descriptor).st_size
+        footer_length, _, magic = TRAILER.unpack(os.pread(descriptor, TRAILER.size, size - TRAILER.size))
+        assert magic == b"MBSHARD1", path
+        footer = os.pread(descriptor, footer_length, size - TRAILER.size - footer_length)
+        (count,) = struct.unpack_from("<Q", footer)
+        for i in range(count):
+            offset, length, uncompressed, _, batch, _, _, checksum = FOOTER_ENTRY.unpack_from(footer, 8 + i * FOOTER_ENTRY.size)
+            frames.append((batch, descriptor, offset, length, uncompressed, checksum))
+    return [frame[1:] for frame in sorted(frames)]
+
+
+def layout(buffer: np.ndarray) -> list[tuple[str, np.dtype, tuple[int, ...], int, int]]:
+    """The image and label tensors' (name, dtype, shape, begin, end) in a safetensors buffer."""
+    (length,) = struct.unpack_from("<Q", buffer.tobytes()[:8])
+    header = json.loads(buffer[8 : 8 + length].tobytes())
+    dtypes = {"U8": np.uint8, "I64": np.int64}
+    return [(name, np.dtype(dtypes[header[name]["dtype"]]), tuple(header[name]["shape"]), *(8 + length + o for o in header[name]["data_offsets"]))
+            for name in ("image", "label")]
+
+
+def read_frames(frames, check: bool) -> float:
+    buffer = np.empty(max(f[2] for f in frames), np.uint8)
+    touch, tensors = Touch(), None
+    started = time.perf_counter()
+    for descriptor, offset, length, uncompressed, checksum in frames:
+        view = memoryview(buffer)[:length]
+        if os.preadv(descriptor, [view], offset) != length:
+            raise SystemExit("a frame came short")
+        if check and xxhash.xxh64_intdigest(view) != checksum:
+            raise SystemExit("a frame's checksum is wrong")
+        content = buffer[BLOCK_START : BLOCK_START + uncompressed]
+        if tensors is None:
+            tensors = layout(content)
+        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in tensors)
+        touch(image, label)
+    return touch.samples / (time.perf_counter() - started)
+
+
+def numpy_peer(images: np.ndarray, labels: np.ndarray, batch: int) -> float:
+    class Batches(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(labels)
+
+        def __getitem__(self, indices):
+            index = np.asarray(indices)
+            return torch.from_numpy(images[index]), torch.from_numpy(labels[index])
+
+    generator = torch.Generator()
+    generator.manual_seed(7)
+    sampler = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(len(labels)), generator=generator), batch, drop_last=True)
+    loader = torch.utils.data.DataLoader(Batches(), sampler=sampler, batch_size=None, num_workers=0)
+    touch = Touch()
+    started = time.perf_counter()
+    for image, label in loader:
+        touch(image, label)
+    return touch.samples / (time.perf_counter() - started)
+
+
+def client_loop(url: str, dataset: str, batch: int) -> float:
+    from mbdata_client import Client
+
+    client = Client(url)
+    touch = Touch()
+    started = time.perf_counter()
+    for item in client.batches(dataset, batch_size=batch, epoch=0, seed=7, group=f"floor-{time.time_ns()}"):
+        touch(torch.from_numpy(item["image"]), torch.from_numpy(item["label"]))
+        item.ack()
+    seconds = time.perf_counter() - started
+    client.close()
+    return touch.samples / seconds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spool", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True, help="folder of images.npy and labels.npy")
+    ap.add_argument("--url")
+    ap.add_argument("--dataset", default="cifar")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    frames = spool_frames(args.spool)
+    images, labels = np.load(args.data / "images.npy"), np.load(args.data / "labels.npy")
+    contenders = {
+        "peer": lambda: numpy_peer(images, labels, args.batch_size),
+        "frames": lambda: read_frames(frames, check=True),
+        "frames-nosum": lambda: read_frames(frames, check=False),
+    }
+    if args.url:
+        contenders["client"] = lambda: client_loop(args.url, args.dataset, args.batch_size)
+    for run in contenders.values():  # warm the page cache and the allocator
+        run()
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders)
+    for round_ in range(args.rounds):
+        for name in order if round_ % 2 == 0 else reversed(order):
+            results[name].append(contenders[name]())
+    peer = float(np.median(results["peer"]))
+    summary = {}
+    for name, values in results.items():
+        median = float(np.median(values))
+        summary[name] = {"median": median, "ratio": median / peer, "runs": values}
+        print(f"{name:13s} {median:>12,.0f} samples/s  {median / peer:.2f}x the peer  "
+              f"(quartiles {np.percentile(values, 25):,.0f}-{np.percentile(values, 75):,.0f})")
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
