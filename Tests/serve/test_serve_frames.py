@@ -280,3 +280,40 @@ def test_the_one_read_path_refuses_what_receive_refuses():
     for problem, hostile_frame in hostile_frames.items():
         with pytest.raises(ProtocolError, match=problem):
             receive_stored(hostile_frame, sizes[problem])
+
+
+def test_the_one_read_path_and_the_block_receiver_agree_on_mutated_frames():
+    # Whatever a hostile file holds, reading it with one preadv decides as the block-by-block
+    # receiver does: the same bytes accepted, the same refused.
+    generator = np.random.default_rng(11)
+    buffer = safetensors_bytes(16, False)
+    original = lz4.frame.compress(buffer, content_checksum=True, store_size=True)
+    for trial in range(300):
+        frame = bytearray(original)
+        for position in generator.integers(0, len(frame), generator.integers(1, 4)):
+            if trial % 3 == 0:  # the structure: header and words, where a flip changes the layout
+                position = generator.choice([*range(0, 19), *range(len(frame) - 8, len(frame))])
+            frame[position] = int(generator.integers(0, 256))
+        frame = bytes(frame)
+        checksum = xxhash.xxh64_intdigest(frame)  # as a hostile sender or file names it
+        outcomes = []
+        for one_read in (True, False):
+            output = np.zeros(len(buffer), np.uint8)
+            receiver = frames.FrameReceiver(lambda view, data=frame, at=[0]: _fill_from(data, at, view))
+            try:
+                if not (one_read and receiver.receive_stored("f", len(frame), checksum, output, vectored(frame))):
+                    receiver = frames.FrameReceiver(lambda view, data=frame, at=[0]: _fill_from(data, at, view))
+                    receiver.receive("f", len(frame), checksum, output)
+                outcomes.append(("ok", output.tobytes()))
+            except (ProtocolError, StreamCutError):
+                outcomes.append(("refused", None))
+        assert outcomes[0] == outcomes[1], f"trial {trial}: one read {outcomes[0][0]}, blocks {outcomes[1][0]}"
+
+
+def _fill_from(data: bytes, at: list, view) -> int:
+    """A fill over `data` from position `at[0]`, as LocalFiles fills from a file."""
+    view = memoryview(view).cast("B")
+    chunk = data[at[0] : at[0] + view.nbytes]
+    view[: len(chunk)] = chunk
+    at[0] += len(chunk)
+    return len(chunk)
