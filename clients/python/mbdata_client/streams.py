@@ -23,12 +23,14 @@ __all__ = ["REMOTE_PREFETCH", "batch_stream"]
 REMOTE_PREFETCH = 2
 
 
-def default_prefetch(local: bool, headers: dict[str, str]) -> int:
-    """How many batches a stream reads ahead by default: none when its frames are read
-    from the daemon's spool files (local delivery: a `pread` and a checksum, which a
-    hand-off between two Python threads costs more than it hides), else
-    `REMOTE_PREFETCH` (the socket's reads and the daemon's live reads overlap the step)."""
-    return 0 if local and headers.get("mbdata-source") == "spool" else REMOTE_PREFETCH
+def default_prefetch(headers: dict[str, str]) -> int:
+    """How many batches a stream reads ahead by default, from its response headers: none
+    when the daemon delivers its frames as places in its spool files (local delivery: a
+    `pread` and a checksum, which a hand-off between two Python threads costs more than it
+    hides), else `REMOTE_PREFETCH` (the socket's reads and the daemon's live reads overlap
+    the step)."""
+    local = headers.get("mbdata-delivery") == "local" and headers.get("mbdata-source") == "spool"
+    return 0 if local else REMOTE_PREFETCH
 
 #: Retries of `409 cursor_busy` when a stream is first opened (its previous stream may not
 #: have closed on the daemon yet); a reconnect retries it as often as anything else.
@@ -81,7 +83,7 @@ def batch_stream(
                 for message in wire.MessageReader(response.readinto, client._buffers, files)
             )
             try:
-                depth = client.prefetch if client.prefetch is not None else default_prefetch(local, headers)
+                depth = client.prefetch if client.prefetch is not None else default_prefetch(headers)
                 for message in ahead(decoded, depth):
                     if isinstance(message, Batch):
                         tries = transport.tries(f"GET {path}")
