@@ -107,3 +107,30 @@ def test_items_are_views_of_the_decoded_batch_without_workers(server, group, mon
     start = min(image.data_ptr(), ids.data_ptr())
     end = max(image.data_ptr() + image.nbytes, ids.data_ptr() + ids.nbytes)
     assert end - start < image.nbytes + ids.nbytes + 4096, "the tensors are not views into one decoded buffer"
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_set_epoch_reaches_persistent_workers(server, group, monkeypatch, context):
+    # Persistent workers keep the dataset they started with: the epoch must reach them, or
+    # every epoch after the first reads the first's finished plan and comes back empty.
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    data = dataset(server, group)
+    loader = DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True, multiprocessing_context=context)
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        items = list(loader)
+        assert {item[META_KEY]["epoch"] for item in items} == {epoch}
+        assert sorted(item[META_KEY]["batch"] for item in items) == list(range(TRAIN_BATCHES))
+
+
+def test_a_copy_of_the_dataset_keeps_an_epoch_of_its_own(server, group):
+    import copy
+    import pickle
+
+    data = dataset(server, group)
+    data.set_epoch(3)
+    copied, unpickled = copy.deepcopy(data), pickle.loads(pickle.dumps(data))
+    assert copied.epoch == unpickled.epoch == 3
+    copied.set_epoch(5)
+    assert data.epoch == 3 and unpickled.epoch == 3

@@ -6,7 +6,7 @@
     data = MBDataIterableDataset("http://127.0.0.1:7070", "digits", batch_size=64, split="train")
     loader = DataLoader(data, batch_size=None)       # each item is one server batch
     for epoch in range(10):
-        data.set_epoch(epoch)
+        data.set_epoch(epoch)                        # reaches persistent workers too
         for item in loader:
             x, y = item["image"], item["label"]          # torch tensors
             ...
@@ -43,6 +43,7 @@ comma-separated; None reads $MBDATA_URLS): each worker's Client fails over as `C
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from typing import Any, Iterator, Optional, Union
@@ -129,7 +130,11 @@ class MBDataIterableDataset(IterableDataset):
         self.url = url
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.epoch = int(epoch)
+        # Shared with DataLoader workers (inherited when they fork, passed when they spawn), so
+        # that set_epoch reaches persistent workers, which keep the copy of the dataset they
+        # started with: with a plain attribute every epoch after the first read the first's
+        # plan again, whose cursor was done, and came back empty.
+        self._epoch = multiprocessing.Value("q", int(epoch), lock=False)
         self.seed = int(seed)
         self.split = split
         self.tail = tail
@@ -147,9 +152,28 @@ class MBDataIterableDataset(IterableDataset):
         self._client: Optional[Client] = None  # the main process's, for ack(item)
         self._segments: Optional[tuple[int, handoff.SegmentPool]] = None  # a worker's (pid, pool)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration streams."""
+        return int(self._epoch.value)
+
     def set_epoch(self, epoch: int) -> None:
-        """The epoch the next iteration streams (like DistributedSampler.set_epoch)."""
-        self.epoch = int(epoch)
+        """The epoch the next iteration streams (like DistributedSampler.set_epoch), in the
+        training process and in DataLoader workers alike, persistent ones included."""
+        self._epoch.value = int(epoch)
+
+    def __getstate__(self) -> dict:
+        # The shared epoch travels as itself only to a process being started (a spawned
+        # worker); a copy made otherwise (pickle, deepcopy) gets an epoch of its own.
+        state = dict(self.__dict__)
+        if multiprocessing.context.get_spawning_popen() is None:
+            state["_epoch"] = int(self._epoch.value)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["_epoch"], int):
+            state["_epoch"] = multiprocessing.Value("q", state["_epoch"], lock=False)
+        self.__dict__.update(state)
 
     def _new_client(self, **defaults: Any) -> Client:
         return Client(self.url, self.token, **{**defaults, **self.client_options})
