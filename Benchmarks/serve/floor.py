@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import xxhash
 
+from consumer import NumpyBatches  # the benchmark's numpy peer, one gather per batch
+
 PAGE = 4096
 FOOTER_ENTRY = struct.Struct("<QQQIIIIQ")  # shard-format.md §3: offset, length, uncompressed, epoch, batch, rank, samples, xxh64
 TRAILER = struct.Struct("<QQ8s")  # footer_length, footer_xxh64, "MBSHARD1"
@@ -96,18 +98,10 @@ def read_frames(frames, check: bool) -> float:
 
 
 def numpy_peer(images: np.ndarray, labels: np.ndarray, batch: int) -> float:
-    class Batches(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(labels)
-
-        def __getitem__(self, indices):
-            index = np.asarray(indices)
-            return torch.from_numpy(images[index]), torch.from_numpy(labels[index])
-
     generator = torch.Generator()
     generator.manual_seed(7)
     sampler = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(range(len(labels)), generator=generator), batch, drop_last=True)
-    loader = torch.utils.data.DataLoader(Batches(), sampler=sampler, batch_size=None, num_workers=0)
+    loader = torch.utils.data.DataLoader(NumpyBatches(images, labels), sampler=sampler, batch_size=None, num_workers=0)
     touch = Touch()
     started = time.perf_counter()
     for image, label in loader:

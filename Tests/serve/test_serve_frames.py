@@ -210,15 +210,7 @@ def receive_stored(frame: bytes, size: int, checksum: int | None = None, limit: 
     start when it did not, as `LocalFiles` does."""
     checksum = xxhash.xxh64_intdigest(frame) if checksum is None else checksum
     output = np.zeros(size, np.uint8)
-    readinto = trickle(frame, 4096)
-
-    def fill(view) -> int:  # as LocalFiles fills: until the view is full or the file ends
-        filled = 0
-        while filled < len(view) and (count := readinto(memoryview(view)[filled:])):
-            filled += count
-        return filled
-
-    receiver = frames.FrameReceiver(fill)
+    receiver = frames.FrameReceiver(lambda view, at=[0]: _fill_from(frame, at, view))
     taken = receiver.receive_stored("local batch", len(frame), checksum, output, vectored(frame, limit))
     if not taken:
         receiver.receive("local batch", len(frame), checksum, output)
