@@ -63,12 +63,12 @@ def test_a_buffer_held_by_a_torch_tensor_is_not_reused():
 def test_tensors_are_writable_views_into_one_pooled_buffer():
     pool = BufferPool()
     message = wire.read_message(io.BytesIO(batch_message(2)).read)
-    tensors, header = wire.decode_tensors(message, pool)
+    tensors, metadata = wire.decode_tensors(message, pool)
     assert tensors["_id"].tolist() == [9, 10, 11, 12]
     assert tensors["x"].shape == (4, 1) and tensors["x"].dtype == np.float32
     assert tensors["x"].flags.writeable
     assert tensors["x"].base is tensors["_id"].base, "both tensors view the same decoded buffer"
-    assert wire.safetensors_metadata(header)["batch"] == "2"
+    assert metadata == {"format": "mbdata-batch-1", "batch": "2"}
 
 
 def test_a_message_reader_reads_every_message_into_one_receive_buffer():

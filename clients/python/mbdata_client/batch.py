@@ -44,7 +44,7 @@ class Batch(Mapping):
     ):
         self._client = client
         self._submitter = submitter
-        self.tensors, self._header = wire.decode_tensors(message, client._buffers)
+        self.tensors, self._metadata = wire.decode_tensors(message, client._buffers)
         if "_id" not in self.tensors:
             raise ProtocolError(f"batch {message.batch} has no _id tensor")
         self.epoch = message.epoch
@@ -71,10 +71,8 @@ class Batch(Mapping):
 
     @property
     def metadata(self) -> dict:
-        """The safetensors `__metadata__` (format, epoch, batch, rank), parsed on first use."""
-        if isinstance(self._header, bytes):
-            self._header = wire.safetensors_metadata(self._header)
-        return self._header
+        """The safetensors `__metadata__` (format, epoch, batch, rank)."""
+        return self._metadata
 
     @property
     def sources(self) -> Optional[list[str]]:

@@ -273,21 +273,6 @@ def parse_messages(body: bytes) -> list[Message]:
     return list(iter_messages(read))
 
 
-def safetensors_metadata(buffer: bytes) -> dict:
-    """The `__metadata__` of a safetensors buffer ({} when absent)."""
-    if len(buffer) < 8:
-        raise ProtocolError("safetensors buffer shorter than its header length")
-    (length,) = struct.unpack_from("<Q", buffer, 0)
-    if length > len(buffer) - 8:
-        raise ProtocolError(f"safetensors header of {length} bytes does not fit the {len(buffer)}-byte buffer")
-    try:
-        header = json.loads(bytes(buffer[8 : 8 + length]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ProtocolError(f"safetensors header is not JSON ({error})") from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return dict(metadata) if isinstance(metadata, dict) else {}
-
-
 def decompress_batch(message: Message, pool: Optional[BufferPool] = None) -> "bytes | np.ndarray":
     """The safetensors buffer inside a batch message's LZ4 frame (content checksum checked
     by the decoder, size checked against the header): with native LZ4 and a `pool`, a
@@ -323,14 +308,13 @@ def decompress_batch(message: Message, pool: Optional[BufferPool] = None) -> "by
 
 def decode_batch(message: Message) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """A batch message → (tensors by name, safetensors `__metadata__`)."""
-    tensors, header = decode_tensors(message)
-    return tensors, safetensors_metadata(header)
+    return decode_tensors(message)
 
 
-def decode_tensors(message: Message, pool: Optional[BufferPool] = None) -> tuple[dict[str, np.ndarray], bytes]:
-    """A batch message → (tensors by name, the safetensors header's bytes, which
-    `safetensors_metadata` parses when the caller wants the `__metadata__`). The tensors
-    are writable views into one decoded buffer (from `pool` when given), not copies."""
+def decode_tensors(message: Message, pool: Optional[BufferPool] = None) -> tuple[dict[str, np.ndarray], dict]:
+    """A batch message → (tensors by name, the safetensors `__metadata__`, {} when
+    absent). The tensors are writable views into one decoded buffer (from `pool` when
+    given), not copies."""
     buffer = decompress_batch(message, pool)
     if not isinstance(buffer, np.ndarray):
         buffer = np.frombuffer(buffer, dtype=np.uint8)
@@ -350,18 +334,19 @@ DTYPES = {
 }
 
 
-def tensor_views(buffer: np.ndarray) -> tuple[dict[str, np.ndarray], bytes]:
+def tensor_views(buffer: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
     """The tensors of a safetensors buffer (a uint8 array) as views into it, each checked
     against the buffer (dtype known, shape of non-negative integers, byte range inside
-    the data section and of the shape's size) → (tensors, the header's bytes)."""
+    the data section and of the shape's size) → (tensors, the header's `__metadata__`,
+    {} when absent: parsed with the tensors, as a batch's provenance reads it for every
+    batch)."""
     if buffer.nbytes < 8:
         raise ProtocolError("safetensors buffer shorter than its header length")
     length = int(buffer[:8].view("<u8")[0])
     if length > buffer.nbytes - 8:
         raise ProtocolError(f"safetensors header of {length} bytes does not fit the {buffer.nbytes}-byte buffer")
-    header_bytes = buffer[: 8 + length].tobytes()
     try:
-        header = json.loads(header_bytes[8:].decode("utf-8"))
+        header = json.loads(buffer[8 : 8 + length].tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"not a readable safetensors buffer: header is not JSON ({error})") from None
     if not isinstance(header, dict):
@@ -386,7 +371,8 @@ def tensor_views(buffer: np.ndarray) -> tuple[dict[str, np.ndarray], bytes]:
                 f"{entry['dtype']} inside the {data.nbytes}-byte data section"
             )
         tensors[name] = data[begin:end].view(dtype).reshape(shape)
-    return tensors, header_bytes
+    metadata = header.get("__metadata__")
+    return tensors, dict(metadata) if isinstance(metadata, dict) else {}
 
 
 def encode_message(
