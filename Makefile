@@ -1,12 +1,12 @@
 # mbdata — one entry point for a fresh machine: `make demo`, `make test`.
 SWIFT        ?= swift
-SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3 nginx
+SYSTEM_DEPS  := liblz4-dev libsqlite3-dev zlib1g-dev lz4 sqlite3 nginx gcc
 OUT          ?= out
 RELEASE_BIN  := .build/release/mbdata
 VENV         := .venv
 VENV_TORCH   := .venv-torch
 PYTHON       ?= python3
-CLIENT_FILES := clients/python/pyproject.toml $(wildcard clients/python/mbdata_client/*.py)
+CLIENT_FILES := clients/python/pyproject.toml clients/python/setup.py $(wildcard clients/python/mbdata_client/*.py clients/python/src/*.c)
 PIP          := -m pip install --quiet --disable-pip-version-check
 
 .PHONY: all deps venv torch-venv build release docs test test-swift test-interop test-serve test-serve-torch test-schemas demo demo-serve reproducibility bench-ingest bench-insert bench-shard bench-loader bench-serve bench-infer bench-cluster bench-packing fuzz fuzz-build fuzz-seeds clean

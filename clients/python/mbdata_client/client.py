@@ -81,10 +81,13 @@ class Client:
     daemon whose node went away (no answer, no refusal) is left for the next quickly.
 
     `prefetch` batches are read, checked and decoded ahead of the consumer on a background
-    thread; 0 decodes them in the consumer's thread. The default (None) reads 2 ahead, and
-    none when a stream's frames are read from the daemon's spool files (local delivery):
-    there a batch costs the client a `pread` and a checksum (~0.15 ms for 790 KB), and
-    handing it between two Python threads cost more than it hid (Benchmarks/README.md).
+    thread; 0 decodes them in the consumer's thread. The default (None) reads 2 ahead; when
+    a stream's frames are read from the daemon's spool files (local delivery) — a `pread`
+    and a checksum, ~0.15 ms for 790 KB, which handing batches between two Python threads
+    cost more than it hid — the consumer's thread reads the stream and two native threads
+    of the client's C module read and hash the next 2 frames without the GIL, each checked
+    in its batch's turn (`localframes`; without the module, or with
+    MBDATA_NATIVE_READER=0, on the consumer's thread). Benchmarks/README.md has the figures.
     Each batch's tensors are views into one decoded buffer, reused for a later batch only
     once nothing refers to it (`mbdata_client.buffers`).
 

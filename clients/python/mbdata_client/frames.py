@@ -29,7 +29,7 @@ import xxhash
 from . import lz4native
 from .errors import ProtocolError, StreamCutError
 
-__all__ = ["FrameReceiver", "available"]
+__all__ = ["FrameReceiver", "available", "stored_parts"]
 
 _MAGIC = 0x184D2204
 _BLOCK_MAXIMUMS = {4: 64 << 10, 5: 256 << 10, 6: 1 << 20, 7: 4 << 20}
@@ -50,6 +50,16 @@ _FLAG_CONTENT_SIZE = 0x08
 _FLAG_CONTENT_CHECKSUM = 0x04
 _FLAG_RESERVED = 0x02
 _FLAG_DICTIONARY = 0x01
+
+
+def stored_parts(length: int, output: np.ndarray) -> "list | None":
+    """The buffers a `length`-byte frame laid out as one stored block is read into, in
+    order — its header and first size word, `output` (the block), its end mark and
+    content checksum — or None when the lengths say it is laid out otherwise."""
+    trailer = length - output.nbytes - _STORED_HEADER
+    if trailer not in (4, 8):
+        return None
+    return [bytearray(_STORED_HEADER), output, bytearray(trailer)]
 
 
 def available() -> bool:
@@ -102,17 +112,23 @@ class FrameReceiver:
         block's size word, the end mark, the xxh64 over every byte). Returns False when
         the frame's length or words say it is laid out otherwise, or the read came short;
         the caller then receives it from its start with `receive`."""
-        trailer = length - output.nbytes - _STORED_HEADER
-        if trailer not in (4, 8):
-            return False
+        parts = stored_parts(length, output)
+        return parts is not None and self.check_stored(label, length, checksum, parts, read(parts), lambda: self._python_digest(parts))
+
+    def check_stored(
+        self, label: str, length: int, checksum: int, parts: list, got: int, digest: Callable[[], int]
+    ) -> bool:
+        """Checks a frame read into `stored_parts` (`got` bytes) as `receive_stored` does, its
+        xxh64 from `digest()`: False when it is not laid out as one stored block or the
+        read came short; `ProtocolError` when it is and something in it is wrong."""
+        header, output, end = parts
         self._label, self._length, self._left = label, length, 0
-        header, end = bytearray(_STORED_HEADER), bytearray(trailer)
-        if read([header, output, end]) != length:
+        if got != length:
             return False
         flags = header[4]
         if (
             flags & (_FLAG_CONTENT_SIZE | _FLAG_BLOCK_CHECKSUM) != _FLAG_CONTENT_SIZE
-            or bool(flags & _FLAG_CONTENT_CHECKSUM) != (trailer == 8)
+            or bool(flags & _FLAG_CONTENT_CHECKSUM) != (len(end) == 8)
             or _WORD.unpack_from(header, _STORED_HEADER - 4)[0] != _STORED | output.nbytes
             or _WORD.unpack_from(end)[0] != 0
         ):
@@ -120,15 +136,17 @@ class FrameReceiver:
         _, block_maximum = self._checked_header(bytes(header[: _STORED_HEADER - 4]), output.nbytes)
         if output.nbytes > block_maximum:
             self._refuse(f"LZ4 block of {output.nbytes} bytes exceeds the frame's {block_maximum}-byte blocks")
-        digest = self._hash
-        digest.reset()
-        digest.update(header)
-        digest.update(output)
-        digest.update(end)
-        actual = digest.intdigest()
+        actual = digest()
         if actual != checksum:
             self._refuse(f"payload checksum {actual:016x}, header says {checksum:016x}")
         return True
+
+    def _python_digest(self, parts: list) -> int:
+        digest = self._hash
+        digest.reset()
+        for part in parts:
+            digest.update(part)
+        return digest.intdigest()
 
     def _frame_header(self, size: int) -> tuple[int, int]:
         """Reads and checks the frame header → (FLG byte, block maximum size)."""

@@ -21,14 +21,16 @@ __all__ = ["REMOTE_PREFETCH", "batch_stream"]
 #: Batches a stream reads ahead of its consumer by default (`Client(prefetch=None)`) when
 #: its frames come through the socket.
 REMOTE_PREFETCH = 2
+#: Native threads that read a stream's local frames ahead of its consumer by default.
+LOCAL_READERS = 2
 
 
 def default_prefetch(headers: dict[str, str]) -> int:
     """How many batches a stream reads ahead by default, from its response headers: none
     when the daemon delivers its frames as places in its spool files (local delivery: a
     `pread` and a checksum, which a hand-off between two Python threads costs more than it
-    hides), else `REMOTE_PREFETCH` (the socket's reads and the daemon's live reads overlap
-    the step)."""
+    hides; native threads read those frames ahead, `localframes.read_ahead`), else
+    `REMOTE_PREFETCH` (the socket's reads and the daemon's live reads overlap the step)."""
     local = headers.get("mbdata-delivery") == "local" and headers.get("mbdata-source") == "spool"
     return 0 if local else REMOTE_PREFETCH
 
@@ -76,11 +78,16 @@ def batch_stream(
                 raise MBDataError(
                     None, "cursor_mismatch", f"resumed cursor {resume.get('cursor')!r}, but the stream uses {cursor!r}"
                 )
-            files = localframes.LocalFiles() if local else None
+            # By default frames the daemon delivers locally are read ahead on native reader
+            # threads (where the client's native module is built); an explicit prefetch
+            # reads them on a stream thread (above 0) or on the consumer's thread (0).
+            ahead_locally = client.prefetch is None and headers.get("mbdata-delivery") == "local"
+            files = localframes.LocalFiles(LOCAL_READERS if ahead_locally else 0) if local else None
             fallback = False
+            messages = wire.MessageReader(response.readinto, client._buffers, files)
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
-                for message in wire.MessageReader(response.readinto, client._buffers, files)
+                for message in (localframes.read_ahead(messages) if files is not None and files.reads_ahead else messages)
             )
             try:
                 depth = client.prefetch if client.prefetch is not None else default_prefetch(headers)

@@ -37,7 +37,7 @@ import xxhash
 from . import frames, lz4native
 from .buffers import BufferPool
 from .errors import ProtocolError, StreamCutError
-from .localframes import LocalFiles
+from .localframes import LocalFiles, PendingFrame
 
 MAGIC = b"MBW1"
 HEADER = struct.Struct("<4sB3sIIIIQQQQ")
@@ -76,6 +76,9 @@ class Message:
     #: A batch's safetensors buffer when the frame was decoded as it was received
     #: (`MessageReader` with a pool); `payload` is then empty.
     decoded: Optional[np.ndarray] = field(default=None, repr=False)
+    #: The read of a local batch's frame into `decoded` while it is under way on the reader
+    #: threads (`LocalFiles.start`); `decompress_batch` waits for it and checks it.
+    pending: Optional["PendingFrame"] = field(default=None, repr=False)
 
     @property
     def kind_name(self) -> str:
@@ -240,7 +243,11 @@ class MessageReader:
         reference, message.kind, message.payload = message.payload, KIND_BATCH, b""
         if self._frames is not None:
             output = self._pool.take(message.uncompressed)
-            message.length, message.checksum = self._local.receive(reference, label, output)
+            if self._local.reads_ahead:
+                message.pending = self._local.start(reference, label, output)
+                message.length, message.checksum = message.pending.length, message.pending.checksum
+            else:
+                message.length, message.checksum = self._local.receive(reference, label, output)
             message.decoded = output
             return message
         frame, message.checksum = self._local.frame(reference, label)
@@ -279,6 +286,9 @@ def decompress_batch(message: Message, pool: Optional[BufferPool] = None) -> "by
     uint8 array from the pool; otherwise bytes."""
     if message.kind != KIND_BATCH:
         raise ProtocolError(f"{message.kind_name} message has no batch")
+    if message.pending is not None:
+        pending, message.pending = message.pending, None
+        pending.wait()
     if message.decoded is not None:
         return message.decoded
     if lz4native.decompress is None:  # liblz4 itself refuses a frame of another content size
