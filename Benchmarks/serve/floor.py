@@ -17,6 +17,10 @@ Contenders, each over one epoch (the spool's frames, 256 samples each):
                 xxh64 outside the GIL (libxxhash through ctypes), handed to the trainer's
                 thread in order: what moving the copy and the checksum off the trainer's
                 thread would buy in Python (only where libxxhash.so.0 loads)
+  frames-native the frames read ahead (2 in flight) by the client's native module
+                (`mbdata_client._framereader`: 2 threads that never take the GIL), each
+                collected and compared with its checksum on the trainer's thread: the
+                floor of the client's default local read-ahead, with no protocol
   client        `Client(url).batches(...)` with `batch.ack()`, the README's loop (--url)
 Every contender touches each batch as consumer.py does (torch.from_numpy, a byte per
 4 KiB page of the image, the labels' sum). Prints each contender's median samples/s and
@@ -162,6 +166,40 @@ def read_frames_threaded(frames, xxh64, threads: int = 2, ahead: int = 3) -> flo
     return touch.samples / seconds
 
 
+def read_frames_native(frames, threads: int = 2, ahead: int = 2) -> float:
+    """The frames read by `mbdata_client._framereader`, `ahead` in flight, in order."""
+    from mbdata_client import _framereader
+
+    reader = _framereader.FrameReader(threads)
+    length = max(f[2] for f in frames)
+    buffers = [np.empty(length, np.uint8) for _ in range(ahead + 2)]
+    in_flight: list = []
+    touch, tensors = Touch(), None
+    started = time.perf_counter()
+
+    def start(index: int) -> None:
+        descriptor, offset, size, _, _ = frames[index]
+        buffer = buffers[index % len(buffers)]
+        in_flight.append((reader.start(descriptor, offset, [memoryview(buffer)[:size]]), buffer))
+
+    for index in range(min(ahead, len(frames))):
+        start(index)
+    for index, (_, _, size, uncompressed, checksum) in enumerate(frames):
+        if index + ahead < len(frames):
+            start(index + ahead)
+        read, buffer = in_flight.pop(0)
+        if read.wait() != (size, checksum):
+            raise SystemExit("a frame came short or its checksum is wrong")
+        content = buffer[BLOCK_START : BLOCK_START + uncompressed]
+        if tensors is None:
+            tensors = layout(content)
+        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in tensors)
+        touch(image, label)
+    seconds = time.perf_counter() - started
+    reader.close()
+    return touch.samples / seconds
+
+
 def numpy_peer(images: np.ndarray, labels: np.ndarray, batch: int) -> float:
     generator = torch.Generator()
     generator.manual_seed(7)
@@ -209,6 +247,11 @@ def main() -> int:
     xxh64 = gil_free_xxh64()
     if xxh64 is not None:
         contenders["frames-threads"] = lambda: read_frames_threaded(frames, xxh64)
+    try:
+        from mbdata_client import _framereader  # noqa: F401
+        contenders["frames-native"] = lambda: read_frames_native(frames)
+    except ImportError:
+        pass
     if args.url:
         contenders["client"] = lambda: client_loop(args.url, args.dataset, args.batch_size)
     for run in contenders.values():  # warm the page cache and the allocator
