@@ -43,7 +43,8 @@ make-venv = [ -x $(1)/bin/python ] || $(PYTHON) -m venv $(1) || { \
 # Python client (installed from ./clients/python, so that its packaging is tested) go into a
 # local virtualenv.
 venv: $(VENV)/.installed
-$(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt schemas/requirements.txt $(CLIENT_FILES)
+# (after deps: gcc builds the client's native module)
+$(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt schemas/requirements.txt $(CLIENT_FILES) | deps
 	@$(call make-venv,$(VENV))
 	$(VENV)/bin/python $(PIP) -r Tests/interop/requirements.txt -r Tests/serve/requirements.txt -r schemas/requirements.txt
 	$(VENV)/bin/python $(PIP) ./clients/python
@@ -51,7 +52,7 @@ $(VENV)/.installed: Tests/interop/requirements.txt Tests/serve/requirements.txt 
 
 # The same plus PyTorch, for the client's torch tests and samples/train_digits.py.
 torch-venv: $(VENV_TORCH)/.installed
-$(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES)
+$(VENV_TORCH)/.installed: Tests/serve/requirements.txt $(CLIENT_FILES) | deps
 	@$(call make-venv,$(VENV_TORCH))
 	$(VENV_TORCH)/bin/python $(PIP) torch -r Tests/serve/requirements.txt
 	$(VENV_TORCH)/bin/python $(PIP) ./clients/python
