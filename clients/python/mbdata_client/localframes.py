@@ -22,7 +22,8 @@ queues a frame's `preadv` and xxh64 on threads that never take the GIL and retur
 the current batch, and `PendingFrame.wait` checks each one (`FrameReceiver.check_stored`)
 in its batch's turn, on the consumer's thread. Python reader threads could not do this:
 their Python between the GIL-free calls waited for the trainer's thread to let go of the
-GIL, and the client ran at 0.67× of reading on one thread (Benchmarks/README.md).
+GIL, and the README's loop ran at 0.67× the numpy DataLoader where reading every frame on
+the consumer's thread had run 1.02× (Benchmarks/README.md).
 """
 
 from __future__ import annotations
