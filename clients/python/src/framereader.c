@@ -392,13 +392,13 @@ static PyMethodDef FrameReader_methods[] = {
      "start(descriptor, offset, parts) -> Read: queues a preadv of the file at `offset` into the writable "
      "buffers `parts` (1 to 4, filled one after another) and the xxh64 of the bytes read."},
     {"close", (PyCFunction)FrameReader_close, METH_NOARGS, "Stops the threads once every queued read is done."},
-    {NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 static PyMethodDef Read_methods[] = {
     {"wait", (PyCFunction)Read_wait, METH_NOARGS,
      "wait() -> (bytes read, xxh64 of them): waits for the read with the GIL released; OSError when the read failed."},
-    {NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject FrameReaderType = {
@@ -433,7 +433,7 @@ static PyObject *module_xxh64(PyObject *Py_UNUSED(module), PyObject *argument) {
 
 static PyMethodDef module_methods[] = {
     {"xxh64", (PyCFunction)module_xxh64, METH_O, "xxh64(buffer) -> int: the xxh64 (seed 0) of the buffer's bytes."},
-    {NULL},
+    {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
