@@ -65,6 +65,22 @@ class Touch:
         self.samples += int(label.shape[0])
 
 
+class FrameTouch(Touch):
+    """`Touch` of spool frames read into buffers: each frame's image and label viewed as
+    tensors, at the places the first frame's safetensors header gives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tensors = None
+
+    def frame(self, buffer: np.ndarray, uncompressed: int) -> None:
+        content = buffer[BLOCK_START : BLOCK_START + uncompressed]
+        if self._tensors is None:
+            self._tensors = layout(content)
+        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in self._tensors)
+        self(image, label)
+
+
 def spool_frames(spool: Path) -> list[tuple[int, int, int, int, int]]:
     """(descriptor, offset, length, uncompressed, xxh64) of every frame, in batch order."""
     frames = []
@@ -92,7 +108,7 @@ def layout(buffer: np.ndarray) -> list[tuple[str, np.dtype, tuple[int, ...], int
 
 def read_frames(frames, check: bool) -> float:
     buffer = np.empty(max(f[2] for f in frames), np.uint8)
-    touch, tensors = Touch(), None
+    touch = FrameTouch()
     started = time.perf_counter()
     for descriptor, offset, length, uncompressed, checksum in frames:
         view = memoryview(buffer)[:length]
@@ -100,11 +116,7 @@ def read_frames(frames, check: bool) -> float:
             raise SystemExit("a frame came short")
         if check and xxhash.xxh64_intdigest(view) != checksum:
             raise SystemExit("a frame's checksum is wrong")
-        content = buffer[BLOCK_START : BLOCK_START + uncompressed]
-        if tensors is None:
-            tensors = layout(content)
-        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in tensors)
-        touch(image, label)
+        touch.frame(buffer, uncompressed)
     return touch.samples / (time.perf_counter() - started)
 
 
@@ -141,7 +153,7 @@ def read_frames_threaded(frames, xxh64, threads: int = 2, ahead: int = 3) -> flo
     workers = [threading.Thread(target=reader, daemon=True) for _ in range(threads)]
     for worker in workers:
         worker.start()
-    touch, tensors = Touch(), None
+    touch = FrameTouch()
     started = time.perf_counter()
     for index in range(min(ahead, len(frames))):
         jobs.put((index, frames[index], buffers.get()))
@@ -154,11 +166,7 @@ def read_frames_threaded(frames, xxh64, threads: int = 2, ahead: int = 3) -> flo
             raise SystemExit("a frame came short or its checksum is wrong")
         if index + ahead < len(frames):
             jobs.put((index + ahead, frames[index + ahead], buffers.get()))
-        content = buffer[BLOCK_START : BLOCK_START + frames[index][3]]
-        if tensors is None:
-            tensors = layout(content)
-        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in tensors)
-        touch(image, label)
+        touch.frame(buffer, frames[index][3])
         buffers.put(buffer)
     seconds = time.perf_counter() - started
     for _ in workers:
@@ -174,7 +182,7 @@ def read_frames_native(frames, threads: int = 2, ahead: int = 2) -> float:
     length = max(f[2] for f in frames)
     buffers = [np.empty(length, np.uint8) for _ in range(ahead + 2)]
     in_flight: list = []
-    touch, tensors = Touch(), None
+    touch = FrameTouch()
     started = time.perf_counter()
 
     def start(index: int) -> None:
@@ -190,11 +198,7 @@ def read_frames_native(frames, threads: int = 2, ahead: int = 2) -> float:
         read, buffer = in_flight.pop(0)
         if read.wait() != (size, checksum):
             raise SystemExit("a frame came short or its checksum is wrong")
-        content = buffer[BLOCK_START : BLOCK_START + uncompressed]
-        if tensors is None:
-            tensors = layout(content)
-        image, label = (torch.from_numpy(content[begin:end].view(dtype).reshape(shape)) for _, dtype, shape, begin, end in tensors)
-        touch(image, label)
+        touch.frame(buffer, uncompressed)
     seconds = time.perf_counter() - started
     reader.close()
     return touch.samples / seconds
