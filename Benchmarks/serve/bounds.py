@@ -18,7 +18,8 @@ workers   PyTorch's DataLoader hands every item of a worker to the training proc
           IterableDataset that yields a dict holding an int, in 2 persistent workers.
           (b) MBDataIterableDataset over a spool daemon, 0 workers and 2 persistent
           workers, past the first epoch (workers started): wall, training-process CPU and
-          worker CPU per batch (/proc). With workers, the training process's CPU per batch
+          worker CPU per batch (/proc; each process's threads included, so with the client's
+          native module the training process's CPU with 0 workers counts its reader threads). With workers, the training process's CPU per batch
           plus the workers' is what the machine's 2 cores share; 0 workers does all of it
           in one.
 
@@ -29,28 +30,24 @@ Each round runs every contender once, in alternating order. Prints a markdown re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+import bench  # the serve benchmark's daemon, consumer commands and /proc readings
+
+ROOT = bench.ROOT
+HERE = bench.HERE
 EPOCHS = 3  # of the workers' spool: the first starts the workers, the others are measured
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ready_go(cmd: list[str], timeout: float = 300) -> dict:
-    """Runs a READY/go process (bench.py's protocol) → its RESULT."""
+    """Runs one READY/go process (bench.py's protocol) alone, without bench.py's samplers → its RESULT."""
     process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     for line in process.stdout:
         if line.startswith("READY"):
@@ -64,21 +61,31 @@ def ready_go(cmd: list[str], timeout: float = 300) -> dict:
     raise SystemExit(f"{' '.join(cmd)}: no RESULT (exit {process.returncode})")
 
 
+@contextlib.contextmanager
+def daemon(args, spool: Path | None, tag: str):
+    """`bench.Serve` on the dataset (from `spool` when given) → its URL; stopped on exit."""
+    serve = bench.Serve(args.mbdata, args.work / "cifar.mbdb", spool, args.work, f"bounds-{tag}", [])
+    serve.start()
+    try:
+        yield serve.url
+    finally:
+        serve.terminate()
+
+
 # ------------------------------------------------------------------ live
 
 def live(args) -> dict:
-    db, rows = args.work / "cifar.mbdb", args.work / "rows.sqlite"
+    """Each reader's samples/s in every round: mbdata's loader in process (k = 1, 2), the
+    SQLite DataLoader peer, and serve live with the client's README loop."""
+    ctx = {"n": args.n, "seed": 7, "batch": 256, "rows_db": args.work / "rows.sqlite", "id_base": 1, "dataset": "cifar"}
     contenders = {
-        f"in process, k = {k}": lambda round_, k=k: [str(args.bench_bin), "read", str(db), str(k), "256", "train"] for k in (1, 2)
+        f"in process, k = {k}": lambda round_, k=k: [str(args.bench_bin), "read", str(args.work / "cifar.mbdb"), str(k), "256", "train"]
+        for k in (1, 2)
     }
-    contenders["SQLite DataLoader, 0 workers"] = lambda round_: [
-        args.python, str(HERE / "consumer.py"), "--mode", "sqlite", "--n", str(args.n), "--db", str(rows),
-        "--table", "samples", "--id-col", "id", "--id-base", "1",
-    ]
-    with Daemon(args, spool=None) as url:
-        contenders["mbdata serve (live) + Python client, batch.ack()"] = lambda round_: [
-            args.python, str(HERE / "consumer.py"), "--mode", "serve", "--n", str(args.n), "--url", url, "--group", f"bounds-live-{round_}",
-        ]
+    contenders["SQLite DataLoader, 0 workers"] = lambda round_: bench.consumer_cmd(args.python, "sqlite-w0", ctx)
+    with daemon(args, spool=None, tag="live") as url:
+        contenders["mbdata serve (live) + Python client, batch.ack()"] = lambda round_: bench.consumer_cmd(
+            args.python, "serve-live", ctx, url=url, group=f"bounds-live-{round_}")
         rates: dict[str, list[float]] = {name: [] for name in contenders}
         for round_ in range(args.rounds):
             for name in contenders if round_ % 2 == 0 else reversed(list(contenders)):
@@ -89,38 +96,10 @@ def live(args) -> dict:
     return rates
 
 
-class Daemon:
-    """`mbdata serve` on the dataset (from `spool` when given) on a free port, with a state
-    file of its own → its URL; stopped, and its state removed, on exit."""
-
-    def __init__(self, args, spool: Path | None) -> None:
-        self.port = free_port()
-        self.state = args.work / "state" / f"bounds-{os.getpid()}-{self.port}.sqlite"
-        self.cmd = [str(args.mbdata), "serve", str(args.work / "cifar.mbdb"), "--port", str(self.port), "--state", str(self.state)]
-        if spool is not None:
-            self.cmd += ["--spool", str(spool)]
-
-    def __enter__(self) -> str:
-        self.state.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_) -> None:
-        self.process.terminate()
-        self.process.wait()
-        for path in (self.state, Path(f"{self.state}-wal"), Path(f"{self.state}-shm")):
-            path.unlink(missing_ok=True)
-
-
 # ------------------------------------------------------------------ workers
 
 def ensure_spool(args) -> Path:
+    """The shard set of EPOCHS epochs of the plan (seed 7, batch 256), made once."""
     spool = args.work / f"spool-bounds-e{EPOCHS}"
     if not (spool / "manifest.json").exists():
         subprocess.run([str(args.mbdata), "shard", str(args.work / "cifar.mbdb"), "--out", str(spool), "--batch-size", "256",
@@ -129,22 +108,16 @@ def ensure_spool(args) -> Path:
 
 
 def workers(args) -> dict:
-    with Daemon(args, spool=ensure_spool(args)) as url:
+    """`child`'s measurements, in the torch virtualenv, against a daemon over the spool."""
+    with daemon(args, spool=ensure_spool(args), tag="workers") as url:
         out = subprocess.run([args.python, __file__, "--child", url, "--rounds", str(args.rounds)],
                              check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.splitlines()[-1])
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def child(url: str, rounds: int) -> dict:
     """In the torch virtualenv: the hand-off ceiling and the adapter's CPU per batch."""
     import numpy as np
-    import torch
     from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
     from mbdata_client.torch import MBDataIterableDataset
@@ -161,7 +134,7 @@ def child(url: str, rounds: int) -> dict:
         if dataset is not None:
             dataset.set_epoch(number)
         pids = [w.pid for w in getattr(loader._iterator, "_workers", [])] if loader._iterator is not None else []
-        worker_cpu = sum(map(cpu_seconds, pids))
+        worker_cpu = sum(map(bench.proc_cpu_s, pids))
         started, cpu, items = time.perf_counter(), time.process_time(), 0
         for item in loader:
             if isinstance(item, dict) and "image" in item:
@@ -170,7 +143,7 @@ def child(url: str, rounds: int) -> dict:
             items += 1
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         pids = [w.pid for w in loader._iterator._workers] if getattr(loader._iterator, "_workers", None) else pids
-        return seconds, items, cpu, sum(map(cpu_seconds, pids)) - worker_cpu
+        return seconds, items, cpu, sum(map(bench.proc_cpu_s, pids)) - worker_cpu
 
     results: dict[str, list] = {"hand-off ceiling, 2 workers": [], "adapter, 0 workers": [], "adapter, 2 persistent workers": []}
     ceiling = DataLoader(Nothing(), batch_size=None, num_workers=2, persistent_workers=True)
@@ -190,6 +163,7 @@ def child(url: str, rounds: int) -> dict:
 # ------------------------------------------------------------------ report
 
 def report(live_rates: dict, worker_runs: dict, args) -> str:
+    """The markdown report of both sittings."""
     lines = [
         "# What this machine allows (Benchmarks/serve/bounds.py)", "",
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, {args.rounds} rounds, "
