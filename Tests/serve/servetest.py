@@ -254,6 +254,16 @@ def shard_train_epoch(mbdata_binary, dataset: Path, out: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def frame_reference(file, offset=0, length=16, checksum="0" * 16, **changes) -> bytes:
+    """The JSON payload of a local batch message (protocol 1.3) naming `length` bytes of
+    `file` at `offset`, with `changes` to its fields."""
+    info = os.stat(file)
+    value = {"path": str(file), "device": info.st_dev, "inode": info.st_ino, "offset": offset, "length": length,
+             "frame_checksum": checksum}
+    value.update(changes)
+    return json.dumps(value).encode()
+
+
 def events(log: Path, kind=None) -> list[dict]:
     """The JSON-lines events a consumer process appended to `log` (of one kind)."""
     if not log.exists():

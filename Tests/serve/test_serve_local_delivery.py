@@ -20,7 +20,7 @@ import safetensors.numpy
 
 from mbdata_client import Client, ProtocolError, wire
 from mbdata_client.localframes import LocalFiles, LocalFilesUnavailable
-from servetest import BATCH, SEED, TRAIN_BATCHES, request, shard_train_epoch
+from servetest import BATCH, SEED, TRAIN_BATCHES, frame_reference, request, shard_train_epoch
 
 STREAM = "/v1/datasets/digits/batches"
 
@@ -142,14 +142,6 @@ def test_bytes_changed_in_place_are_caught_by_the_frames_checksum(spooled):
     client = Client(daemon.url)
     with pytest.raises(ProtocolError, match="checksum"):
         list(client.batches("digits", BATCH, seed=SEED, rank=0, world=1, group="flipped", split="train"))
-
-
-def frame_reference(file, offset=0, length=16, checksum="0" * 16, **changes):
-    info = os.stat(file)
-    value = {"path": str(file), "device": info.st_dev, "inode": info.st_ino, "offset": offset, "length": length,
-             "frame_checksum": checksum}
-    value.update(changes)
-    return json.dumps(value).encode()
 
 
 def test_a_reference_to_anything_but_a_frame_inside_a_regular_file_is_refused(tmp_path):

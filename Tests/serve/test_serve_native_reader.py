@@ -19,7 +19,7 @@ import xxhash
 
 from mbdata_client import Client, ProtocolError, localframes, wire
 from mbdata_client.localframes import LocalFiles, read_ahead
-from servetest import SEED, Server
+from servetest import SEED, Server, frame_reference
 
 # `make test` installs gcc (SYSTEM_DEPS), so the client's optional native module is built
 # wherever these tests run: its absence fails them.
@@ -126,10 +126,7 @@ def local_frame(tmp_path, payload: bytes, offset: int = 5):
     frame = lz4.frame.compress(payload, content_checksum=True, store_size=True, block_size=lz4.frame.BLOCKSIZE_MAX4MB)
     shard = tmp_path / "shard"
     shard.write_bytes(b"\0" * offset + frame)
-    info = os.stat(shard)
-    reference = (f'{{"path": "{shard}", "device": {info.st_dev}, "inode": {info.st_ino}, "offset": {offset}, '
-                 f'"length": {len(frame)}, "frame_checksum": "{wire.xxh64(frame):016x}"}}').encode()
-    return shard, frame, reference
+    return shard, frame, frame_reference(shard, offset=offset, length=len(frame), checksum=f"{wire.xxh64(frame):016x}")
 
 
 def test_frames_read_ahead_are_checked_as_frames_read_in_place(tmp_path):
