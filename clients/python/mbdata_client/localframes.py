@@ -203,13 +203,14 @@ class LocalFiles:
         return reference.length, reference.checksum
 
     def start(self, payload: bytes, label: str, output: np.ndarray) -> "PendingFrame":
-        """Queues the read of the frame the local batch `payload` names into `output` on the
-        reader threads (`reads_ahead` only) → the pending read. The reference is parsed and
-        the file opened here, so a file this process cannot use is refused at once; a frame
-        not laid out as one stored block is received here and now."""
+        """Starts reading the frame the local batch `payload` names into `output` → the
+        pending read: queued on the reader threads when `reads_ahead`; otherwise, or for a
+        frame not laid out as one stored block, received here and now (`receive`). The
+        reference is parsed and the file opened here, so a file this process cannot use
+        is refused at once."""
         reference = _Reference(payload, label)
         parts = frames.stored_parts(reference.length, output)
-        if parts is None:
+        if parts is None or not self.reads_ahead:
             self.receive(payload, label, output)
             return PendingFrame(self, None, payload, label, reference, output, None)
         read = self._readers.start(self._open(reference).descriptor, reference.offset, parts)
@@ -231,7 +232,7 @@ class LocalFiles:
 
 
 class PendingFrame:
-    """A frame queued on the reader threads (`LocalFiles.start`); `wait` before its bytes are used."""
+    """A frame `LocalFiles.start` read or queued on the reader threads; `wait` before its bytes are used."""
 
     __slots__ = ("_files", "_read", "payload", "label", "length", "checksum", "output", "parts")
 

@@ -76,8 +76,8 @@ class Message:
     #: A batch's safetensors buffer when the frame was decoded as it was received
     #: (`MessageReader` with a pool); `payload` is then empty.
     decoded: Optional[np.ndarray] = field(default=None, repr=False)
-    #: The read of a local batch's frame into `decoded` while it is under way on the reader
-    #: threads (`LocalFiles.start`); `decompress_batch` waits for it and checks it.
+    #: The read of a local batch's frame into `decoded` (`LocalFiles.start`), perhaps under
+    #: way on the reader threads; `decompress_batch` waits for it and checks it.
     pending: Optional["PendingFrame"] = field(default=None, repr=False)
 
     @property
@@ -243,11 +243,8 @@ class MessageReader:
         reference, message.kind, message.payload = message.payload, KIND_BATCH, b""
         if self._frames is not None:
             output = self._pool.take(message.uncompressed)
-            if self._local.reads_ahead:
-                message.pending = self._local.start(reference, label, output)
-                message.length, message.checksum = message.pending.length, message.pending.checksum
-            else:
-                message.length, message.checksum = self._local.receive(reference, label, output)
+            message.pending = self._local.start(reference, label, output)
+            message.length, message.checksum = message.pending.length, message.pending.checksum
             message.decoded = output
             return message
         frame, message.checksum = self._local.frame(reference, label)
