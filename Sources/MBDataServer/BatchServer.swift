@@ -247,6 +247,9 @@ public final class BatchServer: Service, Sendable {
         return resolved
     }
 
+    /// Local batch messages a stream writes at once (each a few hundred bytes).
+    static let localMessagesPerWrite = 16
+
     /// The headers of a batch stream or lease answer (schemas/serve-protocol.md §4);
     /// `batches` is the epoch's (a packed plan's epochs differ).
     static func headers(cursor: String, plan: ServedPlan, batches: Int, spooled: Bool) -> HTTPFields {
@@ -298,10 +301,13 @@ public final class BatchServer: Service, Sendable {
         let id = resolved.cursor.cursor
         // Local delivery only for spooled frames whose shard files stay where they are.
         let local = planRequest.localDelivery ? (producer as? SpoolBatchProducer).flatMap { $0.deliversLocally ? $0 : nil } : nil
+        let run = local != nil ? Self.localMessagesPerWrite : 1
         let prefetcher = OrderedPrefetch(
-            count: items.count, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
+            count: (items.count + run - 1) / run, workers: configuration.prefetch.workers, depth: configuration.prefetch.depth
         ) { index in
-            if let local { return try OutgoingBatch.local(local.frameLocation(items[index])) }
+            if let local {
+                return try OutgoingBatch.local(items[index * run..<min(items.count, (index + 1) * run)].map(local.frameLocation))
+            }
             return try OutgoingBatch.make(items[index], from: producer)
         }
         var headers = Self.headers(cursor: resolved.cursor.cursor, plan: resolved.plan, batches: batches, spooled: spooled)
@@ -367,7 +373,7 @@ public final class BatchServer: Service, Sendable {
             do {
                 let (producer, spooled) = try await catalog.producer(source: source, plan: plan, epoch: epoch, rank: rank)
                 let outgoing = try await runBlocking { try OutgoingBatch.make(item, from: producer, lease: lease) }
-                metrics.served(dataset: source.name, mode: mode, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
+                metrics.served(dataset: source.name, mode: mode, batches: 1, frameBytes: outgoing.frameBytes, uncompressedBytes: outgoing.uncompressedBytes)
                 return Response(
                     status: .ok, headers: Self.headers(cursor: cursor, plan: plan, batches: batches, spooled: spooled), body: .init(byteBuffer: outgoing.message))
             } catch {

@@ -57,11 +57,9 @@ actor CursorBook {
         metrics.lag(cursor: id, batches: 0)
     }
 
-    func sent(_ id: String, batch: Int) {
-        var held = outstanding[id, default: []]
-        held.insert(batch)
-        outstanding[id] = held
-        metrics.lag(cursor: id, batches: held.count)
+    func sent(_ id: String, batches: [Int]) {
+        outstanding[id, default: []].formUnion(batches)
+        metrics.lag(cursor: id, batches: outstanding[id]?.count ?? 0)
     }
 
     /// Acks batches of a partition or replicate cursor; acking a batch twice is harmless.
@@ -75,10 +73,9 @@ actor CursorBook {
             try state.checkAck(epoch: epoch, batches: batches, count: count)
             return state.ack(epoch: epoch, batches: batches) > 0
         }
-        if var held = outstanding[id] {
-            held.subtract(batches)
-            outstanding[id] = held
-            metrics.lag(cursor: id, batches: held.count)
+        if outstanding[id] != nil {
+            outstanding[id]!.subtract(batches)
+            metrics.lag(cursor: id, batches: outstanding[id]!.count)
         }
         return state
     }

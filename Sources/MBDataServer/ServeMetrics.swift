@@ -58,10 +58,23 @@ final class ServeMetrics: Sendable {
         fileprivate let stalls: CoreMetrics.Counter
         fileprivate let stallSeconds: CoreMetrics.FloatingPointCounter
         fileprivate let readyQueue: CoreMetrics.Gauge
+        fileprivate let compressionRatio: CoreMetrics.Gauge
         let dataset: String
     }
 
+    /// Each dataset and mode's handles, made once: a lease answer records into them for
+    /// every batch, and making a handle looks it up in the registry and checks its name.
+    private let streams = Mutex<[[String]: Stream]>([:])
+
     func stream(dataset: String, mode: StreamMode) -> Stream {
+        let key = [dataset, mode.rawValue]
+        if let stream = streams.withLock({ $0[key] }) { return stream }
+        let stream = makeStream(dataset: dataset, mode: mode)
+        streams.withLock { $0[key] = stream }
+        return stream
+    }
+
+    private func makeStream(dataset: String, mode: StreamMode) -> Stream {
         let dimensions = [("dataset", dataset), ("mode", mode.rawValue)]
         return Stream(
             batches: Counter(label: "mbdata_batches_served_total", dimensions: dimensions, factory: factory),
@@ -70,13 +83,22 @@ final class ServeMetrics: Sendable {
             stalls: Counter(label: "mbdata_stalls_total", dimensions: [("dataset", dataset)], factory: factory),
             stallSeconds: FloatingPointCounter(label: "mbdata_stall_seconds", dimensions: [("dataset", dataset)], factory: factory),
             readyQueue: Gauge(label: "mbdata_ready_queue_depth", dimensions: [("dataset", dataset)], factory: factory),
+            compressionRatio: Gauge(label: "mbdata_compression_ratio", dimensions: [("dataset", dataset)], factory: factory),
             dataset: dataset)
     }
 
-    func served(_ stream: Stream, frameBytes: Int, uncompressedBytes: Int) {
-        stream.batches.increment()
+    /// `batches` sent to a stream, `frameBytes` of LZ4 frames holding `uncompressedBytes`.
+    func served(_ stream: Stream, batches: Int, frameBytes: Int, uncompressedBytes: Int) {
+        stream.batches.increment(by: batches)
         stream.bytes.increment(by: frameBytes)
-        compression(dataset: stream.dataset, frameBytes: frameBytes, uncompressedBytes: uncompressedBytes)
+        let totals = bytes.withLock { totals in
+            var entry = totals[stream.dataset] ?? (0, 0)
+            entry.compressed += frameBytes
+            entry.uncompressed += uncompressedBytes
+            totals[stream.dataset] = entry
+            return entry
+        }
+        stream.compressionRatio.record(Double(totals.uncompressed) / Double(max(1, totals.compressed)))
     }
 
     /// The time a stream waited for its next batch and the ready queue after it; a wait
@@ -89,20 +111,8 @@ final class ServeMetrics: Sendable {
         stream.stallSeconds.increment(by: wait.seconds)
     }
 
-    func served(dataset: String, mode: StreamMode, frameBytes: Int, uncompressedBytes: Int) {
-        served(stream(dataset: dataset, mode: mode), frameBytes: frameBytes, uncompressedBytes: uncompressedBytes)
-    }
-
-    private func compression(dataset: String, frameBytes: Int, uncompressedBytes: Int) {
-        let totals = bytes.withLock { totals in
-            var entry = totals[dataset] ?? (0, 0)
-            entry.compressed += frameBytes
-            entry.uncompressed += uncompressedBytes
-            totals[dataset] = entry
-            return entry
-        }
-        Gauge(label: "mbdata_compression_ratio", dimensions: [("dataset", dataset)], factory: factory)
-            .record(Double(totals.uncompressed) / Double(max(1, totals.compressed)))
+    func served(dataset: String, mode: StreamMode, batches: Int, frameBytes: Int, uncompressedBytes: Int) {
+        served(stream(dataset: dataset, mode: mode), batches: batches, frameBytes: frameBytes, uncompressedBytes: uncompressedBytes)
     }
 
     /// Creates the counters of an output at zero, so /metrics lists them once a job of it is known.

@@ -4,7 +4,7 @@ import MBData
 import MBDataWire
 import NIOCore
 
-/// Writes one stream's messages: each batch as the workers ready it, then an end message —
+/// Writes one stream's messages: each batch (or run of local batch messages) as the workers ready it, then an end message —
 /// or an error message when production fails after the headers went out.
 ///
 /// A write only hands its message to the connection's event loop, which writes it to the
@@ -48,15 +48,15 @@ struct StreamSender: Sendable {
                 let waitStarted = ContinuousClock.now
                 guard let batch = try await iterator.next() else { break }
                 metrics.waited(recorder, waitStarted.duration(to: .now), readyQueue: prefetcher.readyCount)
-                await book.sent(cursor, batch: batch.batch)
+                await book.sent(cursor, batches: batch.batches)
                 do {
                     try await writer.write(batch.message)
                     try await connection.submit {}.get()
                 } catch {
                     throw ClientGone()
                 }
-                metrics.served(recorder, frameBytes: batch.frameBytes, uncompressedBytes: batch.uncompressedBytes)
-                sent += 1
+                metrics.served(recorder, batches: batch.batches.count, frameBytes: batch.frameBytes, uncompressedBytes: batch.uncompressedBytes)
+                sent += batch.batches.count
             }
             try await writer.write(WireMessage.end(reason: reason, sent: sent, allocator: allocator))
             try await writer.finish(nil)

@@ -64,7 +64,7 @@ import Testing
         let gate = DispatchSemaphore(value: 0)
         let batches = 6
         let prefetcher = OrderedPrefetch(count: batches, workers: 2, depth: 4) { index in
-            OutgoingBatch(batch: index, frameBytes: 8, uncompressedBytes: 8, message: ByteBuffer(integer: index))
+            OutgoingBatch(batches: [index], frameBytes: 8, uncompressedBytes: 8, message: ByteBuffer(integer: index))
         }
         let claim = try await StreamClaim(store: store, cursor: "c-test", holder: "test", seconds: 30, logger: logger)
         let sender = StreamSender(

@@ -91,21 +91,36 @@ import Testing
     }
 
     /// A local batch message (protocol 1.3) carries where a spooled frame lies, as JSON
-    /// whose checksum is the header's; the Swift client, which never asks for local
-    /// delivery, refuses one by name.
+    /// whose checksum is the header's; a run of them is written as one buffer, one message
+    /// after another; the Swift client, which never asks for local delivery, refuses one by name.
     @Test func aLocalBatchNamesItsFramesPlaceAndTheSwiftClientRefusesIt() throws {
-        let frame = FrameDescription(epoch: 2, batch: 5, rank: 1, sampleCount: 64, uncompressedSize: 9000, length: 4000, checksum: 0x0123_4567_89ab_cdef)
-        let location = FrameLocation(path: "/spool/set/shard-00000.mbshard", device: 7, inode: 99, offset: 123_456, frame: frame)
-        let message = try OutgoingBatch.local(location).message
-        let header = try #require(try WireHeader.peek(message))
-        #expect(header.kind == WireHeader.Kind.localBatch.rawValue)
-        #expect([header.epoch, header.batch, header.rank, header.samples, header.uncompressed] == [2, 5, 1, 64, 9000] as [Int])
-        let payload = try #require(message.getBytes(at: message.readerIndex + WireHeader.size, length: header.payloadLength))
-        #expect(header.checksum == ShardFormat.xxh64(payload))
-        let reference = try WireJSON.decode(LocalFrame.self, from: Data(payload))
-        #expect(reference == LocalFrame(path: location.path, device: 7, inode: 99, offset: 123_456, length: 4000, frameChecksum: 0x0123_4567_89ab_cdef))
-        #expect(reference.frameChecksum == "0123456789abcdef")
-        let error = #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(message.readableBytesView)) }
+        let frames = [5, 6].map {
+            FrameDescription(epoch: 2, batch: $0, rank: 1, sampleCount: 64, uncompressedSize: 9000, length: 4000 + $0, checksum: 0x0123_4567_89ab_cdef)
+        }
+        let locations = frames.map {
+            FrameLocation(path: "/spool/set/shard-00000.mbshard", device: 7, inode: 99, offset: 123_456 + UInt64($0.batch), frame: $0)
+        }
+        let outgoing = try OutgoingBatch.local(locations)
+        #expect(outgoing.batches == [5, 6])
+        #expect(outgoing.frameBytes == 8011 && outgoing.uncompressedBytes == 18000)
+        var message = outgoing.message
+        for location in locations {
+            let header = try #require(try WireHeader.peek(message))
+            #expect(header.kind == WireHeader.Kind.localBatch.rawValue)
+            #expect([header.epoch, header.batch, header.rank, header.samples, header.uncompressed] == [2, location.frame.batch, 1, 64, 9000] as [Int])
+            let payload = try #require(message.getBytes(at: message.readerIndex + WireHeader.size, length: header.payloadLength))
+            #expect(header.checksum == ShardFormat.xxh64(payload))
+            let reference = try WireJSON.decode(LocalFrame.self, from: Data(payload))
+            #expect(
+                reference
+                    == LocalFrame(
+                        path: location.path, device: 7, inode: 99, offset: location.offset, length: UInt64(location.frame.length),
+                        frameChecksum: 0x0123_4567_89ab_cdef))
+            #expect(reference.frameChecksum == "0123456789abcdef")
+            message.moveReaderIndex(forwardBy: WireHeader.size + header.payloadLength)
+        }
+        #expect(message.readableBytes == 0)
+        let error = #expect(throws: MBDataError.self) { try WireDecoder.messages(Array(outgoing.message.readableBytesView)) }
         #expect(error?.description.contains("a local batch") == true)
     }
 }
