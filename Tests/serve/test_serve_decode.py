@@ -91,6 +91,66 @@ def test_a_message_reader_says_a_cut_payload_is_cut():
         wire.MessageReader(io.BytesIO(data[:-3]).readinto).read()
 
 
+def chunked(data: bytes, step: int):
+    """An HTTP response's `readinto` and `read1` over `data`, `read1` handing out at most
+    `step` bytes a call (a chunk), and how often each was called."""
+    stream = io.BytesIO(data)
+    calls = {"read1": 0, "readinto": 0}
+
+    def read1(count: int) -> bytes:
+        calls["read1"] += 1
+        return stream.read(min(count, step))
+
+    def readinto(view) -> int:
+        calls["readinto"] += 1
+        return stream.readinto(view)
+
+    return readinto, read1, calls
+
+
+def error_message(index: int) -> bytes:
+    return wire.encode_message(wire.KIND_ERROR, json.dumps({"error": {"code": "x", "message": f"m{index}"}}).encode())
+
+
+@pytest.mark.parametrize("step", [1, 7, 56, 100, 4096, 1 << 20])
+def test_a_message_reader_reading_chunks_gives_the_messages_reading_each_gives(step):
+    # Small messages from chunks read ahead, and a batch frame after bytes a chunk left.
+    data = b"".join(error_message(i) for i in range(5)) + batch_message(0) + error_message(5) + batch_message(1)
+    data += wire.encode_message(wire.KIND_END, b'{"reason": "complete"}')
+    expected = []
+    reader = wire.MessageReader(io.BytesIO(data).readinto, BufferPool())
+    while (message := reader.read()) is not None:
+        expected.append(message)
+    readinto, read1, _ = chunked(data, step)
+    reader = wire.MessageReader(readinto, BufferPool(), read1=read1)
+    got = []
+    while (message := reader.read()) is not None:
+        got.append(message)
+    assert [(m.kind, m.batch, m.payload) for m in got] == [(m.kind, m.batch, m.payload) for m in expected]
+    pool = BufferPool()
+    for a, b in zip(got, expected):
+        if a.kind == wire.KIND_BATCH:
+            assert wire.decode_tensors(a, pool)[0]["_id"].tolist() == wire.decode_tensors(b, pool)[0]["_id"].tolist()
+
+
+def test_small_messages_read_in_chunks_take_one_read_for_many():
+    data = b"".join(error_message(i) for i in range(40))
+    readinto, read1, calls = chunked(data, 1 << 16)
+    reader = wire.MessageReader(readinto, read1=read1)
+    assert sum(1 for _ in reader) == 40
+    assert calls == {"read1": 2, "readinto": 0}, "one chunk for 40 messages, then the end"
+
+
+@pytest.mark.parametrize("cut", [3, wire.HEADER.size + 5, -3])
+def test_a_message_reader_reading_chunks_says_a_cut_message_is_cut(cut):
+    data = error_message(0) + error_message(1)
+    readinto, read1, _ = chunked(data[: len(error_message(0)) + cut] if cut > 0 else data[:cut], 5)
+    reader = wire.MessageReader(readinto, read1=read1)
+    with pytest.raises(wire.StreamCutError):
+        while reader.read() is not None:
+            pass
+
+
 @pytest.mark.parametrize(
     "entry",
     [
@@ -100,6 +160,8 @@ def test_a_message_reader_says_a_cut_payload_is_cut():
         {"dtype": "I64", "shape": [-4], "data_offsets": [0, 32]},     # negative dimension
         {"dtype": "I64", "shape": [4], "data_offsets": [16, 8]},      # reversed range
         {"dtype": "I64", "shape": [4]},                                # no offsets
+        {"dtype": "I64", "shape": [True, 4], "data_offsets": [0, 32]}, # not an integer
+        {"dtype": "I64", "shape": [4], "data_offsets": [0.0, 32]},    # not an integer
     ],
 )
 def test_a_tensor_outside_its_buffer_is_refused(entry):

@@ -20,7 +20,7 @@ import safetensors.numpy
 
 from mbdata_client import Client, ProtocolError, wire
 from mbdata_client.localframes import LocalFiles, LocalFilesUnavailable
-from servetest import BATCH, SEED, TRAIN_BATCHES, frame_reference, request, shard_train_epoch
+from servetest import BATCH, SEED, TRAIN_BATCHES, frame_reference, metric_samples, request, shard_train_epoch
 
 STREAM = "/v1/datasets/digits/batches"
 
@@ -53,6 +53,18 @@ def test_local_delivery_gives_the_batches_the_socket_gives(spooled, reference):
     assert [b[1].tolist() for b in through_files] == [i.tolist() for i in reference(SEED, 0)]
     for a, b in zip(through_files, through_socket):
         assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
+
+
+def test_local_batches_written_in_runs_come_in_order_and_are_each_counted_once(spooled):
+    # The daemon writes local batch messages 16 at a time: 22 batches are two runs.
+    daemon, _ = spooled
+    client = Client(daemon.url)
+    before = metric_samples(client.metrics_text())
+    batches = [b.index for b in client.batches("digits", BATCH, seed=SEED, rank=0, world=1, group="runs", split="train")]
+    after = metric_samples(client.metrics_text())
+    assert client.stream_headers["mbdata-delivery"] == "local"
+    assert batches == list(range(TRAIN_BATCHES))
+    assert after["mbdata_batches_served_total"] - before.get("mbdata_batches_served_total", 0) == TRAIN_BATCHES
 
 
 def stream_threads_while_reading(url, group, **options) -> set[bool]:

@@ -4,6 +4,7 @@ for the consumer's next call."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Optional
 
@@ -25,6 +26,7 @@ class BackgroundQueue:
         self._in_flight = 0  # items taken by the send under way
         self._error: Optional[BaseException] = None
         self._thread: Optional[threading.Thread] = None
+        self._thread_pid = 0  # the process that started _thread
 
     def _waiting(self) -> int:
         """Items queued and not yet taken (called under the lock)."""
@@ -55,11 +57,14 @@ class BackgroundQueue:
             while self._waiting() + self._in_flight >= max(1, self.window) and self._error is None:
                 self._condition.wait()
             self._raise_error()
+            idle = not self._waiting()
             put()
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None or self._thread_pid != os.getpid():  # none yet, idle out, or a forked child's
                 self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+                self._thread_pid = os.getpid()
                 self._thread.start()
-            self._condition.notify_all()
+            elif idle:  # only a thread waiting for work waits for this
+                self._condition.notify_all()
 
     def flush(self) -> None:
         """Waits until everything queued is sent; raises the first error a send met, once."""

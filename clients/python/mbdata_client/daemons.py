@@ -112,6 +112,10 @@ class Tries:
         self.failures: dict[str, str] = {}
         self._last: Optional[BaseException] = None
 
+    def restart(self) -> None:
+        """Counts the time to give up after from now (nothing failed yet: `failures` is empty)."""
+        self._started = self._clock()
+
     def failed(self, endpoint: Endpoint, cause: Union[str, BaseException], *, move: bool = True) -> bool:
         """Records that `endpoint` failed with `cause`. With `move`, the next daemon of this
         round is tried at once; once every daemon failed in a round, this waits the backoff

@@ -84,7 +84,9 @@ def batch_stream(
             ahead_locally = client.prefetch is None and headers.get("mbdata-delivery") == "local"
             files = localframes.LocalFiles(LOCAL_READERS if ahead_locally else 0) if local else None
             fallback = False
-            messages = wire.MessageReader(response.readinto, client._buffers, files)
+            # A local stream's messages are a few hundred bytes each, many to a chunk.
+            read1 = response.read1 if headers.get("mbdata-delivery") == "local" else None
+            messages = wire.MessageReader(response.readinto, client._buffers, files, read1)
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
                 for message in (localframes.read_ahead(messages) if files is not None and files.reads_ahead else messages)
@@ -93,7 +95,10 @@ def batch_stream(
                 depth = client.prefetch if client.prefetch is not None else default_prefetch(headers)
                 for message in ahead(decoded, depth):
                     if isinstance(message, Batch):
-                        tries = transport.tries(f"GET {path}")
+                        if tries.failures:  # a batch came: the next cut starts its tries afresh
+                            tries = transport.tries(f"GET {path}")
+                        else:
+                            tries.restart()
                         client._check()
                         yield message
                     elif message.kind == wire.KIND_END:

@@ -24,7 +24,6 @@ rejected with `ProtocolError`; a stream that stops inside a message raises
 from __future__ import annotations
 
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -55,6 +54,8 @@ KINDS = {KIND_BATCH: "batch", KIND_END: "end", KIND_ERROR: "error", KIND_LOCAL: 
 MAX_PAYLOAD = 1 << 30
 #: The largest JSON payload of an end or error message.
 MAX_JSON_PAYLOAD = 1 << 20
+#: Bytes a `MessageReader` with `read1` asks for at once (at most a chunk of the response).
+READ_CHUNK = 1 << 16
 
 
 def xxh64(data: bytes) -> int:
@@ -180,7 +181,9 @@ def iter_messages(read: Callable[[int], bytes]) -> Iterator[Message]:
 
 
 class MessageReader:
-    """Reads a stream's messages through `readinto(view)` (an HTTP response's).
+    """Reads a stream's messages through `readinto(view)` (an HTTP response's), and
+    through `read1(n)` too where it is given: small messages then come from a chunk of the
+    response read at once, many messages a call.
 
     With a `pool` (and liblz4), a batch's frame is decoded as it arrives into a buffer
     from the pool (`frames.FrameReceiver`: stored blocks land in place, no copy) and the
@@ -190,10 +193,13 @@ class MessageReader:
     payloads are bytes of their own."""
 
     def __init__(
-        self, readinto: Callable[[memoryview], int], pool: Optional[BufferPool] = None, local: Optional[LocalFiles] = None
+        self, readinto: Callable[[memoryview], int], pool: Optional[BufferPool] = None, local: Optional[LocalFiles] = None,
+        read1: Optional[Callable[[int], bytes]] = None,
     ):
         self._readinto = readinto
-        self._header = bytearray(HEADER.size)
+        self._read1 = read1
+        self._buffered = b""
+        self._position = 0
         self._receive = np.empty(0, dtype=np.uint8)
         self._pool = pool
         self._frames = frames.FrameReceiver(self._fill) if pool is not None and frames.available() else None
@@ -201,6 +207,10 @@ class MessageReader:
 
     def _fill(self, view: memoryview) -> int:
         filled = 0
+        if self._position < len(self._buffered):
+            filled = min(len(view), len(self._buffered) - self._position)
+            view[:filled] = self._buffered[self._position : self._position + filled]
+            self._position += filled
         while filled < len(view):
             count = self._readinto(view[filled:])
             if not count:
@@ -208,19 +218,37 @@ class MessageReader:
             filled += count
         return filled
 
+    def _take(self, count: int) -> bytes:
+        """The stream's next `count` bytes, fewer only at its end. With `read1` (a stream of
+        small messages: local batches), read a chunk of the response at a time, many
+        messages in one call, instead of two calls through `readinto` a message."""
+        if self._read1 is None:
+            return read_exact(self._read_bytes, count)
+        chunks = []
+        while count > 0:
+            if self._position >= len(self._buffered):
+                self._buffered, self._position = self._read1(READ_CHUNK), 0
+                if not self._buffered:
+                    break
+            chunk = self._buffered[self._position : self._position + count]
+            self._position += len(chunk)
+            count -= len(chunk)
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def read(self) -> Optional[Message]:
         """The next message; None when the stream ends exactly at a message boundary; as
         `read_message` for cut and corrupt messages."""
-        got = self._fill(memoryview(self._header))
-        if not got:
+        header = self._take(HEADER.size)
+        if not header:
             return None
-        if got < HEADER.size:
-            raise StreamCutError(f"message header cut: {got} of {HEADER.size} bytes")
-        message = parse_header(bytes(self._header))
+        if len(header) < HEADER.size:
+            raise StreamCutError(f"message header cut: {len(header)} of {HEADER.size} bytes")
+        message = parse_header(header)
         if message.kind == KIND_LOCAL:
-            return self._read_local(check_payload(message, read_exact(self._read_bytes, message.length)))
+            return self._read_local(check_payload(message, self._take(message.length)))
         if message.kind != KIND_BATCH:
-            return check_payload(message, read_exact(self._read_bytes, message.length))
+            return check_payload(message, self._take(message.length))
         if self._frames is not None:
             output = self._pool.take(message.uncompressed)
             self._frames.receive(
@@ -367,17 +395,21 @@ def tensor_views(buffer: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
             dtype = DTYPES[entry["dtype"]]
             shape = tuple(entry["shape"])
             begin, end = entry["data_offsets"]
-            if not all(type(n) is int and n >= 0 for n in (*shape, begin, end)):
+            count = 1
+            for n in shape:
+                if type(n) is not int or n < 0:
+                    raise ValueError("shape and offsets must be non-negative integers")
+                count *= n
+            if type(begin) is not int or type(end) is not int or begin < 0:
                 raise ValueError("shape and offsets must be non-negative integers")
         except (KeyError, TypeError, ValueError) as error:
             raise ProtocolError(f"not a readable safetensors buffer: tensor {name!r} is malformed ({error!r})") from None
-        count = math.prod(shape)
         if not begin <= end <= data.nbytes or end - begin != count * dtype.itemsize:
             raise ProtocolError(
                 f"not a readable safetensors buffer: tensor {name!r} bytes [{begin}, {end}) do not hold {shape} "
                 f"{entry['dtype']} inside the {data.nbytes}-byte data section"
             )
-        tensors[name] = data[begin:end].view(dtype).reshape(shape)
+        tensors[name] = np.ndarray(shape, dtype, data, begin)
     metadata = header.get("__metadata__")
     return tensors, dict(metadata) if isinstance(metadata, dict) else {}
 
