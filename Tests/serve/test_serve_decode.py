@@ -141,6 +141,33 @@ def test_small_messages_read_in_chunks_take_one_read_for_many():
     assert calls == {"read1": 2, "readinto": 0}, "one chunk for 40 messages, then the end"
 
 
+def read_every(reader: wire.MessageReader, pool: BufferPool) -> list:
+    """What a reader makes of a stream: each message (kind, batch, payload, decoded ids),
+    then the type of the error that stopped it, if any."""
+    outcome = []
+    try:
+        while (message := reader.read()) is not None:
+            ids = wire.decode_tensors(message, pool)[0]["_id"].tolist() if message.kind == wire.KIND_BATCH else None
+            outcome.append((message.kind, message.batch, bytes(message.payload), ids))
+    except (ProtocolError, wire.StreamCutError) as error:
+        outcome.append(type(error))
+    return outcome
+
+
+def test_reading_chunks_and_reading_each_message_agree_on_mutated_streams():
+    random = np.random.default_rng(15)
+    stream = b"".join(error_message(i) for i in range(3)) + batch_message(0) + error_message(3) + batch_message(1)
+    for trial in range(300):
+        data = bytearray(stream)
+        for _ in range(int(random.integers(1, 4))):
+            data[int(random.integers(len(data)))] ^= int(random.integers(1, 256))
+        if trial % 3 == 0:
+            del data[int(random.integers(len(data))) :]
+        whole = read_every(wire.MessageReader(io.BytesIO(bytes(data)).readinto, BufferPool()), BufferPool())
+        readinto, read1, _ = chunked(bytes(data), int(random.integers(1, 5000)))
+        assert read_every(wire.MessageReader(readinto, BufferPool(), read1=read1), BufferPool()) == whole, trial
+
+
 @pytest.mark.parametrize("cut", [3, wire.HEADER.size + 5, -3])
 def test_a_message_reader_reading_chunks_says_a_cut_message_is_cut(cut):
     data = error_message(0) + error_message(1)
