@@ -89,6 +89,25 @@ def test_giving_up_after_the_configured_time():
     assert time.monotonic() - started < 3
 
 
+def test_a_stream_that_ran_long_gives_up_only_its_time_after_the_last_batch():
+    # A stream restarts its tries at every batch: a cut after an hour of batches is retried
+    # for give_up_after from the last batch, not given up at once.
+    from mbdata_client.daemons import Daemons, Tries
+
+    now = [0.0]
+    slept = []
+    daemon = Daemons(["http://127.0.0.1:1"])
+    tries = Tries(daemon, "GET stream", retries=10, delay=lambda _: 0.5, give_up_after=2.0,
+                  clock=lambda: now[0], sleep=slept.append)
+    now[0] = 3600.0
+    tries.restart()
+    assert tries.failed(daemon.current, "cut") and slept == [0.5]
+    now[0] += 1.0
+    assert tries.failed(daemon.current, "cut again")
+    now[0] += 1.0  # 2 s since the last batch: the next wait would pass give_up_after
+    assert not tries.failed(daemon.current, "and again")
+
+
 def test_a_daemon_that_accepts_no_connection_is_left_after_the_connect_timeout(fake):
     """A listener whose accept queue is full drops new connections' SYNs, as a node that
     went away does: the client waits `connect_timeout`, not `timeout`, before the next."""
