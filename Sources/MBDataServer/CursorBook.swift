@@ -74,8 +74,8 @@ actor CursorBook {
             return state.ack(epoch: epoch, batches: batches) > 0
         }
         if outstanding[id] != nil {
-            outstanding[id]!.subtract(batches)
-            metrics.lag(cursor: id, batches: outstanding[id]!.count)
+            outstanding[id]?.subtract(batches)
+            metrics.lag(cursor: id, batches: outstanding[id]?.count ?? 0)
         }
         return state
     }

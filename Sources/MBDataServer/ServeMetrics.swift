@@ -67,11 +67,13 @@ final class ServeMetrics: Sendable {
     private let streams = Mutex<[[String]: Stream]>([:])
 
     func stream(dataset: String, mode: StreamMode) -> Stream {
-        let key = [dataset, mode.rawValue]
-        if let stream = streams.withLock({ $0[key] }) { return stream }
-        let stream = makeStream(dataset: dataset, mode: mode)
-        streams.withLock { $0[key] = stream }
-        return stream
+        streams.withLock { streams in
+            let key = [dataset, mode.rawValue]
+            if let stream = streams[key] { return stream }
+            let stream = makeStream(dataset: dataset, mode: mode)
+            streams[key] = stream
+            return stream
+        }
     }
 
     private func makeStream(dataset: String, mode: StreamMode) -> Stream {

@@ -4,8 +4,9 @@ import MBData
 import MBDataWire
 import NIOCore
 
-/// Writes one stream's messages: each batch (or run of local batch messages) as the workers ready it, then an end message —
-/// or an error message when production fails after the headers went out.
+/// Writes one stream's messages: each batch (or run of local batch messages) as the
+/// workers ready it, then an end message — or an error message when production fails after
+/// the headers went out.
 ///
 /// A write only hands its message to the connection's event loop, which writes it to the
 /// socket later; the socket's backpressure reaches the writer only once the loop has done

@@ -81,11 +81,11 @@ def batch_stream(
             # By default frames the daemon delivers locally are read ahead on native reader
             # threads (where the client's native module is built); an explicit prefetch
             # reads them on a stream thread (above 0) or on the consumer's thread (0).
-            ahead_locally = client.prefetch is None and headers.get("mbdata-delivery") == "local"
-            files = localframes.LocalFiles(LOCAL_READERS if ahead_locally else 0) if local else None
+            delivered_locally = headers.get("mbdata-delivery") == "local"
+            files = localframes.LocalFiles(LOCAL_READERS if delivered_locally and client.prefetch is None else 0) if local else None
             fallback = False
             # A local stream's messages are a few hundred bytes each, many to a chunk.
-            read1 = response.read1 if headers.get("mbdata-delivery") == "local" else None
+            read1 = response.read1 if delivered_locally else None
             messages = wire.MessageReader(response.readinto, client._buffers, files, read1)
             decoded = (
                 Batch(client, message, cursor, mode) if message.kind == wire.KIND_BATCH else message
