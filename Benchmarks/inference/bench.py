@@ -20,6 +20,11 @@ Write-back contenders (for each shape):
             (numpy), the outputs written into an SQLite table of the same file with
             executemany, WAL mode, one transaction per batch, arrays as blobs
   npsave    the lower bound of any store: the same reads, np.save per batch into a directory
+  floor     the write floor of any store in the dataset's SQLite file: `sqlite-floor`
+            (sqlite_floor.c, built by run.sh) commits the same rows into a table of the file,
+            a transaction per batch, WAL, synchronous=NORMAL, outputs built before the clock
+            starts, nothing read; checkpoints as mbdata's (WALCheckpointer's thresholds)
+  floor-sqlite  the same with SQLite's auto-checkpoint, as the peer's connection does
 Read side alone (nothing written):
   serve-read       client.infer without submitting (stopped once every batch was leased)
   serve-read-q     the same with lease_ahead=1, as the pipelined runs lease
@@ -40,12 +45,14 @@ Environment:
   N            samples (default 200000)
   MBDATA       mbdata binary (default .build/release/mbdata)
   BENCH_BIN    the in-process bench (default .build/release/mbdata-infer-bench)
+  FLOOR_BIN    the write floor's program (default WORK/sqlite-floor, built by run.sh)
   WORK         work folder (default Benchmarks/work/inference; gitignored)
   RESULTS      markdown report (default Benchmarks/results/inference.md; .json beside it)
   README_APPEND  1: append the summary to Benchmarks/README.md § "Inference write-back"
                (default: 1 when RESULTS is the default, else 0)
   SHAPES       default scores,embedding
-  RUNS         default serve-1,serve-2,serve-1q,serve-2q,swift-k1,swift-k4,peer,npsave,serve-read,serve-read-q,
+  RUNS         default serve-1,serve-2,serve-1q,serve-2q,swift-k1,swift-k4,peer,npsave,floor,floor-sqlite,
+               serve-read,serve-read-q,
                share-read-seq,share-read,swift-read,swift-train-read,sqlite-read
   REPEATS      rounds (default 3)
   BATCH_SIZE   default 256
@@ -89,7 +96,8 @@ rel, fmt, prewarm, short_cmd, last_lines = ib.rel, ib.fmt, ib.prewarm, sb.short_
 
 SAMPLE_BYTES = 3 * 32 * 32 + 8
 TARGET_VS_PEER = 2.0
-WRITE_RUNS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4", "peer", "npsave"]
+WRITE_RUNS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4", "peer", "npsave", "floor", "floor-sqlite"]
+FLOORS = ["floor", "floor-sqlite"]
 READ_RUNS = ["serve-read", "serve-read-q", "share-read-seq", "share-read", "swift-read", "swift-train-read", "sqlite-read"]
 MBDATA_WRITERS = ["serve-1", "serve-2", "serve-1q", "serve-2q", "swift-k1", "swift-k4"]
 SUBMIT_WINDOW = 4  # the pipelined runs' Client(submit_window=…)
@@ -105,6 +113,8 @@ LABELS = {
     "swift-k4": "in process (InferenceJob), k = 4",
     "peer": "Python peer: SQLite executemany, WAL, a transaction per batch",
     "npsave": "lower bound: np.save per batch",
+    "floor": "write floor: SQLite alone (C, outputs prebuilt, nothing read), mbdata's checkpoints",
+    "floor-sqlite": "write floor: SQLite alone (C, outputs prebuilt, nothing read), SQLite's auto-checkpoint",
     "serve-read": "serve, infer leases, no submit",
     "serve-read-q": "serve, infer leases ahead (lease_ahead=1, as pipelined), no submit",
     "share-read-seq": "serve, training's share stream, same plan (no shuffle)",
@@ -215,6 +225,19 @@ def check_output(db: Path, table: str, schema: dict, n: int, job_output: str | N
     return {"ok": not problems, "rows": rows, "problems": problems}
 
 
+def floor_fields(schema: dict) -> list[str]:
+    """sqlite-floor's FIELD arguments: NAME=int64 for an integer scalar, NAME=blob:BYTES for an array."""
+    out = []
+    for name, dtype, shape in fields(schema):
+        if shape:
+            out.append(f"{name}=blob:{dtype.itemsize * int(np.prod(shape))}")
+        elif dtype.kind in "iub":
+            out.append(f"{name}=int64")
+        else:
+            raise ValueError(f"sqlite-floor writes integer scalars and arrays, not a {dtype} scalar ({name})")
+    return out
+
+
 def check_npsave(folder: Path, n: int) -> dict:
     ids = [np.load(p) for p in sorted(folder.glob("*._id.npy"))]
     got = np.concatenate(ids) if ids else np.empty(0, np.int64)
@@ -255,6 +278,9 @@ def commands(cfg: str, shape: str | None, ctx: dict, url: str) -> list[list[str]
                          "--synchronous", ctx["peer_sync"])]
     if cfg == "npsave":
         return [consumer(ctx, "npsave", "--db", str(db), "--schema", schema, "--out-dir", str(ctx["npsave_dir"]))]
+    if cfg in FLOORS:
+        checkpoints = "background" if cfg == "floor" else "sqlite"
+        return [[str(ctx["floor_bin"]), str(db), f"floor_{shape}", str(batch), checkpoints, *floor_fields(SCHEMAS[shape])]]
     if cfg in ("serve-read", "serve-read-q"):
         ahead = ["--lease-ahead", str(LEASE_AHEAD)] if cfg.endswith("q") else []
         return [consumer(ctx, "serve-read", "--url", url, "--output", READ_OUTPUT,
@@ -278,6 +304,8 @@ def prepare_state(cfg: str, shape: str | None, ctx: dict, timeout: float) -> Non
         reset_output(ctx["bench_bin"], db, READ_OUTPUT, ctx["schemas"]["scores"], timeout)
     elif cfg == "peer":
         reset_peer_table(db, f"peer_{shape}", SCHEMAS[shape])
+    elif cfg in FLOORS:
+        reset_peer_table(db, f"floor_{shape}", SCHEMAS[shape])
     elif cfg == "npsave":
         shutil.rmtree(ctx["npsave_dir"], ignore_errors=True)
         ctx["npsave_dir"].mkdir(parents=True)
@@ -318,8 +346,8 @@ def measure(cfg: str, shape: str | None, rep: int, ctx: dict, work: Path, mbdata
         if cfg == "npsave":
             res["check"] = check_npsave(ctx["npsave_dir"], ctx["n"])
         else:
-            table = f"peer_{shape}" if cfg == "peer" else f"outputs_{shape}"
-            res["check"] = check_output(ctx["db"], table, SCHEMAS[shape], ctx["n"], None if cfg == "peer" else shape,
+            table = {"peer": f"peer_{shape}", "floor": f"floor_{shape}", "floor-sqlite": f"floor_{shape}"}.get(cfg, f"outputs_{shape}")
+            res["check"] = check_output(ctx["db"], table, SCHEMAS[shape], ctx["n"], shape if cfg in MBDATA_WRITERS else None,
                                         expected_batches(ctx["n"], ctx["batch"]))
         if not res["check"]["ok"]:
             res["ok"] = False
@@ -384,10 +412,10 @@ def ratio_rows(reps: dict, shapes: list[str], runs: list[str]) -> list[dict]:
 
     out = []
     for shape in shapes:
-        for cfg in MBDATA_WRITERS + ["npsave"]:
+        for cfg in MBDATA_WRITERS + ["npsave"] + FLOORS:
             if cfg in runs:
                 out.append(entry(f"{shape}: {LABELS[cfg]} ÷ Python SQLite peer", (cfg, shape), ("peer", shape),
-                                 None if cfg == "npsave" else TARGET_VS_PEER))
+                                 TARGET_VS_PEER if cfg in MBDATA_WRITERS else None))
     for a, b, target in (("serve-read", "share-read-seq", 1.0), ("serve-read", "share-read", 1.0),
                          ("serve-read-q", "share-read-seq", 1.0), ("serve-read-q", "share-read", 1.0),
                          ("swift-read", "swift-train-read", 1.0), ("serve-read", "sqlite-read", None)):
@@ -481,7 +509,7 @@ def render(info: dict, settings: dict, table: dict, reps: dict, shapes: list[str
         "The peer writes into the dataset file itself, into a table `peer_<shape>` (`_id INTEGER PRIMARY KEY`, one "
         "column per field as mbdata types it), with `journal_mode=WAL` and `synchronous` as in the settings (mbdata's "
         "connections run WAL with `synchronous=NORMAL`: a commit survives a crash of the process, not of the machine; "
-        "np.save does not sync at all). After each write run the rows are checked: one per sample, joined to "
+        "np.save does not sync at all). The write floor (`sqlite-floor`, C, the system's libsqlite3) writes the same rows into `floor_<shape>` of the same file with the same settings, outputs built and sample `_id`s read before READY, nothing else in its loop. After each write run the rows are checked: one per sample, joined to "
         "`samples`, blobs of the right size, and for mbdata outputs the job's committed batches. **peak RSS** = GNU "
         "time's maximum resident set size of the consumer (the largest of the processes); **daemon** = its VmHWM.")
     return "\n".join(out) + "\n"
@@ -552,19 +580,22 @@ def main() -> int:
     repeats = env_int("REPEATS", 3)
     timeout = float(env_int("TIMEOUT", 300))
     serve_extra = shlex.split(os.environ.get("SERVE_ARGS", ""))
-    for binary in (mbdata, bench_bin):
+    floor_bin = env_path("FLOOR_BIN", work / "sqlite-floor")
+    for binary in (mbdata, bench_bin) + ((floor_bin,) if any(r in runs for r in FLOORS) else ()):
         if not binary.exists():
-            raise SystemExit(f"{binary} not found: build it first (make release)")
+            raise SystemExit(f"{binary} not found: build it first (make release; run.sh builds sqlite-floor)")
     (work / "logs").mkdir(parents=True, exist_ok=True)
 
     srv.exit_on_signals()
     t_start = time.perf_counter()
     ctx = prepare(work, n, mbdata, timeout)
     ctx.update({"n": n, "batch": env_int("BATCH_SIZE", 256), "bench_bin": bench_bin, "read_k": env_int("READ_K", 1),
-                "peer_sync": os.environ.get("PEER_SYNC", "NORMAL"), "npsave_dir": work / "npsave"})
+                "peer_sync": os.environ.get("PEER_SYNC", "NORMAL"), "npsave_dir": work / "npsave", "floor_bin": floor_bin})
     info = ib.machine_info(work, mbdata)
     info["mbdata-infer-bench binary"] = f"{rel(bench_bin)} (sha256 {sb.file_sha(bench_bin)})"
     info["mbdata_client"] = srv.client_info()
+    if floor_bin.exists():
+        info["sqlite-floor binary"] = f"{rel(floor_bin)} (sha256 {sb.file_sha(floor_bin)})"
     settings = {"N": f"{n:,}", "batch": ctx["batch"], "repeats": repeats, "shapes": ", ".join(shapes),
                 "peer": f"journal_mode=WAL, synchronous={ctx['peer_sync']}, one transaction per batch, executemany",
                 "in-process read k": ctx["read_k"], "serve extra args": shlex.join(serve_extra) or "none"}
