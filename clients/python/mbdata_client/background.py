@@ -59,7 +59,8 @@ class BackgroundQueue:
             self._raise_error()
             idle = not self._waiting()
             put()
-            if self._thread is None or self._thread_pid != os.getpid():  # none yet, idle out, or a forked child's
+            # None yet, idled out, died of an error outside its send, or a forked child's.
+            if self._thread is None or self._thread_pid != os.getpid() or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
                 self._thread_pid = os.getpid()
                 self._thread.start()
