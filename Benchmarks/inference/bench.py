@@ -187,7 +187,8 @@ def reset_output(bench_bin: Path, db: Path, output: str, schema: Path, timeout: 
         raise RuntimeError(f"reset failed (exit {rc}): {short_cmd(cmd)}\n{last_lines(err, 10)}")
 
 
-def reset_peer_table(db: Path, table: str, schema: dict) -> None:
+def reset_table(db: Path, table: str, schema: dict) -> None:
+    """The peer's or the write floor's table, dropped and created empty (a column per field)."""
     columns = ", ".join(f"{name} {sql_type(dtype, shape)} NOT NULL" for name, dtype, shape in fields(schema))
     con = sqlite3.connect(str(db), isolation_level=None)
     con.execute(f"DROP TABLE IF EXISTS {table}")
@@ -303,9 +304,9 @@ def prepare_state(cfg: str, shape: str | None, ctx: dict, timeout: float) -> Non
     elif cfg in ("serve-read", "serve-read-q"):
         reset_output(ctx["bench_bin"], db, READ_OUTPUT, ctx["schemas"]["scores"], timeout)
     elif cfg == "peer":
-        reset_peer_table(db, f"peer_{shape}", SCHEMAS[shape])
+        reset_table(db, f"peer_{shape}", SCHEMAS[shape])
     elif cfg in FLOORS:
-        reset_peer_table(db, f"floor_{shape}", SCHEMAS[shape])
+        reset_table(db, f"floor_{shape}", SCHEMAS[shape])
     elif cfg == "npsave":
         shutil.rmtree(ctx["npsave_dir"], ignore_errors=True)
         ctx["npsave_dir"].mkdir(parents=True)

@@ -40,6 +40,12 @@ static void check(sqlite3 *db, int rc, const char *what) {
     if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) fail(what, sqlite3_errmsg(db));
 }
 
+static void *allocate(void *old, size_t bytes) {
+    void *memory = realloc(old, bytes);
+    if (!memory) fail("out of memory", NULL);
+    return memory;
+}
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -89,11 +95,11 @@ static int wal_hook(void *unused, sqlite3 *db, const char *name, int frames) {
 static int64_t *sample_ids(sqlite3 *db, int *count) {
     sqlite3_stmt *st;
     int capacity = 1 << 16, n = 0;
-    int64_t *ids = malloc(sizeof *ids * (size_t)capacity);
+    int64_t *ids = allocate(NULL, sizeof *ids * (size_t)capacity);
     check(db, sqlite3_prepare_v2(db, "SELECT _id FROM samples ORDER BY _id", -1, &st, NULL), "select ids");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == capacity) ids = realloc(ids, sizeof *ids * (size_t)(capacity *= 2));
+        if (n == capacity) ids = allocate(ids, sizeof *ids * (size_t)(capacity *= 2));
         ids[n++] = sqlite3_column_int64(st, 0);
     }
     check(db, rc, "select ids");
@@ -113,7 +119,7 @@ static void parse_field(const char *spec, int batch, struct field *f) {
     }
     if (strncmp(eq + 1, "blob:", 5) != 0 || (f->blob_bytes = atoi(eq + 6)) <= 0) fail("bad field", spec);
     size_t total = (size_t)VARIANTS * (size_t)batch * (size_t)f->blob_bytes;
-    f->values = malloc(total);
+    f->values = allocate(NULL, total);
     for (size_t i = 0; i < total; i++) f->values[i] = (unsigned char)(i * 2654435761u >> 13);
 }
 
